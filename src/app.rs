@@ -1,0 +1,86 @@
+//! Wiring: settings + clock → the shared application state.
+
+use crate::audit::AuditLog;
+use crate::authn::password::{PasswordError, PasswordHasher};
+use crate::authn::session::Sessions;
+use crate::clock::Clock;
+use crate::config::{Settings, StoreSettings};
+use crate::directory::Directory;
+use crate::keys::KeySet;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::{Store, StoreError};
+use crate::tokens::TokenIssuer;
+use crate::tokens::grants::Grants;
+use std::sync::Arc;
+
+/// Everything a request handler needs. Cheap to clone (all `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub clock: Arc<dyn Clock>,
+    pub store: Arc<dyn Store>,
+    pub tokens: TokenIssuer,
+    pub directory: Directory,
+    pub sessions: Sessions,
+    pub grants: Grants,
+    pub audit: AuditLog,
+    pub hasher: PasswordHasher,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("password hashing: {0}")]
+    Password(#[from] PasswordError),
+}
+
+/// How long old signing keys stay published after rotation: the longest
+/// lifetime of a JWT we sign, plus a margin for clock skew and caches.
+pub fn key_retention(settings: &Settings) -> time::Duration {
+    settings.tokens.access_token.max(settings.tokens.id_token) + time::Duration::minutes(10)
+}
+
+impl AppState {
+    /// Opens the configured store and keys.
+    pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState, BuildError> {
+        let store: Arc<dyn Store> = match &settings.store {
+            StoreSettings::Embedded { path } => Arc::new(EmbeddedStore::open(path)?),
+        };
+        Self::with_store(settings, clock, store)
+    }
+
+    /// Builds on an already-open store (tests, benchmarks).
+    pub fn with_store(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+    ) -> Result<AppState, BuildError> {
+        let now = clock.now();
+        let keys = KeySet::load_or_create(
+            &settings.keys_dir,
+            settings.key_algorithm,
+            now,
+            key_retention(&settings),
+        )?;
+        let directory = Directory::new(store.clone());
+        let hasher = PasswordHasher::new(settings.password_hashing)?;
+        Ok(AppState {
+            tokens: TokenIssuer::new(keys, settings.issuer.clone()),
+            sessions: Sessions::new(store.clone(), directory.clone()),
+            grants: Grants::new(
+                store.clone(),
+                settings.tokens.refresh_token,
+                settings.tokens.access_token,
+            ),
+            audit: AuditLog::new(store.clone()),
+            directory,
+            hasher,
+            settings: Arc::new(settings),
+            clock,
+            store,
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! Authentication: credentials, the methods a session was proven with, and
+//! what those methods mean on the wire (`amr`, `acr`).
+
+pub mod methods;
+pub mod password;
+pub mod session;
+
+pub use methods::{Acr, AuthMethod};

@@ -1,0 +1,134 @@
+//! Browser sessions.
+//!
+//! The session cookie holds a random 256-bit secret; the store keeps only its
+//! SHA-256 digest, so a copy of the store cannot be replayed as a cookie. A
+//! session is live while (a) its record has not expired, (b) its user exists
+//! and is enabled, and (c) its `epoch` equals the user's `session_epoch`:
+//! "sign out everywhere" bumps the epoch, which ends every session and grant
+//! of the user in one atomic write.
+
+use super::methods::{self, Acr, AuthMethod};
+use crate::directory::{Directory, DirectoryError, User};
+use crate::ids::{OpaqueSecret, SecretDigest};
+use crate::store::{Durability, Store, StoreError, decode, encode};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+pub const SESSIONS: &str = "session";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The public session id (`sid` claim); not the cookie secret.
+    pub sid: String,
+    pub user_id: crate::ids::UserId,
+    pub methods: Vec<AuthMethod>,
+    /// Unix seconds of the last interactive authentication.
+    pub auth_time: i64,
+    pub expires_at: i64,
+    pub epoch: u64,
+}
+
+impl Session {
+    pub fn acr(&self) -> Acr {
+        methods::acr(&self.methods)
+    }
+
+    pub fn amr(&self) -> Vec<&'static str> {
+        methods::amr(&self.methods)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error("random source failed")]
+    Random,
+}
+
+impl From<crate::ids::RandomError> for SessionError {
+    fn from(_: crate::ids::RandomError) -> Self {
+        SessionError::Random
+    }
+}
+
+#[derive(Clone)]
+pub struct Sessions {
+    store: Arc<dyn Store>,
+    directory: Directory,
+}
+
+impl Sessions {
+    pub fn new(store: Arc<dyn Store>, directory: Directory) -> Self {
+        Self { store, directory }
+    }
+
+    /// Starts a session for `user` proven with `methods`; returns the cookie
+    /// secret (shown once) and the session.
+    pub async fn start(
+        &self,
+        user: &User,
+        methods: Vec<AuthMethod>,
+        now: OffsetDateTime,
+        lifetime: time::Duration,
+    ) -> Result<(OpaqueSecret, Session), SessionError> {
+        let secret = OpaqueSecret::generate()?;
+        let session = Session {
+            sid: crate::ids::random_uuid()?.simple().to_string(),
+            user_id: user.id,
+            methods,
+            auth_time: now.unix_timestamp(),
+            expires_at: (now + lifetime).unix_timestamp(),
+            epoch: user.session_epoch,
+        };
+        self.store
+            .put(
+                SESSIONS,
+                secret.digest().as_str(),
+                encode(&session)?,
+                Some(session.expires_at),
+                Durability::Durable,
+            )
+            .await?;
+        Ok((secret, session))
+    }
+
+    /// The live session behind a cookie value, with its user.
+    pub async fn resume(
+        &self,
+        cookie: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<(Session, User)>, SessionError> {
+        self.resume_digest(&SecretDigest::of(cookie), now).await
+    }
+
+    /// Like [`Sessions::resume`], by digest (grants remember the digest).
+    pub async fn resume_digest(
+        &self,
+        digest: &SecretDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<(Session, User)>, SessionError> {
+        let Some(record) = self.store.get(SESSIONS, digest.as_str(), now.unix_timestamp()).await? else {
+            return Ok(None);
+        };
+        let session: Session = decode(SESSIONS, &record.value)?;
+        let Some(user) = self.directory.user(session.user_id, now).await? else {
+            return Ok(None);
+        };
+        if !user.account_enabled || user.session_epoch != session.epoch {
+            return Ok(None);
+        }
+        Ok(Some((session, user)))
+    }
+
+    /// Ends the session behind a cookie value (logout).
+    pub async fn end(&self, cookie: &str, now: OffsetDateTime) -> Result<bool, SessionError> {
+        Ok(self
+            .store
+            .delete(SESSIONS, SecretDigest::of(cookie).as_str(), Durability::Durable, now.unix_timestamp())
+            .await?)
+    }
+}

@@ -1,0 +1,686 @@
+//! Configuration: `config/gatepass.toml` plus `GATEPASS_*` environment
+//! overrides, validated into [`Settings`].
+//!
+//! Start-up refuses any doubt: an unknown key, a value of the wrong type or
+//! out of range, or an unknown `GATEPASS_*` variable stops the process with a
+//! message that names the key and what is allowed. A typo in a security
+//! setting must never silently fall back to a default.
+//!
+//! Environment overrides name a key path with `__` between levels:
+//! `GATEPASS_ISSUER`, `GATEPASS_STORE__PATH`, `GATEPASS_KEYS__ALGORITHM`.
+
+use crate::keys::Algorithm;
+use serde::Deserialize;
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use url::Url;
+
+/// Why the configuration was refused. Messages name the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    issuer: String,
+    listen: String,
+    workers: Option<usize>,
+    store: RawStore,
+    keys: RawKeys,
+    #[serde(default)]
+    clients: Vec<RawClient>,
+    #[serde(default)]
+    session: RawSession,
+    #[serde(default)]
+    tokens: RawTokens,
+    #[serde(default)]
+    password_hashing: RawPasswordHashing,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    backend: String,
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    dir: PathBuf,
+    #[serde(default = "default_algorithm")]
+    algorithm: String,
+}
+
+fn default_algorithm() -> String {
+    "ES256".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    client_id: String,
+    client_secret: Option<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    #[serde(default = "default_grant_types")]
+    grant_types: Vec<String>,
+    #[serde(default)]
+    app_permissions: Vec<String>,
+    #[serde(default)]
+    delegated_permissions: Vec<String>,
+    display_name: Option<String>,
+}
+
+fn default_grant_types() -> Vec<String> {
+    vec!["authorization_code".to_owned(), "refresh_token".to_owned()]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSession {
+    lifetime_minutes: i64,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        Self {
+            lifetime_minutes: 480,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTokens {
+    access_token_lifetime_minutes: i64,
+    id_token_lifetime_minutes: i64,
+    refresh_token_lifetime_days: i64,
+}
+
+impl Default for RawTokens {
+    fn default() -> Self {
+        Self {
+            access_token_lifetime_minutes: 10,
+            id_token_lifetime_minutes: 10,
+            refresh_token_lifetime_days: 14,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPasswordHashing {
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+}
+
+impl Default for RawPasswordHashing {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Where state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    /// One redb file; for a single instance.
+    Embedded { path: PathBuf },
+}
+
+/// An OAuth grant type a client may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] = [
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+        GrantType::ClientCredentials,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+}
+
+/// A registered relying party.
+#[derive(Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub display_name: String,
+    /// SHA-256 of the secret; `None` for a public client (PKCE required).
+    pub secret_digest: Option<crate::ids::SecretDigest>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: BTreeSet<GrantType>,
+    pub app_permissions: BTreeSet<String>,
+    pub delegated_permissions: BTreeSet<String>,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.secret_digest.is_none()
+    }
+
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret digest is left out on purpose: it is a password verifier.
+        f.debug_struct("Client")
+            .field("client_id", &self.client_id)
+            .field("public", &self.is_public())
+            .field("redirect_uris", &self.redirect_uris)
+            .field("grant_types", &self.grant_types)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Token lifetimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenLifetimes {
+    pub access_token: time::Duration,
+    pub id_token: time::Duration,
+    pub refresh_token: time::Duration,
+}
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordHashing {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The issuer, without a trailing slash; every URL Gatepass emits is
+    /// derived from it, whatever the request's Host header says.
+    pub issuer: String,
+    pub listen: SocketAddr,
+    pub workers: Option<usize>,
+    pub store: StoreSettings,
+    pub keys_dir: PathBuf,
+    pub key_algorithm: Algorithm,
+    pub clients: HashMap<String, Client>,
+    pub session_lifetime: time::Duration,
+    pub tokens: TokenLifetimes,
+    pub password_hashing: PasswordHashing,
+}
+
+impl Settings {
+    /// Whether cookies must carry `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// The audience of access tokens for the Graph-compatible API.
+    pub fn graph_audience(&self) -> String {
+        format!("{}/graph", self.issuer)
+    }
+
+    pub fn client(&self, client_id: &str) -> Option<&Client> {
+        self.clients.get(client_id)
+    }
+}
+
+/// Environment variables that belong to tooling, not to the configuration.
+const NON_CONFIG_VARS: &[&str] = &["GATEPASS_LOG", "GATEPASS_REQUIRE_REDIS"];
+const NON_CONFIG_PREFIXES: &[&str] = &["GATEPASS_TEST_", "GATEPASS_BENCH_"];
+
+/// Scalar keys that may be overridden from the environment.
+const OVERRIDABLE: &[&str] = &[
+    "issuer",
+    "listen",
+    "workers",
+    "store.backend",
+    "store.path",
+    "keys.dir",
+    "keys.algorithm",
+    "session.lifetime_minutes",
+    "tokens.access_token_lifetime_minutes",
+    "tokens.id_token_lifetime_minutes",
+    "tokens.refresh_token_lifetime_days",
+    "password_hashing.memory_kib",
+    "password_hashing.iterations",
+    "password_hashing.parallelism",
+];
+
+const INTEGER_KEYS: &[&str] = &[
+    "workers",
+    "session.lifetime_minutes",
+    "tokens.access_token_lifetime_minutes",
+    "tokens.id_token_lifetime_minutes",
+    "tokens.refresh_token_lifetime_days",
+    "password_hashing.memory_kib",
+    "password_hashing.iterations",
+    "password_hashing.parallelism",
+];
+
+/// Graph application/delegated permission names a client may hold.
+pub const GRAPH_PERMISSIONS: &[&str] = &[
+    "User.Read",
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+    "UserAuthMethod-TAP.Read.All",
+    "UserAuthMethod-TAP.ReadWrite.All",
+    "Policy.Read.All",
+    "Policy.ReadWrite.AuthenticationMethod",
+    "Policy.Read.ConditionalAccess",
+    "Policy.ReadWrite.ConditionalAccess",
+    "RoleManagement.Read.Directory",
+    "RoleManagement.ReadWrite.Directory",
+    "Group.Read.All",
+    "Group.ReadWrite.All",
+    "AuditLog.Read.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+
+impl Settings {
+    /// Reads `path`, applies `GATEPASS_*` overrides from `env`, validates.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path, env)
+    }
+
+    /// Like [`Settings::load`] on text already read; `origin` names it in errors.
+    pub fn from_toml(
+        text: &str,
+        origin: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigError::Parse {
+                path: origin.to_owned(),
+                message: e.to_string(),
+            }
+        })?;
+        apply_env_overrides(&mut table, env)?;
+        let raw = RawConfig::deserialize(toml::Value::Table(table)).map_err(|e| {
+            ConfigError::Parse {
+                path: origin.to_owned(),
+                message: e.to_string(),
+            }
+        })?;
+        validate(raw)
+    }
+}
+
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("GATEPASS_"))
+        .filter(|(k, _)| !NON_CONFIG_VARS.contains(&k.as_str()))
+        .filter(|(k, _)| !NON_CONFIG_PREFIXES.iter().any(|p| k.starts_with(p)))
+        .collect();
+    vars.sort();
+    for (var, value) in vars {
+        let path = var["GATEPASS_".len()..].to_ascii_lowercase().replace("__", ".");
+        if !OVERRIDABLE.contains(&path.as_str()) {
+            return Err(ConfigError::Env {
+                var,
+                message: format!(
+                    "not a Gatepass setting; overridable keys are {}",
+                    OVERRIDABLE
+                        .iter()
+                        .map(|k| format!("GATEPASS_{}", k.to_ascii_uppercase().replace('.', "__")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        let parsed = if INTEGER_KEYS.contains(&path.as_str()) {
+            toml::Value::Integer(value.trim().parse().map_err(|_| ConfigError::Env {
+                var: var.clone(),
+                message: format!("`{path}` must be an integer, got {value:?}"),
+            })?)
+        } else {
+            toml::Value::String(value)
+        };
+        let mut node = &mut *table;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                node.insert(part.to_owned(), parsed.clone());
+                break;
+            }
+            let entry = node
+                .entry(part.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = match entry {
+                toml::Value::Table(t) => t,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: var.clone(),
+                        message: format!("`{part}` is not a table in the config file"),
+                    });
+                }
+            };
+        }
+    }
+    Ok(())
+}
+
+fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
+    let issuer = validate_issuer(&raw.issuer)?;
+    let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+        invalid(
+            "listen",
+            format!("{:?} is not an address:port such as 127.0.0.1:8080", raw.listen),
+        )
+    })?;
+    if let Some(w) = raw.workers {
+        if w == 0 || w > 1024 {
+            return Err(invalid("workers", "must be between 1 and 1024"));
+        }
+    }
+    let store = match raw.store.backend.as_str() {
+        "embedded" => StoreSettings::Embedded {
+            path: raw
+                .store
+                .path
+                .ok_or_else(|| invalid("store.path", "required when backend = \"embedded\""))?,
+        },
+        other => {
+            return Err(invalid(
+                "store.backend",
+                format!("{other:?} is not supported; allowed: \"embedded\""),
+            ));
+        }
+    };
+    let key_algorithm: Algorithm = raw
+        .keys
+        .algorithm
+        .parse()
+        .map_err(|_| invalid("keys.algorithm", format!("{:?}: allowed values are ES256, RS256, EdDSA", raw.keys.algorithm)))?;
+    let mut clients = HashMap::new();
+    for (i, c) in raw.clients.into_iter().enumerate() {
+        let client = validate_client(i, c)?;
+        if clients.contains_key(&client.client_id) {
+            return Err(invalid(
+                format!("clients[{i}].client_id"),
+                format!("{:?} is registered twice", client.client_id),
+            ));
+        }
+        clients.insert(client.client_id.clone(), client);
+    }
+    let minutes = |key: &str, v: i64, min: i64, max: i64| {
+        if (min..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(invalid(key, format!("must be between {min} and {max}, got {v}")))
+        }
+    };
+    let session_lifetime = time::Duration::minutes(minutes(
+        "session.lifetime_minutes",
+        raw.session.lifetime_minutes,
+        1,
+        60 * 24 * 90,
+    )?);
+    let tokens = TokenLifetimes {
+        access_token: time::Duration::minutes(minutes(
+            "tokens.access_token_lifetime_minutes",
+            raw.tokens.access_token_lifetime_minutes,
+            1,
+            24 * 60,
+        )?),
+        id_token: time::Duration::minutes(minutes(
+            "tokens.id_token_lifetime_minutes",
+            raw.tokens.id_token_lifetime_minutes,
+            1,
+            24 * 60,
+        )?),
+        refresh_token: time::Duration::days(minutes(
+            "tokens.refresh_token_lifetime_days",
+            raw.tokens.refresh_token_lifetime_days,
+            1,
+            365,
+        )?),
+    };
+    let ph = raw.password_hashing;
+    argon2::Params::new(ph.memory_kib, ph.iterations, ph.parallelism, None).map_err(|e| {
+        invalid(
+            "password_hashing",
+            format!("invalid argon2id parameters ({e}); memory_kib must be at least 8 × parallelism, iterations ≥ 1, parallelism 1–16777215"),
+        )
+    })?;
+    Ok(Settings {
+        issuer,
+        listen,
+        workers: raw.workers,
+        store,
+        keys_dir: raw.keys.dir,
+        key_algorithm,
+        clients,
+        session_lifetime,
+        tokens,
+        password_hashing: PasswordHashing {
+            memory_kib: ph.memory_kib,
+            iterations: ph.iterations,
+            parallelism: ph.parallelism,
+        },
+    })
+}
+
+fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
+    let url = Url::parse(raw)
+        .map_err(|e| invalid("issuer", format!("{raw:?} is not an absolute URL ({e})")))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(invalid("issuer", "must use https (or http for local development)"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("issuer", "must not have a query or fragment (OpenID Connect Discovery §3)"));
+    }
+    if url.host_str().is_none() {
+        return Err(invalid("issuer", "must have a host"));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
+    let key = |field: &str| format!("clients[{i}].{field}");
+    if c.client_id.trim().is_empty() || c.client_id.len() > 255 {
+        return Err(invalid(key("client_id"), "must be 1–255 characters"));
+    }
+    let mut grant_types = BTreeSet::new();
+    for g in &c.grant_types {
+        let grant = GrantType::parse(g).ok_or_else(|| {
+            invalid(
+                key("grant_types"),
+                format!("{g:?}: allowed values are authorization_code, refresh_token, client_credentials"),
+            )
+        })?;
+        grant_types.insert(grant);
+    }
+    if grant_types.is_empty() {
+        return Err(invalid(key("grant_types"), "must list at least one grant type"));
+    }
+    let secret_digest = match c.client_secret {
+        Some(s) if s.len() < 16 => {
+            return Err(invalid(key("client_secret"), "must be at least 16 characters"));
+        }
+        Some(s) => Some(crate::ids::SecretDigest::of(&s)),
+        None => None,
+    };
+    if secret_digest.is_none() && grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(invalid(
+            key("grant_types"),
+            "client_credentials needs a client_secret (a public client cannot authenticate)",
+        ));
+    }
+    if grant_types.contains(&GrantType::AuthorizationCode) && c.redirect_uris.is_empty() {
+        return Err(invalid(key("redirect_uris"), "authorization_code needs at least one redirect URI"));
+    }
+    for (field, uris) in [
+        ("redirect_uris", &c.redirect_uris),
+        ("post_logout_redirect_uris", &c.post_logout_redirect_uris),
+    ] {
+        for uri in uris {
+            let url = Url::parse(uri).map_err(|_| {
+                invalid(key(field), format!("{uri:?} is not an absolute URL"))
+            })?;
+            if url.fragment().is_some() {
+                return Err(invalid(key(field), format!("{uri:?} must not have a fragment (RFC 6749 §3.1.2)")));
+            }
+        }
+    }
+    for (field, perms) in [
+        ("app_permissions", &c.app_permissions),
+        ("delegated_permissions", &c.delegated_permissions),
+    ] {
+        for p in perms {
+            if !GRAPH_PERMISSIONS.contains(&p.as_str()) {
+                return Err(invalid(
+                    key(field),
+                    format!("{p:?} is not a known Graph permission; known: {}", GRAPH_PERMISSIONS.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(Client {
+        display_name: c.display_name.unwrap_or_else(|| c.client_id.clone()),
+        client_id: c.client_id,
+        secret_digest,
+        redirect_uris: c.redirect_uris,
+        post_logout_redirect_uris: c.post_logout_redirect_uris,
+        grant_types,
+        app_permissions: c.app_permissions.into_iter().collect(),
+        delegated_permissions: c.delegated_permissions.into_iter().collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    const MINIMAL: &str = r#"
+issuer = "http://localhost:8080"
+listen = "127.0.0.1:8080"
+[store]
+backend = "embedded"
+path = "data/gatepass.redb"
+[keys]
+dir = "keys"
+"#;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_toml(
+            text,
+            Path::new("test.toml"),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn config_minimal_gets_documented_defaults() {
+        let s = load(MINIMAL, &[]).unwrap();
+        assert_eq!(s.issuer, "http://localhost:8080");
+        assert_eq!(s.key_algorithm, Algorithm::Es256);
+        assert_eq!(s.password_hashing, PasswordHashing { memory_kib: 19456, iterations: 2, parallelism: 1 });
+        assert_eq!(s.tokens.access_token, time::Duration::minutes(10));
+    }
+
+    #[test]
+    fn config_default_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gatepass.toml");
+        let s = Settings::load(&path, std::iter::empty()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert!(s.client("demo-app").is_some());
+    }
+
+    #[test]
+    fn config_unknown_key_is_named() {
+        let err = load(&format!("{MINIMAL}\n[session]\nlifetime_minutez = 3\n"), &[]).unwrap_err();
+        assert!(err.to_string().contains("lifetime_minutez"), "{err}");
+    }
+
+    #[test]
+    fn config_env_override_applies_and_unknown_env_is_refused() {
+        let s = load(MINIMAL, &[("GATEPASS_STORE__PATH", "/tmp/x.redb"), ("GATEPASS_SESSION__LIFETIME_MINUTES", "5")]).unwrap();
+        assert_eq!(s.store, StoreSettings::Embedded { path: "/tmp/x.redb".into() });
+        assert_eq!(s.session_lifetime, time::Duration::minutes(5));
+        let err = load(MINIMAL, &[("GATEPASS_ISUER", "x")]).unwrap_err();
+        assert!(err.to_string().contains("GATEPASS_ISUER"), "{err}");
+        let err = load(MINIMAL, &[("GATEPASS_WORKERS", "many")]).unwrap_err();
+        assert!(err.to_string().contains("workers"), "{err}");
+        // tooling variables are not configuration
+        load(MINIMAL, &[("GATEPASS_REQUIRE_REDIS", "1"), ("GATEPASS_TEST_REDIS_URL", "redis://x")]).unwrap();
+    }
+
+    #[test]
+    fn config_invalid_values_name_the_key() {
+        let cases = [
+            (MINIMAL.replace("http://localhost:8080", "localhost"), "issuer"),
+            (MINIMAL.replace("127.0.0.1:8080", "nowhere"), "listen"),
+            (MINIMAL.replace("\"embedded\"", "\"mongo\""), "store.backend"),
+            (format!("{MINIMAL}algorithm = \"HS256\"\n"), "keys.algorithm"),
+            (format!("{MINIMAL}[session]\nlifetime_minutes = 0\n"), "session.lifetime_minutes"),
+            (format!("{MINIMAL}[[clients]]\nclient_id = \"a\"\nredirect_uris = [\"/cb\"]\n"), "clients[0].redirect_uris"),
+            (format!("{MINIMAL}[[clients]]\nclient_id = \"a\"\ngrant_types = [\"client_credentials\"]\n"), "clients[0].grant_types"),
+            (format!("{MINIMAL}[[clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\ngrant_types = [\"implicit\"]\n"), "clients[0].grant_types"),
+            (format!("{MINIMAL}[[clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\ngrant_types = [\"client_credentials\"]\napp_permissions = [\"Everything.All\"]\n"), "clients[0].app_permissions"),
+            (format!("{MINIMAL}[password_hashing]\nmemory_kib = 1\n"), "password_hashing"),
+        ];
+        for (text, key) in cases {
+            let err = load(&text, &[]).unwrap_err();
+            assert!(err.to_string().contains(key), "expected {key} in: {err}");
+        }
+    }
+}

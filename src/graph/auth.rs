@@ -1,0 +1,161 @@
+//! Who is calling the Graph API, and what they may do.
+//!
+//! Application callers (`client_credentials`) hold application permissions
+//! in `roles`. Delegated callers hold scopes in `scp` *and* act as a signed-in
+//! user, so each call needs both a scope and a directory role of that user
+//! that allows it — the same double check Microsoft Graph performs.
+
+use super::error::GraphError;
+use crate::app::AppState;
+use crate::directory::User;
+use crate::directory::roles::BuiltinRole;
+use crate::tokens::IdentityType;
+use crate::web::bearer::{self, BearerError};
+use axum::http::HeaderMap;
+use std::collections::BTreeSet;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone)]
+pub enum Caller {
+    App {
+        client_id: String,
+        permissions: BTreeSet<String>,
+    },
+    User {
+        user: User,
+        client_id: String,
+        scopes: BTreeSet<String>,
+        roles: BTreeSet<BuiltinRole>,
+    },
+}
+
+/// What an operation needs: any one of `permissions` (as an application
+/// permission or a delegated scope) and, for delegated callers, any one of
+/// `roles` (`None`: any signed-in user may).
+pub struct Access {
+    pub permissions: &'static [&'static str],
+    pub roles: Option<&'static [BuiltinRole]>,
+}
+
+use BuiltinRole::*;
+
+pub const USERS_READ: Access = Access {
+    permissions: &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"],
+    roles: None,
+};
+pub const USERS_WRITE: Access = Access {
+    permissions: &["User.ReadWrite.All", "Directory.ReadWrite.All"],
+    roles: Some(&[GlobalAdministrator, UserAdministrator]),
+};
+/// Ending a user's sessions is an authentication-administration act.
+pub const USERS_REVOKE_SESSIONS: Access = Access {
+    permissions: &["User.ReadWrite.All", "Directory.ReadWrite.All", "UserAuthenticationMethod.ReadWrite.All"],
+    roles: Some(&[
+        GlobalAdministrator,
+        UserAdministrator,
+        PrivilegedAuthenticationAdministrator,
+        AuthenticationAdministrator,
+    ]),
+};
+pub const GROUPS_READ: Access = Access {
+    permissions: &["Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"],
+    roles: None,
+};
+pub const GROUPS_WRITE: Access = Access {
+    permissions: &["Group.ReadWrite.All", "Directory.ReadWrite.All"],
+    roles: Some(&[GlobalAdministrator, GroupsAdministrator, UserAdministrator]),
+};
+pub const ROLES_READ: Access = Access {
+    permissions: &["RoleManagement.Read.Directory", "RoleManagement.ReadWrite.Directory", "Directory.Read.All"],
+    roles: Some(&[
+        GlobalAdministrator,
+        PrivilegedRoleAdministrator,
+        GlobalReader,
+        SecurityAdministrator,
+        SecurityReader,
+    ]),
+};
+pub const ROLES_WRITE: Access = Access {
+    permissions: &["RoleManagement.ReadWrite.Directory"],
+    roles: Some(&[GlobalAdministrator, PrivilegedRoleAdministrator]),
+};
+pub const AUDIT_READ: Access = Access {
+    permissions: &["AuditLog.Read.All"],
+    roles: Some(&[GlobalAdministrator, GlobalReader, SecurityAdministrator, SecurityReader, ReportsReader]),
+};
+
+impl Caller {
+    /// Authenticates the Bearer token and loads the caller's privileges.
+    pub async fn from_headers(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<Caller, GraphError> {
+        let token = bearer::bearer_token(headers).map_err(bearer_error)?;
+        let principal = bearer::authenticate(state, token, now).await.map_err(bearer_error)?;
+        let claims = principal.claims;
+        if claims.aud != state.settings.graph_audience() {
+            return Err(GraphError::unauthenticated(
+                "Access token validation failure: the audience is not the Graph API of this issuer.",
+            ));
+        }
+        match (claims.idtyp, principal.user) {
+            (IdentityType::App, _) => Ok(Caller::App {
+                client_id: claims.client_id,
+                permissions: claims.roles.unwrap_or_default().into_iter().collect(),
+            }),
+            (IdentityType::User, Some(user)) => {
+                let roles = state.directory.roles_of(user.id, now).await?;
+                Ok(Caller::User {
+                    client_id: claims.client_id,
+                    scopes: claims.scp.unwrap_or_default().split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                    roles,
+                    user,
+                })
+            }
+            (IdentityType::User, None) => Err(GraphError::unauthenticated("Access token validation failure.")),
+        }
+    }
+
+    /// Checks `access`; a 403 names what was missing.
+    pub fn require(&self, access: &Access) -> Result<(), GraphError> {
+        let (held, kind) = match self {
+            Caller::App { permissions, .. } => (permissions, "application permission"),
+            Caller::User { scopes, .. } => (scopes, "delegated permission (scope)"),
+        };
+        if !access.permissions.iter().any(|p| held.contains(*p)) {
+            return Err(GraphError::forbidden(format!(
+                "Insufficient privileges to complete the operation: requires the {kind} {}.",
+                access.permissions.join(" or ")
+            )));
+        }
+        if let (Caller::User { roles, .. }, Some(allowed)) = (self, access.roles) {
+            if !allowed.iter().any(|r| roles.contains(r)) {
+                return Err(GraphError::forbidden(format!(
+                    "Insufficient privileges to complete the operation: the signed-in user needs one of the roles {}.",
+                    allowed.iter().map(|r| r.display_name()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory-audit initiator for this caller.
+    pub fn initiator(&self) -> crate::audit::Initiator {
+        match self {
+            Caller::App { client_id, .. } => crate::audit::Initiator::App {
+                app_id: client_id.clone(),
+                display_name: client_id.clone(),
+            },
+            Caller::User { user, .. } => crate::audit::Initiator::User {
+                id: user.id.to_string(),
+                user_principal_name: user.user_principal_name.clone(),
+            },
+        }
+    }
+}
+
+fn bearer_error(e: BearerError) -> GraphError {
+    match e {
+        BearerError::Missing => GraphError::unauthenticated("Access token is empty."),
+        BearerError::Unavailable(d) => GraphError::internal("store.unavailable", &d, true),
+        BearerError::Internal(d) => GraphError::internal("bearer", &d, false),
+        other => GraphError::unauthenticated(format!("Access token validation failure: {other}.")),
+    }
+}

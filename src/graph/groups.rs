@@ -1,0 +1,188 @@
+//! `/groups`, `/groups/{id}/members`, `/groups/{id}/members/$ref`.
+
+use super::auth::{self, Caller};
+use super::error::{GraphError, parse_json};
+use super::{ApiVersion, ListQuery, collection, record_change};
+use crate::app::AppState;
+use crate::audit::{KeyValue, TargetResource};
+use crate::directory::Group;
+use crate::ids::{GroupId, UserId};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+fn group_json(g: &Group) -> Value {
+    json!({
+        "id": g.id.to_string(),
+        "displayName": g.display_name,
+        "description": g.description,
+        "mailNickname": g.mail_nickname,
+        "mailEnabled": false,
+        "securityEnabled": g.security_enabled,
+        "groupTypes": [],
+        "createdDateTime": g.created_date_time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    })
+}
+
+fn group_target(g: &Group) -> TargetResource {
+    TargetResource {
+        id: g.id.to_string(),
+        kind: "Group".to_owned(),
+        display_name: Some(g.display_name.clone()),
+        user_principal_name: None,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateGroup {
+    display_name: String,
+    description: Option<String>,
+    mail_nickname: Option<String>,
+    #[serde(default)]
+    mail_enabled: bool,
+    #[serde(default = "yes")]
+    security_enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn find(state: &AppState, id: &str, now: time::OffsetDateTime) -> Result<Group, GraphError> {
+    let gid = GroupId::parse(id).ok_or_else(|| GraphError::not_found(id))?;
+    state.directory.group(gid, now).await?.ok_or_else(|| GraphError::not_found(id))
+}
+
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::GROUPS_WRITE)?;
+    let input: CreateGroup = parse_json(&headers, body)?;
+    if input.mail_enabled || !input.security_enabled {
+        return Err(GraphError::bad_request(
+            "Only security groups are supported: set mailEnabled to false and securityEnabled to true.",
+        ));
+    }
+    let group = state
+        .directory
+        .create_group(input.display_name, input.description, input.mail_nickname, now)
+        .await?;
+    record_change(&state, &caller, "Add group", "GroupManagement", group_target(&group), vec![], now).await;
+    Ok((StatusCode::CREATED, Json(group_json(&group))).into_response())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::GROUPS_READ)?;
+    let query = ListQuery::parse(q.as_deref())?;
+    let items = state.directory.list_groups(now).await?.iter().map(group_json).filter(|g| query.matches(g)).collect();
+    Ok(Json(collection(&state, version, "groups", items, &query)))
+}
+
+pub async fn get(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::GROUPS_READ)?;
+    Ok(Json(group_json(&find(&state, &id, now).await?)))
+}
+
+pub async fn members(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::GROUPS_READ)?;
+    let query = ListQuery::parse(q.as_deref())?;
+    let group = find(&state, &id, now).await?;
+    let items = state
+        .directory
+        .members(group.id, now)
+        .await?
+        .iter()
+        .map(|u| {
+            let mut v = super::users::user_json(u);
+            v["@odata.type"] = json!("#microsoft.graph.user");
+            v
+        })
+        .collect();
+    Ok(Json(collection(&state, version, &format!("groups/{id}/members"), items, &query)))
+}
+
+#[derive(Deserialize)]
+pub struct MemberRef {
+    #[serde(rename = "@odata.id")]
+    odata_id: String,
+}
+
+pub async fn add_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<StatusCode, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::GROUPS_WRITE)?;
+    let group = find(&state, &id, now).await?;
+    let input: MemberRef = parse_json(&headers, body)?;
+    // Graph sends ".../directoryObjects/{id}"; the id is the last segment.
+    let member = input
+        .odata_id
+        .rsplit('/')
+        .next()
+        .and_then(UserId::parse)
+        .ok_or_else(|| GraphError::bad_request("Invalid value for property '@odata.id': expected a URL ending in /directoryObjects/{id}."))?;
+    state.directory.add_member(group.id, member, now).await?;
+    record_change(
+        &state,
+        &caller,
+        "Add member to group",
+        "GroupManagement",
+        group_target(&group),
+        vec![KeyValue { key: "memberId".into(), value: member.to_string() }],
+        now,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, member)): Path<(String, String)>,
+) -> Result<StatusCode, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::GROUPS_WRITE)?;
+    let group = find(&state, &id, now).await?;
+    let member = UserId::parse(&member).ok_or_else(|| GraphError::not_found(&member))?;
+    state.directory.remove_member(group.id, member, now).await?;
+    record_change(
+        &state,
+        &caller,
+        "Remove member from group",
+        "GroupManagement",
+        group_target(&group),
+        vec![KeyValue { key: "memberId".into(), value: member.to_string() }],
+        now,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,172 @@
+//! The Graph-compatible management API (DESIGN §2.6).
+//!
+//! Served under `/v1.0/` and `/beta/` with the same handlers, so scripts
+//! written for Microsoft Graph work with the base URL swapped. Only access
+//! tokens whose `aud` is `{issuer}/graph` are accepted: an RP's token can
+//! never be replayed here. Every handler calls [`auth::Caller::require`]
+//! explicitly with the permission its operation needs.
+
+pub mod audit_logs;
+pub mod auth;
+pub mod error;
+pub mod groups;
+pub mod roles;
+pub mod users;
+
+use crate::app::AppState;
+use axum::Router;
+use axum::routing::{delete, get, post};
+use serde_json::{Map, Value};
+
+/// Which API version a request came in on (for `@odata.context`).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiVersion(pub &'static str);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .nest("/v1.0", routes(ApiVersion("v1.0")))
+        .nest("/beta", routes(ApiVersion("beta")))
+}
+
+fn routes(version: ApiVersion) -> Router<AppState> {
+    Router::new()
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{id}", get(users::get).patch(users::update).delete(users::remove))
+        .route("/users/{id}/revokeSignInSessions", post(users::revoke_sign_in_sessions))
+        .route("/me", get(users::me))
+        .route("/me/revokeSignInSessions", post(users::revoke_my_sessions))
+        .route("/groups", get(groups::list).post(groups::create))
+        .route("/groups/{id}", get(groups::get))
+        .route("/groups/{id}/members", get(groups::members))
+        .route("/groups/{id}/members/$ref", post(groups::add_member))
+        .route("/groups/{id}/members/{member}/$ref", delete(groups::remove_member))
+        .route(
+            "/roleManagement/directory/roleAssignments",
+            get(roles::list).post(roles::create),
+        )
+        .route(
+            "/roleManagement/directory/roleAssignments/{id}",
+            get(roles::get).delete(roles::remove),
+        )
+        .route("/roleManagement/directory/roleDefinitions", get(roles::definitions))
+        .route("/auditLogs/signIns", get(audit_logs::sign_ins))
+        .route("/auditLogs/directoryAudits", get(audit_logs::directory_audits))
+        .fallback(error::not_found_route)
+        .layer(axum::Extension(version))
+}
+
+/// `{"@odata.context": …, "value": [...]}` with `$top` paging.
+pub fn collection(
+    state: &AppState,
+    version: ApiVersion,
+    entity_set: &str,
+    items: Vec<Value>,
+    query: &ListQuery,
+) -> Value {
+    let total = items.len();
+    let skip = query.skip.min(total);
+    let take = query.top.unwrap_or(100);
+    let page: Vec<Value> = items.into_iter().skip(skip).take(take).collect();
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".into(),
+        Value::String(format!("{}/{}/$metadata#{entity_set}", state.settings.issuer, version.0)),
+    );
+    if skip + page.len() < total {
+        body.insert(
+            "@odata.nextLink".into(),
+            Value::String(format!(
+                "{}/{}/{entity_set}?$top={take}&$skiptoken={}",
+                state.settings.issuer,
+                version.0,
+                skip + page.len()
+            )),
+        );
+    }
+    body.insert("value".into(), Value::Array(page));
+    Value::Object(body)
+}
+
+/// The OData query options Gatepass understands on collections.
+#[derive(Debug, Default)]
+pub struct ListQuery {
+    pub top: Option<usize>,
+    pub skip: usize,
+    /// A single `property eq 'value'` clause.
+    pub filter: Option<(String, String)>,
+}
+
+impl ListQuery {
+    /// Parses `$top`, `$skiptoken` and a simple `$filter`; anything else is
+    /// a 400 that names the option.
+    pub fn parse(raw: Option<&str>) -> Result<ListQuery, error::GraphError> {
+        let mut q = ListQuery::default();
+        for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            match k.as_ref() {
+                "$top" => {
+                    let n: usize = v.parse().ok().filter(|n| (1..=999).contains(n)).ok_or_else(|| {
+                        error::GraphError::bad_request("Invalid value for $top: it must be an integer from 1 to 999.")
+                    })?;
+                    q.top = Some(n);
+                }
+                "$skiptoken" => {
+                    q.skip = v.parse().map_err(|_| error::GraphError::bad_request("Invalid $skiptoken."))?;
+                }
+                "$filter" => q.filter = Some(parse_eq_filter(&v)?),
+                "$count" | "$select" | "$orderby" => {} // accepted, not applied
+                other => {
+                    return Err(error::GraphError::bad_request(format!(
+                        "Query option '{other}' is not supported."
+                    )));
+                }
+            }
+        }
+        Ok(q)
+    }
+
+    /// Whether `item` passes the filter (`property eq 'value'`).
+    pub fn matches(&self, item: &Value) -> bool {
+        match &self.filter {
+            None => true,
+            Some((prop, value)) => item
+                .get(prop)
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.eq_ignore_ascii_case(value)),
+        }
+    }
+}
+
+fn parse_eq_filter(f: &str) -> Result<(String, String), error::GraphError> {
+    let bad = || error::GraphError::bad_request(format!("Unsupported $filter '{f}': only \"property eq 'value'\" is supported."));
+    let (prop, rest) = f.trim().split_once(' ').ok_or_else(bad)?;
+    let rest = rest.trim_start().strip_prefix("eq ").ok_or_else(bad)?.trim();
+    let value = rest.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')).ok_or_else(bad)?;
+    Ok((prop.to_owned(), value.replace("''", "'")))
+}
+
+/// Records a directory-audit event for a change made through the API. A
+/// failure to log is logged, not returned: the change already happened.
+pub async fn record_change(
+    state: &AppState,
+    caller: &auth::Caller,
+    activity: &str,
+    category: &str,
+    target: crate::audit::TargetResource,
+    details: Vec<crate::audit::KeyValue>,
+    now: time::OffsetDateTime,
+) {
+    let Ok(id) = crate::ids::LogEntryId::generate() else { return };
+    let entry = crate::audit::DirectoryAudit {
+        id,
+        activity_date_time: now,
+        activity_display_name: activity.to_owned(),
+        category: category.to_owned(),
+        result: "success".to_owned(),
+        initiated_by: caller.initiator(),
+        target_resources: vec![target],
+        additional_details: details,
+    };
+    if let Err(e) = state.audit.record_directory(&entry).await {
+        tracing::error!(error = %e, activity, "could not write the directory audit");
+    }
+}

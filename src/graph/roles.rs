@@ -1,0 +1,155 @@
+//! `/roleManagement/directory/roleAssignments` and `roleDefinitions`.
+
+use super::auth::{self, Caller};
+use super::error::{GraphError, parse_json};
+use super::{ApiVersion, ListQuery, collection, record_change};
+use crate::app::AppState;
+use crate::audit::{KeyValue, TargetResource};
+use crate::directory::RoleAssignment;
+use crate::directory::roles::BuiltinRole;
+use crate::ids::{RoleAssignmentId, UserId};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+fn assignment_json(a: &RoleAssignment) -> Value {
+    json!({
+        "@odata.type": "#microsoft.graph.unifiedRoleAssignment",
+        "id": a.id.to_string(),
+        "roleDefinitionId": a.role.template_id(),
+        "principalId": a.principal_id.to_string(),
+        "directoryScopeId": a.directory_scope_id,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateAssignment {
+    role_definition_id: String,
+    principal_id: String,
+    #[serde(default = "root_scope")]
+    directory_scope_id: String,
+}
+
+fn root_scope() -> String {
+    "/".to_owned()
+}
+
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::ROLES_WRITE)?;
+    let input: CreateAssignment = parse_json(&headers, body)?;
+    let role = BuiltinRole::resolve(&input.role_definition_id).ok_or_else(|| {
+        GraphError::bad_request(format!(
+            "Invalid value specified for property 'roleDefinitionId': '{}' is not a built-in role template id or display name.",
+            input.role_definition_id
+        ))
+    })?;
+    if input.directory_scope_id != "/" {
+        return Err(GraphError::bad_request(
+            "Invalid value specified for property 'directoryScopeId': only the tenant-wide scope '/' is supported.",
+        ));
+    }
+    let principal = UserId::parse(&input.principal_id)
+        .ok_or_else(|| GraphError::bad_request("Invalid value specified for property 'principalId': expected a user id."))?;
+    let assignment = state.directory.assign_role(role, principal, now).await?;
+    let target = state.directory.user(principal, now).await?;
+    record_change(
+        &state,
+        &caller,
+        "Add member to role",
+        "RoleManagement",
+        TargetResource {
+            id: principal.to_string(),
+            kind: "User".into(),
+            display_name: target.as_ref().map(|u| u.display_name.clone()),
+            user_principal_name: target.map(|u| u.user_principal_name),
+        },
+        vec![KeyValue { key: "Role.DisplayName".into(), value: role.display_name().into() }],
+        now,
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(assignment_json(&assignment))).into_response())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::ROLES_READ)?;
+    let query = ListQuery::parse(q.as_deref())?;
+    let items = state
+        .directory
+        .role_assignments(now)
+        .await?
+        .iter()
+        .map(assignment_json)
+        .filter(|a| query.matches(a))
+        .collect();
+    Ok(Json(collection(&state, version, "roleManagement/directory/roleAssignments", items, &query)))
+}
+
+async fn find(state: &AppState, id: &str, now: time::OffsetDateTime) -> Result<RoleAssignment, GraphError> {
+    let rid = RoleAssignmentId::parse(id).ok_or_else(|| GraphError::not_found(id))?;
+    state.directory.role_assignment(rid, now).await?.ok_or_else(|| GraphError::not_found(id))
+}
+
+pub async fn get(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::ROLES_READ)?;
+    Ok(Json(assignment_json(&find(&state, &id, now).await?)))
+}
+
+pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<StatusCode, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::ROLES_WRITE)?;
+    let assignment = find(&state, &id, now).await?;
+    let removed = state.directory.delete_role_assignment(assignment.id, now).await?;
+    record_change(
+        &state,
+        &caller,
+        "Remove member from role",
+        "RoleManagement",
+        TargetResource { id: removed.principal_id.to_string(), kind: "User".into(), display_name: None, user_principal_name: None },
+        vec![KeyValue { key: "Role.DisplayName".into(), value: removed.role.display_name().into() }],
+        now,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn definitions(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::ROLES_READ)?;
+    let items = BuiltinRole::ALL
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.template_id(),
+                "templateId": r.template_id(),
+                "displayName": r.display_name(),
+                "isBuiltIn": true,
+                "isEnabled": true,
+            })
+        })
+        .collect();
+    Ok(Json(collection(&state, version, "roleManagement/directory/roleDefinitions", items, &ListQuery::default())))
+}

@@ -1,0 +1,262 @@
+//! `/users`, `/users/{id | userPrincipalName}`, `/me`.
+
+use super::auth::{self, Caller};
+use super::error::{GraphError, parse_json};
+use super::{ApiVersion, ListQuery, collection, record_change};
+use crate::app::AppState;
+use crate::audit::TargetResource;
+use crate::authn::password::{Password, PasswordError};
+use crate::directory::{NewUser, User, UserPatch};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+pub fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id.to_string(),
+        "userPrincipalName": u.user_principal_name,
+        "displayName": u.display_name,
+        "mail": u.mail,
+        "accountEnabled": u.account_enabled,
+        "createdDateTime": u.created_date_time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    })
+}
+
+/// Graph's `passwordProfile`. The password never reaches a log or error.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordProfile {
+    password: String,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted for compatibility; Gatepass has no forced change yet
+    force_change_password_next_sign_in: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateUser {
+    user_principal_name: String,
+    display_name: String,
+    #[serde(default = "default_true")]
+    account_enabled: bool,
+    mail: Option<String>,
+    password_profile: Option<PasswordProfile>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateUser {
+    user_principal_name: Option<String>,
+    display_name: Option<String>,
+    account_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    mail: Option<Option<String>>,
+    password_profile: Option<PasswordProfile>,
+}
+
+/// Distinguishes `"mail": null` (clear) from an absent `mail` (keep).
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+async fn hash_password(state: &AppState, profile: &PasswordProfile) -> Result<String, GraphError> {
+    let password = Password::new(profile.password.clone());
+    password.validate_new().map_err(|e| match e {
+        PasswordError::TooShort | PasswordError::TooLong => {
+            GraphError::bad_request(format!("Invalid value specified for property 'passwordProfile.password': {e}."))
+        }
+        PasswordError::Hashing => GraphError::internal(e.code(), "hashing failed", false),
+    })?;
+    state
+        .hasher
+        .hash(password.expose())
+        .await
+        .map_err(|e| GraphError::internal(e.code(), "hashing failed", false))
+}
+
+fn user_target(u: &User) -> TargetResource {
+    TargetResource {
+        id: u.id.to_string(),
+        kind: "User".to_owned(),
+        display_name: Some(u.display_name.clone()),
+        user_principal_name: Some(u.user_principal_name.clone()),
+    }
+}
+
+pub async fn find(state: &AppState, id: &str, now: time::OffsetDateTime) -> Result<User, GraphError> {
+    state.directory.find_user(id, now).await?.ok_or_else(|| GraphError::not_found(id))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::USERS_WRITE)?;
+    let input: CreateUser = parse_json(&headers, body)?;
+    let password_hash = match &input.password_profile {
+        Some(p) => Some(hash_password(&state, p).await?),
+        None => None,
+    };
+    let user = state
+        .directory
+        .create_user(
+            NewUser {
+                user_principal_name: input.user_principal_name,
+                display_name: input.display_name,
+                mail: input.mail,
+                account_enabled: input.account_enabled,
+                password_hash,
+            },
+            now,
+        )
+        .await?;
+    record_change(&state, &caller, "Add user", "UserManagement", user_target(&user), vec![], now).await;
+    Ok((StatusCode::CREATED, Json(user_json(&user))).into_response())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::USERS_READ)?;
+    let query = ListQuery::parse(q.as_deref())?;
+    let items = state
+        .directory
+        .list_users(now)
+        .await?
+        .iter()
+        .map(user_json)
+        .filter(|u| query.matches(u))
+        .collect();
+    Ok(Json(collection(&state, version, "users", items, &query)))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::USERS_READ)?;
+    Ok(Json(user_json(&find(&state, &id, now).await?)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<StatusCode, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::USERS_WRITE)?;
+    let user = find(&state, &id, now).await?;
+    let input: UpdateUser = parse_json(&headers, body)?;
+    let password_hash = match &input.password_profile {
+        Some(p) => Some(hash_password(&state, p).await?),
+        None => None,
+    };
+    let changed_password = password_hash.is_some();
+    let updated = state
+        .directory
+        .update_user(
+            user.id,
+            UserPatch {
+                user_principal_name: input.user_principal_name,
+                display_name: input.display_name,
+                mail: input.mail,
+                account_enabled: input.account_enabled,
+                password_hash,
+            },
+            now,
+        )
+        .await?;
+    record_change(&state, &caller, "Update user", "UserManagement", user_target(&updated), vec![], now).await;
+    if changed_password {
+        record_change(&state, &caller, "Reset user password", "UserManagement", user_target(&updated), vec![], now).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::USERS_WRITE)?;
+    let user = find(&state, &id, now).await?;
+    if let Caller::User { user: me, .. } = &caller {
+        if me.id == user.id {
+            return Err(GraphError::bad_request("You cannot delete your own account."));
+        }
+    }
+    let deleted = state.directory.delete_user(user.id, now).await?;
+    record_change(&state, &caller, "Delete user", "UserManagement", user_target(&deleted), vec![], now).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn revoke_sign_in_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&auth::USERS_REVOKE_SESSIONS)?;
+    let user = find(&state, &id, now).await?;
+    revoke(&state, &caller, user, now).await
+}
+
+async fn revoke(state: &AppState, caller: &Caller, user: User, now: time::OffsetDateTime) -> Result<Json<Value>, GraphError> {
+    let user = state.directory.revoke_sessions(user.id, now).await?;
+    record_change(state, caller, "Revoke sign-in sessions", "UserManagement", user_target(&user), vec![], now).await;
+    Ok(Json(json!({"value": true})))
+}
+
+fn delegated_user(caller: &Caller) -> Result<&User, GraphError> {
+    match caller {
+        Caller::User { user, scopes, .. } => {
+            const ME: [&str; 4] = ["User.Read", "User.Read.All", "User.ReadWrite.All", "Directory.Read.All"];
+            if ME.iter().any(|s| scopes.contains(*s)) {
+                Ok(user)
+            } else {
+                Err(GraphError::forbidden("Insufficient privileges to complete the operation: requires the scope User.Read."))
+            }
+        }
+        Caller::App { .. } => Err(GraphError::bad_request("/me request is only valid with delegated authentication flow.")),
+    }
+}
+
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    Ok(Json(user_json(delegated_user(&caller)?)))
+}
+
+/// A user may always end their own sessions.
+pub async fn revoke_my_sessions(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    let user = delegated_user(&caller)?.clone();
+    revoke(&state, &caller, user, now).await
+}

@@ -1,0 +1,132 @@
+//! The `gatepass` command: args → config → app → serve. Nothing else.
+
+use clap::{Parser, Subcommand};
+use gatepass::app::{AppState, key_retention};
+use gatepass::clock::{Clock, SystemClock};
+use gatepass::config::Settings;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "gatepass", version, about = "OpenID Connect provider with Temporary Access Pass")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the identity provider.
+    Serve {
+        #[arg(long, default_value = "config/gatepass.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and exit.
+    CheckConfig {
+        #[arg(long, default_value = "config/gatepass.toml")]
+        config: PathBuf,
+    },
+    /// Signing-key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key; old keys stay published until tokens signed
+    /// with them have expired, then are removed.
+    Rotate {
+        #[arg(long, default_value = "config/gatepass.toml")]
+        config: PathBuf,
+    },
+}
+
+fn load(config: &PathBuf) -> Result<Settings, ExitCode> {
+    Settings::load(config, std::env::vars()).map_err(|e| {
+        eprintln!("gatepass: configuration refused: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GATEPASS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("GATEPASS_LOG").is_ok_and(|v| v.contains("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match load(&config) {
+            Ok(_) => {
+                println!("{}: OK", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Keys { command: KeysCommand::Rotate { config } } => {
+            let settings = match load(&config) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let now = SystemClock.now();
+            match gatepass::keys::rotate(&settings.keys_dir, settings.key_algorithm, now, key_retention(&settings)) {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gatepass: key rotation failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve { config } => {
+            let settings = match load(&config) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            init_tracing();
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            if let Some(w) = settings.workers {
+                runtime.worker_threads(w);
+            }
+            let runtime = match runtime.enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("gatepass: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(async move {
+                let state = match AppState::build(settings, Arc::new(SystemClock)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("gatepass: cannot start: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                if let Err(e) = gatepass::server::bootstrap(&state).await {
+                    eprintln!("gatepass: first-start bootstrap failed: {e}");
+                    return ExitCode::FAILURE;
+                }
+                match gatepass::server::serve(state).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("gatepass: server error: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! OpenID Provider metadata (OpenID Connect Discovery 1.0 §3, RFC 8414).
+//!
+//! Every URL is derived from the configured issuer, never from the request's
+//! Host header, so any number of instances behind a load balancer publish
+//! identical metadata.
+
+use serde_json::{Value, json};
+
+/// Endpoint paths relative to the issuer.
+pub mod paths {
+    pub const DISCOVERY: &str = "/.well-known/openid-configuration";
+    pub const AUTHORIZE: &str = "/authorize";
+    pub const TOKEN: &str = "/token";
+    pub const USERINFO: &str = "/userinfo";
+    pub const JWKS: &str = "/jwks";
+    pub const REVOKE: &str = "/revoke";
+    pub const INTROSPECT: &str = "/introspect";
+    pub const END_SESSION: &str = "/logout";
+}
+
+/// The four `acr` values Gatepass issues, weakest first (DESIGN §2.4).
+pub const ACR_VALUES: [&str; 4] = [
+    "single_factor",
+    "mfa",
+    "passwordless_mfa",
+    "phishing_resistant_mfa",
+];
+
+pub const CLIENT_AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+
+/// Builds the provider metadata document.
+pub fn provider_metadata(issuer: &str, signing_alg: &str) -> Value {
+    let url = |p: &str| format!("{issuer}{p}");
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": url(paths::AUTHORIZE),
+        "token_endpoint": url(paths::TOKEN),
+        "userinfo_endpoint": url(paths::USERINFO),
+        "jwks_uri": url(paths::JWKS),
+        "revocation_endpoint": url(paths::REVOKE),
+        "introspection_endpoint": url(paths::INTROSPECT),
+        "end_session_endpoint": url(paths::END_SESSION),
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [signing_alg],
+        "userinfo_signing_alg_values_supported": ["none"],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "acr_values_supported": ACR_VALUES,
+        "claims_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
+            "at_hash", "name", "preferred_username", "email", "email_verified"
+        ],
+    })
+}

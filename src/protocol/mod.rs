@@ -1,0 +1,14 @@
+//! OAuth 2.0 / OpenID Connect wire types and pure logic.
+//!
+//! Nothing here does I/O or knows HTTP frameworks: requests come in as
+//! parameter lists, decisions go out as values. The web layer turns them into
+//! pages, redirects and JSON.
+
+pub mod authorize;
+pub mod discovery;
+pub mod error;
+pub mod params;
+pub mod pkce;
+pub mod scope;
+
+pub use error::{ErrorCode, OAuthError};

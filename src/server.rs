@@ -1,0 +1,149 @@
+//! Running the server: first start, background upkeep, graceful shutdown.
+
+use crate::app::AppState;
+use crate::ids::fill_random;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Unambiguous alphabet for human-typed secrets (no 0/O, 1/l/I).
+const HUMAN_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+
+/// A random secret of `len` characters from [`HUMAN_ALPHABET`], without
+/// modulo bias (rejection sampling).
+pub fn human_secret(len: usize) -> Result<String, crate::ids::RandomError> {
+    let limit = 256 - (256 % HUMAN_ALPHABET.len());
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        fill_random(&mut buf)?;
+        for b in buf {
+            if (b as usize) < limit && out.len() < len {
+                out.push(char::from(HUMAN_ALPHABET[b as usize % HUMAN_ALPHABET.len()]));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// First start on an empty store: create `admin` (Global Administrator) with
+/// a one-time initial credential, and print it with the sign-in URL once.
+/// Returns the printed credential for tests; `None` when already bootstrapped.
+pub async fn bootstrap(state: &AppState) -> Result<Option<String>, String> {
+    let now = state.clock.now();
+    let password = human_secret(16).map_err(|e| e.to_string())?;
+    let hash = state.hasher.hash(&password).await.map_err(|e| e.to_string())?;
+    let created = state
+        .directory
+        .bootstrap_admin("admin", Some(hash), now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(user) = created else {
+        return Ok(None);
+    };
+    let entry = crate::audit::DirectoryAudit {
+        id: crate::ids::LogEntryId::generate().map_err(|e| e.to_string())?,
+        activity_date_time: now,
+        activity_display_name: "Add user".into(),
+        category: "UserManagement".into(),
+        result: "success".into(),
+        initiated_by: crate::audit::Initiator::System,
+        target_resources: vec![crate::audit::TargetResource {
+            id: user.id.to_string(),
+            kind: "User".into(),
+            display_name: Some(user.display_name.clone()),
+            user_principal_name: Some(user.user_principal_name.clone()),
+        }],
+        additional_details: vec![crate::audit::KeyValue { key: "reason".into(), value: "first start".into() }],
+    };
+    state.audit.record_directory(&entry).await.map_err(|e| e.to_string())?;
+    let sign_in_url = sign_in_url(state);
+    // Deliberately printed, not logged: this is the one time the operator
+    // sees the initial credential, and it must not land in log pipelines.
+    println!();
+    println!("  Gatepass first start: created user `admin` (Global Administrator).");
+    println!("  Initial password (shown once): {password}");
+    println!("  Sign in: {sign_in_url}");
+    println!();
+    Ok(Some(password))
+}
+
+fn sign_in_url(state: &AppState) -> String {
+    let issuer = &state.settings.issuer;
+    let mut clients: Vec<_> = state.settings.clients.values().filter(|c| !c.redirect_uris.is_empty()).collect();
+    clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    match clients.first() {
+        Some(c) => {
+            let mut url = format!("{issuer}/authorize");
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("client_id", &c.client_id)
+                .append_pair("response_type", "code")
+                .append_pair("scope", "openid profile")
+                .append_pair("redirect_uri", &c.redirect_uris[0])
+                .append_pair("state", "walkthrough")
+                .finish();
+            url.push('?');
+            url.push_str(&query);
+            url
+        }
+        None => format!("{issuer}/.well-known/openid-configuration"),
+    }
+}
+
+/// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
+pub async fn serve(state: AppState) -> std::io::Result<()> {
+    let listener = TcpListener::bind(state.settings.listen).await?;
+    tracing::info!(listen = %state.settings.listen, issuer = %state.settings.issuer, "Gatepass is listening");
+    spawn_upkeep(state.clone());
+    let app = crate::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+}
+
+/// Periodic jobs: pick up rotated keys, purge expired records.
+pub fn spawn_upkeep(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        let mut rounds: u64 = 0;
+        loop {
+            tick.tick().await;
+            let now = state.clock.now();
+            // A key added by `gatepass keys rotate` reaches every instance
+            // within a minute.
+            if let Err(e) = state.tokens.keys().reload(now) {
+                tracing::warn!(error = %e, "could not reload signing keys");
+            }
+            rounds += 1;
+            if rounds % 10 == 0 {
+                match state.store.purge_expired(now.unix_timestamp()).await {
+                    Ok(n) if n > 0 => tracing::debug!(purged = n, "expired records purged"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purge of expired records failed"),
+                }
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}

@@ -1,0 +1,115 @@
+//! Bearer access tokens (RFC 6750): from the header to a live principal.
+//!
+//! A token is good only if its signature, type, issuer and expiry check out
+//! *and* nothing behind it has been revoked: its `jti` (RFC 7009), its grant
+//! (code replay, refresh reuse), its user (disabled, deleted, signed out
+//! everywhere) and, for grants without `offline_access`, its browser session.
+
+use crate::app::AppState;
+use crate::directory::User;
+use crate::ids::GrantId;
+use crate::tokens::{AccessTokenClaims, IdentityType, TokenError};
+use axum::http::{HeaderMap, header};
+use time::OffsetDateTime;
+
+/// Why a bearer token was refused. Messages are safe to show the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    #[error("no bearer token was presented")]
+    Missing,
+    #[error("the Authorization header is not a Bearer token")]
+    Malformed,
+    #[error("{0}")]
+    Token(#[from] TokenError),
+    #[error("the token has been revoked")]
+    Revoked,
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A verified, live access token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub claims: AccessTokenClaims,
+    /// The signed-in user, for delegated (user) tokens.
+    pub user: Option<User>,
+}
+
+/// Extracts the token from `Authorization: Bearer …`.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or(BearerError::Missing)?;
+    let value = value.to_str().map_err(|_| BearerError::Malformed)?;
+    let (scheme, token) = value.split_once(' ').ok_or(BearerError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(BearerError::Malformed);
+    }
+    Ok(token.trim())
+}
+
+fn store_err(e: impl std::fmt::Display, unavailable: bool) -> BearerError {
+    if unavailable {
+        BearerError::Unavailable(e.to_string())
+    } else {
+        BearerError::Internal(e.to_string())
+    }
+}
+
+/// Verifies `token` and checks everything behind it is still live.
+pub async fn authenticate(state: &AppState, token: &str, now: OffsetDateTime) -> Result<Principal, BearerError> {
+    use crate::store::StoreError;
+    use crate::tokens::grants::GrantError;
+    let claims = state.tokens.check_access_token(token, now)?;
+    let grant_err = |e: GrantError| {
+        let unavailable = matches!(e, GrantError::Store(StoreError::Unavailable(_)));
+        store_err(e, unavailable)
+    };
+    if state.grants.is_access_token_revoked(&claims.jti, now).await.map_err(grant_err)? {
+        return Err(BearerError::Revoked);
+    }
+    match claims.idtyp {
+        IdentityType::App => {
+            // An app token names a client that must still be registered.
+            if state.settings.client(&claims.client_id).is_none() {
+                return Err(BearerError::Revoked);
+            }
+            Ok(Principal { claims, user: None })
+        }
+        IdentityType::User => {
+            let grant_id = claims
+                .grant
+                .as_deref()
+                .and_then(|g| uuid::Uuid::parse_str(g).ok())
+                .map(GrantId)
+                .ok_or(BearerError::Revoked)?;
+            let grant = state.grants.grant(grant_id, now).await.map_err(grant_err)?.ok_or(BearerError::Revoked)?;
+            if grant.authorization.user_id.to_string() != claims.sub {
+                return Err(BearerError::Revoked);
+            }
+            let user = state
+                .directory
+                .user(grant.authorization.user_id, now)
+                .await
+                .map_err(|e| {
+                    let unavailable = matches!(e, crate::directory::DirectoryError::Store(StoreError::Unavailable(_)));
+                    store_err(e, unavailable)
+                })?
+                .ok_or(BearerError::Revoked)?;
+            if !user.account_enabled || user.session_epoch != grant.authorization.epoch {
+                return Err(BearerError::Revoked);
+            }
+            if !grant.offline {
+                let live = state
+                    .sessions
+                    .resume_digest(&grant.authorization.session, now)
+                    .await
+                    .map_err(|e| store_err(e, false))?;
+                if live.is_none() {
+                    return Err(BearerError::Revoked);
+                }
+            }
+            Ok(Principal { claims, user: Some(user) })
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
+//!
+//! With a valid `id_token_hint` the session ends at once; without one the
+//! user confirms first, so a cross-site link cannot sign them out. The
+//! `post_logout_redirect_uri` must be registered for the client named by the
+//! hint's `aud` or by `client_id`; otherwise nothing is redirected.
+
+use super::error::{PageError, render};
+use super::signin::SESSION_COOKIE;
+use super::{cookie, set_cookie};
+use crate::app::AppState;
+use crate::protocol::params::Params;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+#[derive(Template)]
+#[template(path = "logout/confirm.html")]
+struct LogoutConfirmPage<'a> {
+    post_logout_redirect_uri: Option<&'a str>,
+    client_id: Option<&'a str>,
+    state: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "logout/done.html")]
+struct LogoutDonePage;
+
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    match Params::parse(q.as_deref().unwrap_or("")) {
+        Ok(p) => handle(state, headers, p, false).await,
+        Err(e) => PageError::oauth(&e).into_response(),
+    }
+}
+
+pub async fn logout_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let Ok(body) = body else {
+        return PageError::bad_request("The request body is too large.").into_response();
+    };
+    match Params::parse(&String::from_utf8_lossy(&body)) {
+        Ok(p) => handle(state, headers, p, true).await,
+        Err(e) => PageError::oauth(&e).into_response(),
+    }
+}
+
+async fn handle(state: AppState, headers: HeaderMap, params: Params, posted: bool) -> Response {
+    let now = state.clock.now();
+    let hint = match params.get("id_token_hint") {
+        Some(t) => match state.tokens.check_id_token_hint(t) {
+            Ok(c) => Some(c),
+            Err(_) => return PageError::bad_request("The id_token_hint is not a valid ID token from this provider.").into_response(),
+        },
+        None => None,
+    };
+    let client_id = match (hint.as_ref().map(|h| h.aud.as_str()), params.get("client_id")) {
+        (Some(a), Some(c)) if a != c => {
+            return PageError::bad_request("client_id does not match the id_token_hint.").into_response();
+        }
+        (Some(a), _) => Some(a.to_owned()),
+        (None, c) => c.map(str::to_owned),
+    };
+    let redirect = match params.get("post_logout_redirect_uri") {
+        None => None,
+        Some(uri) => {
+            let registered = client_id
+                .as_deref()
+                .and_then(|c| state.settings.client(c))
+                .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
+            if !registered {
+                return PageError::bad_request(
+                    "post_logout_redirect_uri is not registered for this client (or no client was named).",
+                )
+                .into_response();
+            }
+            Some(uri.to_owned())
+        }
+    };
+    let confirmed = hint.is_some() || (posted && params.get("confirm") == Some("yes"));
+    if !confirmed {
+        return render(
+            StatusCode::OK,
+            &LogoutConfirmPage {
+                post_logout_redirect_uri: redirect.as_deref(),
+                client_id: client_id.as_deref(),
+                state: params.get("state"),
+            },
+        );
+    }
+    if let Some(c) = cookie(&headers, SESSION_COOKIE) {
+        if let Err(e) = state.sessions.end(c, now).await {
+            return super::error::internal_page("session", &e.to_string(), false).into_response();
+        }
+    }
+    let mut response = match redirect.and_then(|r| url::Url::parse(&r).ok()) {
+        Some(mut url) => {
+            if let Some(s) = params.get("state") {
+                url.query_pairs_mut().append_pair("state", s);
+            }
+            Redirect::to(url.as_str()).into_response()
+        }
+        None => render(StatusCode::OK, &LogoutDonePage),
+    };
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", Some(0)));
+    response
+}

@@ -1,0 +1,517 @@
+//! The authorization endpoint and the sign-in pages (DESIGN §2.5).
+//!
+//! ```text
+//! GET /authorize ──validate──▶ session good enough? ──yes──▶ 303 redirect_uri?code
+//!                                   │ no
+//!                                   ▼
+//!                 Username page ──POST──▶ Password page ──POST──▶ session + code
+//! ```
+//!
+//! Everything between pages lives in the store (a *flow*, keyed by a random
+//! id), so a sign-in may hop between Gatepass instances. A flow is bound to
+//! the browser that started it: the `gp_binding` cookie's digest is in the
+//! flow, and every form also carries a per-flow CSRF token. The pages work
+//! without JavaScript.
+
+use super::error::{PageError, render};
+use super::{ClientIp, cookie, set_cookie};
+use crate::app::AppState;
+use crate::audit::{AuthenticationDetail, SignIn, SignInStatus};
+use crate::authn::AuthMethod;
+use crate::authn::session::Session;
+use crate::directory::User;
+use crate::ids::{LogEntryId, OpaqueSecret, SecretDigest, secrets_equal};
+use crate::protocol::authorize::{self, AuthorizationRequest, AuthorizeRejection};
+use crate::protocol::params::Params;
+use crate::protocol::{ErrorCode, OAuthError};
+use crate::store::{Durability, decode, encode};
+use crate::tokens::grants::Authorization;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+pub const FLOWS: &str = "signin_flow";
+pub const SESSION_COOKIE: &str = "gp_session";
+pub const BINDING_COOKIE: &str = "gp_binding";
+const FLOW_LIFETIME: time::Duration = time::Duration::minutes(15);
+
+/// What the user sees for any failed credential: never which part failed.
+const SIGN_IN_FAILED: &str = "Sign-in failed. Check your username and password and try again.";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Flow {
+    request: AuthorizationRequest,
+    csrf: String,
+    binding: SecretDigest,
+    username: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "signin/username.html")]
+struct SigninUsernamePage<'a> {
+    flow: &'a str,
+    csrf: &'a str,
+    username: &'a str,
+    client_name: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "signin/password.html")]
+struct SigninPasswordPage<'a> {
+    flow: &'a str,
+    csrf: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+}
+
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    match Params::parse(query.as_deref().unwrap_or("")) {
+        Ok(params) => authorize(state, headers, params).await,
+        Err(e) => PageError::oauth(&e).into_response(),
+    }
+}
+
+/// OpenID Connect Core §3.1.2.1: the endpoint must accept POST forms too.
+pub async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let Ok(body) = body else {
+        return PageError::bad_request("The request body is too large or unreadable.").into_response();
+    };
+    if !super::is_form(&headers) {
+        return PageError::bad_request("Send the authorization request as a form.").into_response();
+    }
+    let parsed = Params::parse(query.as_deref().unwrap_or(""))
+        .and_then(|q| Params::parse(&String::from_utf8_lossy(&body)).and_then(|b| q.merge(b)));
+    match parsed {
+        Ok(params) => authorize(state, headers, params).await,
+        Err(e) => PageError::oauth(&e).into_response(),
+    }
+}
+
+async fn authorize(state: AppState, headers: HeaderMap, params: Params) -> Response {
+    let now = state.clock.now();
+    let client = params.get("client_id").and_then(|id| state.settings.client(id));
+    let request = match authorize::validate(&params, client) {
+        Ok(r) => r,
+        Err(AuthorizeRejection::Show(e)) => return PageError::oauth(&e).into_response(),
+        Err(AuthorizeRejection::Redirect { redirect_uri, state: st, error }) => {
+            return error_redirect(&state, &redirect_uri, st.as_deref(), &error);
+        }
+    };
+
+    let session = match current_session(&state, &headers, now).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let fresh_enough = |s: &Session| {
+        request
+            .max_age
+            .is_none_or(|max| now.unix_timestamp() - s.auth_time <= max)
+    };
+    match session {
+        Some((secret, session, user)) if !request.prompt.login && fresh_enough(&session) => {
+            return complete(&state, &request, &session, &secret, &user, now, None).await;
+        }
+        _ if request.prompt.none => {
+            return error_redirect(
+                &state,
+                &request.redirect_uri,
+                request.state.as_deref(),
+                &OAuthError::new(ErrorCode::LoginRequired, "the user must sign in"),
+            );
+        }
+        _ => {}
+    }
+    start_flow(&state, &headers, request).await
+}
+
+/// The live session from the cookie: (cookie digest, session, user).
+async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    now: OffsetDateTime,
+) -> Result<Option<(SecretDigest, Session, User)>, PageError> {
+    let Some(cookie) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let digest = SecretDigest::of(cookie);
+    match state.sessions.resume_digest(&digest, now).await {
+        Ok(Some((s, u))) => Ok(Some((digest, s, u))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(super::error::internal_page("session", &e.to_string(), is_unavailable(&e))),
+    }
+}
+
+fn is_unavailable(e: &crate::authn::session::SessionError) -> bool {
+    use crate::authn::session::SessionError;
+    matches!(
+        e,
+        SessionError::Store(crate::store::StoreError::Unavailable(_))
+            | SessionError::Directory(crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_)))
+    )
+}
+
+async fn start_flow(state: &AppState, headers: &HeaderMap, request: AuthorizationRequest) -> Response {
+    let now = state.clock.now();
+    let (flow_id, csrf) = match (OpaqueSecret::generate(), OpaqueSecret::generate()) {
+        (Ok(f), Ok(c)) => (f, c),
+        _ => return super::error::internal_page("random", "random source failed", false).into_response(),
+    };
+    // Reuse the browser's binding cookie, or mint one.
+    let (binding_value, new_binding) = match cookie(headers, BINDING_COOKIE) {
+        Some(v) if v.len() == 43 => (v.to_owned(), false),
+        _ => match OpaqueSecret::generate() {
+            Ok(b) => (b.expose().to_owned(), true),
+            Err(_) => return super::error::internal_page("random", "random source failed", false).into_response(),
+        },
+    };
+    let flow = Flow {
+        username: request.login_hint.clone(),
+        request,
+        csrf: csrf.expose().to_owned(),
+        binding: SecretDigest::of(&binding_value),
+    };
+    if let Err(e) = save_flow(state, flow_id.expose(), &flow, now).await {
+        return PageError::from(e).into_response();
+    }
+    let client_name = state.settings.client(&flow.request.client_id).map(|c| c.display_name.as_str());
+    let mut response = render(
+        StatusCode::OK,
+        &SigninUsernamePage {
+            flow: flow_id.expose(),
+            csrf: &flow.csrf,
+            username: flow.username.as_deref().unwrap_or(""),
+            client_name,
+            error: None,
+        },
+    );
+    if new_binding {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, set_cookie(state, BINDING_COOKIE, &binding_value, None));
+    }
+    response
+}
+
+async fn save_flow(state: &AppState, id: &str, flow: &Flow, now: OffsetDateTime) -> Result<(), crate::store::StoreError> {
+    // Sign-in state is cheap to lose (the user starts again): ephemeral.
+    state
+        .store
+        .put(FLOWS, id, encode(flow)?, Some((now + FLOW_LIFETIME).unix_timestamp()), Durability::Ephemeral)
+        .await
+        .map(|_| ())
+}
+
+/// Loads the flow and checks it belongs to this browser (and, for form
+/// posts, that the CSRF token matches).
+async fn load_flow(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    csrf: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Flow, PageError> {
+    if id.len() != 43 {
+        return Err(PageError::flow_expired());
+    }
+    let record = state.store.get(FLOWS, id, now.unix_timestamp()).await?.ok_or_else(PageError::flow_expired)?;
+    let flow: Flow = decode(FLOWS, &record.value)?;
+    let bound = cookie(headers, BINDING_COOKIE)
+        .is_some_and(|b| secrets_equal(SecretDigest::of(b).as_str(), flow.binding.as_str()));
+    if !bound {
+        return Err(PageError::flow_expired());
+    }
+    if let Some(csrf) = csrf {
+        if !secrets_equal(csrf, &flow.csrf) {
+            return Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                "Sign-in problem",
+                "The form could not be verified. Reload the page and try again.",
+            ));
+        }
+    }
+    Ok(flow)
+}
+
+/// Parses a sign-in form body (duplicate fields refused).
+fn form(headers: &HeaderMap, body: &Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<HashMap<String, String>, PageError> {
+    let Ok(body) = body else {
+        return Err(PageError::bad_request("The form is too large or unreadable."));
+    };
+    if !super::is_form(headers) {
+        return Err(PageError::bad_request("Expected a form submission."));
+    }
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if out.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(PageError::bad_request(format!("The field `{k}` was sent twice.")));
+        }
+    }
+    Ok(out)
+}
+
+fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str, PageError> {
+    form.get(name)
+        .map(String::as_str)
+        .ok_or_else(|| PageError::bad_request(format!("The form is missing `{name}`.")))
+}
+
+pub async fn username_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let form = form(&headers, &body)?;
+    let flow_id = field(&form, "flow")?;
+    let mut flow = load_flow(&state, &headers, flow_id, Some(field(&form, "csrf")?), now).await?;
+    let username = form.get("username").map(|u| u.trim()).unwrap_or("");
+    if username.is_empty() || username.len() > 113 {
+        let page = SigninUsernamePage {
+            flow: flow_id,
+            csrf: &flow.csrf,
+            username,
+            client_name: None,
+            error: Some("Enter your username."),
+        };
+        return Ok(render(StatusCode::OK, &page));
+    }
+    // Whether the user exists is not revealed here: unknown users get the
+    // same password page and the same failure (no enumeration).
+    flow.username = Some(username.to_owned());
+    save_flow(&state, flow_id, &flow, now).await?;
+    Ok(Redirect::to(&format!("/signin/password?flow={flow_id}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct FlowQuery {
+    flow: String,
+}
+
+pub async fn password_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<FlowQuery>,
+) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let flow = load_flow(&state, &headers, &q.flow, None, now).await?;
+    let Some(username) = flow.username.as_deref() else {
+        return Err(PageError::flow_expired());
+    };
+    Ok(render(
+        StatusCode::OK,
+        &SigninPasswordPage { flow: &q.flow, csrf: &flow.csrf, username, error: None },
+    ))
+}
+
+/// "Sign in as a different user": back to the username page, same flow.
+pub async fn restart(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<FlowQuery>,
+) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let mut flow = load_flow(&state, &headers, &q.flow, None, now).await?;
+    flow.username = None;
+    save_flow(&state, &q.flow, &flow, now).await?;
+    Ok(render(
+        StatusCode::OK,
+        &SigninUsernamePage { flow: &q.flow, csrf: &flow.csrf, username: "", client_name: None, error: None },
+    ))
+}
+
+pub async fn password_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let form = form(&headers, &body)?;
+    let flow_id = field(&form, "flow")?;
+    let flow = load_flow(&state, &headers, flow_id, Some(field(&form, "csrf")?), now).await?;
+    let username = flow.username.clone().ok_or_else(PageError::flow_expired)?;
+    let password = form.get("password").map(String::as_str).unwrap_or("");
+    let ip = ip.to_string();
+
+    let user = state.directory.user_by_upn(&username, now).await.map_err(directory_page_error)?;
+    let verified = match &user {
+        Some(u) => match state.directory.password_hash(u.id, now).await.map_err(directory_page_error)? {
+            Some(phc) if !password.is_empty() => state.hasher.verify(password, &phc).await,
+            _ => state.hasher.verify_dummy(password).await,
+        },
+        None => state.hasher.verify_dummy(password).await,
+    };
+    let user = match user {
+        Some(u) if verified && u.account_enabled => u,
+        other => {
+            let reason = match &other {
+                None => "User account not found",
+                Some(u) if !u.account_enabled => "User account is disabled",
+                Some(_) => "Invalid username or password",
+            };
+            record_sign_in(&state, &flow.request.client_id, other.as_ref(), &username, &ip, AuthMethod::Password, Some(reason), now).await;
+            let page = SigninPasswordPage { flow: flow_id, csrf: &flow.csrf, username: &username, error: Some(SIGN_IN_FAILED) };
+            return Ok(render(StatusCode::OK, &page));
+        }
+    };
+
+    let (secret, session) = state
+        .sessions
+        .start(&user, vec![AuthMethod::Password], now, state.settings.session_lifetime)
+        .await
+        .map_err(|e| super::error::internal_page("session", &e.to_string(), is_unavailable(&e)))?;
+    state.store.delete(FLOWS, flow_id, Durability::Ephemeral, now.unix_timestamp()).await?;
+    record_sign_in(&state, &flow.request.client_id, Some(&user), &username, &ip, AuthMethod::Password, None, now).await;
+    let cookie = set_cookie(&state, SESSION_COOKIE, secret.expose(), None);
+    Ok(complete(&state, &flow.request, &session, &secret.digest(), &user, now, Some(cookie)).await)
+}
+
+fn directory_page_error(e: crate::directory::DirectoryError) -> PageError {
+    let unavailable = matches!(&e, crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_)));
+    super::error::internal_page(e.code(), &e.to_string(), unavailable)
+}
+
+/// Issues the code and redirects back to the client.
+async fn complete(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    session: &Session,
+    session_digest: &SecretDigest,
+    user: &User,
+    now: OffsetDateTime,
+    set_session_cookie: Option<axum::http::HeaderValue>,
+) -> Response {
+    if let Some(acceptable) = &request.essential_acr {
+        if !acceptable.iter().any(|a| a == session.acr().as_str()) {
+            return error_redirect(
+                state,
+                &request.redirect_uri,
+                request.state.as_deref(),
+                &OAuthError::new(
+                    ErrorCode::UnmetAuthenticationRequirements,
+                    "the session does not satisfy the requested acr",
+                ),
+            );
+        }
+    }
+    let authorization = Authorization {
+        user_id: user.id,
+        client_id: request.client_id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        scope: request.scope.clone(),
+        nonce: request.nonce.clone(),
+        code_challenge: request.code_challenge.clone(),
+        auth_time: session.auth_time,
+        methods: session.methods.clone(),
+        sid: session.sid.clone(),
+        session: session_digest.clone(),
+        epoch: session.epoch,
+        not_after: Some(session.expires_at),
+    };
+    let code = match state.grants.issue_code(authorization, now).await {
+        Ok(c) => c,
+        Err(e) => {
+            let unavailable = matches!(&e, crate::tokens::grants::GrantError::Store(crate::store::StoreError::Unavailable(_)));
+            return super::error::internal_page(e.code(), &e.to_string(), unavailable).into_response();
+        }
+    };
+    let mut pairs = vec![("code", code.expose().to_owned())];
+    if let Some(s) = &request.state {
+        pairs.push(("state", s.clone()));
+    }
+    // RFC 9207: tell the client which issuer answered (mix-up defence).
+    pairs.push(("iss", state.settings.issuer.clone()));
+    let mut response = redirect_with(&request.redirect_uri, &pairs);
+    if let Some(c) = set_session_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+/// Redirects an OAuth error to a validated redirect URI (RFC 6749 §4.1.2.1).
+fn error_redirect(state: &AppState, redirect_uri: &str, st: Option<&str>, error: &OAuthError) -> Response {
+    let mut pairs = vec![
+        ("error", error.code.as_str().to_owned()),
+        ("error_description", error.description.clone()),
+    ];
+    if let Some(s) = st {
+        pairs.push(("state", s.to_owned()));
+    }
+    pairs.push(("iss", state.settings.issuer.clone()));
+    redirect_with(redirect_uri, &pairs)
+}
+
+fn redirect_with(uri: &str, pairs: &[(&str, String)]) -> Response {
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+            Redirect::to(url.as_str()).into_response()
+        }
+        // Unreachable for registered URIs (validated at start-up).
+        Err(_) => PageError::bad_request("The application's redirect URI is invalid.").into_response(),
+    }
+}
+
+/// Writes one sign-in log entry; a logging failure never fails the sign-in
+/// but is itself logged.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_sign_in(
+    state: &AppState,
+    client_id: &str,
+    user: Option<&User>,
+    username: &str,
+    ip: &str,
+    method: AuthMethod,
+    failure: Option<&str>,
+    now: OffsetDateTime,
+) {
+    let Ok(id) = LogEntryId::generate() else { return };
+    let entry = SignIn {
+        id,
+        created_date_time: now,
+        user_id: user.map(|u| u.id),
+        user_principal_name: username.to_owned(),
+        user_display_name: user.map(|u| u.display_name.clone()),
+        app_id: client_id.to_owned(),
+        app_display_name: state
+            .settings
+            .client(client_id)
+            .map(|c| c.display_name.clone())
+            .unwrap_or_else(|| client_id.to_owned()),
+        ip_address: ip.to_owned(),
+        client_app_used: "Browser".to_owned(),
+        status: SignInStatus {
+            error_code: if failure.is_some() { 50126 } else { 0 },
+            failure_reason: failure.map(str::to_owned),
+        },
+        authentication_details: vec![AuthenticationDetail {
+            authentication_method: method.display_name().to_owned(),
+            authentication_method_detail: None,
+            succeeded: failure.is_none(),
+            authentication_step_date_time: now,
+        }],
+        conditional_access_status: "notApplied".to_owned(),
+    };
+    if let Err(e) = state.audit.record_sign_in(&entry).await {
+        tracing::error!(error = %e, "could not write the sign-in log");
+    }
+    match failure {
+        None => tracing::info!(user = %username, client = %client_id, %ip, "sign-in succeeded"),
+        Some(reason) => tracing::info!(user = %username, client = %client_id, %ip, reason, "sign-in failed"),
+    }
+}

@@ -1,0 +1,377 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3, §4.4, §6) and client
+//! authentication (§2.3).
+
+use super::error::OAuthJsonError;
+use crate::app::AppState;
+use crate::config::{Client, GrantType, GRAPH_PERMISSIONS};
+use crate::directory::User;
+use crate::ids::{SecretDigest, secrets_equal};
+use crate::protocol::params::Params;
+use crate::protocol::scope::Scope;
+use crate::protocol::{ErrorCode, OAuthError};
+use crate::tokens::grants::{Grant, GrantError, Issued, Redemption};
+use crate::tokens::{AccessTokenClaims, IdTokenClaims, IdentityType};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// Reads a form body into duplicate-free parameters.
+pub fn form_params(
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Params, OAuthJsonError> {
+    let body = body.map_err(|e| {
+        let mut err = OAuthJsonError::bad_request(OAuthError::invalid_request(
+            "request body is too large or unreadable",
+        ));
+        err.status = e.status();
+        err
+    })?;
+    if !super::is_form(headers) {
+        return Err(OAuthJsonError::bad_request(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        )));
+    }
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| OAuthJsonError::bad_request(OAuthError::invalid_request("the body is not UTF-8")))?;
+    Params::parse(text).map_err(OAuthJsonError::bad_request)
+}
+
+/// Authenticates the client by `client_secret_basic`, `client_secret_post`
+/// or `none` (public clients). Exactly one method may be used (§2.3).
+pub fn authenticate_client<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<&'a Client, OAuthJsonError> {
+    let basic = match headers.get(header::AUTHORIZATION) {
+        Some(value) => Some(parse_basic(value).ok_or_else(|| {
+            OAuthJsonError::invalid_client("malformed Authorization header; use HTTP Basic with the client credentials")
+        })?),
+        None => None,
+    };
+    let (client_id, secret) = match (basic, params.get("client_secret")) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthJsonError::bad_request(OAuthError::invalid_request(
+                "use exactly one client authentication method",
+            )));
+        }
+        (Some((id, secret)), None) => {
+            if params.get("client_id").is_some_and(|p| p != id) {
+                return Err(OAuthJsonError::bad_request(OAuthError::invalid_request(
+                    "client_id in the body differs from the authenticated client",
+                )));
+            }
+            (id, Some(secret))
+        }
+        (None, secret) => {
+            let id = params
+                .get("client_id")
+                .ok_or_else(|| OAuthJsonError::invalid_client("client authentication is required"))?;
+            (id.to_owned(), secret.map(str::to_owned))
+        }
+    };
+    let client = state
+        .settings
+        .client(&client_id)
+        .ok_or_else(|| OAuthJsonError::invalid_client("client authentication failed"))?;
+    match (&client.secret_digest, secret) {
+        (Some(expected), Some(given)) => {
+            if !secrets_equal(SecretDigest::of(&given).as_str(), expected.as_str()) {
+                return Err(OAuthJsonError::invalid_client("client authentication failed"));
+            }
+        }
+        (Some(_), None) => return Err(OAuthJsonError::invalid_client("client authentication failed")),
+        (None, Some(_)) => {
+            return Err(OAuthJsonError::invalid_client("this is a public client; it has no secret"));
+        }
+        (None, None) => {}
+    }
+    Ok(client)
+}
+
+fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
+    let value = value.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    // RFC 6749 §2.3.1: both parts are form-urlencoded before encoding.
+    let unescape = |s: &str| -> Option<String> {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((unescape(id)?, unescape(secret)?))
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, OAuthJsonError> {
+    let now = state.clock.now();
+    let params = form_params(&headers, body)?;
+    let client = authenticate_client(&state, &headers, &params)?;
+    let grant_type = params.require("grant_type").map_err(OAuthJsonError::bad_request)?;
+    let grant = GrantType::parse(grant_type).ok_or_else(|| {
+        OAuthJsonError::bad_request(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            format!("grant_type {grant_type:?} is not supported"),
+        ))
+    })?;
+    if !client.allows(grant) {
+        return Err(OAuthJsonError::bad_request(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            format!("this client may not use the {} grant", grant.as_str()),
+        )));
+    }
+    let response = match grant {
+        GrantType::AuthorizationCode => authorization_code(&state, client, &params, now).await?,
+        GrantType::RefreshToken => refresh_token(&state, client, &params, now).await?,
+        GrantType::ClientCredentials => client_credentials(&state, client, &params, now)?,
+    };
+    let mut r = Json(response).into_response();
+    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(r)
+}
+
+fn grant_error(e: GrantError) -> OAuthJsonError {
+    match e {
+        GrantError::Store(s) => s.into(),
+        GrantError::Random => OAuthJsonError::internal("random", "random source failed", false),
+        other => OAuthJsonError::bad_request(OAuthError::invalid_grant(other.to_string())),
+    }
+}
+
+async fn authorization_code(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthJsonError> {
+    let code = params.require("code").map_err(OAuthJsonError::bad_request)?;
+    let redirect_uri = params.require("redirect_uri").map_err(OAuthJsonError::bad_request)?;
+    let issued = state
+        .grants
+        .redeem_code(
+            code,
+            Redemption {
+                client_id: &client.client_id,
+                redirect_uri: Some(redirect_uri),
+                code_verifier: params.get("code_verifier"),
+            },
+            now,
+        )
+        .await
+        .map_err(grant_error)?;
+    let user = live_user(state, &issued.grant, now).await?;
+    let scope = issued.grant.authorization.scope.clone();
+    mint_user_tokens(state, issued, &user, &scope, true, now)
+}
+
+async fn refresh_token(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthJsonError> {
+    let token = params.require("refresh_token").map_err(OAuthJsonError::bad_request)?;
+    let issued = state
+        .grants
+        .rotate_refresh(token, &client.client_id, now)
+        .await
+        .map_err(grant_error)?;
+    let user = live_user(state, &issued.grant, now).await?;
+    // RFC 6749 §6: a refresh may narrow the scope, never widen it.
+    let original = &issued.grant.authorization.scope;
+    let scope = match params.get("scope") {
+        None => original.clone(),
+        Some(s) => {
+            let requested = Scope::parse(s).ok_or_else(|| {
+                OAuthJsonError::bad_request(OAuthError::new(ErrorCode::InvalidScope, "scope has invalid characters"))
+            })?;
+            if !requested.is_subset(original) {
+                return Err(OAuthJsonError::bad_request(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    "a refresh cannot add scopes beyond the original grant",
+                )));
+            }
+            requested
+        }
+    };
+    mint_user_tokens(state, issued, &user, &scope, false, now)
+}
+
+/// The grant's user, if still allowed tokens: exists, enabled, and not
+/// signed out everywhere since. Otherwise the grant is revoked.
+async fn live_user(state: &AppState, grant: &Grant, now: OffsetDateTime) -> Result<User, OAuthJsonError> {
+    let user = state
+        .directory
+        .user(grant.authorization.user_id, now)
+        .await
+        .map_err(|e| OAuthJsonError::internal(e.code(), &e.to_string(), false))?;
+    match user {
+        Some(u) if u.account_enabled && u.session_epoch == grant.authorization.epoch => Ok(u),
+        _ => {
+            state.grants.revoke(grant.id, now).await.map_err(grant_error)?;
+            Err(OAuthJsonError::bad_request(OAuthError::invalid_grant(
+                "the user's sessions were revoked or the account is disabled",
+            )))
+        }
+    }
+}
+
+fn graph_scopes(scope: &Scope) -> Vec<&str> {
+    scope.iter().filter(|s| GRAPH_PERMISSIONS.contains(s)).collect()
+}
+
+fn mint_user_tokens(
+    state: &AppState,
+    issued: Issued,
+    user: &User,
+    scope: &Scope,
+    with_nonce: bool,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthJsonError> {
+    let grant = &issued.grant;
+    let a = &grant.authorization;
+    let iat = now.unix_timestamp();
+    let mut exp = (now + state.settings.tokens.access_token).unix_timestamp();
+    exp = exp.min(grant.expires_at.max(iat + 1));
+    if let Some(limit) = a.not_after.filter(|_| !grant.offline) {
+        exp = exp.min(limit);
+    }
+    let amr: Vec<String> = crate::authn::methods::amr(&a.methods).into_iter().map(str::to_owned).collect();
+    let acr = crate::authn::methods::acr(&a.methods).as_str().to_owned();
+    let graph = graph_scopes(scope);
+    let jti = crate::ids::random_uuid()
+        .map_err(|_| OAuthJsonError::internal("random", "random source failed", false))?
+        .simple()
+        .to_string();
+    let access = AccessTokenClaims {
+        iss: state.settings.issuer.clone(),
+        sub: user.id.to_string(),
+        aud: if graph.is_empty() { a.client_id.clone() } else { state.settings.graph_audience() },
+        exp,
+        iat,
+        jti,
+        client_id: a.client_id.clone(),
+        scope: scope.to_string(),
+        idtyp: IdentityType::User,
+        auth_time: Some(a.auth_time),
+        acr: Some(acr.clone()),
+        amr: Some(amr.clone()),
+        sid: Some(a.sid.clone()),
+        scp: (!graph.is_empty()).then(|| graph.join(" ")),
+        roles: None,
+        grant: Some(grant.id.to_string()),
+    };
+    let access_token = state.tokens.sign_access_token(&access).map_err(signing_error)?;
+    let id_token = if scope.contains("openid") {
+        let id_exp = (now + state.settings.tokens.id_token).unix_timestamp();
+        let claims = IdTokenClaims {
+            iss: state.settings.issuer.clone(),
+            sub: user.id.to_string(),
+            aud: a.client_id.clone(),
+            exp: id_exp,
+            iat,
+            auth_time: a.auth_time,
+            nonce: if with_nonce { a.nonce.clone() } else { None },
+            amr,
+            acr,
+            sid: a.sid.clone(),
+            at_hash: Some(state.tokens.at_hash(&access_token)),
+            name: scope.contains("profile").then(|| user.display_name.clone()),
+            preferred_username: scope.contains("profile").then(|| user.user_principal_name.clone()),
+            email: if scope.contains("email") { user.mail.clone() } else { None },
+        };
+        Some(state.tokens.sign_id_token(&claims).map_err(signing_error)?)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: exp - iat,
+        scope: scope.to_string(),
+        id_token,
+        refresh_token: issued.refresh_token.map(|t| t.expose().to_owned()),
+    })
+}
+
+fn signing_error(e: crate::tokens::TokenError) -> OAuthJsonError {
+    OAuthJsonError::internal(e.code(), &e.to_string(), false)
+}
+
+/// RFC 6749 §4.4: the client acts for itself. With no scope, or the Graph
+/// `.default` scope, the token is for the Graph API and carries the client's
+/// application permissions as `roles`.
+fn client_credentials(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthJsonError> {
+    let default_scope = format!("{}/.default", state.settings.graph_audience());
+    if let Some(scope) = params.get("scope") {
+        let requested = Scope::parse(scope).unwrap_or_default();
+        if requested.iter().any(|s| s != default_scope) || requested.is_empty() {
+            return Err(OAuthJsonError::bad_request(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!("client_credentials accepts no scope or {default_scope}"),
+            )));
+        }
+    }
+    let iat = now.unix_timestamp();
+    let exp = (now + state.settings.tokens.access_token).unix_timestamp();
+    let claims = AccessTokenClaims {
+        iss: state.settings.issuer.clone(),
+        sub: client.client_id.clone(),
+        aud: state.settings.graph_audience(),
+        exp,
+        iat,
+        jti: crate::ids::random_uuid()
+            .map_err(|_| OAuthJsonError::internal("random", "random source failed", false))?
+            .simple()
+            .to_string(),
+        client_id: client.client_id.clone(),
+        scope: default_scope.clone(),
+        idtyp: IdentityType::App,
+        auth_time: None,
+        acr: None,
+        amr: None,
+        sid: None,
+        scp: None,
+        roles: Some(client.app_permissions.iter().cloned().collect()),
+        grant: None,
+    };
+    Ok(TokenResponse {
+        access_token: state.tokens.sign_access_token(&claims).map_err(signing_error)?,
+        token_type: "Bearer",
+        expires_in: exp - iat,
+        scope: default_scope,
+        id_token: None,
+        refresh_token: None,
+    })
+}

@@ -1,0 +1,353 @@
+//! `TestApp`: a real Gatepass on a loopback port (embedded store in a temp
+//! dir, temporary keys, a manual clock), plus a cookie-keeping `Browser`
+//! that fills in the sign-in pages the way a person would (plain HTML forms,
+//! no JavaScript), and the relying-party client built from discovery.
+
+use gatepass::app::AppState;
+use gatepass::clock::{Clock, ManualClock, SystemClock};
+use gatepass::config::Settings;
+use gatepass::store::Store;
+use gatepass::store::embedded::EmbeddedStore;
+use openidconnect::core::{CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, RedirectUrl,
+};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tempfile::TempDir;
+
+pub const RP_ID: &str = "rp";
+pub const RP_SECRET: &str = "rp-secret-0123456789";
+pub const RP_REDIRECT: &str = "http://127.0.0.1:9000/callback";
+pub const RP_LOGOUT_REDIRECT: &str = "http://127.0.0.1:9000/";
+pub const SPA_ID: &str = "spa";
+pub const AUTOMATION_ID: &str = "automation";
+pub const AUTOMATION_SECRET: &str = "automation-secret-0123456789";
+pub const READER_APP_ID: &str = "reader";
+pub const READER_APP_SECRET: &str = "reader-secret-0123456789";
+
+pub type Rp = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+pub struct TestApp {
+    pub state: AppState,
+    pub clock: ManualClock,
+    pub issuer: String,
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub dir: TempDir,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub fn config_text(issuer: &str, dir: &Path) -> String {
+    format!(
+        r#"
+issuer = "{issuer}"
+listen = "127.0.0.1:0"
+[store]
+backend = "embedded"
+path = "{store}"
+[keys]
+dir = "{keys}"
+[password_hashing]
+memory_kib = 64
+iterations = 1
+parallelism = 1
+
+[[clients]]
+client_id = "{RP_ID}"
+client_secret = "{RP_SECRET}"
+redirect_uris = ["{RP_REDIRECT}"]
+post_logout_redirect_uris = ["{RP_LOGOUT_REDIRECT}"]
+grant_types = ["authorization_code", "refresh_token"]
+delegated_permissions = ["User.Read", "User.ReadWrite.All", "AuditLog.Read.All", "Group.ReadWrite.All", "RoleManagement.ReadWrite.Directory"]
+
+[[clients]]
+client_id = "{SPA_ID}"
+redirect_uris = ["{RP_REDIRECT}"]
+grant_types = ["authorization_code", "refresh_token"]
+
+[[clients]]
+client_id = "{AUTOMATION_ID}"
+client_secret = "{AUTOMATION_SECRET}"
+grant_types = ["client_credentials"]
+app_permissions = ["User.ReadWrite.All", "Group.ReadWrite.All", "RoleManagement.ReadWrite.Directory", "AuditLog.Read.All"]
+
+[[clients]]
+client_id = "{READER_APP_ID}"
+client_secret = "{READER_APP_SECRET}"
+grant_types = ["client_credentials"]
+app_permissions = ["User.Read.All"]
+"#,
+        store = dir.join("gatepass.redb").display(),
+        keys = dir.join("keys").display(),
+    )
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("gatepass.redb")).expect("store"));
+        Self::spawn_on(store, dir).await
+    }
+
+    pub async fn spawn_on(store: Arc<dyn Store>, dir: TempDir) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let issuer = format!("http://localhost:{}", addr.port());
+        let settings = Settings::from_toml(
+            &config_text(&issuer, dir.path()),
+            Path::new("test.toml"),
+            std::iter::empty(),
+        )
+        .expect("test config");
+        // Start at the real time: the relying party checks `exp`/`iat`
+        // against its own wall clock.
+        let clock = ManualClock::new(SystemClock.now());
+        let state = AppState::with_store(settings, Arc::new(clock.clone()), store).expect("app");
+        let app = gatepass::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        TestApp { state, clock, issuer, addr, http, dir, server }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// Creates a user with a password directly in the directory.
+    pub async fn create_user(&self, upn: &str, password: Option<&str>) -> gatepass::directory::User {
+        let hash = match password {
+            Some(p) => Some(self.state.hasher.hash(p).await.expect("hash")),
+            None => None,
+        };
+        self.state
+            .directory
+            .create_user(
+                gatepass::directory::NewUser {
+                    user_principal_name: upn.to_owned(),
+                    display_name: format!("Test {upn}"),
+                    mail: Some(format!("{upn}@example.test")),
+                    account_enabled: true,
+                    password_hash: hash,
+                },
+                self.clock.now(),
+            )
+            .await
+            .expect("create user")
+    }
+
+    pub async fn grant_role(&self, user: &gatepass::directory::User, role: gatepass::directory::roles::BuiltinRole) {
+        self.state
+            .directory
+            .assign_role(role, user.id, self.clock.now())
+            .await
+            .expect("assign role");
+    }
+
+    /// The relying party, configured purely from discovery.
+    pub async fn rp(&self, client_id: &str, secret: Option<&str>) -> Rp {
+        let metadata = CoreProviderMetadata::discover_async(
+            IssuerUrl::new(self.issuer.clone()).expect("issuer url"),
+            &self.http,
+        )
+        .await
+        .expect("discovery");
+        CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(client_id.to_owned()),
+            secret.map(|s| ClientSecret::new(s.to_owned())),
+        )
+        .set_redirect_uri(RedirectUrl::new(RP_REDIRECT.to_owned()).expect("redirect url"))
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser::new(self.issuer.clone())
+    }
+
+    /// A client-credentials access token for the Graph API.
+    pub async fn app_token(&self, client_id: &str, secret: &str) -> String {
+        let r = self
+            .http
+            .post(self.url("/token"))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(r.status(), 200, "client_credentials failed");
+        let body: serde_json::Value = r.json().await.expect("json");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// Runs the whole code flow as `client_id` (confidential `rp`) and
+    /// returns the token endpoint's JSON.
+    pub async fn user_tokens(&self, username: &str, password: &str, scope: &str) -> serde_json::Value {
+        let browser = self.browser();
+        let verifier = "verifier-0123456789-0123456789-0123456789-0123456789";
+        let challenge = {
+            use base64::Engine as _;
+            let d = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
+        };
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", RP_ID)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", RP_REDIRECT)
+            .append_pair("scope", scope)
+            .append_pair("state", "st")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .finish();
+        let location = browser
+            .sign_in(&format!("{}/authorize?{query}", self.issuer), username, password)
+            .await
+            .expect("sign-in redirect");
+        let code = query_param(&location, "code").expect("code in redirect");
+        let r = self
+            .http
+            .post(self.url("/token"))
+            .basic_auth(RP_ID, Some(RP_SECRET))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", RP_REDIRECT),
+                ("code_verifier", verifier),
+            ])
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("json")
+    }
+}
+
+/// Reads a query parameter from a URL.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// A browser: keeps cookies, follows no redirects on its own, reads forms.
+pub struct Browser {
+    pub http: reqwest::Client,
+    issuer: String,
+}
+
+/// What a page or response turned out to be.
+#[derive(Debug)]
+pub struct Page {
+    pub status: reqwest::StatusCode,
+    pub location: Option<String>,
+    pub html: String,
+}
+
+impl Page {
+    /// The value of a hidden input `name` in the page.
+    pub fn hidden(&self, name: &str) -> Option<String> {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.html.find(&marker)? + marker.len();
+        let end = self.html[start..].find('"')? + start;
+        Some(self.html[start..end].to_owned())
+    }
+
+    pub fn has_label(&self, label: &str) -> bool {
+        self.html.contains(&format!(">{label}</label>"))
+    }
+
+    pub fn has_button(&self, label: &str) -> bool {
+        self.html.contains(&format!(">{label}</button>"))
+    }
+}
+
+impl Browser {
+    pub fn new(issuer: String) -> Browser {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("browser");
+        Browser { http, issuer }
+    }
+
+    fn absolute(&self, url: &str) -> String {
+        if url.starts_with('/') {
+            format!("{}{url}", self.issuer)
+        } else {
+            url.to_owned()
+        }
+    }
+
+    pub async fn get(&self, url: &str) -> Page {
+        let r = self.http.get(self.absolute(url)).send().await.expect("GET");
+        Self::page(r).await
+    }
+
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Page {
+        let r = self.http.post(self.absolute(url)).form(form).send().await.expect("POST");
+        Self::page(r).await
+    }
+
+    async fn page(r: reqwest::Response) -> Page {
+        let status = r.status();
+        let location = r
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let html = r.text().await.unwrap_or_default();
+        Page { status, location, html }
+    }
+
+    /// Username page → Next → password page → Sign in. Returns the final
+    /// page (a redirect to the client on success).
+    pub async fn submit_credentials(&self, username_page: &Page, username: &str, password: &str) -> Page {
+        assert!(username_page.has_label("Username"), "no Username field: {}", username_page.html);
+        assert!(username_page.has_button("Next"));
+        let flow = username_page.hidden("flow").expect("flow");
+        let csrf = username_page.hidden("csrf").expect("csrf");
+        let after_username = self
+            .post_form("/signin/username", &[("flow", &flow), ("csrf", &csrf), ("username", username)])
+            .await;
+        let next = after_username.location.expect("redirect to the password page");
+        let password_page = self.get(&next).await;
+        assert!(password_page.has_label("Password"), "no Password field: {}", password_page.html);
+        assert!(password_page.has_button("Sign in"));
+        let csrf = password_page.hidden("csrf").expect("csrf");
+        self.post_form("/signin/password", &[("flow", &flow), ("csrf", &csrf), ("password", password)])
+            .await
+    }
+
+    /// Full interactive sign-in from an authorization URL; the redirect
+    /// back to the client, or `None` with the page that stopped it.
+    pub async fn sign_in(&self, authorize_url: &str, username: &str, password: &str) -> Result<String, Page> {
+        let first = self.get(authorize_url).await;
+        if let Some(loc) = first.location.clone() {
+            return Ok(loc);
+        }
+        let done = self.submit_credentials(&first, username, password).await;
+        match done.location.clone() {
+            Some(loc) if done.status.is_redirection() => Ok(loc),
+            _ => Err(done),
+        }
+    }
+}

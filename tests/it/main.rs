@@ -1,0 +1,8 @@
+//! Gatepass integration tests: one binary, driven through the real HTTP
+//! interfaces (see `harness`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+mod oidc;
+mod store;
