@@ -3,6 +3,8 @@
 use crate::audit::AuditLog;
 use crate::authn::password::{PasswordError, PasswordHasher};
 use crate::authn::session::Sessions;
+use crate::authn::tap::Taps;
+use crate::authn::throttle::Throttle;
 use crate::clock::Clock;
 use crate::config::{Settings, StoreSettings};
 use crate::directory::Directory;
@@ -25,6 +27,8 @@ pub struct AppState {
     pub grants: Grants,
     pub audit: AuditLog,
     pub hasher: PasswordHasher,
+    pub taps: Taps,
+    pub throttle: Throttle,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +71,12 @@ impl AppState {
         )?;
         let directory = Directory::new(store.clone());
         let hasher = PasswordHasher::new(settings.password_hashing)?;
+        let taps = Taps::new(store.clone(), settings.tap_policy.clone());
         Ok(AppState {
             tokens: TokenIssuer::new(keys, settings.issuer.clone()),
-            sessions: Sessions::new(store.clone(), directory.clone()),
+            sessions: Sessions::new(store.clone(), directory.clone(), taps.clone()),
+            throttle: Throttle::new(store.clone(), settings.throttling),
+            taps,
             grants: Grants::new(
                 store.clone(),
                 settings.tokens.refresh_token,

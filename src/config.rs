@@ -9,6 +9,8 @@
 //! Environment overrides name a key path with `__` between levels:
 //! `GATEPASS_ISSUER`, `GATEPASS_STORE__PATH`, `GATEPASS_KEYS__ALGORITHM`.
 
+use crate::authn::tap::{MethodState, MethodTarget, TapPolicy};
+use crate::authn::throttle::ThrottleSettings;
 use crate::keys::Algorithm;
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
@@ -55,6 +57,62 @@ struct RawConfig {
     tokens: RawTokens,
     #[serde(default)]
     password_hashing: RawPasswordHashing,
+    #[serde(default)]
+    tap: RawTap,
+    #[serde(default)]
+    throttling: RawThrottling,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTap {
+    enabled: bool,
+    minimum_lifetime_minutes: u32,
+    maximum_lifetime_minutes: u32,
+    default_lifetime_minutes: u32,
+    default_length: u32,
+    is_usable_once: bool,
+    include_groups: Vec<String>,
+    exclude_groups: Vec<String>,
+}
+
+impl Default for RawTap {
+    fn default() -> Self {
+        let p = TapPolicy::default();
+        Self {
+            enabled: true,
+            minimum_lifetime_minutes: p.minimum_lifetime_in_minutes,
+            maximum_lifetime_minutes: p.maximum_lifetime_in_minutes,
+            default_lifetime_minutes: p.default_lifetime_in_minutes,
+            default_length: p.default_length,
+            is_usable_once: p.is_usable_once,
+            include_groups: vec![crate::authn::tap::ALL_USERS.to_owned()],
+            exclude_groups: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawThrottling {
+    max_failures: i64,
+    max_failures_per_source: i64,
+    window_minutes: i64,
+    lockout_minutes: i64,
+    max_lockout_minutes: i64,
+}
+
+impl Default for RawThrottling {
+    fn default() -> Self {
+        let t = ThrottleSettings::default();
+        Self {
+            max_failures: t.max_failures,
+            max_failures_per_source: t.max_failures_per_source,
+            window_minutes: t.window.whole_minutes(),
+            lockout_minutes: t.lockout.whole_minutes(),
+            max_lockout_minutes: t.max_lockout.whole_minutes(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -250,6 +308,9 @@ pub struct Settings {
     pub session_lifetime: time::Duration,
     pub tokens: TokenLifetimes,
     pub password_hashing: PasswordHashing,
+    /// Seeds the stored TAP policy on first start (the Graph API owns it later).
+    pub tap_policy: TapPolicy,
+    pub throttling: ThrottleSettings,
 }
 
 impl Settings {
@@ -288,6 +349,11 @@ const OVERRIDABLE: &[&str] = &[
     "password_hashing.memory_kib",
     "password_hashing.iterations",
     "password_hashing.parallelism",
+    "throttling.max_failures",
+    "throttling.max_failures_per_source",
+    "throttling.window_minutes",
+    "throttling.lockout_minutes",
+    "throttling.max_lockout_minutes",
 ];
 
 const INTEGER_KEYS: &[&str] = &[
@@ -299,6 +365,11 @@ const INTEGER_KEYS: &[&str] = &[
     "password_hashing.memory_kib",
     "password_hashing.iterations",
     "password_hashing.parallelism",
+    "throttling.max_failures",
+    "throttling.max_failures_per_source",
+    "throttling.window_minutes",
+    "throttling.lockout_minutes",
+    "throttling.max_lockout_minutes",
 ];
 
 /// Graph application/delegated permission names a client may hold.
@@ -311,6 +382,7 @@ pub const GRAPH_PERMISSIONS: &[&str] = &[
     "UserAuthMethod-TAP.Read.All",
     "UserAuthMethod-TAP.ReadWrite.All",
     "Policy.Read.All",
+    "Policy.Read.AuthenticationMethod",
     "Policy.ReadWrite.AuthenticationMethod",
     "Policy.Read.ConditionalAccess",
     "Policy.ReadWrite.ConditionalAccess",
@@ -500,7 +572,27 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             format!("invalid argon2id parameters ({e}); memory_kib must be at least 8 × parallelism, iterations ≥ 1, parallelism 1–16777215"),
         )
     })?;
+    let tap_policy = validate_tap(&raw.tap)?;
+    let th = &raw.throttling;
+    for (key, v, min, max) in [
+        ("throttling.max_failures", th.max_failures, 1, 1000),
+        ("throttling.max_failures_per_source", th.max_failures_per_source, 1, 100_000),
+        ("throttling.window_minutes", th.window_minutes, 1, 24 * 60),
+        ("throttling.lockout_minutes", th.lockout_minutes, 1, 24 * 60),
+        ("throttling.max_lockout_minutes", th.max_lockout_minutes, th.lockout_minutes, 7 * 24 * 60),
+    ] {
+        minutes(key, v, min, max)?;
+    }
+    let throttling = ThrottleSettings {
+        max_failures: th.max_failures,
+        max_failures_per_source: th.max_failures_per_source,
+        window: time::Duration::minutes(th.window_minutes),
+        lockout: time::Duration::minutes(th.lockout_minutes),
+        max_lockout: time::Duration::minutes(th.max_lockout_minutes),
+    };
     Ok(Settings {
+        tap_policy,
+        throttling,
         issuer,
         listen,
         workers: raw.workers,
@@ -516,6 +608,37 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             parallelism: ph.parallelism,
         },
     })
+}
+
+fn validate_tap(t: &RawTap) -> Result<TapPolicy, ConfigError> {
+    let target = |id: &String| MethodTarget {
+        id: id.clone(),
+        target_type: "group".to_owned(),
+        is_registration_required: false,
+    };
+    let policy = TapPolicy {
+        state: if t.enabled { MethodState::Enabled } else { MethodState::Disabled },
+        include_targets: t.include_groups.iter().map(target).collect(),
+        exclude_targets: t.exclude_groups.iter().map(target).collect(),
+        minimum_lifetime_in_minutes: t.minimum_lifetime_minutes,
+        maximum_lifetime_in_minutes: t.maximum_lifetime_minutes,
+        default_lifetime_in_minutes: t.default_lifetime_minutes,
+        default_length: t.default_length,
+        is_usable_once: t.is_usable_once,
+    };
+    policy.validate().map_err(|v| {
+        let key = match v.field {
+            "minimumLifetimeInMinutes" => "tap.minimum_lifetime_minutes",
+            "maximumLifetimeInMinutes" => "tap.maximum_lifetime_minutes",
+            "defaultLifetimeInMinutes" => "tap.default_lifetime_minutes",
+            "defaultLength" => "tap.default_length",
+            "includeTargets" => "tap.include_groups",
+            "excludeTargets" => "tap.exclude_groups",
+            _ => "tap",
+        };
+        invalid(key, v.message)
+    })?;
+    Ok(policy)
 }
 
 fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
@@ -677,6 +800,10 @@ dir = "keys"
             (format!("{MINIMAL}[[clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\ngrant_types = [\"implicit\"]\n"), "clients[0].grant_types"),
             (format!("{MINIMAL}[[clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\ngrant_types = [\"client_credentials\"]\napp_permissions = [\"Everything.All\"]\n"), "clients[0].app_permissions"),
             (format!("{MINIMAL}[password_hashing]\nmemory_kib = 1\n"), "password_hashing"),
+            (format!("{MINIMAL}[tap]\ndefault_length = 4\n"), "tap.default_length"),
+            (format!("{MINIMAL}[tap]\ndefault_lifetime_minutes = 5000\n"), "tap.default_lifetime_minutes"),
+            (format!("{MINIMAL}[tap]\ninclude_groups = [\"staff\"]\n"), "tap.include_groups"),
+            (format!("{MINIMAL}[throttling]\nmax_failures = 0\n"), "throttling.max_failures"),
         ];
         for (text, key) in cases {
             let err = load(&text, &[]).unwrap_err();

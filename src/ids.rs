@@ -161,6 +161,7 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

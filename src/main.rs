@@ -44,7 +44,7 @@ enum KeysCommand {
     },
 }
 
-fn load(config: &PathBuf) -> Result<Settings, ExitCode> {
+fn load(config: &std::path::Path) -> Result<Settings, ExitCode> {
     Settings::load(config, std::env::vars()).map_err(|e| {
         eprintln!("gatepass: configuration refused: {e}");
         ExitCode::from(2)

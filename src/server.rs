@@ -1,71 +1,72 @@
 //! Running the server: first start, background upkeep, graceful shutdown.
 
 use crate::app::AppState;
-use crate::ids::fill_random;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Unambiguous alphabet for human-typed secrets (no 0/O, 1/l/I).
-const HUMAN_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-
-/// A random secret of `len` characters from [`HUMAN_ALPHABET`], without
-/// modulo bias (rejection sampling).
-pub fn human_secret(len: usize) -> Result<String, crate::ids::RandomError> {
-    let limit = 256 - (256 % HUMAN_ALPHABET.len());
-    let mut out = String::with_capacity(len);
-    let mut buf = [0u8; 64];
-    while out.len() < len {
-        fill_random(&mut buf)?;
-        for b in buf {
-            if (b as usize) < limit && out.len() < len {
-                out.push(char::from(HUMAN_ALPHABET[b as usize % HUMAN_ALPHABET.len()]));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// First start on an empty store: create `admin` (Global Administrator) with
-/// a one-time initial credential, and print it with the sign-in URL once.
-/// Returns the printed credential for tests; `None` when already bootstrapped.
+/// First start on an empty store: seed the TAP policy from the
+/// configuration, create `admin` (Global Administrator) with a one-time
+/// Temporary Access Pass, and print the pass and the sign-in URL once.
+/// Returns the pass for tests; `None` when the store was already set up.
 pub async fn bootstrap(state: &AppState) -> Result<Option<String>, String> {
     let now = state.clock.now();
-    let password = human_secret(16).map_err(|e| e.to_string())?;
-    let hash = state.hasher.hash(&password).await.map_err(|e| e.to_string())?;
+    let t = now.unix_timestamp();
+    state.taps.seed_policy(&state.settings.tap_policy, t).await.map_err(|e| e.to_string())?;
     let created = state
         .directory
-        .bootstrap_admin("admin", Some(hash), now)
+        .bootstrap_admin("admin", None, now)
         .await
         .map_err(|e| e.to_string())?;
     let Some(user) = created else {
         return Ok(None);
     };
-    let entry = crate::audit::DirectoryAudit {
-        id: crate::ids::LogEntryId::generate().map_err(|e| e.to_string())?,
-        activity_date_time: now,
-        activity_display_name: "Add user".into(),
-        category: "UserManagement".into(),
-        result: "success".into(),
-        initiated_by: crate::audit::Initiator::System,
-        target_resources: vec![crate::audit::TargetResource {
-            id: user.id.to_string(),
-            kind: "User".into(),
-            display_name: Some(user.display_name.clone()),
-            user_principal_name: Some(user.user_principal_name.clone()),
-        }],
-        additional_details: vec![crate::audit::KeyValue { key: "reason".into(), value: "first start".into() }],
+    // The bootstrap pass ignores policy targeting (the policy may exclude
+    // everyone) but keeps its lifetime bounds: the longest lifetime allowed,
+    // one-time, so the operator has time to sign in and enroll a passkey.
+    let mut policy = state.taps.policy(t).await.map_err(|e| e.to_string())?;
+    policy.state = crate::authn::tap::MethodState::Enabled;
+    let request = crate::authn::tap::IssueRequest {
+        is_usable_once: Some(true),
+        start_at: None,
+        lifetime_in_minutes: Some(policy.maximum_lifetime_in_minutes),
     };
-    state.audit.record_directory(&entry).await.map_err(|e| e.to_string())?;
+    let issued = state
+        .taps
+        .issue(&state.hasher, user.id, &policy, true, &request, t)
+        .await
+        .map_err(|e| e.to_string())?;
+    for activity in ["Add user", "Admin registered security info"] {
+        let entry = crate::audit::DirectoryAudit {
+            id: crate::ids::LogEntryId::generate().map_err(|e| e.to_string())?,
+            activity_date_time: now,
+            activity_display_name: activity.into(),
+            category: "UserManagement".into(),
+            result: "success".into(),
+            initiated_by: crate::audit::Initiator::System,
+            target_resources: vec![crate::audit::TargetResource {
+                id: user.id.to_string(),
+                kind: "User".into(),
+                display_name: Some(user.display_name.clone()),
+                user_principal_name: Some(user.user_principal_name.clone()),
+            }],
+            additional_details: vec![crate::audit::KeyValue { key: "reason".into(), value: "first start".into() }],
+        };
+        state.audit.record_directory(&entry).await.map_err(|e| e.to_string())?;
+    }
+    let end = time::OffsetDateTime::from_unix_timestamp(issued.pass.end_at())
+        .ok()
+        .and_then(|e| e.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
     let sign_in_url = sign_in_url(state);
     // Deliberately printed, not logged: this is the one time the operator
-    // sees the initial credential, and it must not land in log pipelines.
+    // sees the pass, and it must not land in log pipelines.
     println!();
     println!("  Gatepass first start: created user `admin` (Global Administrator).");
-    println!("  Initial password (shown once): {password}");
+    println!("  One-time Temporary Access Pass (shown once, valid until {end}): {}", issued.secret.expose());
     println!("  Sign in: {sign_in_url}");
     println!();
-    Ok(Some(password))
+    Ok(Some(issued.secret.expose().to_owned()))
 }
 
 fn sign_in_url(state: &AppState) -> String {

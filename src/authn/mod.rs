@@ -4,5 +4,7 @@
 pub mod methods;
 pub mod password;
 pub mod session;
+pub mod tap;
+pub mod throttle;
 
 pub use methods::{Acr, AuthMethod};

@@ -8,6 +8,7 @@
 //! of the user in one atomic write.
 
 use super::methods::{self, Acr, AuthMethod};
+use super::tap::{Taps, TemporaryAccessPass};
 use crate::directory::{Directory, DirectoryError, User};
 use crate::ids::{OpaqueSecret, SecretDigest};
 use crate::store::{Durability, Store, StoreError, decode, encode};
@@ -27,6 +28,11 @@ pub struct Session {
     pub auth_time: i64,
     pub expires_at: i64,
     pub epoch: u64,
+    /// For a session signed in with a Temporary Access Pass: the pass id.
+    /// The session lives only while that pass is the user's current pass
+    /// and has not ended (deleting or replacing it ends the session).
+    #[serde(default)]
+    pub tap_id: Option<String>,
 }
 
 impl Session {
@@ -59,30 +65,38 @@ impl From<crate::ids::RandomError> for SessionError {
 pub struct Sessions {
     store: Arc<dyn Store>,
     directory: Directory,
+    taps: Taps,
 }
 
 impl Sessions {
-    pub fn new(store: Arc<dyn Store>, directory: Directory) -> Self {
-        Self { store, directory }
+    pub fn new(store: Arc<dyn Store>, directory: Directory, taps: Taps) -> Self {
+        Self { store, directory, taps }
     }
 
     /// Starts a session for `user` proven with `methods`; returns the cookie
-    /// secret (shown once) and the session.
+    /// secret (shown once) and the session. A session signed in with a pass
+    /// ends no later than the pass.
     pub async fn start(
         &self,
         user: &User,
         methods: Vec<AuthMethod>,
         now: OffsetDateTime,
         lifetime: time::Duration,
+        tap: Option<&TemporaryAccessPass>,
     ) -> Result<(OpaqueSecret, Session), SessionError> {
         let secret = OpaqueSecret::generate()?;
+        let mut expires_at = (now + lifetime).unix_timestamp();
+        if let Some(pass) = tap {
+            expires_at = expires_at.min(pass.end_at());
+        }
         let session = Session {
             sid: crate::ids::random_uuid()?.simple().to_string(),
             user_id: user.id,
             methods,
             auth_time: now.unix_timestamp(),
-            expires_at: (now + lifetime).unix_timestamp(),
+            expires_at,
             epoch: user.session_epoch,
+            tap_id: tap.map(|p| p.id.clone()),
         };
         self.store
             .put(
@@ -120,6 +134,11 @@ impl Sessions {
         };
         if !user.account_enabled || user.session_epoch != session.epoch {
             return Ok(None);
+        }
+        if let Some(tap) = &session.tap_id {
+            if !self.taps.binding_is_live(user.id, tap, now.unix_timestamp()).await? {
+                return Ok(None);
+            }
         }
         Ok(Some((session, user)))
     }

@@ -138,8 +138,13 @@ fn validate_upn(upn: &str) -> Result<()> {
     if upn.is_empty() || upn.len() > 113 {
         return Err(invalid("must be 1–113 characters"));
     }
-    if upn.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '?' || c == '#') {
-        return Err(invalid("must not contain spaces, control characters, '/', '?' or '#'"));
+    if upn
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '?' || c == '#')
+    {
+        return Err(invalid(
+            "must not contain spaces, control characters, '/', '?' or '#'",
+        ));
     }
     Ok(())
 }
@@ -251,7 +256,12 @@ impl Directory {
 
     /// Applies `patch` atomically (optimistic concurrency on the user record;
     /// a UPN change moves the index entry in the same transaction).
-    pub async fn update_user(&self, id: UserId, patch: UserPatch, now: OffsetDateTime) -> Result<User> {
+    pub async fn update_user(
+        &self,
+        id: UserId,
+        patch: UserPatch,
+        now: OffsetDateTime,
+    ) -> Result<User> {
         if let Some(upn) = &patch.user_principal_name {
             validate_upn(upn)?;
         }
@@ -264,7 +274,11 @@ impl Directory {
                 .await?
                 .ok_or(DirectoryError::NotFound("user"))?;
             let key = id.to_string();
-            let mut txn = Txn::new(Durability::Durable).require(USERS, key.clone(), Precondition::Version(version));
+            let mut txn = Txn::new(Durability::Durable).require(
+                USERS,
+                key.clone(),
+                Precondition::Version(version),
+            );
             if let Some(upn) = &patch.user_principal_name {
                 let (old, new) = (upn_key(&user.user_principal_name), upn_key(upn));
                 if old != new {
@@ -317,7 +331,15 @@ impl Directory {
             user.session_epoch += 1;
             if self
                 .store
-                .compare_and_swap(USERS, &id.to_string(), version, Some(encode(&user)?), None, Durability::Durable, unix(now))
+                .compare_and_swap(
+                    USERS,
+                    &id.to_string(),
+                    version,
+                    Some(encode(&user)?),
+                    None,
+                    Durability::Durable,
+                    unix(now),
+                )
                 .await?
                 .is_some()
             {
@@ -349,7 +371,12 @@ impl Directory {
             }
             for a in self.role_assignments(now).await? {
                 if a.principal_id == id {
-                    txn = txn.delete(ROLE_ASSIGNMENTS, a.id.to_string());
+                    // The marker too: `roles_of` reads the markers, so a
+                    // leftover one would keep the role alive.
+                    txn = txn.delete(ROLE_ASSIGNMENTS, a.id.to_string()).delete(
+                        ROLE_ASSIGNMENTS,
+                        format!("unique/{id}/{}", a.role.template_id()),
+                    );
                 }
             }
             if self.store.commit(txn, unix(now)).await? {
@@ -391,7 +418,13 @@ impl Directory {
             created_date_time: now,
         };
         self.store
-            .put(GROUPS, &group.id.to_string(), encode(&group)?, None, Durability::Durable)
+            .put(
+                GROUPS,
+                &group.id.to_string(),
+                encode(&group)?,
+                None,
+                Durability::Durable,
+            )
             .await?;
         Ok(group)
     }
@@ -416,9 +449,22 @@ impl Directory {
     }
 
     /// Adds a member; both must exist (checked inside the transaction).
-    pub async fn add_member(&self, group: GroupId, user: UserId, now: OffsetDateTime) -> Result<()> {
-        let g = self.store.get(GROUPS, &group.to_string(), unix(now)).await?.ok_or(DirectoryError::NotFound("group"))?;
-        let u = self.store.get(USERS, &user.to_string(), unix(now)).await?.ok_or(DirectoryError::NotFound("user"))?;
+    pub async fn add_member(
+        &self,
+        group: GroupId,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let g = self
+            .store
+            .get(GROUPS, &group.to_string(), unix(now))
+            .await?
+            .ok_or(DirectoryError::NotFound("group"))?;
+        let u = self
+            .store
+            .get(USERS, &user.to_string(), unix(now))
+            .await?
+            .ok_or(DirectoryError::NotFound("user"))?;
         let key = format!("{group}/{user}");
         let txn = Txn::new(Durability::Durable)
             .require(GROUPS, group.to_string(), Precondition::Version(g.version))
@@ -428,17 +474,32 @@ impl Directory {
         if self.store.commit(txn, unix(now)).await? {
             return Ok(());
         }
-        if self.store.get(GROUP_MEMBERS, &key, unix(now)).await?.is_some() {
+        if self
+            .store
+            .get(GROUP_MEMBERS, &key, unix(now))
+            .await?
+            .is_some()
+        {
             Err(DirectoryError::AlreadyMember)
         } else {
             Err(DirectoryError::Contended)
         }
     }
 
-    pub async fn remove_member(&self, group: GroupId, user: UserId, now: OffsetDateTime) -> Result<()> {
+    pub async fn remove_member(
+        &self,
+        group: GroupId,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         if self
             .store
-            .delete(GROUP_MEMBERS, &format!("{group}/{user}"), Durability::Durable, unix(now))
+            .delete(
+                GROUP_MEMBERS,
+                &format!("{group}/{user}"),
+                Durability::Durable,
+                unix(now),
+            )
             .await?
         {
             Ok(())
@@ -473,8 +534,17 @@ impl Directory {
 
     // --- roles --------------------------------------------------------------
 
-    pub async fn assign_role(&self, role: BuiltinRole, principal: UserId, now: OffsetDateTime) -> Result<RoleAssignment> {
-        let u = self.store.get(USERS, &principal.to_string(), unix(now)).await?.ok_or(DirectoryError::NotFound("principal"))?;
+    pub async fn assign_role(
+        &self,
+        role: BuiltinRole,
+        principal: UserId,
+        now: OffsetDateTime,
+    ) -> Result<RoleAssignment> {
+        let u = self
+            .store
+            .get(USERS, &principal.to_string(), unix(now))
+            .await?
+            .ok_or(DirectoryError::NotFound("principal"))?;
         if self.roles_of(principal, now).await?.contains(&role) {
             return Err(DirectoryError::AlreadyAssigned);
         }
@@ -488,10 +558,19 @@ impl Directory {
         // concurrent duplicate assignments impossible.
         let unique = format!("unique/{principal}/{}", role.template_id());
         let txn = Txn::new(Durability::Durable)
-            .require(USERS, principal.to_string(), Precondition::Version(u.version))
+            .require(
+                USERS,
+                principal.to_string(),
+                Precondition::Version(u.version),
+            )
             .require(ROLE_ASSIGNMENTS, unique.clone(), Precondition::Absent)
             .put(ROLE_ASSIGNMENTS, unique, encode(&assignment.id)?, None)
-            .put(ROLE_ASSIGNMENTS, assignment.id.to_string(), encode(&assignment)?, None);
+            .put(
+                ROLE_ASSIGNMENTS,
+                assignment.id.to_string(),
+                encode(&assignment)?,
+                None,
+            );
         if self.store.commit(txn, unix(now)).await? {
             Ok(assignment)
         } else {
@@ -505,20 +584,41 @@ impl Directory {
             .await?
             .into_iter()
             .filter(|(k, _)| !k.starts_with("unique/"))
-            .map(|(_, r)| decode::<RoleAssignment>(ROLE_ASSIGNMENTS, &r.value).map_err(DirectoryError::from))
+            .map(|(_, r)| {
+                decode::<RoleAssignment>(ROLE_ASSIGNMENTS, &r.value).map_err(DirectoryError::from)
+            })
             .collect()
     }
 
-    pub async fn role_assignment(&self, id: RoleAssignmentId, now: OffsetDateTime) -> Result<Option<RoleAssignment>> {
-        match self.store.get(ROLE_ASSIGNMENTS, &id.to_string(), unix(now)).await? {
+    pub async fn role_assignment(
+        &self,
+        id: RoleAssignmentId,
+        now: OffsetDateTime,
+    ) -> Result<Option<RoleAssignment>> {
+        match self
+            .store
+            .get(ROLE_ASSIGNMENTS, &id.to_string(), unix(now))
+            .await?
+        {
             Some(r) => Ok(Some(decode(ROLE_ASSIGNMENTS, &r.value)?)),
             None => Ok(None),
         }
     }
 
-    pub async fn delete_role_assignment(&self, id: RoleAssignmentId, now: OffsetDateTime) -> Result<RoleAssignment> {
-        let assignment = self.role_assignment(id, now).await?.ok_or(DirectoryError::NotFound("role assignment"))?;
-        let unique = format!("unique/{}/{}", assignment.principal_id, assignment.role.template_id());
+    pub async fn delete_role_assignment(
+        &self,
+        id: RoleAssignmentId,
+        now: OffsetDateTime,
+    ) -> Result<RoleAssignment> {
+        let assignment = self
+            .role_assignment(id, now)
+            .await?
+            .ok_or(DirectoryError::NotFound("role assignment"))?;
+        let unique = format!(
+            "unique/{}/{}",
+            assignment.principal_id,
+            assignment.role.template_id()
+        );
         let txn = Txn::new(Durability::Durable)
             .delete(ROLE_ASSIGNMENTS, id.to_string())
             .delete(ROLE_ASSIGNMENTS, unique);
@@ -526,7 +626,11 @@ impl Directory {
         Ok(assignment)
     }
 
-    pub async fn roles_of(&self, user: UserId, now: OffsetDateTime) -> Result<BTreeSet<BuiltinRole>> {
+    pub async fn roles_of(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<BTreeSet<BuiltinRole>> {
         // The unique markers double as a per-principal index.
         let prefix = format!("unique/{user}/");
         Ok(self
@@ -574,11 +678,26 @@ impl Directory {
         let mut txn = Txn::new(Durability::Durable)
             .require(BOOTSTRAP_MARKER.0, BOOTSTRAP_MARKER.1, Precondition::Absent)
             .require(UPN_INDEX, upn_key(upn), Precondition::Absent)
-            .put(BOOTSTRAP_MARKER.0, BOOTSTRAP_MARKER.1, encode(&user.id)?, None)
+            .put(
+                BOOTSTRAP_MARKER.0,
+                BOOTSTRAP_MARKER.1,
+                encode(&user.id)?,
+                None,
+            )
             .put(USERS, key.clone(), encode(&user)?, None)
             .put(UPN_INDEX, upn_key(upn), encode(&user.id)?, None)
-            .put(ROLE_ASSIGNMENTS, format!("unique/{}/{}", user.id, role.template_id()), encode(&assignment.id)?, None)
-            .put(ROLE_ASSIGNMENTS, assignment.id.to_string(), encode(&assignment)?, None);
+            .put(
+                ROLE_ASSIGNMENTS,
+                format!("unique/{}/{}", user.id, role.template_id()),
+                encode(&assignment.id)?,
+                None,
+            )
+            .put(
+                ROLE_ASSIGNMENTS,
+                assignment.id.to_string(),
+                encode(&assignment)?,
+                None,
+            );
         if let Some(hash) = password_hash {
             txn = txn.put(PASSWORDS, key, hash.into_bytes(), None);
         }

@@ -12,7 +12,10 @@ use serde_json::Value;
 fn to_values<T: serde::Serialize>(items: Vec<T>) -> Result<Vec<Value>, GraphError> {
     items
         .into_iter()
-        .map(|i| serde_json::to_value(i).map_err(|e| GraphError::internal("audit.encode", &e.to_string(), false)))
+        .map(|i| {
+            serde_json::to_value(i)
+                .map_err(|e| GraphError::internal("audit.encode", &e.to_string(), false))
+        })
         .collect()
 }
 
@@ -26,8 +29,17 @@ pub async fn sign_ins(
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::AUDIT_READ)?;
     let query = ListQuery::parse(q.as_deref())?;
-    let items = to_values(state.audit.sign_ins(now).await?)?.into_iter().filter(|v| query.matches(v)).collect();
-    Ok(Json(collection(&state, version, "auditLogs/signIns", items, &query)))
+    let items = to_values(state.audit.sign_ins(now).await?)?
+        .into_iter()
+        .filter(|v| query.matches(v))
+        .collect();
+    Ok(Json(collection(
+        &state,
+        version,
+        "auditLogs/signIns",
+        items,
+        &query,
+    )))
 }
 
 pub async fn directory_audits(
@@ -40,6 +52,15 @@ pub async fn directory_audits(
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::AUDIT_READ)?;
     let query = ListQuery::parse(q.as_deref())?;
-    let items = to_values(state.audit.directory_audits(now).await?)?.into_iter().filter(|v| query.matches(v)).collect();
-    Ok(Json(collection(&state, version, "auditLogs/directoryAudits", items, &query)))
+    let items = to_values(state.audit.directory_audits(now).await?)?
+        .into_iter()
+        .filter(|v| query.matches(v))
+        .collect();
+    Ok(Json(collection(
+        &state,
+        version,
+        "auditLogs/directoryAudits",
+        items,
+        &query,
+    )))
 }

@@ -40,7 +40,12 @@ pub struct Access {
 use BuiltinRole::*;
 
 pub const USERS_READ: Access = Access {
-    permissions: &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"],
+    permissions: &[
+        "User.Read.All",
+        "User.ReadWrite.All",
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    ],
     roles: None,
 };
 pub const USERS_WRITE: Access = Access {
@@ -49,7 +54,11 @@ pub const USERS_WRITE: Access = Access {
 };
 /// Ending a user's sessions is an authentication-administration act.
 pub const USERS_REVOKE_SESSIONS: Access = Access {
-    permissions: &["User.ReadWrite.All", "Directory.ReadWrite.All", "UserAuthenticationMethod.ReadWrite.All"],
+    permissions: &[
+        "User.ReadWrite.All",
+        "Directory.ReadWrite.All",
+        "UserAuthenticationMethod.ReadWrite.All",
+    ],
     roles: Some(&[
         GlobalAdministrator,
         UserAdministrator,
@@ -58,7 +67,12 @@ pub const USERS_REVOKE_SESSIONS: Access = Access {
     ]),
 };
 pub const GROUPS_READ: Access = Access {
-    permissions: &["Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"],
+    permissions: &[
+        "Group.Read.All",
+        "Group.ReadWrite.All",
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    ],
     roles: None,
 };
 pub const GROUPS_WRITE: Access = Access {
@@ -66,7 +80,11 @@ pub const GROUPS_WRITE: Access = Access {
     roles: Some(&[GlobalAdministrator, GroupsAdministrator, UserAdministrator]),
 };
 pub const ROLES_READ: Access = Access {
-    permissions: &["RoleManagement.Read.Directory", "RoleManagement.ReadWrite.Directory", "Directory.Read.All"],
+    permissions: &[
+        "RoleManagement.Read.Directory",
+        "RoleManagement.ReadWrite.Directory",
+        "Directory.Read.All",
+    ],
     roles: Some(&[
         GlobalAdministrator,
         PrivilegedRoleAdministrator,
@@ -81,14 +99,26 @@ pub const ROLES_WRITE: Access = Access {
 };
 pub const AUDIT_READ: Access = Access {
     permissions: &["AuditLog.Read.All"],
-    roles: Some(&[GlobalAdministrator, GlobalReader, SecurityAdministrator, SecurityReader, ReportsReader]),
+    roles: Some(&[
+        GlobalAdministrator,
+        GlobalReader,
+        SecurityAdministrator,
+        SecurityReader,
+        ReportsReader,
+    ]),
 };
 
 impl Caller {
     /// Authenticates the Bearer token and loads the caller's privileges.
-    pub async fn from_headers(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<Caller, GraphError> {
+    pub async fn from_headers(
+        state: &AppState,
+        headers: &HeaderMap,
+        now: OffsetDateTime,
+    ) -> Result<Caller, GraphError> {
         let token = bearer::bearer_token(headers).map_err(bearer_error)?;
-        let principal = bearer::authenticate(state, token, now).await.map_err(bearer_error)?;
+        let principal = bearer::authenticate(state, token, now)
+            .await
+            .map_err(bearer_error)?;
         let claims = principal.claims;
         if claims.aud != state.settings.graph_audience() {
             return Err(GraphError::unauthenticated(
@@ -104,12 +134,20 @@ impl Caller {
                 let roles = state.directory.roles_of(user.id, now).await?;
                 Ok(Caller::User {
                     client_id: claims.client_id,
-                    scopes: claims.scp.unwrap_or_default().split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                    scopes: claims
+                        .scp
+                        .unwrap_or_default()
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
                     roles,
                     user,
                 })
             }
-            (IdentityType::User, None) => Err(GraphError::unauthenticated("Access token validation failure.")),
+            (IdentityType::User, None) => Err(GraphError::unauthenticated(
+                "Access token validation failure.",
+            )),
         }
     }
 
@@ -129,7 +167,11 @@ impl Caller {
             if !allowed.iter().any(|r| roles.contains(r)) {
                 return Err(GraphError::forbidden(format!(
                     "Insufficient privileges to complete the operation: the signed-in user needs one of the roles {}.",
-                    allowed.iter().map(|r| r.display_name()).collect::<Vec<_>>().join(", ")
+                    allowed
+                        .iter()
+                        .map(|r| r.display_name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         }

@@ -21,7 +21,12 @@ pub struct GraphError {
 
 impl GraphError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), request_id: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            request_id: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -32,26 +37,49 @@ impl GraphError {
         Self::new(
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
-            format!("Resource '{what}' does not exist or one of its queried reference-property objects are not present."),
+            format!(
+                "Resource '{what}' does not exist or one of its queried reference-property objects are not present."
+            ),
         )
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", message)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            message,
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "Authorization_RequestDenied", message)
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            message,
+        )
     }
 
     pub fn internal(kind: &str, detail: &str, unavailable: bool) -> Self {
         let id = crate::web::error::log_internal(kind, detail);
         let (status, code, message) = if unavailable {
-            (StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable", "The store is unavailable. Retry shortly.")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "serviceNotAvailable",
+                "The store is unavailable. Retry shortly.",
+            )
         } else {
-            (StatusCode::INTERNAL_SERVER_ERROR, "generalException", "An internal error occurred.")
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "generalException",
+                "An internal error occurred.",
+            )
         };
-        Self { status, code, message: message.to_owned(), request_id: Some(id) }
+        Self {
+            status,
+            code,
+            message: message.to_owned(),
+            request_id: Some(id),
+        }
     }
 }
 
@@ -71,9 +99,9 @@ impl From<DirectoryError> for GraphError {
             DirectoryError::UpnTaken => GraphError::bad_request(
                 "Another object with the same value for property userPrincipalName already exists.",
             ),
-            DirectoryError::Invalid { field, message } => {
-                GraphError::bad_request(format!("Invalid value specified for property '{field}': {message}"))
-            }
+            DirectoryError::Invalid { field, message } => GraphError::bad_request(format!(
+                "Invalid value specified for property '{field}': {message}"
+            )),
             DirectoryError::AlreadyAssigned => GraphError::new(
                 StatusCode::CONFLICT,
                 "Request_MultipleObjectsWithSameKeyValue",
@@ -111,13 +139,25 @@ pub async fn not_found_route() -> GraphError {
     )
 }
 
+pub async fn method_not_allowed() -> GraphError {
+    GraphError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Request_BadRequest",
+        "The HTTP method is not allowed on this resource.",
+    )
+}
+
 /// Parses a JSON body into `T`; errors name the property and the problem.
 pub fn parse_json<T: serde::de::DeserializeOwned>(
     headers: &axum::http::HeaderMap,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<T, GraphError> {
     let body = body.map_err(|e| {
-        GraphError::new(e.status(), "RequestBodyRead", "The request body is too large or could not be read.")
+        GraphError::new(
+            e.status(),
+            "RequestBodyRead",
+            "The request body is too large or could not be read.",
+        )
     })?;
     let json_type = headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -134,11 +174,30 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
     let de = &mut serde_json::Deserializer::from_slice(&body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
+        let inner = e.into_inner().to_string();
         if path == "." || path.is_empty() {
-            GraphError::bad_request(format!("Invalid JSON in the request body: {inner}."))
+            GraphError::bad_request(format!(
+                "Invalid JSON in the request body: {}.",
+                without_value(&inner)
+            ))
+        } else if path.to_ascii_lowercase().contains("password") {
+            GraphError::bad_request(format!(
+                "Invalid value for property '{path}': {}.",
+                without_value(&inner)
+            ))
         } else {
             GraphError::bad_request(format!("Invalid value for property '{path}': {inner}."))
         }
     })
+}
+
+/// serde's type errors quote the value they got (`invalid type: string
+/// "…", expected …`). Where that value may be a secret (a password sent in
+/// the wrong shape, or a whole body that is one string), keep only what was
+/// expected (DESIGN §7: secrets never appear in error messages).
+fn without_value(message: &str) -> String {
+    match message.split_once(", expected ") {
+        Some((_, expected)) => format!("the value has the wrong type; expected {expected}"),
+        None => message.to_owned(),
+    }
 }

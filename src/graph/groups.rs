@@ -3,12 +3,13 @@
 use super::auth::{self, Caller};
 use super::error::{GraphError, parse_json};
 use super::{ApiVersion, ListQuery, collection, record_change};
+use super::GraphPath;
 use crate::app::AppState;
 use crate::audit::{KeyValue, TargetResource};
 use crate::directory::Group;
 use crate::ids::{GroupId, UserId};
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -57,10 +58,18 @@ fn yes() -> bool {
 
 async fn find(state: &AppState, id: &str, now: time::OffsetDateTime) -> Result<Group, GraphError> {
     let gid = GroupId::parse(id).ok_or_else(|| GraphError::not_found(id))?;
-    state.directory.group(gid, now).await?.ok_or_else(|| GraphError::not_found(id))
+    state
+        .directory
+        .group(gid, now)
+        .await?
+        .ok_or_else(|| GraphError::not_found(id))
 }
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, GraphError> {
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::GROUPS_WRITE)?;
@@ -72,9 +81,23 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
     }
     let group = state
         .directory
-        .create_group(input.display_name, input.description, input.mail_nickname, now)
+        .create_group(
+            input.display_name,
+            input.description,
+            input.mail_nickname,
+            now,
+        )
         .await?;
-    record_change(&state, &caller, "Add group", "GroupManagement", group_target(&group), vec![], now).await;
+    record_change(
+        &state,
+        &caller,
+        "Add group",
+        "GroupManagement",
+        group_target(&group),
+        vec![],
+        now,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(group_json(&group))).into_response())
 }
 
@@ -88,11 +111,22 @@ pub async fn list(
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::GROUPS_READ)?;
     let query = ListQuery::parse(q.as_deref())?;
-    let items = state.directory.list_groups(now).await?.iter().map(group_json).filter(|g| query.matches(g)).collect();
+    let items = state
+        .directory
+        .list_groups(now)
+        .await?
+        .iter()
+        .map(group_json)
+        .filter(|g| query.matches(g))
+        .collect();
     Ok(Json(collection(&state, version, "groups", items, &query)))
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, GraphError> {
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath(id): GraphPath<String>,
+) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::GROUPS_READ)?;
@@ -103,7 +137,7 @@ pub async fn members(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
@@ -122,7 +156,13 @@ pub async fn members(
             v
         })
         .collect();
-    Ok(Json(collection(&state, version, &format!("groups/{id}/members"), items, &query)))
+    Ok(Json(collection(
+        &state,
+        version,
+        &format!("groups/{id}/members"),
+        items,
+        &query,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -134,7 +174,7 @@ pub struct MemberRef {
 pub async fn add_member(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
     body: Body,
 ) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
@@ -156,7 +196,10 @@ pub async fn add_member(
         "Add member to group",
         "GroupManagement",
         group_target(&group),
-        vec![KeyValue { key: "memberId".into(), value: member.to_string() }],
+        vec![KeyValue {
+            key: "memberId".into(),
+            value: member.to_string(),
+        }],
         now,
     )
     .await;
@@ -166,7 +209,7 @@ pub async fn add_member(
 pub async fn remove_member(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((id, member)): Path<(String, String)>,
+    GraphPath((id, member)): GraphPath<(String, String)>,
 ) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
@@ -180,7 +223,10 @@ pub async fn remove_member(
         "Remove member from group",
         "GroupManagement",
         group_target(&group),
-        vec![KeyValue { key: "memberId".into(), value: member.to_string() }],
+        vec![KeyValue {
+            key: "memberId".into(),
+            value: member.to_string(),
+        }],
         now,
     )
     .await;

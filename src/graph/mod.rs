@@ -10,13 +10,35 @@ pub mod audit_logs;
 pub mod auth;
 pub mod error;
 pub mod groups;
+pub mod methods;
 pub mod roles;
 pub mod users;
 
 use crate::app::AppState;
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, delete, get, post};
 use serde_json::{Map, Value};
+
+/// A path extractor whose rejection (e.g. a segment that is not UTF-8) is a
+/// Graph-shaped 400 instead of axum's plain-text one.
+pub struct GraphPath<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for GraphPath<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = error::GraphError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| GraphPath(v))
+            .map_err(|e| error::GraphError::bad_request(format!("Invalid path segment: {}", e.body_text())))
+    }
+}
 
 /// Which API version a request came in on (for `@odata.context`).
 #[derive(Debug, Clone, Copy)]
@@ -26,20 +48,52 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .nest("/v1.0", routes(ApiVersion("v1.0")))
         .nest("/beta", routes(ApiVersion("beta")))
+        // `nest` leaves "/v1.0/" itself unmatched; answer it the Graph way
+        // rather than with the site's empty 404.
+        .route("/v1.0/", any(error::not_found_route))
+        .route("/beta/", any(error::not_found_route))
 }
 
 fn routes(version: ApiVersion) -> Router<AppState> {
     Router::new()
         .route("/users", get(users::list).post(users::create))
-        .route("/users/{id}", get(users::get).patch(users::update).delete(users::remove))
-        .route("/users/{id}/revokeSignInSessions", post(users::revoke_sign_in_sessions))
+        .route(
+            "/users/{id}",
+            get(users::get).patch(users::update).delete(users::remove),
+        )
+        .route(
+            "/users/{id}/revokeSignInSessions",
+            post(users::revoke_sign_in_sessions),
+        )
         .route("/me", get(users::me))
         .route("/me/revokeSignInSessions", post(users::revoke_my_sessions))
+        .route("/users/{id}/authentication/methods", get(methods::list_methods))
+        .route(
+            "/users/{id}/authentication/temporaryAccessPassMethods",
+            get(methods::list_passes).post(methods::create_pass),
+        )
+        .route(
+            "/users/{id}/authentication/temporaryAccessPassMethods/{method}",
+            get(methods::get_pass).delete(methods::delete_pass),
+        )
+        .route("/me/authentication/methods", get(methods::my_methods))
+        .route("/me/authentication/temporaryAccessPassMethods", get(methods::my_passes))
+        .route(
+            "/me/authentication/temporaryAccessPassMethods/{method}",
+            get(methods::my_pass).delete(methods::delete_my_pass),
+        )
+        .route(
+            "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass",
+            get(methods::get_policy).patch(methods::update_policy),
+        )
         .route("/groups", get(groups::list).post(groups::create))
         .route("/groups/{id}", get(groups::get))
         .route("/groups/{id}/members", get(groups::members))
         .route("/groups/{id}/members/$ref", post(groups::add_member))
-        .route("/groups/{id}/members/{member}/$ref", delete(groups::remove_member))
+        .route(
+            "/groups/{id}/members/{member}/$ref",
+            delete(groups::remove_member),
+        )
         .route(
             "/roleManagement/directory/roleAssignments",
             get(roles::list).post(roles::create),
@@ -48,11 +102,50 @@ fn routes(version: ApiVersion) -> Router<AppState> {
             "/roleManagement/directory/roleAssignments/{id}",
             get(roles::get).delete(roles::remove),
         )
-        .route("/roleManagement/directory/roleDefinitions", get(roles::definitions))
+        .route(
+            "/roleManagement/directory/roleDefinitions",
+            get(roles::definitions),
+        )
         .route("/auditLogs/signIns", get(audit_logs::sign_ins))
-        .route("/auditLogs/directoryAudits", get(audit_logs::directory_audits))
+        .route(
+            "/auditLogs/directoryAudits",
+            get(audit_logs::directory_audits),
+        )
         .fallback(error::not_found_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::map_response(graph_shaped_failure))
         .layer(axum::Extension(version))
+}
+
+/// axum answers some failures itself, before or instead of our handlers: a
+/// wrong method (405, empty body) or an undecodable path segment (400,
+/// text). Graph clients parse `{"error":{…}}` on every failure, so any
+/// non-JSON error is replaced by a Graph error with the same status (and
+/// the `Allow` header kept). axum's own text is dropped: it may quote the
+/// request.
+async fn graph_shaped_failure(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "Specified HTTP method is not allowed for the request target."
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.",
+        _ => "The request could not be understood: a path segment or header could not be decoded.",
+    };
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut graph = error::GraphError::new(status, "Request_BadRequest", message).into_response();
+    if let Some(allow) = allow {
+        graph.headers_mut().insert(header::ALLOW, allow);
+    }
+    graph
 }
 
 /// `{"@odata.context": …, "value": [...]}` with `$top` paging.
@@ -70,13 +163,27 @@ pub fn collection(
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
-        Value::String(format!("{}/{}/$metadata#{entity_set}", state.settings.issuer, version.0)),
+        Value::String(format!(
+            "{}/{}/$metadata#{entity_set}",
+            state.settings.issuer, version.0
+        )),
     );
     if skip + page.len() < total {
+        // The next page must answer the same query: carry the filter along.
+        let filter = match &query.filter {
+            Some((prop, value)) => {
+                let clause = format!("{prop} eq '{}'", value.replace('\'', "''"));
+                format!(
+                    "&$filter={}",
+                    url::form_urlencoded::byte_serialize(clause.as_bytes()).collect::<String>()
+                )
+            }
+            None => String::new(),
+        };
         body.insert(
             "@odata.nextLink".into(),
             Value::String(format!(
-                "{}/{}/{entity_set}?$top={take}&$skiptoken={}",
+                "{}/{}/{entity_set}?$top={take}&$skiptoken={}{filter}",
                 state.settings.issuer,
                 version.0,
                 skip + page.len()
@@ -104,13 +211,21 @@ impl ListQuery {
         for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
             match k.as_ref() {
                 "$top" => {
-                    let n: usize = v.parse().ok().filter(|n| (1..=999).contains(n)).ok_or_else(|| {
-                        error::GraphError::bad_request("Invalid value for $top: it must be an integer from 1 to 999.")
-                    })?;
+                    let n: usize = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=999).contains(n))
+                        .ok_or_else(|| {
+                            error::GraphError::bad_request(
+                                "Invalid value for $top: it must be an integer from 1 to 999.",
+                            )
+                        })?;
                     q.top = Some(n);
                 }
                 "$skiptoken" => {
-                    q.skip = v.parse().map_err(|_| error::GraphError::bad_request("Invalid $skiptoken."))?;
+                    q.skip = v
+                        .parse()
+                        .map_err(|_| error::GraphError::bad_request("Invalid $skiptoken."))?;
                 }
                 "$filter" => q.filter = Some(parse_eq_filter(&v)?),
                 "$count" | "$select" | "$orderby" => {} // accepted, not applied
@@ -137,10 +252,21 @@ impl ListQuery {
 }
 
 fn parse_eq_filter(f: &str) -> Result<(String, String), error::GraphError> {
-    let bad = || error::GraphError::bad_request(format!("Unsupported $filter '{f}': only \"property eq 'value'\" is supported."));
+    let bad = || {
+        error::GraphError::bad_request(format!(
+            "Unsupported $filter '{f}': only \"property eq 'value'\" is supported."
+        ))
+    };
     let (prop, rest) = f.trim().split_once(' ').ok_or_else(bad)?;
-    let rest = rest.trim_start().strip_prefix("eq ").ok_or_else(bad)?.trim();
-    let value = rest.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')).ok_or_else(bad)?;
+    let rest = rest
+        .trim_start()
+        .strip_prefix("eq ")
+        .ok_or_else(bad)?
+        .trim();
+    let value = rest
+        .strip_prefix('\'')
+        .and_then(|r| r.strip_suffix('\''))
+        .ok_or_else(bad)?;
     Ok((prop.to_owned(), value.replace("''", "'")))
 }
 
@@ -155,7 +281,9 @@ pub async fn record_change(
     details: Vec<crate::audit::KeyValue>,
     now: time::OffsetDateTime,
 ) {
-    let Ok(id) = crate::ids::LogEntryId::generate() else { return };
+    let Ok(id) = crate::ids::LogEntryId::generate() else {
+        return;
+    };
     let entry = crate::audit::DirectoryAudit {
         id,
         activity_date_time: now,

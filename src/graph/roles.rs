@@ -3,13 +3,14 @@
 use super::auth::{self, Caller};
 use super::error::{GraphError, parse_json};
 use super::{ApiVersion, ListQuery, collection, record_change};
+use super::GraphPath;
 use crate::app::AppState;
 use crate::audit::{KeyValue, TargetResource};
 use crate::directory::RoleAssignment;
 use crate::directory::roles::BuiltinRole;
 use crate::ids::{RoleAssignmentId, UserId};
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -41,7 +42,11 @@ fn root_scope() -> String {
     "/".to_owned()
 }
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, GraphError> {
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::ROLES_WRITE)?;
@@ -57,8 +62,11 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
             "Invalid value specified for property 'directoryScopeId': only the tenant-wide scope '/' is supported.",
         ));
     }
-    let principal = UserId::parse(&input.principal_id)
-        .ok_or_else(|| GraphError::bad_request("Invalid value specified for property 'principalId': expected a user id."))?;
+    let principal = UserId::parse(&input.principal_id).ok_or_else(|| {
+        GraphError::bad_request(
+            "Invalid value specified for property 'principalId': expected a user id.",
+        )
+    })?;
     let assignment = state.directory.assign_role(role, principal, now).await?;
     let target = state.directory.user(principal, now).await?;
     record_change(
@@ -72,7 +80,10 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
             display_name: target.as_ref().map(|u| u.display_name.clone()),
             user_principal_name: target.map(|u| u.user_principal_name),
         },
-        vec![KeyValue { key: "Role.DisplayName".into(), value: role.display_name().into() }],
+        vec![KeyValue {
+            key: "Role.DisplayName".into(),
+            value: role.display_name().into(),
+        }],
         now,
     )
     .await;
@@ -97,34 +108,67 @@ pub async fn list(
         .map(assignment_json)
         .filter(|a| query.matches(a))
         .collect();
-    Ok(Json(collection(&state, version, "roleManagement/directory/roleAssignments", items, &query)))
+    Ok(Json(collection(
+        &state,
+        version,
+        "roleManagement/directory/roleAssignments",
+        items,
+        &query,
+    )))
 }
 
-async fn find(state: &AppState, id: &str, now: time::OffsetDateTime) -> Result<RoleAssignment, GraphError> {
+async fn find(
+    state: &AppState,
+    id: &str,
+    now: time::OffsetDateTime,
+) -> Result<RoleAssignment, GraphError> {
     let rid = RoleAssignmentId::parse(id).ok_or_else(|| GraphError::not_found(id))?;
-    state.directory.role_assignment(rid, now).await?.ok_or_else(|| GraphError::not_found(id))
+    state
+        .directory
+        .role_assignment(rid, now)
+        .await?
+        .ok_or_else(|| GraphError::not_found(id))
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, GraphError> {
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath(id): GraphPath<String>,
+) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::ROLES_READ)?;
     Ok(Json(assignment_json(&find(&state, &id, now).await?)))
 }
 
-pub async fn remove(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<StatusCode, GraphError> {
+pub async fn remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath(id): GraphPath<String>,
+) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::ROLES_WRITE)?;
     let assignment = find(&state, &id, now).await?;
-    let removed = state.directory.delete_role_assignment(assignment.id, now).await?;
+    let removed = state
+        .directory
+        .delete_role_assignment(assignment.id, now)
+        .await?;
     record_change(
         &state,
         &caller,
         "Remove member from role",
         "RoleManagement",
-        TargetResource { id: removed.principal_id.to_string(), kind: "User".into(), display_name: None, user_principal_name: None },
-        vec![KeyValue { key: "Role.DisplayName".into(), value: removed.role.display_name().into() }],
+        TargetResource {
+            id: removed.principal_id.to_string(),
+            kind: "User".into(),
+            display_name: None,
+            user_principal_name: None,
+        },
+        vec![KeyValue {
+            key: "Role.DisplayName".into(),
+            value: removed.role.display_name().into(),
+        }],
         now,
     )
     .await;
@@ -151,5 +195,11 @@ pub async fn definitions(
             })
         })
         .collect();
-    Ok(Json(collection(&state, version, "roleManagement/directory/roleDefinitions", items, &ListQuery::default())))
+    Ok(Json(collection(
+        &state,
+        version,
+        "roleManagement/directory/roleDefinitions",
+        items,
+        &ListQuery::default(),
+    )))
 }

@@ -3,12 +3,13 @@
 use super::auth::{self, Caller};
 use super::error::{GraphError, parse_json};
 use super::{ApiVersion, ListQuery, collection, record_change};
+use super::GraphPath;
 use crate::app::AppState;
 use crate::audit::TargetResource;
 use crate::authn::password::{Password, PasswordError};
 use crate::directory::{NewUser, User, UserPatch};
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -65,16 +66,18 @@ pub struct UpdateUser {
 }
 
 /// Distinguishes `"mail": null` (clear) from an absent `mail` (keep).
-fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
 }
 
 async fn hash_password(state: &AppState, profile: &PasswordProfile) -> Result<String, GraphError> {
     let password = Password::new(profile.password.clone());
     password.validate_new().map_err(|e| match e {
-        PasswordError::TooShort | PasswordError::TooLong => {
-            GraphError::bad_request(format!("Invalid value specified for property 'passwordProfile.password': {e}."))
-        }
+        PasswordError::TooShort | PasswordError::TooLong => GraphError::bad_request(format!(
+            "Invalid value specified for property 'passwordProfile.password': {e}."
+        )),
         PasswordError::Hashing => GraphError::internal(e.code(), "hashing failed", false),
     })?;
     state
@@ -93,8 +96,16 @@ fn user_target(u: &User) -> TargetResource {
     }
 }
 
-pub async fn find(state: &AppState, id: &str, now: time::OffsetDateTime) -> Result<User, GraphError> {
-    state.directory.find_user(id, now).await?.ok_or_else(|| GraphError::not_found(id))
+pub async fn find(
+    state: &AppState,
+    id: &str,
+    now: time::OffsetDateTime,
+) -> Result<User, GraphError> {
+    state
+        .directory
+        .find_user(id, now)
+        .await?
+        .ok_or_else(|| GraphError::not_found(id))
 }
 
 pub async fn create(
@@ -123,7 +134,16 @@ pub async fn create(
             now,
         )
         .await?;
-    record_change(&state, &caller, "Add user", "UserManagement", user_target(&user), vec![], now).await;
+    record_change(
+        &state,
+        &caller,
+        "Add user",
+        "UserManagement",
+        user_target(&user),
+        vec![],
+        now,
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(user_json(&user))).into_response())
 }
 
@@ -151,7 +171,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
@@ -162,7 +182,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
     body: Body,
 ) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
@@ -189,9 +209,27 @@ pub async fn update(
             now,
         )
         .await?;
-    record_change(&state, &caller, "Update user", "UserManagement", user_target(&updated), vec![], now).await;
+    record_change(
+        &state,
+        &caller,
+        "Update user",
+        "UserManagement",
+        user_target(&updated),
+        vec![],
+        now,
+    )
+    .await;
     if changed_password {
-        record_change(&state, &caller, "Reset user password", "UserManagement", user_target(&updated), vec![], now).await;
+        record_change(
+            &state,
+            &caller,
+            "Reset user password",
+            "UserManagement",
+            user_target(&updated),
+            vec![],
+            now,
+        )
+        .await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -199,7 +237,7 @@ pub async fn update(
 pub async fn remove(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
@@ -207,18 +245,29 @@ pub async fn remove(
     let user = find(&state, &id, now).await?;
     if let Caller::User { user: me, .. } = &caller {
         if me.id == user.id {
-            return Err(GraphError::bad_request("You cannot delete your own account."));
+            return Err(GraphError::bad_request(
+                "You cannot delete your own account.",
+            ));
         }
     }
     let deleted = state.directory.delete_user(user.id, now).await?;
-    record_change(&state, &caller, "Delete user", "UserManagement", user_target(&deleted), vec![], now).await;
+    record_change(
+        &state,
+        &caller,
+        "Delete user",
+        "UserManagement",
+        user_target(&deleted),
+        vec![],
+        now,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn revoke_sign_in_sessions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    GraphPath(id): GraphPath<String>,
 ) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
@@ -227,34 +276,66 @@ pub async fn revoke_sign_in_sessions(
     revoke(&state, &caller, user, now).await
 }
 
-async fn revoke(state: &AppState, caller: &Caller, user: User, now: time::OffsetDateTime) -> Result<Json<Value>, GraphError> {
+async fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    user: User,
+    now: time::OffsetDateTime,
+) -> Result<Json<Value>, GraphError> {
     let user = state.directory.revoke_sessions(user.id, now).await?;
-    record_change(state, caller, "Revoke sign-in sessions", "UserManagement", user_target(&user), vec![], now).await;
+    record_change(
+        state,
+        caller,
+        "Revoke sign-in sessions",
+        "UserManagement",
+        user_target(&user),
+        vec![],
+        now,
+    )
+    .await;
     Ok(Json(json!({"value": true})))
 }
 
 fn delegated_user(caller: &Caller) -> Result<&User, GraphError> {
     match caller {
         Caller::User { user, scopes, .. } => {
-            const ME: [&str; 4] = ["User.Read", "User.Read.All", "User.ReadWrite.All", "Directory.Read.All"];
+            const ME: [&str; 4] = [
+                "User.Read",
+                "User.Read.All",
+                "User.ReadWrite.All",
+                "Directory.Read.All",
+            ];
             if ME.iter().any(|s| scopes.contains(*s)) {
                 Ok(user)
             } else {
-                Err(GraphError::forbidden("Insufficient privileges to complete the operation: requires the scope User.Read."))
+                Err(GraphError::forbidden(
+                    "Insufficient privileges to complete the operation: requires the scope User.Read.",
+                ))
             }
         }
-        Caller::App { .. } => Err(GraphError::bad_request("/me request is only valid with delegated authentication flow.")),
+        // Graph answers exactly this (code and message) to an app token.
+        Caller::App { .. } => Err(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "/me request is only valid with delegated authentication flow.",
+        )),
     }
 }
 
-pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, GraphError> {
+pub async fn me(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     Ok(Json(user_json(delegated_user(&caller)?)))
 }
 
 /// A user may always end their own sessions.
-pub async fn revoke_my_sessions(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, GraphError> {
+pub async fn revoke_my_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     let user = delegated_user(&caller)?.clone();

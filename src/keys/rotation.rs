@@ -99,9 +99,7 @@ pub fn load_or_create(
         if stored.iter().any(|k| k.meta.algorithm == algorithm) {
             return KeySet::from_stored(dir, algorithm, now, retention, stored);
         }
-        if let Some(path) = create_key(dir, algorithm, now, &stored)? {
-            tracing::info!(path = %path.display(), %algorithm, "created the first signing key");
-        }
+        create_key(dir, algorithm, now, &stored)?;
         // Created or lost the race: either way the next scan finds a key.
     }
     Err(KeyError::Contention {

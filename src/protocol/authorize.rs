@@ -346,7 +346,7 @@ mod tests {
     #[test]
     fn authorize_errors_after_redirect_validation_are_redirected() {
         let cases = [
-            (format!("{BASE}"), ErrorCode::InvalidRequest),
+            (BASE.to_owned(), ErrorCode::InvalidRequest),
             (format!("{BASE}&response_type=token"), ErrorCode::UnsupportedResponseType),
             (format!("{BASE}&response_type=code&scope=admin"), ErrorCode::InvalidScope),
             (format!("{BASE}&response_type=code&code_challenge={CHALLENGE}"), ErrorCode::InvalidRequest),

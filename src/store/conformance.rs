@@ -40,6 +40,10 @@ const OTHER: Table = "conformance_other";
 // One name is a prefix of the other, which naive key layouts confuse.
 const USER: Table = "conformance_user";
 const USERS: Table = "conformance_users";
+// Names a `table{sep}key` layout would confuse with `SEP` plus a key.
+const SEP: Table = "conformance_sep";
+const SEP_COLON: Table = "conformance_sep:x";
+const SEP_SLASH: Table = "conformance_sep/x";
 
 /// Runs every check, races included.
 pub async fn run_all(store: Arc<dyn Store>) -> StoreResult<()> {
@@ -57,6 +61,7 @@ pub async fn run_all(store: Arc<dyn Store>) -> StoreResult<()> {
     commit_absent_accepts_expired_record(s).await?;
     scan_returns_live_records_in_key_order(s).await?;
     scan_isolates_tables(s).await?;
+    similar_table_names_stay_apart(s).await?;
     purge_expired_removes_only_expired(s).await?;
     ping_succeeds(s).await?;
     concurrent_takes_have_one_winner(Arc::clone(&store)).await?;
@@ -566,6 +571,38 @@ pub async fn scan_isolates_tables(store: &dyn Store) -> StoreResult<()> {
     Ok(())
 }
 
+/// Keys that a separator-joined layout (`table:key`, `table/key`) would
+/// map to one storage key must stay two records.
+pub async fn similar_table_names_stay_apart(store: &dyn Store) -> StoreResult<()> {
+    let run = Run::new();
+    let d = Durability::Ephemeral;
+    for (table, joined, sep) in [(SEP, SEP_COLON, ':'), (SEP, SEP_SLASH, '/')] {
+        let inner = run.key(&format!("k{}", u32::from(sep)));
+        let outer = format!("x{sep}{inner}");
+        let v_outer = store.put(table, &outer, b"outer".to_vec(), None, d).await?;
+        let v_inner = store
+            .put(joined, &inner, b"inner".to_vec(), None, d)
+            .await?;
+
+        assert_eq!(
+            store.get(table, &outer, NOW).await?,
+            Some(record(b"outer", v_outer, None)),
+            "{table} vs {joined}"
+        );
+        assert_eq!(
+            store.get(joined, &inner, NOW).await?,
+            Some(record(b"inner", v_inner, None)),
+            "{joined} vs {table}"
+        );
+        assert_eq!(store.get(table, &inner, NOW).await?, None);
+        assert_eq!(
+            run.only_mine(store.scan(joined, NOW).await?),
+            vec![(inner, record(b"inner", v_inner, None))]
+        );
+    }
+    Ok(())
+}
+
 pub async fn purge_expired_removes_only_expired(store: &dyn Store) -> StoreResult<()> {
     let run = Run::new();
     let (gone, kept, forever) = (run.key("gone"), run.key("kept"), run.key("forever"));
@@ -801,12 +838,12 @@ impl Run {
         format!("{}/{name}", self.id)
     }
 
-    /// The entries of a scan that this run wrote.
+    /// The entries of a scan that mention this run's id anywhere, so a key
+    /// leaking in from another table shows even if mangled.
     fn only_mine(&self, scanned: Vec<(String, Record)>) -> Vec<(String, Record)> {
-        let prefix = self.key("");
         scanned
             .into_iter()
-            .filter(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| k.contains(&self.id))
             .collect()
     }
 }

@@ -12,8 +12,8 @@
 //! The length prefix, rather than a separator byte, keeps tables apart
 //! whatever bytes their names hold: `user` and `users` get different
 //! prefixes and neither is a prefix of the other's keys. Within one table,
-//! keys sort by their UTF-8 bytes, which is `String` order, so a scan is one
-//! range read.
+//! keys sort by their UTF-8 bytes, which is `String` order, so a scan, and
+//! a [`Store::scan_prefix`], is one range read.
 //!
 //! Values carry their own metadata, so expiry is data and is checked against
 //! the caller's `now` on every read:
@@ -43,13 +43,66 @@
 //! Counters ([`Store::increment`]) are written durably: they count failed
 //! sign-in attempts, and a crash must not wipe a lockout.
 //!
-//! redb is synchronous, so each call runs on tokio's blocking pool.
+//! # Writes: one writer thread, group commit
+//!
+//! redb admits one write transaction at a time, and its cost is mostly per
+//! transaction, not per key: opening the tables, copying the B-tree path to
+//! the root, and on a durable commit an fsync that takes as long for one
+//! record as for a hundred. So every write goes to one dedicated thread,
+//! the *writer*, which owns all write transactions:
+//!
+//! ```text
+//!  callers ──(op, reply)──▶ queue ──▶ writer: take every queued op (≤ MAX_BATCH)
+//!                                       begin one write transaction
+//!                                       apply op 1, op 2, … in arrival order
+//!                                       commit once ── Durable if any op (or
+//!                                       │              the version ceiling) needs it
+//!                                       └─▶ reply to each op
+//! ```
+//!
+//! Each op runs against the transaction as the previous ops left it, exactly
+//! as if it had run alone right after them, so every op keeps its own
+//! atomicity and preconditions; a failed precondition is that op's normal
+//! answer and does not touch the others. The commit and its fsync are shared
+//! by everything queued while the previous batch committed, which is what
+//! lets concurrent requests (and above all durable refresh rotations) stop
+//! paying one commit each. Ops only ever wait for the writer, never for a
+//! lock held by another blocking thread.
+//!
+//! An op that fails (a redb error, a record that does not decode) may
+//! already have written part of its effects, so the batch is rolled back,
+//! that op alone gets its error, and the others are applied again in a fresh
+//! transaction; nobody has seen their results yet, so their versions may
+//! change. If the commit itself fails nothing was written and every op of
+//! the batch gets the error. A caller is answered only after the commit, so
+//! the write is visible to whatever it does next.
+//!
+//! A caller that gives up waiting does not cancel its op once queued: the op
+//! still commits or rolls back with its batch, so a `take` may consume a
+//! record that nobody receives, which fails closed. Dropping the last handle
+//! to the store closes the queue and waits for the writer to finish its
+//! batch, so the file can be reopened at once.
+//!
+//! # Reads
+//!
+//! redb read transactions are MVCC snapshots: they never wait for the writer
+//! and, with the data in redb's page cache, a point read costs a few
+//! microseconds. Handing one to tokio's blocking pool costs more than the
+//! read itself (a thread wake-up and a second task wake-up; measured by the
+//! `redb point read` phase of `benches/token_endpoint.rs`), so [`Store::get`]
+//! and [`Store::ping`] run inline on the calling task, like a short mutex
+//! section. `tokio::task::block_in_place` is not used: it panics on the
+//! current-thread runtime and hands the worker off, which costs as much as
+//! the read. Scans are unbounded in size, so [`Store::scan`] and
+//! [`Store::scan_prefix`] still run on the blocking pool.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Durability, Precondition, Record, Store, StoreError, StoreResult, Table, Txn, Write};
 
@@ -63,44 +116,116 @@ const VERSION_CEILING: &str = "version_ceiling";
 /// How far one durable commit raises the ceiling.
 const VERSION_BLOCK: u64 = 1 << 16;
 
+/// Most ops the writer applies in one transaction. Bounds how long one
+/// batch delays the next, and the work redone if one op fails.
+const MAX_BATCH: usize = 256;
+/// Ops that may wait for the writer before callers wait to queue.
+const QUEUE_DEPTH: usize = 1024;
+
 const FORMAT: u8 = 1;
 const HEADER_LEN: usize = 18;
 
-/// A [`Store`] in one local redb file. Cheap to share behind an `Arc`.
-#[derive(Debug, Clone)]
+/// A [`Store`] in one local redb file. Cheap to clone; clones share the file
+/// and its writer thread.
+#[derive(Clone)]
 pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     db: Arc<Database>,
+    /// `None` only while dropping.
+    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer after its current batch; joining
+        // it releases redb's file lock before `drop` returns.
+        self.jobs = None;
+        if let Some(writer) = self.writer.take() {
+            // A panicked writer has nothing left to release.
+            let _ = writer.join();
+        }
+    }
 }
 
 impl EmbeddedStore {
     /// Opens (or creates) the store file at `path`, creating missing parent
-    /// directories. Fails if another process or another `EmbeddedStore`
-    /// already has the file open.
+    /// directories, and starts its writer thread. Fails if another process
+    /// or another `EmbeddedStore` already has the file open.
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
-        let cannot_open = |reason: String| {
-            StoreError::Unavailable(format!(
-                "cannot open store file {}: {reason}",
-                path.display()
-            ))
+        let shown = path.display();
+        let with_path = |e: StoreError| match e {
+            StoreError::Unavailable(m) => {
+                StoreError::Unavailable(format!("cannot open store file {shown}: {m}"))
+            }
+            StoreError::Corrupt(m) => StoreError::Corrupt(format!("store file {shown}: {m}")),
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| cannot_open(e.to_string()))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| with_path(StoreError::Unavailable(e.to_string())))?;
         }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                cannot_open("already open in this or another process".to_owned())
-            }
-            other => cannot_open(other.to_string()),
+        let db = Database::create(path).map_err(|e| {
+            with_path(match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StoreError::Unavailable("already open in this or another process".to_owned())
+                }
+                other => backend(other),
+            })
         })?;
-        prepare(&db).map_err(|e| cannot_open(e.to_string()))?;
-        Ok(EmbeddedStore { db: Arc::new(db) })
+        prepare(&db).map_err(with_path)?;
+        let db = Arc::new(db);
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        let writer = std::thread::Builder::new()
+            .name("gatepass-store-writer".to_owned())
+            .spawn({
+                let db = Arc::clone(&db);
+                move || run_writer(&db, queue)
+            })
+            .map_err(|e| with_path(StoreError::Unavailable(format!("writer thread: {e}"))))?;
+        Ok(EmbeddedStore {
+            inner: Arc::new(Inner {
+                db,
+                jobs: Some(jobs),
+                writer: Some(writer),
+            }),
+        })
     }
 
-    async fn run<T: Send + 'static>(
+    /// Queues `op` for the writer and waits for its committed result. `op`
+    /// must be repeatable: it runs again if another op of its batch fails.
+    async fn write<T: Send + 'static>(
+        &self,
+        durability: Durability,
+        op: impl Fn(&mut Writer<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let stopped = || StoreError::Unavailable("store writer has stopped".to_owned());
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Pending {
+            op,
+            durability,
+            result: None,
+            reply,
+        });
+        let jobs = self.inner.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Runs a read of unbounded size on tokio's blocking pool.
+    async fn read_blocking<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Database) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let db = Arc::clone(&self.db);
+        let db = Arc::clone(&self.inner.db);
         tokio::task::spawn_blocking(move || op(&db))
             .await
             .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
@@ -125,17 +250,16 @@ fn prepare(db: &Database) -> StoreResult<()> {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn get(&self, table: Table, key: &str, now: i64) -> StoreResult<Option<Record>> {
-        let key = record_key(table, key);
-        self.run(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let records = txn.open_table(RECORDS).map_err(backend)?;
-            let found = records.get(key.as_slice()).map_err(backend)?;
-            Ok(found
-                .map(|v| decode_record(v.value()))
-                .transpose()?
-                .filter(|r| is_live(r, now)))
-        })
-        .await
+        // Inline: see "Reads" in the module doc.
+        let txn = self.inner.db.begin_read().map_err(backend)?;
+        let records = txn.open_table(RECORDS).map_err(backend)?;
+        let found = records
+            .get(record_key(table, key).as_slice())
+            .map_err(backend)?;
+        Ok(found
+            .map(|v| decode_record(v.value()))
+            .transpose()?
+            .filter(|r| is_live(r, now)))
     }
 
     async fn put(
@@ -147,7 +271,7 @@ impl Store for EmbeddedStore {
         durability: Durability,
     ) -> StoreResult<u64> {
         let key = record_key(table, key);
-        self.run(move |db| write(db, durability, |w| w.put(&key, &value, expires_at)))
+        self.write(durability, move |w| w.put(&key, &value, expires_at))
             .await
     }
 
@@ -161,14 +285,11 @@ impl Store for EmbeddedStore {
         now: i64,
     ) -> StoreResult<Option<u64>> {
         let key = record_key(table, key);
-        self.run(move |db| {
-            let seen = { let txn = db.begin_read().map_err(backend)?; let r = txn.open_table(RECORDS).map_err(backend)?; let x = r.get(key.as_slice()).map_err(backend)?.is_some(); x };
-            write(db, durability, |w| {
-                if seen {
-                    return Ok(None);
-                }
-                w.put(&key, &value, expires_at).map(Some)
-            })
+        self.write(durability, move |w| {
+            if w.live(&key, now)?.is_some() {
+                return Ok(None);
+            }
+            w.put(&key, &value, expires_at).map(Some)
         })
         .await
     }
@@ -181,10 +302,8 @@ impl Store for EmbeddedStore {
         now: i64,
     ) -> StoreResult<Option<Record>> {
         let key = record_key(table, key);
-        self.run(move |db| {
-            write(db, durability, |w| {
-                Ok(w.remove(&key)?.filter(|r| is_live(r, now)))
-            })
+        self.write(durability, move |w| {
+            Ok(w.remove(&key)?.filter(|r| is_live(r, now)))
         })
         .await
     }
@@ -200,17 +319,15 @@ impl Store for EmbeddedStore {
         now: i64,
     ) -> StoreResult<Option<u64>> {
         let key = record_key(table, key);
-        self.run(move |db| {
-            write(db, durability, |w| {
-                match w.live(&key, now)? {
-                    Some(current) if current.version == expected => {}
-                    _ => return Ok(None),
-                }
-                match new_value {
-                    Some(value) => w.put(&key, &value, expires_at).map(Some),
-                    None => w.remove(&key).map(|_| Some(0)),
-                }
-            })
+        self.write(durability, move |w| {
+            match w.live(&key, now)? {
+                Some(current) if current.version == expected => {}
+                _ => return Ok(None),
+            }
+            match &new_value {
+                Some(value) => w.put(&key, value, expires_at).map(Some),
+                None => w.remove(&key).map(|_| Some(0)),
+            }
         })
         .await
     }
@@ -223,10 +340,8 @@ impl Store for EmbeddedStore {
         now: i64,
     ) -> StoreResult<bool> {
         let key = record_key(table, key);
-        self.run(move |db| {
-            write(db, durability, |w| {
-                Ok(w.remove(&key)?.is_some_and(|r| is_live(&r, now)))
-            })
+        self.write(durability, move |w| {
+            Ok(w.remove(&key)?.is_some_and(|r| is_live(&r, now)))
         })
         .await
     }
@@ -242,120 +357,256 @@ impl Store for EmbeddedStore {
         now: i64,
     ) -> StoreResult<i64> {
         let key = record_key(table, key);
-        self.run(move |db| {
-            write(db, Durability::Durable, |w| {
-                let (current, expires_at) = match w.live(&key, now)? {
-                    Some(record) => (parse_counter(&record.value, table)?, record.expires_at),
-                    None => (0, expires_at),
-                };
-                let next = current.saturating_add(delta);
-                w.put(&key, next.to_string().as_bytes(), expires_at)?;
-                Ok(next)
-            })
+        self.write(Durability::Durable, move |w| {
+            let (current, expires_at) = match w.live(&key, now)? {
+                Some(record) => (parse_counter(&record.value, table)?, record.expires_at),
+                None => (0, expires_at),
+            };
+            let next = current.saturating_add(delta);
+            w.put(&key, next.to_string().as_bytes(), expires_at)?;
+            Ok(next)
         })
         .await
     }
 
     async fn commit(&self, txn: Txn, now: i64) -> StoreResult<bool> {
-        self.run(move |db| {
-            write(db, txn.durability, |w| {
-                for (table, key, pre) in &txn.checks {
-                    let live = w.live(&record_key(table, key), now)?;
-                    let holds = match (pre, live) {
-                        (Precondition::Absent, live) => live.is_none(),
-                        (Precondition::Version(v), Some(record)) => record.version == *v,
-                        (Precondition::Version(_), None) => false,
-                    };
-                    if !holds {
-                        return Ok(false);
+        self.write(txn.durability, move |w| {
+            for (table, key, pre) in &txn.checks {
+                let live = w.live(&record_key(table, key), now)?;
+                let holds = match (pre, live) {
+                    (Precondition::Absent, live) => live.is_none(),
+                    (Precondition::Version(v), Some(record)) => record.version == *v,
+                    (Precondition::Version(_), None) => false,
+                };
+                if !holds {
+                    return Ok(false);
+                }
+            }
+            for op in &txn.writes {
+                match op {
+                    Write::Put {
+                        table,
+                        key,
+                        value,
+                        expires_at,
+                    } => {
+                        w.put(&record_key(table, key), value, *expires_at)?;
+                    }
+                    Write::Delete { table, key } => {
+                        w.remove(&record_key(table, key))?;
                     }
                 }
-                for op in &txn.writes {
-                    match op {
-                        Write::Put {
-                            table,
-                            key,
-                            value,
-                            expires_at,
-                        } => {
-                            w.put(&record_key(table, key), value, *expires_at)?;
-                        }
-                        Write::Delete { table, key } => {
-                            w.remove(&record_key(table, key))?;
-                        }
-                    }
-                }
-                Ok(true)
-            })
+            }
+            Ok(true)
         })
         .await
     }
 
     async fn scan(&self, table: Table, now: i64) -> StoreResult<Vec<(String, Record)>> {
-        let prefix = record_key(table, "");
-        self.run(move |db| {
-            let txn = db.begin_read().map_err(backend)?;
-            let records = txn.open_table(RECORDS).map_err(backend)?;
-            let mut live = Vec::new();
-            for entry in records.range(prefix.as_slice()..).map_err(backend)? {
-                let (k, v) = entry.map_err(backend)?;
-                let Some(key) = k.value().strip_prefix(prefix.as_slice()) else {
-                    break;
-                };
-                let record = decode_record(v.value())?;
-                if is_live(&record, now) {
-                    let key = String::from_utf8(key.to_vec()).map_err(|_| {
-                        StoreError::Corrupt(format!("non-UTF-8 key in table {table}"))
-                    })?;
-                    live.push((key, record));
-                }
-            }
-            Ok(live)
-        })
-        .await
+        self.read_blocking(move |db| scan_range(db, table, "", now))
+            .await
+    }
+
+    async fn scan_prefix(
+        &self,
+        table: Table,
+        prefix: &str,
+        now: i64,
+    ) -> StoreResult<Vec<(String, Record)>> {
+        let prefix = prefix.to_owned();
+        self.read_blocking(move |db| scan_range(db, table, &prefix, now))
+            .await
     }
 
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
-        self.run(move |db| {
-            write(db, Durability::Durable, |w| {
-                let before = w.records.len().map_err(backend)?;
-                let mut undecodable = false;
-                w.records
-                    .retain(|_, v| match expires_at(v) {
-                        Ok(at) => at.is_none_or(|at| at > now),
-                        Err(_) => {
-                            undecodable = true;
-                            true
-                        }
-                    })
-                    .map_err(backend)?;
-                if undecodable {
-                    return Err(StoreError::Corrupt(
-                        "undecodable record header found while purging".to_owned(),
-                    ));
-                }
-                let purged = before - w.records.len().map_err(backend)?;
-                // Committing even when nothing expired flushes earlier
-                // ephemeral commits to disk and frees their pages.
-                w.changed = true;
-                Ok(purged)
-            })
+        self.write(Durability::Durable, move |w| {
+            let before = w.records.len().map_err(backend)?;
+            let mut undecodable = false;
+            w.records
+                .retain(|_, v| match expires_at(v) {
+                    Ok(at) => at.is_none_or(|at| at > now),
+                    Err(_) => {
+                        undecodable = true;
+                        true
+                    }
+                })
+                .map_err(backend)?;
+            if undecodable {
+                return Err(StoreError::Corrupt(
+                    "undecodable record header found while purging".to_owned(),
+                ));
+            }
+            let purged = before - w.records.len().map_err(backend)?;
+            // Committing even when nothing expired flushes earlier
+            // ephemeral commits to disk and frees their pages.
+            w.changed = true;
+            Ok(purged)
         })
         .await
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.run(|db| {
-            let txn = db.begin_read().map_err(backend)?;
-            txn.open_table(RECORDS).map_err(backend)?;
-            Ok(())
-        })
-        .await
+        let txn = self.inner.db.begin_read().map_err(backend)?;
+        txn.open_table(RECORDS).map_err(backend)?;
+        Ok(())
     }
 }
 
-/// The open tables of one write transaction, plus what the transaction has
-/// done so far.
+/// The live records of `table` whose key starts with `prefix`: one range
+/// read from the first possible key to the first key past the prefix.
+fn scan_range(
+    db: &Database,
+    table: Table,
+    prefix: &str,
+    now: i64,
+) -> StoreResult<Vec<(String, Record)>> {
+    let table_prefix_len = record_key(table, "").len();
+    let start = record_key(table, prefix);
+    let txn = db.begin_read().map_err(backend)?;
+    let records = txn.open_table(RECORDS).map_err(backend)?;
+    let mut live = Vec::new();
+    for entry in records.range(start.as_slice()..).map_err(backend)? {
+        let (k, v) = entry.map_err(backend)?;
+        let k = k.value();
+        // Keys sort bytewise, so the matching ones are contiguous.
+        if !k.starts_with(&start) {
+            break;
+        }
+        let record = decode_record(v.value())?;
+        if is_live(&record, now) {
+            let key = String::from_utf8(k[table_prefix_len..].to_vec())
+                .map_err(|_| StoreError::Corrupt(format!("non-UTF-8 key in table {table}")))?;
+            live.push((key, record));
+        }
+    }
+    Ok(live)
+}
+
+/// One queued write: an op, what the writer must do for it, and where its
+/// answer goes.
+trait Job: Send {
+    fn durability(&self) -> Durability;
+    /// Applies the op to the batch's transaction and keeps its result.
+    fn apply(&mut self, w: &mut Writer<'_>) -> StoreResult<()>;
+    /// Answers the caller: the kept result if the batch committed.
+    fn reply(self: Box<Self>, committed: StoreResult<()>);
+}
+
+struct Pending<T, F> {
+    op: F,
+    durability: Durability,
+    result: Option<T>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: Fn(&mut Writer<'_>) -> StoreResult<T> + Send,
+{
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    fn apply(&mut self, w: &mut Writer<'_>) -> StoreResult<()> {
+        self.result = Some((self.op)(w)?);
+        Ok(())
+    }
+
+    fn reply(self: Box<Self>, committed: StoreResult<()>) {
+        let answer = match (committed, self.result) {
+            (Ok(()), Some(result)) => Ok(result),
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(StoreError::Unavailable(
+                "store write was not applied".to_owned(),
+            )),
+        };
+        // The caller may have stopped waiting; the write stands regardless.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The writer thread: applies queued ops in batches until every handle to
+/// the store is gone.
+fn run_writer(db: &Database, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        commit_batch(db, &mut batch);
+    }
+}
+
+/// Why a batch did not commit.
+enum BatchFailure {
+    /// The op at this index failed; the others may still commit.
+    Op(usize, StoreError),
+    /// The transaction failed as a whole.
+    Txn(StoreError),
+}
+
+/// Commits `batch` (emptying it) and answers every op in it.
+fn commit_batch(db: &Database, batch: &mut Vec<Box<dyn Job>>) {
+    while !batch.is_empty() {
+        match apply_batch(db, batch) {
+            Ok(()) => {
+                for job in batch.drain(..) {
+                    job.reply(Ok(()));
+                }
+            }
+            // Roll back, answer the failed op, redo the rest without it.
+            Err(BatchFailure::Op(i, e)) => batch.remove(i).reply(Err(e)),
+            Err(BatchFailure::Txn(e)) => {
+                for job in batch.drain(..) {
+                    job.reply(Err(same_error(&e)));
+                }
+            }
+        }
+    }
+}
+
+/// Applies every op of `batch` in order in one write transaction and commits
+/// it. Any error rolls the whole transaction back.
+fn apply_batch(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), BatchFailure> {
+    let whole = BatchFailure::Txn;
+    let mut txn = db.begin_write().map_err(|e| whole(backend(e)))?;
+    let (changed, must_persist) = {
+        let mut writer = Writer {
+            records: txn.open_table(RECORDS).map_err(|e| whole(backend(e)))?,
+            meta: txn.open_table(META).map_err(|e| whole(backend(e)))?,
+            versions: None,
+            changed: false,
+            must_persist: false,
+        };
+        for (i, job) in batch.iter_mut().enumerate() {
+            // Dropping `txn` without committing rolls it back.
+            job.apply(&mut writer).map_err(|e| BatchFailure::Op(i, e))?;
+        }
+        writer.save_versions().map_err(whole)?;
+        (writer.changed, writer.must_persist)
+    };
+    if !changed {
+        // Nothing to persist (every op was a read or a failed precondition):
+        // skip the commit and its fsync.
+        return txn.abort().map_err(|e| whole(backend(e)));
+    }
+    let durable = must_persist || batch.iter().any(|j| j.durability() == Durability::Durable);
+    txn.set_durability(if durable {
+        redb::Durability::Immediate
+    } else {
+        redb::Durability::None
+    });
+    txn.commit().map_err(|e| whole(backend(e)))
+}
+
+/// A copy of `e` for each op of a failed batch.
+fn same_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+    }
+}
+
+/// The open tables of one write transaction, plus what the ops applied so
+/// far have done.
 struct Writer<'txn> {
     records: redb::Table<'txn, &'static [u8], &'static [u8]>,
     meta: redb::Table<'txn, &'static str, u64>,
@@ -423,38 +674,6 @@ impl Writer<'_> {
         }
         Ok(())
     }
-}
-
-/// Runs `op` in one write transaction. Commits only if `op` succeeded and
-/// changed something; an error or a no-op rolls back and skips the fsync.
-fn write<T>(
-    db: &Database,
-    durability: Durability,
-    op: impl FnOnce(&mut Writer<'_>) -> StoreResult<T>,
-) -> StoreResult<T> {
-    let mut txn = db.begin_write().map_err(backend)?;
-    let (out, changed, must_persist) = {
-        let mut writer = Writer {
-            records: txn.open_table(RECORDS).map_err(backend)?,
-            meta: txn.open_table(META).map_err(backend)?,
-            versions: None,
-            changed: false,
-            must_persist: false,
-        };
-        let out = op(&mut writer)?;
-        writer.save_versions()?;
-        (out, writer.changed, writer.must_persist)
-    };
-    if !changed {
-        txn.abort().map_err(backend)?;
-        return Ok(out);
-    }
-    txn.set_durability(match (durability, must_persist) {
-        (Durability::Durable, _) | (Durability::Ephemeral, true) => redb::Durability::Immediate,
-        (Durability::Ephemeral, false) => redb::Durability::None,
-    });
-    txn.commit().map_err(backend)?;
-    Ok(out)
 }
 
 fn read_meta(meta: &impl ReadableTable<&'static str, u64>, name: &str) -> StoreResult<Option<u64>> {
@@ -534,6 +753,10 @@ fn backend(err: impl Into<redb::Error>) -> StoreError {
         | redb::Error::TableTypeMismatch { .. }
         | redb::Error::TypeDefinitionChanged { .. }
         | redb::Error::TableIsMultimap(_)) => StoreError::Corrupt(e.to_string()),
+        // redb's answer to a file that is not a redb database.
+        redb::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            StoreError::Corrupt(format!("not a store file: {e}"))
+        }
         e => StoreError::Unavailable(e.to_string()),
     }
 }

@@ -195,6 +195,7 @@ pub trait Store: Send + Sync + 'static {
     /// `new_value` (or deletes it when `None`) and returns the new version
     /// (`Some(0)` after a delete). `None` when the version did not match or
     /// the record is gone: the caller lost a race.
+    #[allow(clippy::too_many_arguments)]
     async fn compare_and_swap(
         &self,
         table: Table,
@@ -234,6 +235,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every live record of `table`, ordered by key.
     async fn scan(&self, table: Table, now: i64) -> StoreResult<Vec<(String, Record)>>;
+
+    /// Every live record of `table` whose key starts with `prefix`, ordered
+    /// by key; the empty prefix is the whole table. The prefix is plain
+    /// bytes: `"a/"` does not match `"ab/x"`, but `"a"` does. A backend reads
+    /// only the matching key range, never the whole table, so this suits
+    /// per-owner listings (`"{user_id}/"`) in large tables.
+    async fn scan_prefix(
+        &self,
+        table: Table,
+        prefix: &str,
+        now: i64,
+    ) -> StoreResult<Vec<(String, Record)>>;
 
     /// Physically removes expired records; returns how many. Semantics never
     /// depend on it having run.

@@ -53,12 +53,16 @@ pub struct Authorization {
     /// The latest instant any token of this authorization may be valid
     /// (a TAP sign-in ends no later than the pass).
     pub not_after: Option<i64>,
+    /// The pass a TAP sign-in used: deleting or replacing it revokes every
+    /// token of this authorization.
+    #[serde(default)]
+    pub tap_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum CodeState {
     Issued {
-        authorization: Authorization,
+        authorization: Box<Authorization>,
         expires_at: i64,
     },
     Redeemed {
@@ -178,7 +182,7 @@ impl Grants {
     pub async fn issue_code(&self, authorization: Authorization, now: OffsetDateTime) -> Result<OpaqueSecret, GrantError> {
         let code = OpaqueSecret::generate()?;
         let state = CodeState::Issued {
-            authorization,
+            authorization: Box::new(authorization),
             expires_at: (now + CODE_LIFETIME).unix_timestamp(),
         };
         // The record outlives the code itself so an expired code is told
@@ -213,7 +217,7 @@ impl Grants {
                 self.revoke(grant, now).await?;
                 return Err(GrantError::CodeReplayed);
             }
-            CodeState::Issued { authorization, expires_at } => (authorization, expires_at),
+            CodeState::Issued { authorization, expires_at } => (*authorization, expires_at),
         };
         if t >= expires_at {
             return Err(GrantError::CodeExpired);

@@ -99,6 +99,19 @@ pub async fn authenticate(state: &AppState, token: &str, now: OffsetDateTime) ->
             if !user.account_enabled || user.session_epoch != grant.authorization.epoch {
                 return Err(BearerError::Revoked);
             }
+            if let Some(tap) = &grant.authorization.tap_id {
+                let live = state
+                    .taps
+                    .binding_is_live(user.id, tap, now.unix_timestamp())
+                    .await
+                    .map_err(|e| {
+                        let unavailable = matches!(e, StoreError::Unavailable(_));
+                        store_err(e, unavailable)
+                    })?;
+                if !live {
+                    return Err(BearerError::Revoked);
+                }
+            }
             if !grant.offline {
                 let live = state
                     .sessions

@@ -189,8 +189,21 @@ impl IntoResponse for OAuthJsonError {
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let (StatusCode::UNAUTHORIZED, Some(scheme)) = (self.status, self.challenge) {
+        // RFC 6750 §3: a protected resource challenges on 401 and also on
+        // 403 insufficient_scope; the token endpoint (Basic) only on 401.
+        let challenged = match self.challenge {
+            Some("Bearer") => matches!(self.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN),
+            Some(_) => self.status == StatusCode::UNAUTHORIZED,
+            None => false,
+        };
+        if let (true, Some(scheme)) = (challenged, self.challenge) {
             let value = match scheme {
+                // RFC 6750 §3.1: a request without credentials gets a bare
+                // challenge, no error code. It is the only 401 Bearer error
+                // coded invalid_request (see `userinfo::bearer_error`).
+                "Bearer" if self.status == StatusCode::UNAUTHORIZED && self.error.code == ErrorCode::InvalidRequest => {
+                    "Bearer realm=\"gatepass\"".to_owned()
+                }
                 "Bearer" => format!(
                     "Bearer realm=\"gatepass\", error=\"{}\", error_description=\"{}\"",
                     self.error.code.as_str(),

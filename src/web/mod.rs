@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::AUTHORIZE, get(signin::authorize_get).post(signin::authorize_post))
         .route("/signin/username", axum::routing::post(signin::username_submit))
         .route("/signin/password", get(signin::password_page).post(signin::password_submit))
+        .route("/signin/tap", get(signin::tap_page).post(signin::tap_submit))
         .route("/signin/restart", get(signin::restart))
         .route(paths::TOKEN, axum::routing::post(token::token))
         .route(paths::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))

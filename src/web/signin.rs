@@ -18,6 +18,8 @@ use super::{ClientIp, cookie, set_cookie};
 use crate::app::AppState;
 use crate::audit::{AuthenticationDetail, SignIn, SignInStatus};
 use crate::authn::AuthMethod;
+use crate::authn::tap::{Redeemed, TapPolicy, TemporaryAccessPass, UsabilityReason};
+use crate::authn::throttle::Locked;
 use crate::authn::session::Session;
 use crate::directory::User;
 use crate::ids::{LogEntryId, OpaqueSecret, SecretDigest, secrets_equal};
@@ -68,6 +70,19 @@ struct SigninPasswordPage<'a> {
     csrf: &'a str,
     username: &'a str,
     error: Option<&'a str>,
+    /// Offer "Use your Temporary Access Pass instead".
+    has_tap: bool,
+}
+
+#[derive(Template)]
+#[template(path = "signin/tap.html")]
+struct SigninTapPage<'a> {
+    flow: &'a str,
+    csrf: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+    /// Offer "Use your password instead".
+    has_password: bool,
 }
 
 pub async fn authorize_get(
@@ -290,11 +305,40 @@ pub async fn username_submit(
         };
         return Ok(render(StatusCode::OK, &page));
     }
-    // Whether the user exists is not revealed here: unknown users get the
-    // same password page and the same failure (no enumeration).
     flow.username = Some(username.to_owned());
     save_flow(&state, flow_id, &flow, now).await?;
-    Ok(Redirect::to(&format!("/signin/password?flow={flow_id}")).into_response())
+    // A usable Temporary Access Pass is asked for first (Entra's
+    // system-preferred order). Otherwise the password page, also for
+    // unknown users, so this step does not reveal which accounts exist.
+    let user = state.directory.user_by_upn(username, now).await.map_err(directory_page_error)?;
+    let step = match &user {
+        Some(u) if usable_pass(&state, u, now).await?.is_some() => "tap",
+        _ => "password",
+    };
+    Ok(Redirect::to(&format!("/signin/{step}?flow={flow_id}")).into_response())
+}
+
+/// The user's pass if it would be accepted right now (policy, targeting,
+/// start, expiry, one-time use all considered).
+async fn usable_pass(state: &AppState, user: &User, now: OffsetDateTime) -> Result<Option<TemporaryAccessPass>, PageError> {
+    let t = now.unix_timestamp();
+    let Some((pass, _)) = state.taps.pass(user.id, t).await? else {
+        return Ok(None);
+    };
+    let (policy, targeted) = tap_policy_for(state, user, now).await?;
+    Ok((pass.usability(&policy, targeted, t) == UsabilityReason::EnabledByPolicy).then_some(pass))
+}
+
+/// The TAP policy and whether it targets `user`.
+async fn tap_policy_for(state: &AppState, user: &User, now: OffsetDateTime) -> Result<(TapPolicy, bool), PageError> {
+    let policy = state.taps.policy(now.unix_timestamp()).await?;
+    let groups = if policy.needs_groups() {
+        state.directory.groups_of(user.id, now).await.map_err(directory_page_error)?
+    } else {
+        Default::default()
+    };
+    let targeted = policy.targets(&groups);
+    Ok((policy, targeted))
 }
 
 #[derive(Deserialize)]
@@ -302,19 +346,65 @@ pub struct FlowQuery {
     flow: String,
 }
 
-pub async fn password_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<FlowQuery>,
-) -> Result<Response, PageError> {
-    let now = state.clock.now();
-    let flow = load_flow(&state, &headers, &q.flow, None, now).await?;
+/// `?flow=…` on the method pages; anything else is an expired sign-in page.
+pub struct FlowParam(FlowQuery);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for FlowParam {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<FlowQuery>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| FlowParam(q))
+            .map_err(|_| PageError::flow_expired())
+    }
+}
+
+/// The flow's user (if the username exists) and whether they have a
+/// password and a usable pass: what the method pages may offer.
+async fn flow_user(state: &AppState, flow: &Flow, now: OffsetDateTime) -> Result<(Option<User>, bool, bool), PageError> {
     let Some(username) = flow.username.as_deref() else {
         return Err(PageError::flow_expired());
     };
+    let Some(user) = state.directory.user_by_upn(username, now).await.map_err(directory_page_error)? else {
+        return Ok((None, false, false));
+    };
+    let has_password = state.directory.password_hash(user.id, now).await.map_err(directory_page_error)?.is_some();
+    let has_tap = usable_pass(state, &user, now).await?.is_some();
+    Ok((Some(user), has_password, has_tap))
+}
+
+pub async fn password_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    FlowParam(q): FlowParam,
+) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let flow = load_flow(&state, &headers, &q.flow, None, now).await?;
+    let (_, _, has_tap) = flow_user(&state, &flow, now).await?;
+    let username = flow.username.as_deref().unwrap_or_default();
     Ok(render(
         StatusCode::OK,
-        &SigninPasswordPage { flow: &q.flow, csrf: &flow.csrf, username, error: None },
+        &SigninPasswordPage { flow: &q.flow, csrf: &flow.csrf, username, error: None, has_tap },
+    ))
+}
+
+pub async fn tap_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    FlowParam(q): FlowParam,
+) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let flow = load_flow(&state, &headers, &q.flow, None, now).await?;
+    let (_, has_password, has_tap) = flow_user(&state, &flow, now).await?;
+    if !has_tap {
+        // No usable pass (expired, deleted, used): never show a TAP prompt.
+        return Ok(Redirect::to(&format!("/signin/password?flow={}", q.flow)).into_response());
+    }
+    let username = flow.username.as_deref().unwrap_or_default();
+    Ok(render(
+        StatusCode::OK,
+        &SigninTapPage { flow: &q.flow, csrf: &flow.csrf, username, error: None, has_password },
     ))
 }
 
@@ -322,7 +412,7 @@ pub async fn password_page(
 pub async fn restart(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<FlowQuery>,
+    FlowParam(q): FlowParam,
 ) -> Result<Response, PageError> {
     let now = state.clock.now();
     let mut flow = load_flow(&state, &headers, &q.flow, None, now).await?;
@@ -334,51 +424,146 @@ pub async fn restart(
     ))
 }
 
+/// Which credential page a failure re-renders.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Password,
+    Tap,
+}
+
+/// What a failed attempt tells the user: only that it failed, or that
+/// sign-in is temporarily locked; never which part was wrong.
+const LOCKED: &str = "Sign-in is temporarily locked after repeated failed attempts. Try again later.";
+
 pub async fn password_submit(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientIp(ip): ClientIp,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, PageError> {
+    credential_submit(state, headers, ip, body, Step::Password).await
+}
+
+pub async fn tap_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, PageError> {
+    credential_submit(state, headers, ip, body, Step::Tap).await
+}
+
+async fn credential_submit(
+    state: AppState,
+    headers: HeaderMap,
+    ip: std::net::IpAddr,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    step: Step,
+) -> Result<Response, PageError> {
     let now = state.clock.now();
+    let t = now.unix_timestamp();
     let form = form(&headers, &body)?;
     let flow_id = field(&form, "flow")?;
     let flow = load_flow(&state, &headers, flow_id, Some(field(&form, "csrf")?), now).await?;
     let username = flow.username.clone().ok_or_else(PageError::flow_expired)?;
-    let password = form.get("password").map(String::as_str).unwrap_or("");
-    let ip = ip.to_string();
-
+    let secret = form.get(if step == Step::Tap { "tap" } else { "password" }).map(String::as_str).unwrap_or("");
+    let ip_text = ip.to_string();
+    let client_id = flow.request.client_id.clone();
     let user = state.directory.user_by_upn(&username, now).await.map_err(directory_page_error)?;
-    let verified = match &user {
-        Some(u) => match state.directory.password_hash(u.id, now).await.map_err(directory_page_error)? {
-            Some(phc) if !password.is_empty() => state.hasher.verify(password, &phc).await,
-            _ => state.hasher.verify_dummy(password).await,
-        },
-        None => state.hasher.verify_dummy(password).await,
+    let method = match step {
+        Step::Password => AuthMethod::Password,
+        Step::Tap => AuthMethod::TemporaryAccessPassOneTime,
     };
-    let user = match user {
-        Some(u) if verified && u.account_enabled => u,
-        other => {
-            let reason = match &other {
-                None => "User account not found",
-                Some(u) if !u.account_enabled => "User account is disabled",
-                Some(_) => "Invalid username or password",
-            };
-            record_sign_in(&state, &flow.request.client_id, other.as_ref(), &username, &ip, AuthMethod::Password, Some(reason), now).await;
-            let page = SigninPasswordPage { flow: flow_id, csrf: &flow.csrf, username: &username, error: Some(SIGN_IN_FAILED) };
-            return Ok(render(StatusCode::OK, &page));
+
+    // Locked accounts and sources are refused before any hash is computed.
+    if let Some(locked) = state.throttle.check(&username, ip, t).await? {
+        let reason = match locked {
+            Locked::Account { .. } => "Account is temporarily locked after repeated failed sign-ins",
+            Locked::Source { .. } => "Source address is temporarily locked after repeated failed sign-ins",
+        };
+        record_sign_in(&state, &client_id, user.as_ref(), &username, &ip_text, method, None, Some((50053, reason)), now).await;
+        return Ok(failure_page(step, flow_id, &flow.csrf, &username, LOCKED, false));
+    }
+
+    let outcome = match (&user, step) {
+        // Checked first so a disabled account never consumes a one-time pass.
+        (Some(u), _) if !u.account_enabled => {
+            state.hasher.verify_dummy(secret).await;
+            Err("User account is disabled")
+        }
+        (Some(u), Step::Password) => match state.directory.password_hash(u.id, now).await.map_err(directory_page_error)? {
+            Some(phc) if !secret.is_empty() && state.hasher.verify(secret, &phc).await => Ok(None),
+            _ => Err("Invalid username or password"),
+        },
+        (Some(u), Step::Tap) => {
+            let (policy, targeted) = tap_policy_for(&state, u, now).await?;
+            match state.taps.redeem(&state.hasher, u.id, &policy, targeted, secret, t).await? {
+                Redeemed::Accepted(pass) => Ok(Some(pass)),
+                Redeemed::Rejected => Err("Invalid Temporary Access Pass"),
+                Redeemed::Unusable(reason) => Err(match reason {
+                    UsabilityReason::Expired => "Temporary Access Pass has expired",
+                    UsabilityReason::NotYetValid => "Temporary Access Pass is not yet valid",
+                    UsabilityReason::OneTimeUsed => "Temporary Access Pass was already used",
+                    _ => "Temporary Access Pass sign-in was blocked by the Temporary Access Pass policy",
+                }),
+            }
+        }
+        (None, _) => {
+            state.hasher.verify_dummy(secret).await;
+            Err("User account not found")
         }
     };
+    let pass = match outcome {
+        Ok(pass) => pass,
+        Err(reason) => {
+            let lockout = state.throttle.record_failure(&username, ip, t).await?;
+            record_sign_in(&state, &client_id, user.as_ref(), &username, &ip_text, method, None, Some((50126, reason)), now).await;
+            if let Some(l) = lockout {
+                let what = match l.locked {
+                    Locked::Account { .. } => "Account locked after repeated failed sign-ins",
+                    Locked::Source { .. } => "Source address locked after repeated failed sign-ins",
+                };
+                tracing::warn!(user = %username, ip = %ip_text, seconds = l.duration_secs, "{what}");
+                record_sign_in(&state, &client_id, user.as_ref(), &username, &ip_text, method, None, Some((50053, what)), now).await;
+            }
+            // A pass that stopped being usable (used, expired, deleted) has
+            // nothing left to ask for: the password page takes over.
+            let (_, has_password, has_tap) = flow_user(&state, &flow, now).await?;
+            let step = if step == Step::Tap && !has_tap { Step::Password } else { step };
+            let has_other = if step == Step::Password { has_tap } else { has_password };
+            return Ok(failure_page(step, flow_id, &flow.csrf, &username, SIGN_IN_FAILED, has_other));
+        }
+    };
+    let Some(user) = user else {
+        return Err(PageError::flow_expired());
+    };
 
+    let methods = vec![pass.as_ref().map_or(AuthMethod::Password, TemporaryAccessPass::method)];
     let (secret, session) = state
         .sessions
-        .start(&user, vec![AuthMethod::Password], now, state.settings.session_lifetime)
+        .start(&user, methods.clone(), now, state.settings.session_lifetime, pass.as_ref())
         .await
         .map_err(|e| super::error::internal_page("session", &e.to_string(), is_unavailable(&e)))?;
-    state.store.delete(FLOWS, flow_id, Durability::Ephemeral, now.unix_timestamp()).await?;
-    record_sign_in(&state, &flow.request.client_id, Some(&user), &username, &ip, AuthMethod::Password, None, now).await;
+    state.store.delete(FLOWS, flow_id, Durability::Ephemeral, t).await?;
+    state.throttle.record_success(&username, t).await?;
+    let detail = pass.as_ref().map(|p| if p.is_usable_once { "One-time" } else { "Multi-use" });
+    record_sign_in(&state, &client_id, Some(&user), &username, &ip_text, methods[0], detail, None, now).await;
     let cookie = set_cookie(&state, SESSION_COOKIE, secret.expose(), None);
     Ok(complete(&state, &flow.request, &session, &secret.digest(), &user, now, Some(cookie)).await)
+}
+
+/// Re-renders a credential page with a generic failure message.
+fn failure_page(step: Step, flow: &str, csrf: &str, username: &str, message: &str, has_other: bool) -> Response {
+    match step {
+        Step::Password => render(
+            StatusCode::OK,
+            &SigninPasswordPage { flow, csrf, username, error: Some(message), has_tap: has_other },
+        ),
+        Step::Tap => render(
+            StatusCode::OK,
+            &SigninTapPage { flow, csrf, username, error: Some(message), has_password: has_other },
+        ),
+    }
 }
 
 fn directory_page_error(e: crate::directory::DirectoryError) -> PageError {
@@ -421,7 +606,10 @@ async fn complete(
         sid: session.sid.clone(),
         session: session_digest.clone(),
         epoch: session.epoch,
-        not_after: Some(session.expires_at),
+        // A TAP sign-in caps every token at the pass's end; other sessions
+        // let offline grants outlive the browser session.
+        not_after: session.tap_id.as_ref().map(|_| session.expires_at),
+        tap_id: session.tap_id.clone(),
     };
     let code = match state.grants.issue_code(authorization, now).await {
         Ok(c) => c,
@@ -467,8 +655,9 @@ fn redirect_with(uri: &str, pairs: &[(&str, String)]) -> Response {
     }
 }
 
-/// Writes one sign-in log entry; a logging failure never fails the sign-in
-/// but is itself logged.
+/// Writes one sign-in log entry: `detail` is the method's mode (TAP
+/// one-time / multi-use), `failure` the Entra-style error code and reason.
+/// A logging failure never fails the sign-in but is itself logged.
 #[allow(clippy::too_many_arguments)]
 pub async fn record_sign_in(
     state: &AppState,
@@ -477,7 +666,8 @@ pub async fn record_sign_in(
     username: &str,
     ip: &str,
     method: AuthMethod,
-    failure: Option<&str>,
+    detail: Option<&str>,
+    failure: Option<(u32, &str)>,
     now: OffsetDateTime,
 ) {
     let Ok(id) = LogEntryId::generate() else { return };
@@ -496,12 +686,12 @@ pub async fn record_sign_in(
         ip_address: ip.to_owned(),
         client_app_used: "Browser".to_owned(),
         status: SignInStatus {
-            error_code: if failure.is_some() { 50126 } else { 0 },
-            failure_reason: failure.map(str::to_owned),
+            error_code: failure.map_or(0, |(code, _)| code),
+            failure_reason: failure.map(|(_, reason)| reason.to_owned()),
         },
         authentication_details: vec![AuthenticationDetail {
             authentication_method: method.display_name().to_owned(),
-            authentication_method_detail: None,
+            authentication_method_detail: detail.map(str::to_owned),
             succeeded: failure.is_none(),
             authentication_step_date_time: now,
         }],
@@ -511,7 +701,7 @@ pub async fn record_sign_in(
         tracing::error!(error = %e, "could not write the sign-in log");
     }
     match failure {
-        None => tracing::info!(user = %username, client = %client_id, %ip, "sign-in succeeded"),
-        Some(reason) => tracing::info!(user = %username, client = %client_id, %ip, reason, "sign-in failed"),
+        None => tracing::info!(user = %username, client = %client_id, %ip, method = method.display_name(), "sign-in succeeded"),
+        Some((_, reason)) => tracing::info!(user = %username, client = %client_id, %ip, reason, "sign-in failed"),
     }
 }

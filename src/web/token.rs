@@ -231,12 +231,20 @@ async fn live_user(state: &AppState, grant: &Grant, now: OffsetDateTime) -> Resu
         .user(grant.authorization.user_id, now)
         .await
         .map_err(|e| OAuthJsonError::internal(e.code(), &e.to_string(), false))?;
+    let tap_live = match &grant.authorization.tap_id {
+        None => true,
+        Some(tap) => state
+            .taps
+            .binding_is_live(grant.authorization.user_id, tap, now.unix_timestamp())
+            .await
+            .map_err(OAuthJsonError::from)?,
+    };
     match user {
-        Some(u) if u.account_enabled && u.session_epoch == grant.authorization.epoch => Ok(u),
+        Some(u) if tap_live && u.account_enabled && u.session_epoch == grant.authorization.epoch => Ok(u),
         _ => {
             state.grants.revoke(grant.id, now).await.map_err(grant_error)?;
             Err(OAuthJsonError::bad_request(OAuthError::invalid_grant(
-                "the user's sessions were revoked or the account is disabled",
+                "the user's sessions were revoked, the account is disabled, or the Temporary Access Pass used to sign in has ended",
             )))
         }
     }

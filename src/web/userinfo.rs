@@ -15,7 +15,9 @@ pub fn bearer_error(e: BearerError) -> OAuthJsonError {
         BearerError::Unavailable(d) => OAuthJsonError::internal("store.unavailable", &d, true),
         BearerError::Internal(d) => OAuthJsonError::internal("bearer", &d, false),
         BearerError::Missing => {
-            // RFC 6750 §3.1: no error code when no credentials were sent.
+            // RFC 6750 §3.1: no error code in the challenge when no
+            // credentials were sent; `OAuthJsonError` renders a 401 Bearer
+            // `invalid_request` as a bare challenge. The JSON body keeps it.
             let mut e = OAuthJsonError::invalid_token("an access token is required");
             e.error = OAuthError::new(ErrorCode::InvalidRequest, "an access token is required");
             e

@@ -42,6 +42,8 @@ pub struct TestApp {
     pub issuer: String,
     pub addr: SocketAddr,
     pub http: reqwest::Client,
+    /// Holds the store file and keys for the test's lifetime.
+    #[allow(dead_code)]
     pub dir: TempDir,
     server: tokio::task::JoinHandle<()>,
 }

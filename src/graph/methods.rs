@@ -1,0 +1,505 @@
+//! Authentication methods: `/users/{id}/authentication/...` and the
+//! Temporary Access Pass policy (DESIGN §3).
+//!
+//! Who may issue, view and delete a pass (delegated callers):
+//!
+//! | caller role | member target | admin target | self |
+//! | --- | --- | --- | --- |
+//! | Global Administrator | issue, view, delete | issue, view, delete | no |
+//! | Privileged Authentication Administrator | issue, view, delete | issue, view, delete | no |
+//! | Authentication Administrator | issue, view, delete | no | no |
+//! | Global Reader | view (never the secret) | view | no |
+//!
+//! "Admin" means any directory role. Through `/me` a user may view and
+//! delete their own pass (as on the security-info page) but never issue one.
+//! Application callers need `UserAuthenticationMethod.ReadWrite.All` or
+//! `UserAuthMethod-TAP.ReadWrite.All` to write, and a `.Read` form to read.
+
+use super::auth::{Access, Caller};
+use super::error::{GraphError, parse_json};
+use super::{ApiVersion, record_change};
+use super::GraphPath;
+use crate::app::AppState;
+use crate::audit::{KeyValue, TargetResource};
+use crate::authn::tap::{IssueError, IssueFailure, IssueRequest, MethodState, MethodTarget, TapPolicy, TemporaryAccessPass};
+use crate::directory::User;
+use crate::directory::roles::BuiltinRole::{self, *};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+/// The fixed id Graph gives every user's password method.
+const PASSWORD_METHOD_ID: &str = "28c10230-6103-485e-b985-444c60001490";
+
+const TAP_READ_PERMISSIONS: &[&str] = &[
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+    "UserAuthMethod-TAP.Read.All",
+    "UserAuthMethod-TAP.ReadWrite.All",
+];
+const TAP_WRITE_PERMISSIONS: &[&str] = &["UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-TAP.ReadWrite.All"];
+
+const POLICY_READ: Access = Access {
+    permissions: &["Policy.Read.All", "Policy.Read.AuthenticationMethod", "Policy.ReadWrite.AuthenticationMethod"],
+    roles: Some(&[GlobalAdministrator, AuthenticationPolicyAdministrator, GlobalReader, SecurityAdministrator, SecurityReader]),
+};
+const POLICY_WRITE: Access = Access {
+    permissions: &["Policy.ReadWrite.AuthenticationMethod"],
+    roles: Some(&[GlobalAdministrator, AuthenticationPolicyAdministrator]),
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Issue,
+    View,
+    Delete,
+}
+
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Action::Issue => "issue",
+            Action::View => "view",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// Applies the role matrix in the module doc. `via_me`: the request came
+/// through `/me/...`.
+async fn authorize(state: &AppState, caller: &Caller, target: &User, action: Action, via_me: bool, now: OffsetDateTime) -> Result<(), GraphError> {
+    let needed = if action == Action::View { TAP_READ_PERMISSIONS } else { TAP_WRITE_PERMISSIONS };
+    caller.require(&Access { permissions: needed, roles: None })?;
+    let Caller::User { user, roles, .. } = caller else {
+        return Ok(());
+    };
+    if user.id == target.id {
+        if via_me && action != Action::Issue {
+            return Ok(());
+        }
+        return Err(GraphError::forbidden(format!(
+            "You cannot {} a Temporary Access Pass for yourself; another administrator must do it.",
+            action.verb()
+        )));
+    }
+    let target_is_admin = !state.directory.roles_of(target.id, now).await?.is_empty();
+    let has = |r: BuiltinRole| roles.contains(&r);
+    let allowed = has(GlobalAdministrator)
+        || has(PrivilegedAuthenticationAdministrator)
+        || (has(AuthenticationAdministrator) && !target_is_admin)
+        || (action == Action::View && has(GlobalReader));
+    if allowed {
+        return Ok(());
+    }
+    let why = if has(AuthenticationAdministrator) && target_is_admin {
+        "Authentication Administrators may manage Temporary Access Passes only for users without an administrator role; this needs a Privileged Authentication Administrator."
+    } else if has(GlobalReader) {
+        "Global Readers may view Temporary Access Pass details but not issue or delete passes."
+    } else {
+        "Managing Temporary Access Passes needs the Global Administrator, Privileged Authentication Administrator or Authentication Administrator role."
+    };
+    Err(GraphError::forbidden(format!("Insufficient privileges to complete the operation: {why}")))
+}
+
+fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Graph `temporaryAccessPassAuthenticationMethod`; the secret only when given.
+pub fn pass_json(pass: &TemporaryAccessPass, policy: &TapPolicy, targeted: bool, now: i64, secret: Option<&str>) -> Value {
+    let reason = pass.usability(policy, targeted, now);
+    json!({
+        "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethod",
+        "id": pass.id,
+        "createdDateTime": rfc3339(pass.created_at),
+        "startDateTime": rfc3339(pass.start_at),
+        "lifetimeInMinutes": pass.lifetime_in_minutes,
+        "isUsableOnce": pass.is_usable_once,
+        "isUsable": reason == crate::authn::tap::UsabilityReason::EnabledByPolicy,
+        "methodUsabilityReason": reason.as_str(),
+        "temporaryAccessPass": secret,
+    })
+}
+
+async fn targeted(state: &AppState, policy: &TapPolicy, user: &User, now: OffsetDateTime) -> Result<bool, GraphError> {
+    let groups = if policy.needs_groups() { state.directory.groups_of(user.id, now).await? } else { Default::default() };
+    Ok(policy.targets(&groups))
+}
+
+fn pass_target(user: &User) -> TargetResource {
+    TargetResource {
+        id: user.id.to_string(),
+        kind: "User".to_owned(),
+        display_name: Some(user.display_name.clone()),
+        user_principal_name: Some(user.user_principal_name.clone()),
+    }
+}
+
+/// Resolves the path user, or the caller for `/me`.
+async fn subject(state: &AppState, caller: &Caller, id: Option<&str>, now: OffsetDateTime) -> Result<User, GraphError> {
+    match id {
+        Some(id) => super::users::find(state, id, now).await,
+        None => match caller {
+            Caller::User { user, .. } => Ok(user.clone()),
+            Caller::App { .. } => Err(GraphError::bad_request("/me request is only valid with delegated authentication flow.")),
+        },
+    }
+}
+
+// --- temporaryAccessPassMethods ------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatePass {
+    #[serde(rename = "@odata.type")]
+    odata_type: Option<String>,
+    is_usable_once: Option<bool>,
+    start_date_time: Option<String>,
+    lifetime_in_minutes: Option<u32>,
+}
+
+/// `startDateTime` as Graph takes it (RFC 3339), or the
+/// `YYYY-MM-DD HH:MM:SS` (UTC) that PowerShell scripts commonly send.
+fn parse_start(s: &str) -> Result<i64, GraphError> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(s, &fmt)
+        .map(|t| t.assume_utc().unix_timestamp())
+        .map_err(|_| GraphError::bad_request(format!("Invalid value for property 'startDateTime': {s:?} is not an ISO 8601 date and time such as 2022-06-05T00:00:00.000Z.")))
+}
+
+fn issue_error(e: IssueFailure) -> GraphError {
+    match e {
+        IssueFailure::Rule(rule) => {
+            let (status, code) = match rule {
+                IssueError::LifetimeOutOfRange { .. } | IssueError::MultiUseForbidden | IssueError::StartTooLate { .. } => {
+                    (StatusCode::BAD_REQUEST, "badRequest")
+                }
+                IssueError::PolicyDisabled | IssueError::UserNotTargeted => (StatusCode::FORBIDDEN, "accessDenied"),
+            };
+            GraphError::new(status, code, rule.to_string())
+        }
+        IssueFailure::Store(s) => s.into(),
+        IssueFailure::Internal(d) => GraphError::internal("tap.issue", &d, false),
+    }
+}
+
+pub async fn create_pass(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath(id): GraphPath<String>,
+    body: Body,
+) -> Result<Response, GraphError> {
+    let now = state.clock.now();
+    let t = now.unix_timestamp();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    let user = subject(&state, &caller, Some(&id), now).await?;
+    authorize(&state, &caller, &user, Action::Issue, false, now).await?;
+    // Graph accepts an empty body: every field is optional.
+    let empty = body.as_ref().is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
+    let input: CreatePass = if empty {
+        CreatePass { odata_type: None, is_usable_once: None, start_date_time: None, lifetime_in_minutes: None }
+    } else {
+        parse_json(&headers, body)?
+    };
+    if let Some(t) = &input.odata_type {
+        if t != "#microsoft.graph.temporaryAccessPassAuthenticationMethod" {
+            return Err(GraphError::bad_request(format!("Invalid value for property '@odata.type': expected #microsoft.graph.temporaryAccessPassAuthenticationMethod, got {t:?}.")));
+        }
+    }
+    let start_at = input.start_date_time.as_deref().map(parse_start).transpose()?;
+    let policy = state.taps.policy(t).await?;
+    let is_targeted = targeted(&state, &policy, &user, now).await?;
+    let request = IssueRequest { is_usable_once: input.is_usable_once, start_at, lifetime_in_minutes: input.lifetime_in_minutes };
+    let issued = state
+        .taps
+        .issue(&state.hasher, user.id, &policy, is_targeted, &request, t)
+        .await
+        .map_err(issue_error)?;
+    let target_is_admin = !state.directory.roles_of(user.id, now).await?.is_empty();
+    let mut details = vec![
+        KeyValue { key: "methodType".into(), value: "TemporaryAccessPass".into() },
+        KeyValue { key: "methodId".into(), value: issued.pass.id.clone() },
+        KeyValue { key: "isUsableOnce".into(), value: issued.pass.is_usable_once.to_string() },
+        KeyValue { key: "lifetimeInMinutes".into(), value: issued.pass.lifetime_in_minutes.to_string() },
+        // Microsoft rates a TAP on a privileged account as high severity.
+        KeyValue { key: "severity".into(), value: if target_is_admin { "High" } else { "Medium" }.into() },
+    ];
+    let status_reason = match &issued.replaced {
+        Some(old) => {
+            details.push(KeyValue { key: "replacedMethodId".into(), value: old.id.clone() });
+            "Admin replaced temporary access pass method for user"
+        }
+        None => "Admin registered temporary access pass method for user",
+    };
+    details.push(KeyValue { key: "StatusReason".into(), value: status_reason.into() });
+    record_change(&state, &caller, "Admin registered security info", "UserManagement", pass_target(&user), details, now).await;
+    tracing::info!(user = %user.user_principal_name, method_id = %issued.pass.id, replaced = issued.replaced.is_some(), "temporary access pass issued");
+    let body = pass_json(&issued.pass, &policy, is_targeted, t, Some(issued.secret.expose()));
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn list_passes_for(state: &AppState, caller: &Caller, id: Option<&str>, version: ApiVersion) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let t = now.unix_timestamp();
+    let user = subject(state, caller, id, now).await?;
+    authorize(state, caller, &user, Action::View, id.is_none(), now).await?;
+    let policy = state.taps.policy(t).await?;
+    let is_targeted = targeted(state, &policy, &user, now).await?;
+    let items: Vec<Value> = state
+        .taps
+        .pass(user.id, t)
+        .await?
+        .map(|(p, _)| pass_json(&p, &policy, is_targeted, t, None))
+        .into_iter()
+        .collect();
+    Ok(Json(json!({
+        "@odata.context": format!("{}/{}/$metadata#users('{}')/authentication/temporaryAccessPassMethods", state.settings.issuer, version.0, user.id),
+        "value": items,
+    })))
+}
+
+pub async fn list_passes(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+    GraphPath(id): GraphPath<String>,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    list_passes_for(&state, &caller, Some(&id), version).await
+}
+
+pub async fn my_passes(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    list_passes_for(&state, &caller, None, version).await
+}
+
+async fn get_pass_for(state: &AppState, caller: &Caller, id: Option<&str>, method_id: &str) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let t = now.unix_timestamp();
+    let user = subject(state, caller, id, now).await?;
+    authorize(state, caller, &user, Action::View, id.is_none(), now).await?;
+    let policy = state.taps.policy(t).await?;
+    let is_targeted = targeted(state, &policy, &user, now).await?;
+    match state.taps.pass(user.id, t).await? {
+        Some((p, _)) if p.id == method_id => Ok(Json(pass_json(&p, &policy, is_targeted, t, None))),
+        _ => Err(GraphError::not_found(method_id)),
+    }
+}
+
+pub async fn get_pass(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath((id, method_id)): GraphPath<(String, String)>,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    get_pass_for(&state, &caller, Some(&id), &method_id).await
+}
+
+pub async fn my_pass(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath(method_id): GraphPath<String>,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    get_pass_for(&state, &caller, None, &method_id).await
+}
+
+async fn delete_pass_for(state: &AppState, caller: &Caller, id: Option<&str>, method_id: &str) -> Result<StatusCode, GraphError> {
+    let now = state.clock.now();
+    let user = subject(state, caller, id, now).await?;
+    authorize(state, caller, &user, Action::Delete, id.is_none(), now).await?;
+    if !state.taps.delete(user.id, method_id, now.unix_timestamp()).await? {
+        return Err(GraphError::not_found(method_id));
+    }
+    let details = vec![
+        KeyValue { key: "methodType".into(), value: "TemporaryAccessPass".into() },
+        KeyValue { key: "methodId".into(), value: method_id.to_owned() },
+        KeyValue { key: "StatusReason".into(), value: "Admin deleted temporary access pass method for user".into() },
+    ];
+    let activity = if id.is_none() { "User deleted security info" } else { "Admin deleted security info" };
+    record_change(state, caller, activity, "UserManagement", pass_target(&user), details, now).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn delete_pass(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath((id, method_id)): GraphPath<(String, String)>,
+) -> Result<StatusCode, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    delete_pass_for(&state, &caller, Some(&id), &method_id).await
+}
+
+pub async fn delete_my_pass(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath(method_id): GraphPath<String>,
+) -> Result<StatusCode, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    delete_pass_for(&state, &caller, None, &method_id).await
+}
+
+// --- authentication/methods ----------------------------------------------
+
+const METHODS_READ: &[&str] = &["UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All"];
+
+async fn methods_for(state: &AppState, caller: &Caller, id: Option<&str>, version: ApiVersion) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let t = now.unix_timestamp();
+    let user = subject(state, caller, id, now).await?;
+    if id.is_some() {
+        caller.require(&Access { permissions: METHODS_READ, roles: None })?;
+        if let Caller::User { user: me, roles, .. } = caller {
+            let readers = [GlobalAdministrator, PrivilegedAuthenticationAdministrator, AuthenticationAdministrator, GlobalReader];
+            if me.id != user.id && !readers.iter().any(|r| roles.contains(r)) {
+                return Err(GraphError::forbidden(
+                    "Insufficient privileges to complete the operation: reading another user's authentication methods needs an authentication administrator role or Global Reader.",
+                ));
+            }
+        }
+    }
+    let mut items = Vec::new();
+    if state.directory.password_hash(user.id, now).await?.is_some() {
+        items.push(json!({
+            "@odata.type": "#microsoft.graph.passwordAuthenticationMethod",
+            "id": PASSWORD_METHOD_ID,
+            "password": null,
+            "createdDateTime": null,
+        }));
+    }
+    if let Some((p, _)) = state.taps.pass(user.id, t).await? {
+        let policy = state.taps.policy(t).await?;
+        let is_targeted = targeted(state, &policy, &user, now).await?;
+        items.push(pass_json(&p, &policy, is_targeted, t, None));
+    }
+    Ok(Json(json!({
+        "@odata.context": format!("{}/{}/$metadata#users('{}')/authentication/methods", state.settings.issuer, version.0, user.id),
+        "value": items,
+    })))
+}
+
+pub async fn list_methods(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+    GraphPath(id): GraphPath<String>,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    methods_for(&state, &caller, Some(&id), version).await
+}
+
+pub async fn my_methods(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    methods_for(&state, &caller, None, version).await
+}
+
+// --- the TAP policy --------------------------------------------------------
+
+fn policy_json(state: &AppState, version: ApiVersion, p: &TapPolicy) -> Value {
+    json!({
+        "@odata.context": format!("{}/{}/$metadata#authenticationMethodConfigurations/$entity", state.settings.issuer, version.0),
+        "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration",
+        "id": "TemporaryAccessPass",
+        "state": match p.state { MethodState::Enabled => "enabled", MethodState::Disabled => "disabled" },
+        "defaultLifetimeInMinutes": p.default_lifetime_in_minutes,
+        "defaultLength": p.default_length,
+        "minimumLifetimeInMinutes": p.minimum_lifetime_in_minutes,
+        "maximumLifetimeInMinutes": p.maximum_lifetime_in_minutes,
+        "isUsableOnce": p.is_usable_once,
+        "includeTargets": p.include_targets,
+        "excludeTargets": p.exclude_targets,
+    })
+}
+
+pub async fn get_policy(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GraphError> {
+    let now = state.clock.now();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&POLICY_READ)?;
+    Ok(Json(policy_json(&state, version, &state.taps.policy(now.unix_timestamp()).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PolicyPatch {
+    #[serde(rename = "@odata.type")]
+    odata_type: Option<String>,
+    id: Option<String>,
+    state: Option<MethodState>,
+    default_lifetime_in_minutes: Option<u32>,
+    default_length: Option<u32>,
+    minimum_lifetime_in_minutes: Option<u32>,
+    maximum_lifetime_in_minutes: Option<u32>,
+    is_usable_once: Option<bool>,
+    include_targets: Option<Vec<MethodTarget>>,
+    exclude_targets: Option<Vec<MethodTarget>>,
+}
+
+pub async fn update_policy(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<StatusCode, GraphError> {
+    let now = state.clock.now();
+    let t = now.unix_timestamp();
+    let caller = Caller::from_headers(&state, &headers, now).await?;
+    caller.require(&POLICY_WRITE)?;
+    let patch: PolicyPatch = parse_json(&headers, body)?;
+    if let Some(ty) = &patch.odata_type {
+        if ty != "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration" {
+            return Err(GraphError::bad_request(format!("Invalid value for property '@odata.type': expected #microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration, got {ty:?}.")));
+        }
+    }
+    if patch.id.as_deref().is_some_and(|id| id != "TemporaryAccessPass") {
+        return Err(GraphError::bad_request("Invalid value for property 'id': it must be TemporaryAccessPass."));
+    }
+    let before = state.taps.policy(t).await?;
+    let mut p = before.clone();
+    if let Some(v) = patch.state { p.state = v; }
+    if let Some(v) = patch.default_lifetime_in_minutes { p.default_lifetime_in_minutes = v; }
+    if let Some(v) = patch.default_length { p.default_length = v; }
+    if let Some(v) = patch.minimum_lifetime_in_minutes { p.minimum_lifetime_in_minutes = v; }
+    if let Some(v) = patch.maximum_lifetime_in_minutes { p.maximum_lifetime_in_minutes = v; }
+    if let Some(v) = patch.is_usable_once { p.is_usable_once = v; }
+    if let Some(v) = patch.include_targets { p.include_targets = v; }
+    if let Some(v) = patch.exclude_targets { p.exclude_targets = v; }
+    p.validate()
+        .map_err(|v| GraphError::bad_request(format!("Invalid value for property '{}': {}.", v.field, v.message)))?;
+    state.taps.set_policy(&p).await?;
+    let details = vec![
+        KeyValue { key: "before".into(), value: serde_json::to_string(&before).unwrap_or_default() },
+        KeyValue { key: "after".into(), value: serde_json::to_string(&p).unwrap_or_default() },
+    ];
+    let target = TargetResource { id: "TemporaryAccessPass".into(), kind: "Policy".into(), display_name: Some("Temporary Access Pass".into()), user_principal_name: None };
+    record_change(&state, &caller, "Authentication Methods Policy Update", "Policy", target, details, now).await;
+    Ok(StatusCode::NO_CONTENT)
+}
