@@ -54,23 +54,66 @@ pub struct SignIn {
     pub conditional_access_status: String,
 }
 
-/// Graph `identity` inside `initiatedBy`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Who made a change. Serialized as Graph's `initiatedBy`, which always has
+/// both `user` and `app`, one of them null.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Initiator {
-    User {
-        id: String,
-        #[serde(rename = "userPrincipalName")]
-        user_principal_name: String,
-    },
-    App {
-        #[serde(rename = "appId")]
-        app_id: String,
-        #[serde(rename = "displayName")]
-        display_name: String,
-    },
+    User { id: String, user_principal_name: String },
+    App { app_id: String, display_name: String },
     /// Gatepass itself (first start, background jobs).
     System,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InitiatedBy {
+    user: Option<InitiatorUser>,
+    app: Option<InitiatorApp>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InitiatorUser {
+    id: String,
+    user_principal_name: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InitiatorApp {
+    app_id: Option<String>,
+    display_name: String,
+}
+
+impl Serialize for Initiator {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let wire = match self {
+            Initiator::User { id, user_principal_name } => InitiatedBy {
+                user: Some(InitiatorUser { id: id.clone(), user_principal_name: user_principal_name.clone() }),
+                app: None,
+            },
+            Initiator::App { app_id, display_name } => InitiatedBy {
+                user: None,
+                app: Some(InitiatorApp { app_id: Some(app_id.clone()), display_name: display_name.clone() }),
+            },
+            Initiator::System => InitiatedBy {
+                user: None,
+                app: Some(InitiatorApp { app_id: None, display_name: "Gatepass".to_owned() }),
+            },
+        };
+        wire.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Initiator {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = InitiatedBy::deserialize(d)?;
+        Ok(match (wire.user, wire.app) {
+            (Some(u), _) => Initiator::User { id: u.id, user_principal_name: u.user_principal_name },
+            (None, Some(InitiatorApp { app_id: Some(app_id), display_name })) => Initiator::App { app_id, display_name },
+            _ => Initiator::System,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,5 +6,6 @@ pub mod password;
 pub mod session;
 pub mod tap;
 pub mod throttle;
+pub mod verify;
 
 pub use methods::{Acr, AuthMethod};

@@ -333,12 +333,17 @@ async fn delete_pass_for(state: &AppState, caller: &Caller, id: Option<&str>, me
     if !state.taps.delete(user.id, method_id, now.unix_timestamp()).await? {
         return Err(GraphError::not_found(method_id));
     }
+    // Through `/me` the user removed their own pass; say so, not "Admin".
+    let (activity, reason) = if id.is_none() {
+        ("User deleted security info", "User deleted temporary access pass method")
+    } else {
+        ("Admin deleted security info", "Admin deleted temporary access pass method for user")
+    };
     let details = vec![
         KeyValue { key: "methodType".into(), value: "TemporaryAccessPass".into() },
         KeyValue { key: "methodId".into(), value: method_id.to_owned() },
-        KeyValue { key: "StatusReason".into(), value: "Admin deleted temporary access pass method for user".into() },
+        KeyValue { key: "StatusReason".into(), value: reason.into() },
     ];
-    let activity = if id.is_none() { "User deleted security info" } else { "Admin deleted security info" };
     record_change(state, caller, activity, "UserManagement", pass_target(&user), details, now).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -374,10 +379,18 @@ async fn methods_for(state: &AppState, caller: &Caller, id: Option<&str>, versio
     if id.is_some() {
         caller.require(&Access { permissions: METHODS_READ, roles: None })?;
         if let Caller::User { user: me, roles, .. } = caller {
-            let readers = [GlobalAdministrator, PrivilegedAuthenticationAdministrator, AuthenticationAdministrator, GlobalReader];
-            if me.id != user.id && !readers.iter().any(|r| roles.contains(r)) {
+            // The list carries the pass's details, so it follows the same
+            // matrix as viewing the pass: an Authentication Administrator
+            // reads only the methods of users without an admin role.
+            let has = |r: BuiltinRole| roles.contains(&r);
+            let allowed = me.id == user.id
+                || has(GlobalAdministrator)
+                || has(PrivilegedAuthenticationAdministrator)
+                || has(GlobalReader)
+                || (has(AuthenticationAdministrator) && state.directory.roles_of(user.id, now).await?.is_empty());
+            if !allowed {
                 return Err(GraphError::forbidden(
-                    "Insufficient privileges to complete the operation: reading another user's authentication methods needs an authentication administrator role or Global Reader.",
+                    "Insufficient privileges to complete the operation: reading another user's authentication methods needs Global Administrator, Privileged Authentication Administrator, Global Reader, or Authentication Administrator (for users without an administrator role).",
                 ));
             }
         }

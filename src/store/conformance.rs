@@ -62,6 +62,9 @@ pub async fn run_all(store: Arc<dyn Store>) -> StoreResult<()> {
     scan_returns_live_records_in_key_order(s).await?;
     scan_isolates_tables(s).await?;
     similar_table_names_stay_apart(s).await?;
+    scan_prefix_matches_only_keys_with_the_prefix(s).await?;
+    scan_prefix_empty_is_whole_table(s).await?;
+    scan_prefix_returns_only_live_records(s).await?;
     purge_expired_removes_only_expired(s).await?;
     ping_succeeds(s).await?;
     concurrent_takes_have_one_winner(Arc::clone(&store)).await?;
@@ -600,6 +603,146 @@ pub async fn similar_table_names_stay_apart(store: &dyn Store) -> StoreResult<()
             vec![(inner, record(b"inner", v_inner, None))]
         );
     }
+    Ok(())
+}
+
+/// `a/` must not match `ab/`: a prefix is bytes, not a path segment, and
+/// only the table asked for is read.
+pub async fn scan_prefix_matches_only_keys_with_the_prefix(store: &dyn Store) -> StoreResult<()> {
+    let run = Run::new();
+    let d = Durability::Ephemeral;
+    let mut written = Vec::new();
+    // Out of order; "a" < "a/1" < "a/2" < "ab/1" < "b/1" in byte order.
+    for name in ["ab/1", "a/2", "b/1", "a", "a/1"] {
+        let key = run.key(name);
+        let v = store
+            .put(TABLE, &key, name.as_bytes().to_vec(), None, d)
+            .await?;
+        written.push((name, (key, record(name.as_bytes(), v, None))));
+    }
+    let expect = |names: &[&str]| -> Vec<(String, Record)> {
+        names
+            .iter()
+            .filter_map(|n| written.iter().find(|(w, _)| w == n))
+            .map(|(_, entry)| entry.clone())
+            .collect()
+    };
+    // The same keys elsewhere: another table, and one whose name extends
+    // this one's.
+    store
+        .put(OTHER, &run.key("a/3"), b"other".to_vec(), None, d)
+        .await?;
+    store
+        .put(USERS, &run.key("a/4"), b"users".to_vec(), None, d)
+        .await?;
+    let v_user = store
+        .put(USER, &run.key("a/5"), b"user".to_vec(), None, d)
+        .await?;
+
+    assert_eq!(
+        store.scan_prefix(TABLE, &run.key("a/"), NOW).await?,
+        expect(&["a/1", "a/2"]),
+        "a/ matches a/1 and a/2, not ab/1"
+    );
+    assert_eq!(
+        store.scan_prefix(TABLE, &run.key("a"), NOW).await?,
+        expect(&["a", "a/1", "a/2", "ab/1"]),
+        "a matches every key that starts with it, in key order"
+    );
+    assert_eq!(
+        store.scan_prefix(TABLE, &run.key("ab/"), NOW).await?,
+        expect(&["ab/1"])
+    );
+    assert_eq!(
+        store.scan_prefix(TABLE, &run.key("a/1"), NOW).await?,
+        expect(&["a/1"]),
+        "a whole key is its own prefix"
+    );
+    assert_eq!(
+        store.scan_prefix(TABLE, &run.key("c"), NOW).await?,
+        vec![],
+        "no key has the prefix"
+    );
+    assert_eq!(
+        store.scan_prefix(TABLE, &run.key("a/1/"), NOW).await?,
+        vec![],
+        "a prefix longer than the key"
+    );
+    assert_eq!(
+        store.scan_prefix(USER, &run.key("a/"), NOW).await?,
+        vec![(run.key("a/5"), record(b"user", v_user, None))],
+        "a table whose name is a prefix of another's sees only its own keys"
+    );
+
+    // A `table:key` layout maps `SEP` plus a key starting "x" onto
+    // `SEP_COLON`; the scan must not reach into that table.
+    let inner = run.key("joined");
+    store
+        .put(SEP_COLON, &inner, b"inner".to_vec(), None, d)
+        .await?;
+    assert_eq!(
+        run.only_mine(store.scan_prefix(SEP, "x", NOW).await?),
+        vec![],
+        "{SEP} must not see {SEP_COLON}"
+    );
+    Ok(())
+}
+
+pub async fn scan_prefix_empty_is_whole_table(store: &dyn Store) -> StoreResult<()> {
+    let run = Run::new();
+    let d = Durability::Ephemeral;
+    for name in ["z", "a/1", "m"] {
+        store
+            .put(TABLE, &run.key(name), name.as_bytes().to_vec(), None, d)
+            .await?;
+    }
+    store
+        .put(OTHER, &run.key("o"), b"o".to_vec(), None, d)
+        .await?;
+    // Other checks may write to the table between two scans, so compare
+    // this run's records only.
+    let whole = run.only_mine(store.scan_prefix(TABLE, "", NOW).await?);
+    let scanned = run.only_mine(store.scan(TABLE, NOW).await?);
+    assert_eq!(whole.len(), 3, "{whole:?}");
+    assert_eq!(whole, scanned, "the empty prefix is the whole table");
+    Ok(())
+}
+
+pub async fn scan_prefix_returns_only_live_records(store: &dyn Store) -> StoreResult<()> {
+    let run = Run::new();
+    let d = Durability::Ephemeral;
+    let forever = run.key("p/forever");
+    let later = run.key("p/later");
+    let soon = run.key("p/soon");
+    let v_forever = store.put(TABLE, &forever, b"f".to_vec(), None, d).await?;
+    let v_later = store
+        .put(TABLE, &later, b"l".to_vec(), Some(NOW + 100), d)
+        .await?;
+    let v_soon = store
+        .put(TABLE, &soon, b"s".to_vec(), Some(NOW + 10), d)
+        .await?;
+
+    let prefix = run.key("p/");
+    assert_eq!(
+        store.scan_prefix(TABLE, &prefix, NOW + 9).await?,
+        vec![
+            (forever.clone(), record(b"f", v_forever, None)),
+            (later.clone(), record(b"l", v_later, Some(NOW + 100))),
+            (soon, record(b"s", v_soon, Some(NOW + 10))),
+        ]
+    );
+    assert_eq!(
+        store.scan_prefix(TABLE, &prefix, NOW + 10).await?,
+        vec![
+            (forever.clone(), record(b"f", v_forever, None)),
+            (later, record(b"l", v_later, Some(NOW + 100))),
+        ],
+        "a record is gone from the second it expires"
+    );
+    assert_eq!(
+        store.scan_prefix(TABLE, &prefix, NOW + 100).await?,
+        vec![(forever, record(b"f", v_forever, None))]
+    );
     Ok(())
 }
 

@@ -807,6 +807,150 @@ mod tests {
         assert_ne!(record_key("user", "sx"), record_key("users", "x"));
     }
 
+    fn temp_db() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = Database::create(dir.path().join("batch.redb")).unwrap();
+        prepare(&db).unwrap();
+        (dir, db)
+    }
+
+    type Answer<T> = oneshot::Receiver<StoreResult<T>>;
+
+    fn job<T: Send + 'static>(
+        durability: Durability,
+        op: impl Fn(&mut Writer<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> (Box<dyn Job>, Answer<T>) {
+        let (reply, answer) = oneshot::channel();
+        let job = Pending {
+            op,
+            durability,
+            result: None,
+            reply,
+        };
+        (Box::new(job), answer)
+    }
+
+    fn answer<T>(mut answer: Answer<T>) -> StoreResult<T> {
+        answer.try_recv().expect("every op is answered")
+    }
+
+    fn stored(db: &Database, key: &[u8]) -> Option<Record> {
+        let txn = db.begin_read().unwrap();
+        let records = txn.open_table(RECORDS).unwrap();
+        let found = records.get(key).unwrap();
+        found.map(|v| decode_record(v.value()).unwrap())
+    }
+
+    fn put_job(key: &'static str, value: &'static [u8]) -> (Box<dyn Job>, Answer<u64>) {
+        job(Durability::Ephemeral, move |w| {
+            w.put(&record_key("t", key), value, None)
+        })
+    }
+
+    #[test]
+    fn batched_op_sees_the_ops_before_it() {
+        let (_dir, db) = temp_db();
+        let (first, first_answer) = put_job("k", b"first");
+        let (second, second_answer) = job(Durability::Ephemeral, |w| {
+            let key = record_key("t", "k");
+            if w.live(&key, 0)?.is_some() {
+                return Ok(None);
+            }
+            w.put(&key, b"second", None).map(Some)
+        });
+        let mut batch = vec![first, second];
+        commit_batch(&db, &mut batch);
+
+        assert!(batch.is_empty());
+        let version = answer(first_answer).unwrap();
+        assert_eq!(
+            answer(second_answer).unwrap(),
+            None,
+            "insert after a put in the same batch"
+        );
+        assert_eq!(
+            stored(&db, &record_key("t", "k")),
+            Some(Record {
+                value: b"first".to_vec(),
+                version,
+                expires_at: None
+            })
+        );
+    }
+
+    #[test]
+    fn failing_op_leaves_no_partial_write_and_spares_its_batch() {
+        let (_dir, db) = temp_db();
+        let (before, before_answer) = put_job("before", b"b");
+        // Writes, then fails: its write must not be committed.
+        let (failing, failing_answer) = job(Durability::Durable, |w| {
+            w.put(&record_key("t", "partial"), b"p", None)?;
+            Err::<(), _>(StoreError::Corrupt("boom".to_owned()))
+        });
+        let (after, after_answer) = put_job("after", b"a");
+        let mut batch = vec![before, failing, after];
+        commit_batch(&db, &mut batch);
+
+        assert!(matches!(
+            answer(failing_answer),
+            Err(StoreError::Corrupt(m)) if m == "boom"
+        ));
+        let v_before = answer(before_answer).unwrap();
+        let v_after = answer(after_answer).unwrap();
+        assert_ne!(v_before, v_after);
+        assert_eq!(stored(&db, &record_key("t", "partial")), None);
+        assert_eq!(
+            stored(&db, &record_key("t", "before")).map(|r| r.version),
+            Some(v_before)
+        );
+        assert_eq!(
+            stored(&db, &record_key("t", "after")).map(|r| r.version),
+            Some(v_after)
+        );
+    }
+
+    /// A copy of the file is what a crash leaves: only durable commits.
+    fn after_crash(dir: &tempfile::TempDir, key: &str) -> Option<Record> {
+        let copy = dir.path().join(format!("crash-{key}.redb"));
+        std::fs::copy(dir.path().join("batch.redb"), &copy).unwrap();
+        let crashed = Database::create(&copy).unwrap();
+        stored(&crashed, &record_key("t", key))
+    }
+
+    #[test]
+    fn one_durable_op_makes_its_batch_durable() {
+        let (dir, db) = temp_db();
+        // The first write after `prepare` raises the version ceiling, which
+        // is durable by itself; use it up first.
+        let (warm, warm_answer) = job(Durability::Durable, |w| {
+            w.put(&record_key("t", "warm"), b"w", None)
+        });
+        commit_batch(&db, &mut vec![warm]);
+        answer(warm_answer).unwrap();
+
+        let (alone, alone_answer) = put_job("alone", b"e");
+        commit_batch(&db, &mut vec![alone]);
+        answer(alone_answer).unwrap();
+        assert_eq!(
+            after_crash(&dir, "alone"),
+            None,
+            "an ephemeral batch is not on disk"
+        );
+
+        let (ephemeral, ephemeral_answer) = put_job("ephemeral", b"e");
+        let (durable, durable_answer) = job(Durability::Durable, |w| {
+            w.put(&record_key("t", "durable"), b"d", None)
+        });
+        commit_batch(&db, &mut vec![ephemeral, durable]);
+        answer(ephemeral_answer).unwrap();
+        answer(durable_answer).unwrap();
+        assert!(after_crash(&dir, "durable").is_some());
+        assert!(
+            after_crash(&dir, "ephemeral").is_some(),
+            "committed with the durable op"
+        );
+    }
+
     #[test]
     fn counter_rejects_non_decimal_without_echoing_it() {
         let err = parse_counter(b"secret-value", "t").unwrap_err();

@@ -18,7 +18,8 @@ use super::{ClientIp, cookie, set_cookie};
 use crate::app::AppState;
 use crate::audit::{AuthenticationDetail, SignIn, SignInStatus};
 use crate::authn::AuthMethod;
-use crate::authn::tap::{Redeemed, TapPolicy, TemporaryAccessPass, UsabilityReason};
+use crate::authn::tap::TemporaryAccessPass;
+use crate::authn::verify::{Credential, Verdict, Verifier, VerifyError};
 use crate::authn::throttle::Locked;
 use crate::authn::session::Session;
 use crate::directory::User;
@@ -318,27 +319,9 @@ pub async fn username_submit(
     Ok(Redirect::to(&format!("/signin/{step}?flow={flow_id}")).into_response())
 }
 
-/// The user's pass if it would be accepted right now (policy, targeting,
-/// start, expiry, one-time use all considered).
+/// The user's pass if it would be accepted right now.
 async fn usable_pass(state: &AppState, user: &User, now: OffsetDateTime) -> Result<Option<TemporaryAccessPass>, PageError> {
-    let t = now.unix_timestamp();
-    let Some((pass, _)) = state.taps.pass(user.id, t).await? else {
-        return Ok(None);
-    };
-    let (policy, targeted) = tap_policy_for(state, user, now).await?;
-    Ok((pass.usability(&policy, targeted, t) == UsabilityReason::EnabledByPolicy).then_some(pass))
-}
-
-/// The TAP policy and whether it targets `user`.
-async fn tap_policy_for(state: &AppState, user: &User, now: OffsetDateTime) -> Result<(TapPolicy, bool), PageError> {
-    let policy = state.taps.policy(now.unix_timestamp()).await?;
-    let groups = if policy.needs_groups() {
-        state.directory.groups_of(user.id, now).await.map_err(directory_page_error)?
-    } else {
-        Default::default()
-    };
-    let targeted = policy.targets(&groups);
-    Ok((policy, targeted))
+    verifier(state).usable_pass(user, now).await.map_err(verify_page_error)
 }
 
 #[derive(Deserialize)]
@@ -461,63 +444,34 @@ async fn credential_submit(
     step: Step,
 ) -> Result<Response, PageError> {
     let now = state.clock.now();
-    let t = now.unix_timestamp();
     let form = form(&headers, &body)?;
     let flow_id = field(&form, "flow")?;
     let flow = load_flow(&state, &headers, flow_id, Some(field(&form, "csrf")?), now).await?;
     let username = flow.username.clone().ok_or_else(PageError::flow_expired)?;
-    let secret = form.get(if step == Step::Tap { "tap" } else { "password" }).map(String::as_str).unwrap_or("");
+    let (credential, method) = match step {
+        Step::Password => (Credential::Password(form.get("password").map(String::as_str).unwrap_or("")), AuthMethod::Password),
+        Step::Tap => (
+            Credential::TemporaryAccessPass(form.get("tap").map(String::as_str).unwrap_or("")),
+            AuthMethod::TemporaryAccessPassOneTime,
+        ),
+    };
     let ip_text = ip.to_string();
     let client_id = flow.request.client_id.clone();
-    let user = state.directory.user_by_upn(&username, now).await.map_err(directory_page_error)?;
-    let method = match step {
-        Step::Password => AuthMethod::Password,
-        Step::Tap => AuthMethod::TemporaryAccessPassOneTime,
-    };
+    let verdict = verifier(&state).verify(&username, ip, credential, now).await.map_err(verify_page_error)?;
 
-    // Locked accounts and sources are refused before any hash is computed.
-    if let Some(locked) = state.throttle.check(&username, ip, t).await? {
-        let reason = match locked {
-            Locked::Account { .. } => "Account is temporarily locked after repeated failed sign-ins",
-            Locked::Source { .. } => "Source address is temporarily locked after repeated failed sign-ins",
-        };
-        record_sign_in(&state, &client_id, user.as_ref(), &username, &ip_text, method, None, Some((50053, reason)), now).await;
-        return Ok(failure_page(step, flow_id, &flow.csrf, &username, LOCKED, false));
-    }
-
-    let outcome = match (&user, step) {
-        // Checked first so a disabled account never consumes a one-time pass.
-        (Some(u), _) if !u.account_enabled => {
-            state.hasher.verify_dummy(secret).await;
-            Err("User account is disabled")
+    let (user, pass) = match verdict {
+        Verdict::Accepted { user, pass } => (user, pass),
+        Verdict::Locked(locked) => {
+            let reason = match locked {
+                Locked::Account { .. } => "Account is temporarily locked after repeated failed sign-ins",
+                Locked::Source { .. } => "Source address is temporarily locked after repeated failed sign-ins",
+            };
+            let user = state.directory.user_by_upn(&username, now).await.map_err(directory_page_error)?;
+            record_sign_in(&state, &client_id, user.as_ref(), &username, &ip_text, method, None, Some((50053, reason)), now).await;
+            return Ok(failure_page(step, flow_id, &flow.csrf, &username, LOCKED, false));
         }
-        (Some(u), Step::Password) => match state.directory.password_hash(u.id, now).await.map_err(directory_page_error)? {
-            Some(phc) if !secret.is_empty() && state.hasher.verify(secret, &phc).await => Ok(None),
-            _ => Err("Invalid username or password"),
-        },
-        (Some(u), Step::Tap) => {
-            let (policy, targeted) = tap_policy_for(&state, u, now).await?;
-            match state.taps.redeem(&state.hasher, u.id, &policy, targeted, secret, t).await? {
-                Redeemed::Accepted(pass) => Ok(Some(pass)),
-                Redeemed::Rejected => Err("Invalid Temporary Access Pass"),
-                Redeemed::Unusable(reason) => Err(match reason {
-                    UsabilityReason::Expired => "Temporary Access Pass has expired",
-                    UsabilityReason::NotYetValid => "Temporary Access Pass is not yet valid",
-                    UsabilityReason::OneTimeUsed => "Temporary Access Pass was already used",
-                    _ => "Temporary Access Pass sign-in was blocked by the Temporary Access Pass policy",
-                }),
-            }
-        }
-        (None, _) => {
-            state.hasher.verify_dummy(secret).await;
-            Err("User account not found")
-        }
-    };
-    let pass = match outcome {
-        Ok(pass) => pass,
-        Err(reason) => {
-            let lockout = state.throttle.record_failure(&username, ip, t).await?;
-            record_sign_in(&state, &client_id, user.as_ref(), &username, &ip_text, method, None, Some((50126, reason)), now).await;
+        Verdict::Failed { user, reason, error_code, lockout } => {
+            record_sign_in(&state, &client_id, user.as_ref(), &username, &ip_text, method, None, Some((error_code, reason)), now).await;
             if let Some(l) = lockout {
                 let what = match l.locked {
                     Locked::Account { .. } => "Account locked after repeated failed sign-ins",
@@ -534,9 +488,6 @@ async fn credential_submit(
             return Ok(failure_page(step, flow_id, &flow.csrf, &username, SIGN_IN_FAILED, has_other));
         }
     };
-    let Some(user) = user else {
-        return Err(PageError::flow_expired());
-    };
 
     let methods = vec![pass.as_ref().map_or(AuthMethod::Password, TemporaryAccessPass::method)];
     let (secret, session) = state
@@ -544,12 +495,19 @@ async fn credential_submit(
         .start(&user, methods.clone(), now, state.settings.session_lifetime, pass.as_ref())
         .await
         .map_err(|e| super::error::internal_page("session", &e.to_string(), is_unavailable(&e)))?;
-    state.store.delete(FLOWS, flow_id, Durability::Ephemeral, t).await?;
-    state.throttle.record_success(&username, t).await?;
+    state.store.delete(FLOWS, flow_id, Durability::Ephemeral, now.unix_timestamp()).await?;
     let detail = pass.as_ref().map(|p| if p.is_usable_once { "One-time" } else { "Multi-use" });
     record_sign_in(&state, &client_id, Some(&user), &username, &ip_text, methods[0], detail, None, now).await;
     let cookie = set_cookie(&state, SESSION_COOKIE, secret.expose(), None);
     Ok(complete(&state, &flow.request, &session, &secret.digest(), &user, now, Some(cookie)).await)
+}
+
+pub fn verifier(state: &AppState) -> Verifier<'_> {
+    Verifier { directory: &state.directory, taps: &state.taps, throttle: &state.throttle, hasher: &state.hasher }
+}
+
+fn verify_page_error(e: VerifyError) -> PageError {
+    super::error::internal_page("verify", &e.to_string(), e.is_unavailable())
 }
 
 /// Re-renders a credential page with a generic failure message.

@@ -24,6 +24,10 @@ pub const RP_LOGOUT_REDIRECT: &str = "http://127.0.0.1:9000/";
 pub const SPA_ID: &str = "spa";
 pub const AUTOMATION_ID: &str = "automation";
 pub const AUTOMATION_SECRET: &str = "automation-secret-0123456789";
+pub const TAP_WRITER_ID: &str = "tap-writer";
+pub const TAP_WRITER_SECRET: &str = "tap-writer-secret-0123456789";
+pub const TAP_READER_ID: &str = "tap-reader";
+pub const TAP_READER_SECRET: &str = "tap-reader-secret-0123456789";
 pub const READER_APP_ID: &str = "reader";
 pub const READER_APP_SECRET: &str = "reader-secret-0123456789";
 
@@ -64,6 +68,12 @@ backend = "embedded"
 path = "{store}"
 [keys]
 dir = "{keys}"
+[throttling]
+max_failures = 5
+max_failures_per_source = 20
+window_minutes = 15
+lockout_minutes = 5
+max_lockout_minutes = 60
 [password_hashing]
 memory_kib = 64
 iterations = 1
@@ -75,7 +85,7 @@ client_secret = "{RP_SECRET}"
 redirect_uris = ["{RP_REDIRECT}"]
 post_logout_redirect_uris = ["{RP_LOGOUT_REDIRECT}"]
 grant_types = ["authorization_code", "refresh_token"]
-delegated_permissions = ["User.Read", "User.ReadWrite.All", "AuditLog.Read.All", "Group.ReadWrite.All", "RoleManagement.ReadWrite.Directory"]
+delegated_permissions = ["User.Read", "User.ReadWrite.All", "AuditLog.Read.All", "Group.ReadWrite.All", "RoleManagement.ReadWrite.Directory", "UserAuthenticationMethod.ReadWrite.All", "UserAuthenticationMethod.Read.All", "UserAuthMethod-TAP.ReadWrite.All", "Policy.ReadWrite.AuthenticationMethod", "Policy.Read.All"]
 
 [[clients]]
 client_id = "{SPA_ID}"
@@ -86,7 +96,19 @@ grant_types = ["authorization_code", "refresh_token"]
 client_id = "{AUTOMATION_ID}"
 client_secret = "{AUTOMATION_SECRET}"
 grant_types = ["client_credentials"]
-app_permissions = ["User.ReadWrite.All", "Group.ReadWrite.All", "RoleManagement.ReadWrite.Directory", "AuditLog.Read.All"]
+app_permissions = ["User.ReadWrite.All", "Group.ReadWrite.All", "RoleManagement.ReadWrite.Directory", "AuditLog.Read.All", "UserAuthenticationMethod.ReadWrite.All", "Policy.ReadWrite.AuthenticationMethod"]
+
+[[clients]]
+client_id = "{TAP_WRITER_ID}"
+client_secret = "{TAP_WRITER_SECRET}"
+grant_types = ["client_credentials"]
+app_permissions = ["UserAuthMethod-TAP.ReadWrite.All"]
+
+[[clients]]
+client_id = "{TAP_READER_ID}"
+client_secret = "{TAP_READER_SECRET}"
+grant_types = ["client_credentials"]
+app_permissions = ["UserAuthMethod-TAP.Read.All"]
 
 [[clients]]
 client_id = "{READER_APP_ID}"
@@ -199,6 +221,22 @@ impl TestApp {
         assert_eq!(r.status(), 200, "client_credentials failed");
         let body: serde_json::Value = r.json().await.expect("json");
         body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// Issues a Temporary Access Pass through the Graph API (as the
+    /// automation app); returns the create response.
+    pub async fn issue_tap(&self, user: &gatepass::directory::User, body: serde_json::Value) -> serde_json::Value {
+        let token = self.app_token(AUTOMATION_ID, AUTOMATION_SECRET).await;
+        let r = self
+            .http
+            .post(self.url(&format!("/v1.0/users/{}/authentication/temporaryAccessPassMethods", user.id)))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("create TAP");
+        assert_eq!(r.status(), 201, "TAP creation failed");
+        r.json().await.expect("json")
     }
 
     /// Runs the whole code flow as `client_id` (confidential `rp`) and

@@ -8,3 +8,5 @@ mod graph;
 mod harness;
 mod oidc;
 mod store;
+mod tap_graph;
+mod tap_signin;

@@ -59,6 +59,9 @@ conformance!(
     scan_returns_live_records_in_key_order,
     scan_isolates_tables,
     similar_table_names_stay_apart,
+    scan_prefix_matches_only_keys_with_the_prefix,
+    scan_prefix_empty_is_whole_table,
+    scan_prefix_returns_only_live_records,
     purge_expired_removes_only_expired,
     ping_succeeds,
 );
