@@ -2,6 +2,7 @@
 
 use crate::audit::AuditLog;
 use crate::authn::password::{PasswordError, PasswordHasher};
+use crate::authn::passkey::{PasskeyError, Passkeys};
 use crate::authn::session::Sessions;
 use crate::authn::tap::Taps;
 use crate::authn::throttle::Throttle;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub taps: Taps,
     pub throttle: Throttle,
+    pub passkeys: Passkeys,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,8 @@ pub enum BuildError {
     Keys(#[from] crate::keys::KeyError),
     #[error("password hashing: {0}")]
     Password(#[from] PasswordError),
+    #[error("passkeys: {0}")]
+    Passkeys(#[from] PasskeyError),
 }
 
 /// How long old signing keys stay published after rotation: the longest
@@ -76,6 +80,7 @@ impl AppState {
             tokens: TokenIssuer::new(keys, settings.issuer.clone()),
             sessions: Sessions::new(store.clone(), directory.clone(), taps.clone()),
             throttle: Throttle::new(store.clone(), settings.throttling),
+            passkeys: Passkeys::new(&settings.issuer, store.clone())?,
             taps,
             grants: Grants::new(
                 store.clone(),

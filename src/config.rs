@@ -160,12 +160,14 @@ fn default_grant_types() -> Vec<String> {
 #[serde(deny_unknown_fields, default)]
 struct RawSession {
     lifetime_minutes: i64,
+    registration_window_minutes: i64,
 }
 
 impl Default for RawSession {
     fn default() -> Self {
         Self {
             lifetime_minutes: 480,
+            registration_window_minutes: 10,
         }
     }
 }
@@ -306,6 +308,8 @@ pub struct Settings {
     pub key_algorithm: Algorithm,
     pub clients: HashMap<String, Client>,
     pub session_lifetime: time::Duration,
+    /// How long after a one-time TAP sign-in passkeys may be registered.
+    pub registration_window: time::Duration,
     pub tokens: TokenLifetimes,
     pub password_hashing: PasswordHashing,
     /// Seeds the stored TAP policy on first start (the Graph API owns it later).
@@ -343,6 +347,7 @@ const OVERRIDABLE: &[&str] = &[
     "keys.dir",
     "keys.algorithm",
     "session.lifetime_minutes",
+    "session.registration_window_minutes",
     "tokens.access_token_lifetime_minutes",
     "tokens.id_token_lifetime_minutes",
     "tokens.refresh_token_lifetime_days",
@@ -359,6 +364,7 @@ const OVERRIDABLE: &[&str] = &[
 const INTEGER_KEYS: &[&str] = &[
     "workers",
     "session.lifetime_minutes",
+    "session.registration_window_minutes",
     "tokens.access_token_lifetime_minutes",
     "tokens.id_token_lifetime_minutes",
     "tokens.refresh_token_lifetime_days",
@@ -545,6 +551,12 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         1,
         60 * 24 * 90,
     )?);
+    let registration_window = time::Duration::minutes(minutes(
+        "session.registration_window_minutes",
+        raw.session.registration_window_minutes,
+        1,
+        24 * 60,
+    )?);
     let tokens = TokenLifetimes {
         access_token: time::Duration::minutes(minutes(
             "tokens.access_token_lifetime_minutes",
@@ -601,6 +613,7 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         key_algorithm,
         clients,
         session_lifetime,
+        registration_window,
         tokens,
         password_hashing: PasswordHashing {
             memory_kib: ph.memory_kib,

@@ -14,6 +14,7 @@ pub mod directory;
 pub mod graph;
 pub mod ids;
 pub mod keys;
+pub mod policy;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -27,6 +27,22 @@ enum Command {
         #[arg(long, default_value = "config/gatepass.toml")]
         config: PathBuf,
     },
+    /// Issue a Temporary Access Pass directly in the store (recovery: e.g.
+    /// the first-start pass lapsed unused). Prints the pass once. With the
+    /// embedded store, stop the server first (the file is locked while it runs).
+    IssueTap {
+        #[arg(long, default_value = "config/gatepass.toml")]
+        config: PathBuf,
+        /// The user's userPrincipalName.
+        #[arg(long, default_value = "admin")]
+        user: String,
+        /// Lifetime in minutes (default: the policy's default).
+        #[arg(long)]
+        lifetime: Option<u32>,
+        /// Issue a multi-use pass (default: one-time).
+        #[arg(long)]
+        multi_use: bool,
+    },
     /// Signing-key management.
     Keys {
         #[command(subcommand)]
@@ -89,6 +105,35 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::IssueTap { config, user, lifetime, multi_use } => {
+            let settings = match load(&config) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("gatepass: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(async move {
+                let state = match AppState::build(settings, Arc::new(SystemClock)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("gatepass: cannot open the store: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match gatepass::server::issue_recovery_tap(&state, &user, lifetime, !multi_use).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("gatepass: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
         }
         Command::Serve { config } => {
             let settings = match load(&config) {

@@ -69,6 +69,54 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<String>, String> {
     Ok(Some(issued.secret.expose().to_owned()))
 }
 
+/// Issues a pass for `upn` from the command line, bypassing policy
+/// targeting (but not the lifetime bounds), records it in the directory
+/// audit, and prints it once.
+pub async fn issue_recovery_tap(state: &AppState, upn: &str, lifetime: Option<u32>, one_time: bool) -> Result<(), String> {
+    let now = state.clock.now();
+    let t = now.unix_timestamp();
+    let user = state
+        .directory
+        .user_by_upn(upn, now)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user with userPrincipalName {upn:?}"))?;
+    let mut policy = state.taps.policy(t).await.map_err(|e| e.to_string())?;
+    policy.state = crate::authn::tap::MethodState::Enabled;
+    let request = crate::authn::tap::IssueRequest { is_usable_once: Some(one_time), start_at: None, lifetime_in_minutes: lifetime };
+    let issued = state.taps.issue(&state.hasher, user.id, &policy, true, &request, t).await.map_err(|e| e.to_string())?;
+    let entry = crate::audit::DirectoryAudit {
+        id: crate::ids::LogEntryId::generate().map_err(|e| e.to_string())?,
+        activity_date_time: now,
+        activity_display_name: "Admin registered security info".into(),
+        category: "UserManagement".into(),
+        result: "success".into(),
+        initiated_by: crate::audit::Initiator::System,
+        target_resources: vec![crate::audit::TargetResource {
+            id: user.id.to_string(),
+            kind: "User".into(),
+            display_name: Some(user.display_name.clone()),
+            user_principal_name: Some(user.user_principal_name.clone()),
+        }],
+        additional_details: vec![
+            crate::audit::KeyValue { key: "methodType".into(), value: "TemporaryAccessPass".into() },
+            crate::audit::KeyValue { key: "reason".into(), value: "issued from the command line".into() },
+        ],
+    };
+    state.audit.record_directory(&entry).await.map_err(|e| e.to_string())?;
+    let end = time::OffsetDateTime::from_unix_timestamp(issued.pass.end_at())
+        .ok()
+        .and_then(|e| e.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    println!(
+        "Temporary Access Pass for {upn} ({}, valid until {end}): {}",
+        if issued.pass.is_usable_once { "one-time" } else { "multi-use" },
+        issued.secret.expose()
+    );
+    println!("Sign in: {}", sign_in_url(state));
+    Ok(())
+}
+
 fn sign_in_url(state: &AppState) -> String {
     let issuer = &state.settings.issuer;
     let mut clients: Vec<_> = state.settings.clients.values().filter(|c| !c.redirect_uris.is_empty()).collect();

@@ -2,6 +2,7 @@
 //! what those methods mean on the wire (`amr`, `acr`).
 
 pub mod methods;
+pub mod passkey;
 pub mod password;
 pub mod session;
 pub mod tap;

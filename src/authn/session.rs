@@ -33,6 +33,9 @@ pub struct Session {
     /// and has not ended (deleting or replacing it ends the session).
     #[serde(default)]
     pub tap_id: Option<String>,
+    /// CSRF token for the account pages of this session.
+    #[serde(default)]
+    pub csrf: String,
 }
 
 impl Session {
@@ -97,6 +100,7 @@ impl Sessions {
             expires_at,
             epoch: user.session_epoch,
             tap_id: tap.map(|p| p.id.clone()),
+            csrf: OpaqueSecret::generate()?.expose().to_owned(),
         };
         self.store
             .put(
@@ -141,6 +145,12 @@ impl Sessions {
             }
         }
         Ok(Some((session, user)))
+    }
+
+    /// The session record's store version (guards a change that must not
+    /// outlive the session, e.g. registering a passkey).
+    pub async fn version(&self, digest: &SecretDigest, now: OffsetDateTime) -> Result<Option<u64>, SessionError> {
+        Ok(self.store.get(SESSIONS, digest.as_str(), now.unix_timestamp()).await?.map(|r| r.version))
     }
 
     /// Ends the session behind a cookie value (logout).

@@ -386,6 +386,11 @@ impl Directory {
         Err(DirectoryError::Contended)
     }
 
+    /// Removes the user's password; `true` if there was one.
+    pub async fn remove_password(&self, id: UserId, now: OffsetDateTime) -> Result<bool> {
+        Ok(self.store.delete(PASSWORDS, &id.to_string(), Durability::Durable, unix(now)).await?)
+    }
+
     pub async fn password_hash(&self, id: UserId, now: OffsetDateTime) -> Result<Option<String>> {
         Ok(self
             .store

@@ -9,6 +9,8 @@ pub mod error;
 pub mod health;
 pub mod logout;
 pub mod oauth;
+pub mod passkey;
+pub mod account;
 pub mod signin;
 pub mod token;
 pub mod userinfo;
@@ -39,6 +41,17 @@ pub fn router(state: AppState) -> Router {
         .route("/signin/password", get(signin::password_page).post(signin::password_submit))
         .route("/signin/tap", get(signin::tap_page).post(signin::tap_submit))
         .route("/signin/restart", get(signin::restart))
+        .route("/signin/passkey", get(signin::passkey_page))
+        .route("/signin/passkey/start", axum::routing::post(passkey::start))
+        .route("/signin/passkey/finish", axum::routing::post(passkey::finish))
+        .route("/account/security-info", get(account::security_info))
+        .route("/mysecurityinfo", get(account::security_info))
+        .route("/account/step-up", get(account::step_up))
+        .route("/account/methods/delete", axum::routing::post(account::delete_method))
+        .route("/account/sign-out-everywhere", axum::routing::post(account::sign_out_everywhere))
+        .route("/account/passkeys/register/start", axum::routing::post(account::register_start))
+        .route("/account/passkeys/register/finish", axum::routing::post(account::register_finish))
+        .route("/static/passkey.js", get(script))
         .route(paths::TOKEN, axum::routing::post(token::token))
         .route(paths::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
         .route(paths::REVOKE, axum::routing::post(oauth::revoke))
@@ -87,6 +100,12 @@ async fn stylesheet() -> Response {
     let mut r = include_str!("../../static/gatepass.css").into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
     cacheable(r, 3600)
+}
+
+async fn script() -> Response {
+    let mut r = include_str!("../../static/passkey.js").into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    cacheable(r, 300)
 }
 
 fn cacheable(mut response: Response, max_age: u32) -> Response {
@@ -140,6 +159,15 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: Optio
         c.push_str(&format!("; Max-Age={age}"));
     }
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static("gp_invalid=; Max-Age=0"))
+}
+
+/// Whether a request body is `application/json`.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Whether a request body is `application/x-www-form-urlencoded`.

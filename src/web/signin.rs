@@ -46,12 +46,47 @@ const FLOW_LIFETIME: time::Duration = time::Duration::minutes(15);
 /// What the user sees for any failed credential: never which part failed.
 const SIGN_IN_FAILED: &str = "Sign-in failed. Check your username and password and try again.";
 
+/// A sign-in in progress (stored between pages, bound to the browser).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Flow {
-    request: AuthorizationRequest,
-    csrf: String,
-    binding: SecretDigest,
-    username: Option<String>,
+pub struct Flow {
+    pub target: FlowTarget,
+    pub csrf: String,
+    pub binding: SecretDigest,
+    pub username: Option<String>,
+    /// A step-up: only a passkey or a Temporary Access Pass will do.
+    #[serde(default)]
+    pub strong_only: bool,
+    /// The session this step-up started from: its methods are kept when the
+    /// same user signs in again (password + passkey → `pwd pop mfa`).
+    #[serde(default)]
+    pub prior: Option<PriorSession>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PriorSession {
+    pub user_id: crate::ids::UserId,
+    pub methods: Vec<AuthMethod>,
+}
+
+/// Where a finished sign-in goes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum FlowTarget {
+    /// Back to a relying party with a code.
+    Authorize(Box<AuthorizationRequest>),
+    /// Back to one of Gatepass's own account pages.
+    Account { return_to: String },
+}
+
+/// The client id the account pages log sign-ins under.
+pub const ACCOUNT_APP: &str = "gatepass-account";
+
+impl Flow {
+    pub fn client_id(&self) -> &str {
+        match &self.target {
+            FlowTarget::Authorize(r) => &r.client_id,
+            FlowTarget::Account { .. } => ACCOUNT_APP,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -73,6 +108,8 @@ struct SigninPasswordPage<'a> {
     error: Option<&'a str>,
     /// Offer "Use your Temporary Access Pass instead".
     has_tap: bool,
+    /// Offer "Sign in with a passkey" (username-first).
+    has_passkey: bool,
 }
 
 #[derive(Template)]
@@ -84,6 +121,20 @@ struct SigninTapPage<'a> {
     error: Option<&'a str>,
     /// Offer "Use your password instead".
     has_password: bool,
+    /// Offer "Sign in with a passkey" (username-first).
+    has_passkey: bool,
+}
+
+#[derive(Template)]
+#[template(path = "signin/passkey.html")]
+struct SigninPasskeyPage<'a> {
+    flow: &'a str,
+    csrf: &'a str,
+    username: Option<&'a str>,
+    /// `username` (allow-list of the user's passkeys) or `discoverable`.
+    mode: &'a str,
+    message: Option<&'a str>,
+    has_tap: bool,
 }
 
 pub async fn authorize_get(
@@ -152,11 +203,12 @@ async fn authorize(state: AppState, headers: HeaderMap, params: Params) -> Respo
         }
         _ => {}
     }
-    start_flow(&state, &headers, request).await
+    let hint = request.login_hint.clone();
+    start_flow(&state, &headers, FlowTarget::Authorize(Box::new(request)), hint, false, None).await
 }
 
 /// The live session from the cookie: (cookie digest, session, user).
-async fn current_session(
+pub(crate) async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
     now: OffsetDateTime,
@@ -181,7 +233,16 @@ fn is_unavailable(e: &crate::authn::session::SessionError) -> bool {
     )
 }
 
-async fn start_flow(state: &AppState, headers: &HeaderMap, request: AuthorizationRequest) -> Response {
+/// Starts a sign-in flow and shows its first page: the username page, or for
+/// a step-up (known user, strong methods only) the TAP or passkey page.
+pub async fn start_flow(
+    state: &AppState,
+    headers: &HeaderMap,
+    target: FlowTarget,
+    username: Option<String>,
+    strong_only: bool,
+    prior: Option<PriorSession>,
+) -> Response {
     let now = state.clock.now();
     let (flow_id, csrf) = match (OpaqueSecret::generate(), OpaqueSecret::generate()) {
         (Ok(f), Ok(c)) => (f, c),
@@ -196,16 +257,28 @@ async fn start_flow(state: &AppState, headers: &HeaderMap, request: Authorizatio
         },
     };
     let flow = Flow {
-        username: request.login_hint.clone(),
-        request,
+        target,
+        username,
         csrf: csrf.expose().to_owned(),
         binding: SecretDigest::of(&binding_value),
+        strong_only,
+        prior,
     };
     if let Err(e) = save_flow(state, flow_id.expose(), &flow, now).await {
         return PageError::from(e).into_response();
     }
-    let client_name = state.settings.client(&flow.request.client_id).map(|c| c.display_name.as_str());
-    let mut response = render(
+    let client_name = match &flow.target {
+        FlowTarget::Authorize(r) => state.settings.client(&r.client_id).map(|c| c.display_name.as_str()),
+        FlowTarget::Account { .. } => Some("your account"),
+    };
+    let mut response = if strong_only && flow.username.is_some() {
+        let next = match step_after_username(state, &flow, now).await {
+            Ok(step) => step,
+            Err(e) => return e.into_response(),
+        };
+        Redirect::to(&format!("/signin/{next}?flow={}", flow_id.expose())).into_response()
+    } else {
+        render(
         StatusCode::OK,
         &SigninUsernamePage {
             flow: flow_id.expose(),
@@ -214,7 +287,8 @@ async fn start_flow(state: &AppState, headers: &HeaderMap, request: Authorizatio
             client_name,
             error: None,
         },
-    );
+    )
+    };
     if new_binding {
         response
             .headers_mut()
@@ -223,7 +297,7 @@ async fn start_flow(state: &AppState, headers: &HeaderMap, request: Authorizatio
     response
 }
 
-async fn save_flow(state: &AppState, id: &str, flow: &Flow, now: OffsetDateTime) -> Result<(), crate::store::StoreError> {
+pub(crate) async fn save_flow(state: &AppState, id: &str, flow: &Flow, now: OffsetDateTime) -> Result<(), crate::store::StoreError> {
     // Sign-in state is cheap to lose (the user starts again): ephemeral.
     state
         .store
@@ -234,7 +308,7 @@ async fn save_flow(state: &AppState, id: &str, flow: &Flow, now: OffsetDateTime)
 
 /// Loads the flow and checks it belongs to this browser (and, for form
 /// posts, that the CSRF token matches).
-async fn load_flow(
+pub(crate) async fn load_flow(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,
@@ -311,12 +385,22 @@ pub async fn username_submit(
     // A usable Temporary Access Pass is asked for first (Entra's
     // system-preferred order). Otherwise the password page, also for
     // unknown users, so this step does not reveal which accounts exist.
-    let user = state.directory.user_by_upn(username, now).await.map_err(directory_page_error)?;
-    let step = match &user {
-        Some(u) if usable_pass(&state, u, now).await?.is_some() => "tap",
-        _ => "password",
-    };
+    let step = step_after_username(&state, &flow, now).await?;
     Ok(Redirect::to(&format!("/signin/{step}?flow={flow_id}")).into_response())
+}
+
+/// The page after the username: a usable Temporary Access Pass first, then
+/// a passkey (for step-ups, which refuse passwords), then the password.
+async fn step_after_username(state: &AppState, flow: &Flow, now: OffsetDateTime) -> Result<&'static str, PageError> {
+    let (user, offer) = flow_user(state, flow, now).await?;
+    if offer.tap {
+        return Ok("tap");
+    }
+    if flow.strong_only {
+        return Ok("passkey");
+    }
+    let _ = user;
+    Ok("password")
 }
 
 /// The user's pass if it would be accepted right now.
@@ -343,18 +427,34 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for FlowParam {
     }
 }
 
-/// The flow's user (if the username exists) and whether they have a
-/// password and a usable pass: what the method pages may offer.
-async fn flow_user(state: &AppState, flow: &Flow, now: OffsetDateTime) -> Result<(Option<User>, bool, bool), PageError> {
+/// What the method pages may offer the flow's user.
+#[derive(Debug, Clone, Copy, Default)]
+struct Offer {
+    password: bool,
+    tap: bool,
+    passkey: bool,
+}
+
+/// The flow's user (if the username exists) and the methods they have.
+/// Unknown users get an empty offer (the password page, no links).
+async fn flow_user(state: &AppState, flow: &Flow, now: OffsetDateTime) -> Result<(Option<User>, Offer), PageError> {
     let Some(username) = flow.username.as_deref() else {
         return Err(PageError::flow_expired());
     };
     let Some(user) = state.directory.user_by_upn(username, now).await.map_err(directory_page_error)? else {
-        return Ok((None, false, false));
+        return Ok((None, Offer::default()));
     };
-    let has_password = state.directory.password_hash(user.id, now).await.map_err(directory_page_error)?.is_some();
-    let has_tap = usable_pass(state, &user, now).await?.is_some();
-    Ok((Some(user), has_password, has_tap))
+    let offer = Offer {
+        password: !flow.strong_only && state.directory.password_hash(user.id, now).await.map_err(directory_page_error)?.is_some(),
+        tap: usable_pass(state, &user, now).await?.is_some(),
+        passkey: !state
+            .passkeys
+            .list(user.id, now.unix_timestamp())
+            .await
+            .map_err(|e| super::error::internal_page(e.code(), &e.to_string(), false))?
+            .is_empty(),
+    };
+    Ok((Some(user), offer))
 }
 
 pub async fn password_page(
@@ -364,12 +464,10 @@ pub async fn password_page(
 ) -> Result<Response, PageError> {
     let now = state.clock.now();
     let flow = load_flow(&state, &headers, &q.flow, None, now).await?;
-    let (_, _, has_tap) = flow_user(&state, &flow, now).await?;
+    let (_, offer) = flow_user(&state, &flow, now).await?;
     let username = flow.username.as_deref().unwrap_or_default();
-    Ok(render(
-        StatusCode::OK,
-        &SigninPasswordPage { flow: &q.flow, csrf: &flow.csrf, username, error: None, has_tap },
-    ))
+    let error = flow.strong_only.then_some(STRONG_NEEDED);
+    Ok(failure_or_page(Step::Password, &q.flow, &flow.csrf, username, error, offer))
 }
 
 pub async fn tap_page(
@@ -379,16 +477,14 @@ pub async fn tap_page(
 ) -> Result<Response, PageError> {
     let now = state.clock.now();
     let flow = load_flow(&state, &headers, &q.flow, None, now).await?;
-    let (_, has_password, has_tap) = flow_user(&state, &flow, now).await?;
-    if !has_tap {
+    let (_, offer) = flow_user(&state, &flow, now).await?;
+    if !offer.tap {
         // No usable pass (expired, deleted, used): never show a TAP prompt.
-        return Ok(Redirect::to(&format!("/signin/password?flow={}", q.flow)).into_response());
+        let next = if flow.strong_only { "passkey" } else { "password" };
+        return Ok(Redirect::to(&format!("/signin/{next}?flow={}", q.flow)).into_response());
     }
     let username = flow.username.as_deref().unwrap_or_default();
-    Ok(render(
-        StatusCode::OK,
-        &SigninTapPage { flow: &q.flow, csrf: &flow.csrf, username, error: None, has_password },
-    ))
+    Ok(failure_or_page(Step::Tap, &q.flow, &flow.csrf, username, None, offer))
 }
 
 /// "Sign in as a different user": back to the username page, same flow.
@@ -448,6 +544,9 @@ async fn credential_submit(
     let flow_id = field(&form, "flow")?;
     let flow = load_flow(&state, &headers, flow_id, Some(field(&form, "csrf")?), now).await?;
     let username = flow.username.clone().ok_or_else(PageError::flow_expired)?;
+    if flow.strong_only && step == Step::Password {
+        return Ok(failure_or_page(step, flow_id, &flow.csrf, &username, Some(STRONG_NEEDED), Offer::default()));
+    }
     let (credential, method) = match step {
         Step::Password => (Credential::Password(form.get("password").map(String::as_str).unwrap_or("")), AuthMethod::Password),
         Step::Tap => (
@@ -456,7 +555,7 @@ async fn credential_submit(
         ),
     };
     let ip_text = ip.to_string();
-    let client_id = flow.request.client_id.clone();
+    let client_id = flow.client_id().to_owned();
     let verdict = verifier(&state).verify(&username, ip, credential, now).await.map_err(verify_page_error)?;
 
     let (user, pass) = match verdict {
@@ -468,7 +567,7 @@ async fn credential_submit(
             };
             let user = state.directory.user_by_upn(&username, now).await.map_err(directory_page_error)?;
             record_sign_in(&state, &client_id, user.as_ref(), &username, &ip_text, method, None, Some((50053, reason)), now).await;
-            return Ok(failure_page(step, flow_id, &flow.csrf, &username, LOCKED, false));
+            return Ok(failure_or_page(step, flow_id, &flow.csrf, &username, Some(LOCKED), Offer::default()));
         }
         Verdict::Failed { user, reason, error_code, lockout } => {
             record_sign_in(&state, &client_id, user.as_ref(), &username, &ip_text, method, None, Some((error_code, reason)), now).await;
@@ -482,24 +581,59 @@ async fn credential_submit(
             }
             // A pass that stopped being usable (used, expired, deleted) has
             // nothing left to ask for: the password page takes over.
-            let (_, has_password, has_tap) = flow_user(&state, &flow, now).await?;
-            let step = if step == Step::Tap && !has_tap { Step::Password } else { step };
-            let has_other = if step == Step::Password { has_tap } else { has_password };
-            return Ok(failure_page(step, flow_id, &flow.csrf, &username, SIGN_IN_FAILED, has_other));
+            let (_, offer) = flow_user(&state, &flow, now).await?;
+            let step = if step == Step::Tap && !offer.tap { Step::Password } else { step };
+            return Ok(failure_or_page(step, flow_id, &flow.csrf, &username, Some(SIGN_IN_FAILED), offer));
         }
     };
 
-    let methods = vec![pass.as_ref().map_or(AuthMethod::Password, TemporaryAccessPass::method)];
+    let method = pass.as_ref().map_or(AuthMethod::Password, TemporaryAccessPass::method);
+    let detail = pass.as_ref().map(|p| if p.is_usable_once { "One-time" } else { "Multi-use" });
+    finish_sign_in(&state, flow_id, &flow, &user, method, pass.as_ref(), detail, &ip_text, now).await
+}
+
+/// A step-up flow refuses the password: it exists to prove more than that.
+const STRONG_NEEDED: &str = "This step needs a passkey or a Temporary Access Pass.";
+
+/// The first factor is proven: start the session (keeping a step-up's
+/// earlier methods), log it, and send the browser on to the flow's target.
+#[allow(clippy::too_many_arguments)]
+pub async fn finish_sign_in(
+    state: &AppState,
+    flow_id: &str,
+    flow: &Flow,
+    user: &User,
+    method: AuthMethod,
+    pass: Option<&TemporaryAccessPass>,
+    detail: Option<&str>,
+    ip: &str,
+    now: OffsetDateTime,
+) -> Result<Response, PageError> {
+    let mut methods = vec![method];
+    if let Some(prior) = flow.prior.as_ref().filter(|p| p.user_id == user.id) {
+        for m in &prior.methods {
+            if !methods.contains(m) {
+                methods.push(*m);
+            }
+        }
+        methods.sort();
+    }
     let (secret, session) = state
         .sessions
-        .start(&user, methods.clone(), now, state.settings.session_lifetime, pass.as_ref())
+        .start(user, methods, now, state.settings.session_lifetime, pass)
         .await
         .map_err(|e| super::error::internal_page("session", &e.to_string(), is_unavailable(&e)))?;
     state.store.delete(FLOWS, flow_id, Durability::Ephemeral, now.unix_timestamp()).await?;
-    let detail = pass.as_ref().map(|p| if p.is_usable_once { "One-time" } else { "Multi-use" });
-    record_sign_in(&state, &client_id, Some(&user), &username, &ip_text, methods[0], detail, None, now).await;
-    let cookie = set_cookie(&state, SESSION_COOKIE, secret.expose(), None);
-    Ok(complete(&state, &flow.request, &session, &secret.digest(), &user, now, Some(cookie)).await)
+    record_sign_in(state, flow.client_id(), Some(user), &user.user_principal_name, ip, method, detail, None, now).await;
+    let cookie = set_cookie(state, SESSION_COOKIE, secret.expose(), None);
+    match &flow.target {
+        FlowTarget::Authorize(request) => Ok(complete(state, request, &session, &secret.digest(), user, now, Some(cookie)).await),
+        FlowTarget::Account { return_to } => {
+            let mut r = Redirect::to(return_to).into_response();
+            r.headers_mut().append(header::SET_COOKIE, cookie);
+            Ok(r)
+        }
+    }
 }
 
 pub fn verifier(state: &AppState) -> Verifier<'_> {
@@ -510,18 +644,42 @@ fn verify_page_error(e: VerifyError) -> PageError {
     super::error::internal_page("verify", &e.to_string(), e.is_unavailable())
 }
 
-/// Re-renders a credential page with a generic failure message.
-fn failure_page(step: Step, flow: &str, csrf: &str, username: &str, message: &str, has_other: bool) -> Response {
+/// Renders a credential page, with an error message after a failure.
+fn failure_or_page(step: Step, flow: &str, csrf: &str, username: &str, error: Option<&str>, offer: Offer) -> Response {
     match step {
         Step::Password => render(
             StatusCode::OK,
-            &SigninPasswordPage { flow, csrf, username, error: Some(message), has_tap: has_other },
+            &SigninPasswordPage { flow, csrf, username, error, has_tap: offer.tap, has_passkey: offer.passkey },
         ),
         Step::Tap => render(
             StatusCode::OK,
-            &SigninTapPage { flow, csrf, username, error: Some(message), has_password: has_other },
+            &SigninTapPage { flow, csrf, username, error, has_password: offer.password, has_passkey: offer.passkey },
         ),
     }
+}
+
+/// `GET /signin/passkey?flow=`: the passkey step (step-ups, and browsers
+/// that followed the link without running the script).
+pub async fn passkey_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    FlowParam(q): FlowParam,
+) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let flow = load_flow(&state, &headers, &q.flow, None, now).await?;
+    let (offer, mode) = match flow.username {
+        Some(_) => {
+            let (_, offer) = flow_user(&state, &flow, now).await?;
+            (offer, if offer.passkey { "username" } else { "discoverable" })
+        }
+        None => (Offer::default(), "discoverable"),
+    };
+    let message = (flow.strong_only && !offer.passkey && !offer.tap)
+        .then_some("This step needs a passkey or a Temporary Access Pass, and this account has neither. Ask an administrator for a Temporary Access Pass.");
+    Ok(render(
+        StatusCode::OK,
+        &SigninPasskeyPage { flow: &q.flow, csrf: &flow.csrf, username: flow.username.as_deref(), mode, message, has_tap: offer.tap },
+    ))
 }
 
 fn directory_page_error(e: crate::directory::DirectoryError) -> PageError {

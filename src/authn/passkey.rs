@@ -1,0 +1,362 @@
+//! Passkeys (WebAuthn) through webauthn-rs.
+//!
+//! * The relying-party id is the issuer's host and the only accepted origin
+//!   is the issuer's origin, so a credential minted for another site (or a
+//!   phishing origin) never verifies.
+//! * User verification is required for registration and assertion: a
+//!   passkey sign-in is phishing-resistant MFA on its own.
+//! * Ceremony state (the challenge) lives in the store under a random id
+//!   with a short expiry and is *taken* when finished, so an assertion can be
+//!   replayed at most zero times. It never travels in a cookie.
+//! * Every credential id belongs to exactly one user (a unique index written
+//!   in the same transaction as the credential).
+//! * Signature counters must increase; a regression is refused and logged as
+//!   a possible cloned authenticator.
+
+use crate::ids::UserId;
+use crate::store::{Durability, Precondition, Store, StoreError, Txn, decode, encode};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use url::Url;
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyAuthentication,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse,
+};
+use webauthn_rs::{Webauthn, WebauthnBuilder};
+
+pub const PASSKEYS: &str = "passkey";
+pub const CREDENTIAL_INDEX: &str = "passkey_credential";
+pub const CEREMONIES: &str = "webauthn_ceremony";
+/// How long a started ceremony may take.
+pub const CEREMONY_LIFETIME: time::Duration = time::Duration::minutes(5);
+
+/// A registered passkey as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredPasskey {
+    /// Graph `fido2AuthenticationMethod.id`.
+    pub id: String,
+    pub user_id: UserId,
+    pub display_name: String,
+    pub created_at: i64,
+    pub aaguid: String,
+    /// The credential id, base64url.
+    pub credential_id: String,
+    /// The last signature counter seen (0: the authenticator keeps none).
+    #[serde(default)]
+    pub sign_count: u32,
+    pub passkey: Passkey,
+}
+
+/// Server-side state of a started ceremony.
+#[derive(Serialize, Deserialize)]
+pub enum Ceremony {
+    Registration {
+        user_id: UserId,
+        /// Digest of the session that started it; finish must come from it.
+        session: String,
+        state: PasskeyRegistration,
+    },
+    Authentication {
+        user_id: UserId,
+        flow: String,
+        state: PasskeyAuthentication,
+    },
+    Discoverable {
+        flow: String,
+        state: DiscoverableAuthentication,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyError {
+    #[error("the passkey ceremony expired or was already used; start again")]
+    CeremonyUnknown,
+    #[error("the passkey response does not match this ceremony")]
+    CeremonyMismatch,
+    #[error("the passkey could not be verified")]
+    Verification,
+    #[error("this passkey is not registered")]
+    UnknownCredential,
+    #[error("this passkey is already registered")]
+    AlreadyRegistered,
+    #[error("the authenticator's signature counter went backwards (possible cloned authenticator)")]
+    CounterRegression,
+    #[error("WebAuthn configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("random source failed")]
+    Random,
+}
+
+impl PasskeyError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PasskeyError::CeremonyUnknown => "passkey.ceremony_unknown",
+            PasskeyError::CeremonyMismatch => "passkey.ceremony_mismatch",
+            PasskeyError::Verification => "passkey.verification",
+            PasskeyError::UnknownCredential => "passkey.unknown_credential",
+            PasskeyError::AlreadyRegistered => "passkey.already_registered",
+            PasskeyError::CounterRegression => "passkey.counter_regression",
+            PasskeyError::Config(_) => "passkey.config",
+            PasskeyError::Store(e) => e.code(),
+            PasskeyError::Random => "passkey.random",
+        }
+    }
+}
+
+/// Passkey operations for one relying party (the issuer).
+#[derive(Clone)]
+pub struct Passkeys {
+    webauthn: Arc<Webauthn>,
+    store: Arc<dyn Store>,
+}
+
+fn cred_key(id: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(id)
+}
+
+impl Passkeys {
+    /// The RP id is the issuer's host; the origin is the issuer's origin.
+    pub fn new(issuer: &str, store: Arc<dyn Store>) -> Result<Self, PasskeyError> {
+        let origin = Url::parse(issuer).map_err(|e| PasskeyError::Config(e.to_string()))?;
+        let rp_id = origin
+            .host_str()
+            .ok_or_else(|| PasskeyError::Config("the issuer has no host".into()))?
+            .to_owned();
+        let webauthn = WebauthnBuilder::new(&rp_id, &origin)
+            .map_err(|e| PasskeyError::Config(format!("{e} (WebAuthn needs the issuer to use a host name, not an IP address)")))?
+            .rp_name("Gatepass")
+            .build()
+            .map_err(|e| PasskeyError::Config(e.to_string()))?;
+        Ok(Self { webauthn: Arc::new(webauthn), store })
+    }
+
+    async fn save_ceremony(&self, ceremony: &Ceremony, now: i64) -> Result<String, PasskeyError> {
+        let id = crate::ids::OpaqueSecret::generate().map_err(|_| PasskeyError::Random)?;
+        let expires = now + CEREMONY_LIFETIME.whole_seconds();
+        // Ceremony state is cheap to lose (the user presses the button again).
+        self.store
+            .put(CEREMONIES, id.expose(), encode(ceremony)?, Some(expires), Durability::Ephemeral)
+            .await?;
+        Ok(id.expose().to_owned())
+    }
+
+    /// Takes a ceremony: it can be finished once.
+    pub async fn take_ceremony(&self, id: &str, now: i64) -> Result<Ceremony, PasskeyError> {
+        let record = self
+            .store
+            .take(CEREMONIES, id, Durability::Ephemeral, now)
+            .await?
+            .ok_or(PasskeyError::CeremonyUnknown)?;
+        Ok(decode(CEREMONIES, &record.value)?)
+    }
+
+    pub async fn list(&self, user: UserId, now: i64) -> Result<Vec<StoredPasskey>, PasskeyError> {
+        let mut out = Vec::new();
+        for (_, r) in self.store.scan_prefix(PASSKEYS, &format!("{user}/"), now).await? {
+            out.push(decode::<StoredPasskey>(PASSKEYS, &r.value)?);
+        }
+        out.sort_by_key(|p| p.created_at);
+        Ok(out)
+    }
+
+    /// Starts registering a passkey for `user` (resident key required, so it
+    /// can sign in without a username). Returns the ceremony id and options.
+    pub async fn start_registration(
+        &self,
+        user: &crate::directory::User,
+        session: &str,
+        now: i64,
+    ) -> Result<(String, serde_json::Value), PasskeyError> {
+        let existing: Vec<_> = self.list(user.id, now).await?.into_iter().map(|p| p.passkey.cred_id().clone()).collect();
+        let (options, state): (CreationChallengeResponse, _) = self
+            .webauthn
+            .start_passkey_registration(user.id.0, &user.user_principal_name, &user.display_name, Some(existing))
+            .map_err(|e| PasskeyError::Config(e.to_string()))?;
+        let mut options = serde_json::to_value(&options).map_err(|e| PasskeyError::Config(e.to_string()))?;
+        // Discoverable credentials let "Sign in with a passkey" work before
+        // a username is typed (WebAuthn L3 residentKey=required).
+        if let Some(sel) = options.pointer_mut("/publicKey/authenticatorSelection").and_then(|v| v.as_object_mut()) {
+            sel.insert("requireResidentKey".into(), serde_json::Value::Bool(true));
+            sel.insert("residentKey".into(), serde_json::Value::String("required".into()));
+        }
+        let id = self
+            .save_ceremony(&Ceremony::Registration { user_id: user.id, session: session.to_owned(), state }, now)
+            .await?;
+        Ok((id, options))
+    }
+
+    /// Finishes a registration started by `session`; stores the passkey
+    /// atomically with its unique credential index, but only if `guard`
+    /// (the session record and its version) is unchanged — the limiter's
+    /// decision and the write are one step.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_registration(
+        &self,
+        ceremony: Ceremony,
+        session: &str,
+        response: &RegisterPublicKeyCredential,
+        display_name: &str,
+        guard: (&'static str, String, u64),
+        now: i64,
+    ) -> Result<StoredPasskey, PasskeyError> {
+        let Ceremony::Registration { user_id, session: started_by, state } = ceremony else {
+            return Err(PasskeyError::CeremonyMismatch);
+        };
+        if !crate::ids::secrets_equal(&started_by, session) {
+            return Err(PasskeyError::CeremonyMismatch);
+        }
+        let passkey = self
+            .webauthn
+            .finish_passkey_registration(response, &state)
+            .map_err(|e| {
+                tracing::info!(error = %e, "passkey registration rejected");
+                PasskeyError::Verification
+            })?;
+        let credential_id = cred_key(passkey.cred_id().as_ref());
+        let aaguid = uuid::Uuid::nil().to_string();
+        let stored = StoredPasskey {
+            id: crate::ids::random_uuid().map_err(|_| PasskeyError::Random)?.to_string(),
+            user_id,
+            display_name: display_name.to_owned(),
+            created_at: now,
+            aaguid,
+            credential_id: credential_id.clone(),
+            sign_count: 0,
+            passkey,
+        };
+        let (table, key, version) = guard;
+        let txn = Txn::new(Durability::Durable)
+            .require(table, key, Precondition::Version(version))
+            .require(CREDENTIAL_INDEX, credential_id.clone(), Precondition::Absent)
+            .put(CREDENTIAL_INDEX, credential_id.clone(), encode(&user_id)?, None)
+            .put(PASSKEYS, format!("{user_id}/{}", stored.id), encode(&stored)?, None);
+        if !self.store.commit(txn, now).await? {
+            if self.store.get(CREDENTIAL_INDEX, &credential_id, now).await?.is_some() {
+                return Err(PasskeyError::AlreadyRegistered);
+            }
+            // The session changed (ended, revoked) between start and finish.
+            return Err(PasskeyError::CeremonyMismatch);
+        }
+        Ok(stored)
+    }
+
+    /// Starts a username-first assertion for `user`'s passkeys.
+    pub async fn start_authentication(&self, user: UserId, flow: &str, now: i64) -> Result<(String, RequestChallengeResponse), PasskeyError> {
+        let creds: Vec<Passkey> = self.list(user, now).await?.into_iter().map(|p| p.passkey).collect();
+        if creds.is_empty() {
+            return Err(PasskeyError::UnknownCredential);
+        }
+        let (options, state) = self
+            .webauthn
+            .start_passkey_authentication(&creds)
+            .map_err(|e| PasskeyError::Config(e.to_string()))?;
+        let id = self.save_ceremony(&Ceremony::Authentication { user_id: user, flow: flow.to_owned(), state }, now).await?;
+        Ok((id, options))
+    }
+
+    /// Starts a discoverable assertion (no username).
+    pub async fn start_discoverable(&self, flow: &str, now: i64) -> Result<(String, RequestChallengeResponse), PasskeyError> {
+        let (mut options, state) = self
+            .webauthn
+            .start_discoverable_authentication()
+            .map_err(|e| PasskeyError::Config(e.to_string()))?;
+        // A button press is a modal request, not conditional (autofill) UI.
+        options.mediation = None;
+        let id = self.save_ceremony(&Ceremony::Discoverable { flow: flow.to_owned(), state }, now).await?;
+        Ok((id, options))
+    }
+
+    /// Finishes an assertion for the ceremony taken from the store; returns
+    /// the user it proves. Updates the stored counter atomically.
+    pub async fn finish_authentication(
+        &self,
+        ceremony: Ceremony,
+        flow: &str,
+        response: &PublicKeyCredential,
+        now: i64,
+    ) -> Result<UserId, PasskeyError> {
+        let credential_id = cred_key(response.get_credential_id());
+        let owner = match self.store.get(CREDENTIAL_INDEX, &credential_id, now).await? {
+            Some(r) => decode::<UserId>(CREDENTIAL_INDEX, &r.value)?,
+            None => return Err(PasskeyError::UnknownCredential),
+        };
+        let (stored, version) = self.find(owner, &credential_id, now).await?.ok_or(PasskeyError::UnknownCredential)?;
+        let result = match ceremony {
+            Ceremony::Authentication { user_id, flow: started_for, state } => {
+                if user_id != owner || started_for != flow {
+                    return Err(PasskeyError::CeremonyMismatch);
+                }
+                self.webauthn.finish_passkey_authentication(response, &state)
+            }
+            Ceremony::Discoverable { flow: started_for, state } => {
+                if started_for != flow {
+                    return Err(PasskeyError::CeremonyMismatch);
+                }
+                // The user handle must name the credential's owner.
+                let (handle, _) = self
+                    .webauthn
+                    .identify_discoverable_authentication(response)
+                    .map_err(|_| PasskeyError::Verification)?;
+                if handle != owner.0 {
+                    return Err(PasskeyError::CeremonyMismatch);
+                }
+                let key = DiscoverableKey::from(&stored.passkey);
+                self.webauthn.finish_discoverable_authentication(response, state, &[key])
+            }
+            Ceremony::Registration { .. } => return Err(PasskeyError::CeremonyMismatch),
+        }
+        .map_err(|e| {
+            tracing::info!(error = %e, "passkey assertion rejected");
+            PasskeyError::Verification
+        })?;
+        if !result.user_verified() {
+            return Err(PasskeyError::Verification);
+        }
+        let stored_counter = stored.sign_count;
+        if (result.counter() > 0 || stored_counter > 0) && result.counter() <= stored_counter {
+            tracing::warn!(user = %owner, credential = %credential_id, "passkey counter regression: possible cloned authenticator");
+            return Err(PasskeyError::CounterRegression);
+        }
+        let mut updated = stored.clone();
+        updated.passkey.update_credential(&result);
+        updated.sign_count = result.counter();
+        // Compare-and-swap: of two concurrent assertions with the same
+        // counter value only one can advance it.
+        let swapped = self
+            .store
+            .compare_and_swap(PASSKEYS, &format!("{owner}/{}", stored.id), version, Some(encode(&updated)?), None, Durability::Durable, now)
+            .await?;
+        if swapped.is_none() {
+            return Err(PasskeyError::CounterRegression);
+        }
+        Ok(owner)
+    }
+
+    async fn find(&self, user: UserId, credential_id: &str, now: i64) -> Result<Option<(StoredPasskey, u64)>, PasskeyError> {
+        for (_, r) in self.store.scan_prefix(PASSKEYS, &format!("{user}/"), now).await? {
+            let p: StoredPasskey = decode(PASSKEYS, &r.value)?;
+            if p.credential_id == credential_id {
+                return Ok(Some((p, r.version)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes one of the user's passkeys by its method id.
+    pub async fn delete(&self, user: UserId, id: &str, now: i64) -> Result<bool, PasskeyError> {
+        let key = format!("{user}/{id}");
+        let Some(r) = self.store.get(PASSKEYS, &key, now).await? else {
+            return Ok(false);
+        };
+        let p: StoredPasskey = decode(PASSKEYS, &r.value)?;
+        let txn = Txn::new(Durability::Durable)
+            .require(PASSKEYS, key.clone(), Precondition::Version(r.version))
+            .delete(PASSKEYS, key)
+            .delete(CREDENTIAL_INDEX, p.credential_id);
+        Ok(self.store.commit(txn, now).await?)
+    }
+}

@@ -1,0 +1,362 @@
+//! The security-info page (`/account/security-info`, alias `/mysecurityinfo`):
+//! the user's methods, **Add passkey**, **Delete** per method, and
+//! **Sign out everywhere** (DESIGN §2.5, §4).
+//!
+//! Adding a passkey asks the session limiter first
+//! ([`crate::policy::session_limiter`]); a refused session is sent through
+//! a step-up sign-in that accepts only a passkey or a Temporary Access Pass
+//! and keeps the earlier methods. Registration commits only if the session
+//! record is unchanged since the check, so a session ended in between (sign
+//! out everywhere, pass deleted) cannot register anything.
+
+use super::error::{PageError, render};
+use super::passkey::{JsonError, json_body, passkey_error};
+use super::signin::{FlowTarget, PriorSession, SESSION_COOKIE, current_session, start_flow};
+use super::set_cookie;
+use crate::app::AppState;
+use crate::audit::{DirectoryAudit, Initiator, KeyValue, TargetResource};
+use crate::authn::session::{SESSIONS, Session};
+use crate::directory::User;
+use crate::ids::{LogEntryId, SecretDigest, secrets_equal};
+use crate::policy::session_limiter::{Admission, admit};
+use askama::Template;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use webauthn_rs::prelude::RegisterPublicKeyCredential;
+
+const SECURITY_INFO: &str = "/account/security-info";
+
+struct MethodRow {
+    kind: &'static str,
+    detail: String,
+    key: String,
+}
+
+#[derive(Template)]
+#[template(path = "account/security_info.html")]
+struct AccountSecurityInfoPage<'a> {
+    csrf: &'a str,
+    display_name: &'a str,
+    upn: &'a str,
+    methods: Vec<MethodRow>,
+    notice: Option<&'a str>,
+    window_note: Option<String>,
+    step_up_reason: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account/signed_out.html")]
+struct AccountSignedOutPage;
+
+#[derive(Deserialize, Default)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+fn when(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Notices the page may show, by key (never reflected text).
+fn notice_text(key: &str) -> Option<&'static str> {
+    match key {
+        "passkey-added" => Some("Your passkey was added. You can now sign in with it."),
+        "deleted" => Some("The sign-in method was deleted."),
+        "last-strong" => Some("Deleting your last passkey or Temporary Access Pass needs a fresh sign-in with one of them first."),
+        "last-method" => Some("You cannot delete your only sign-in method."),
+        _ => None,
+    }
+}
+
+pub async fn security_info(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<NoticeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let Some((_, session, user)) = current_session(&state, &headers, now).await? else {
+        let target = FlowTarget::Account { return_to: SECURITY_INFO.to_owned() };
+        return Ok(start_flow(&state, &headers, target, None, false, None).await);
+    };
+    let t = now.unix_timestamp();
+    let mut methods = Vec::new();
+    if state.directory.password_hash(user.id, now).await.map_err(dir_err)?.is_some() {
+        methods.push(MethodRow { kind: "Password", detail: "Set".into(), key: "password".into() });
+    }
+    if let Some((pass, _)) = state.taps.pass(user.id, t).await? {
+        let (policy, targeted) = super::signin::verifier(&state)
+            .tap_policy_for(&user, now)
+            .await
+            .map_err(|e| super::error::internal_page("verify", &e.to_string(), e.is_unavailable()))?;
+        let reason = pass.usability(&policy, targeted, t);
+        methods.push(MethodRow {
+            kind: "Temporary Access Pass",
+            detail: format!(
+                "{}, valid {} until {} ({})",
+                if pass.is_usable_once { "one-time" } else { "multi-use" },
+                when(pass.start_at),
+                when(pass.end_at()),
+                reason.as_str()
+            ),
+            key: "tap".into(),
+        });
+    }
+    for p in state.passkeys.list(user.id, t).await.map_err(pk_page_err)? {
+        methods.push(MethodRow {
+            kind: "Passkey",
+            detail: format!("{}, added {}", p.display_name, when(p.created_at)),
+            key: format!("passkey:{}", p.id),
+        });
+    }
+    let window = state.settings.registration_window;
+    let (window_note, step_up_reason) = match admit(&session.methods, session.auth_time, t, window) {
+        Admission::Allowed if session.methods.contains(&crate::authn::AuthMethod::TemporaryAccessPassOneTime) => {
+            (Some(format!("You can add a passkey until {} (within {} minutes of signing in with your one-time pass).", when(session.auth_time + window.whole_seconds()), window.whole_minutes())), None)
+        }
+        Admission::Allowed => (None, None),
+        Admission::StepUpRequired(reason) => (None, Some(reason.message())),
+    };
+    let notice = query.ok().and_then(|Query(q)| q.notice).and_then(|k| notice_text(&k));
+    Ok(render(
+        StatusCode::OK,
+        &AccountSecurityInfoPage {
+            csrf: &session.csrf,
+            display_name: &user.display_name,
+            upn: &user.user_principal_name,
+            methods,
+            notice,
+            window_note,
+            step_up_reason,
+        },
+    ))
+}
+
+fn dir_err(e: crate::directory::DirectoryError) -> PageError {
+    let unavailable = matches!(&e, crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_)));
+    super::error::internal_page(e.code(), &e.to_string(), unavailable)
+}
+
+fn pk_page_err(e: crate::authn::passkey::PasskeyError) -> PageError {
+    super::error::internal_page(e.code(), &e.to_string(), false)
+}
+
+/// A fresh strong sign-in for the current user (step-up): passkey or TAP
+/// only; the session's earlier methods are kept.
+pub async fn step_up(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let target = FlowTarget::Account { return_to: SECURITY_INFO.to_owned() };
+    let Some((_, session, user)) = current_session(&state, &headers, now).await? else {
+        return Ok(start_flow(&state, &headers, target, None, false, None).await);
+    };
+    let prior = PriorSession { user_id: user.id, methods: session.methods };
+    Ok(start_flow(&state, &headers, target, Some(user.user_principal_name), true, Some(prior)).await)
+}
+
+async fn audit(state: &AppState, user: &User, activity: &str, details: Vec<KeyValue>, now: OffsetDateTime) {
+    let Ok(id) = LogEntryId::generate() else { return };
+    let entry = DirectoryAudit {
+        id,
+        activity_date_time: now,
+        activity_display_name: activity.to_owned(),
+        category: "UserManagement".to_owned(),
+        result: "success".to_owned(),
+        initiated_by: Initiator::User { id: user.id.to_string(), user_principal_name: user.user_principal_name.clone() },
+        target_resources: vec![TargetResource {
+            id: user.id.to_string(),
+            kind: "User".into(),
+            display_name: Some(user.display_name.clone()),
+            user_principal_name: Some(user.user_principal_name.clone()),
+        }],
+        additional_details: details,
+    };
+    if let Err(e) = state.audit.record_directory(&entry).await {
+        tracing::error!(error = %e, "could not write the directory audit");
+    }
+}
+
+/// Reads a form and checks its CSRF token against the session's.
+fn checked_form(
+    headers: &HeaderMap,
+    body: &Result<Bytes, axum::extract::rejection::BytesRejection>,
+    session: &Session,
+) -> Result<std::collections::HashMap<String, String>, PageError> {
+    let Ok(body) = body else {
+        return Err(PageError::bad_request("The form is too large or unreadable."));
+    };
+    if !super::is_form(headers) {
+        return Err(PageError::bad_request("Expected a form submission."));
+    }
+    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+    let ok = form.get("csrf").is_some_and(|c| !session.csrf.is_empty() && secrets_equal(c, &session.csrf));
+    if !ok {
+        return Err(PageError::new(StatusCode::FORBIDDEN, "Security info", "The form could not be verified. Reload the page and try again."));
+    }
+    Ok(form)
+}
+
+fn back(notice: &str) -> Response {
+    Redirect::to(&format!("{SECURITY_INFO}?notice={notice}")).into_response()
+}
+
+pub async fn delete_method(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let t = now.unix_timestamp();
+    let Some((_, session, user)) = current_session(&state, &headers, now).await? else {
+        return Ok(Redirect::to(SECURITY_INFO).into_response());
+    };
+    let form = checked_form(&headers, &body, &session)?;
+    let method = form.get("method").map(String::as_str).unwrap_or("");
+
+    let has_password = state.directory.password_hash(user.id, now).await.map_err(dir_err)?.is_some();
+    let pass = state.taps.pass(user.id, t).await?;
+    let passkeys = state.passkeys.list(user.id, t).await.map_err(pk_page_err)?;
+    let strong_count = passkeys.len() + usize::from(pass.is_some());
+    let total = strong_count + usize::from(has_password);
+    let deleting_strong = method == "tap" || method.starts_with("passkey:");
+    if total <= 1 {
+        return Ok(back("last-method"));
+    }
+    // Removing the last strong method is as sensitive as adding one: it
+    // needs the same fresh strong sign-in the limiter asks for.
+    if deleting_strong && strong_count == 1 && admit(&session.methods, session.auth_time, t, state.settings.registration_window) != Admission::Allowed {
+        return Ok(back("last-strong"));
+    }
+    let (deleted, detail) = match method {
+        "password" => (state.directory.remove_password(user.id, now).await.map_err(dir_err)?, "Password"),
+        "tap" => match &pass {
+            Some((p, _)) => (state.taps.delete(user.id, &p.id, t).await?, "TemporaryAccessPass"),
+            None => (false, "TemporaryAccessPass"),
+        },
+        m => match m.strip_prefix("passkey:") {
+            Some(id) => (state.passkeys.delete(user.id, id, t).await.map_err(pk_page_err)?, "Fido2"),
+            None => return Err(PageError::bad_request("Unknown sign-in method.")),
+        },
+    };
+    if !deleted {
+        return Err(PageError::new(StatusCode::NOT_FOUND, "Security info", "That sign-in method no longer exists."));
+    }
+    audit(&state, &user, "User deleted security info", vec![KeyValue { key: "methodType".into(), value: detail.into() }], now).await;
+    Ok(back("deleted"))
+}
+
+pub async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let Some((_, session, user)) = current_session(&state, &headers, now).await? else {
+        return Ok(Redirect::to(SECURITY_INFO).into_response());
+    };
+    checked_form(&headers, &body, &session)?;
+    state.directory.revoke_sessions(user.id, now).await.map_err(dir_err)?;
+    audit(&state, &user, "Revoke sign-in sessions", vec![], now).await;
+    let mut response = render(StatusCode::OK, &AccountSignedOutPage);
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", Some(0)));
+    Ok(response)
+}
+
+/// Session + CSRF header check for the JSON endpoints.
+async fn json_session(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<(SecretDigest, Session, User), JsonError> {
+    let Some((digest, session, user)) = current_session(state, headers, now).await? else {
+        return Err(JsonError { status: StatusCode::UNAUTHORIZED, code: "session.required", message: "Sign in again to manage your security info.".into() });
+    };
+    let token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if session.csrf.is_empty() || !secrets_equal(token, &session.csrf) {
+        return Err(JsonError { status: StatusCode::FORBIDDEN, code: "csrf", message: "The request could not be verified. Reload the page.".into() });
+    }
+    Ok((digest, session, user))
+}
+
+fn step_up_required(session: &Session, now: i64, window: time::Duration) -> Option<Response> {
+    match admit(&session.methods, session.auth_time, now, window) {
+        Admission::Allowed => None,
+        Admission::StepUpRequired(reason) => Some(
+            (
+                StatusCode::FORBIDDEN,
+                Json(json!({"error": reason.code(), "message": reason.message(), "step_up": "/account/step-up"})),
+            )
+                .into_response(),
+        ),
+    }
+}
+
+pub async fn register_start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, JsonError> {
+    let now = state.clock.now();
+    let t = now.unix_timestamp();
+    let (digest, session, user) = json_session(&state, &headers, now).await?;
+    if let Some(refused) = step_up_required(&session, t, state.settings.registration_window) {
+        return Ok(refused);
+    }
+    let (ceremony, options) = state.passkeys.start_registration(&user, digest.as_str(), t).await.map_err(passkey_error)?;
+    Ok(Json(json!({"ceremony": ceremony, "options": options})).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RegisterFinish {
+    ceremony: String,
+    #[serde(default)]
+    name: String,
+    credential: RegisterPublicKeyCredential,
+}
+
+pub async fn register_finish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, JsonError> {
+    let now = state.clock.now();
+    let t = now.unix_timestamp();
+    let (digest, session, user) = json_session(&state, &headers, now).await?;
+    let input: RegisterFinish = json_body(&headers, body)?;
+    // The window may have closed since the ceremony started.
+    if let Some(refused) = step_up_required(&session, t, state.settings.registration_window) {
+        return Ok(refused);
+    }
+    let name = input.name.trim();
+    let name = if name.is_empty() { "Passkey" } else { name };
+    if name.chars().count() > 64 {
+        return Err(JsonError { status: StatusCode::BAD_REQUEST, code: "request.invalid", message: "A passkey name has at most 64 characters.".into() });
+    }
+    let version = state
+        .sessions
+        .version(&digest, now)
+        .await
+        .map_err(|e| JsonError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "session", message: e.to_string() })?
+        .ok_or(JsonError { status: StatusCode::UNAUTHORIZED, code: "session.required", message: "Your session ended. Sign in again.".into() })?;
+    let ceremony = state.passkeys.take_ceremony(&input.ceremony, t).await.map_err(passkey_error)?;
+    let stored = state
+        .passkeys
+        .finish_registration(ceremony, digest.as_str(), &input.credential, name, (SESSIONS, digest.as_str().to_owned(), version), t)
+        .await
+        .map_err(passkey_error)?;
+    audit(
+        &state,
+        &user,
+        "User registered security info",
+        vec![
+            KeyValue { key: "methodType".into(), value: "Fido2".into() },
+            KeyValue { key: "methodId".into(), value: stored.id.clone() },
+        ],
+        now,
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(json!({"id": stored.id, "displayName": stored.display_name, "notice": "passkey-added"}))).into_response())
+}
