@@ -224,7 +224,12 @@ pub async fn delete_method(
     let has_password = state.directory.password_hash(user.id, now).await.map_err(dir_err)?.is_some();
     let pass = state.taps.pass(user.id, t).await?;
     let passkeys = state.passkeys.list(user.id, t).await.map_err(pk_page_err)?;
-    let strong_count = passkeys.len() + usize::from(pass.is_some());
+    // Only a pass that could still sign in counts as a way back in.
+    let usable_pass = super::signin::verifier(&state)
+        .usable_pass(&user, now)
+        .await
+        .map_err(|e| super::error::internal_page("verify", &e.to_string(), e.is_unavailable()))?;
+    let strong_count = passkeys.len() + usize::from(usable_pass.is_some());
     let total = strong_count + usize::from(has_password);
     let deleting_strong = method == "tap" || method.starts_with("passkey:");
     if total <= 1 {

@@ -391,3 +391,65 @@ impl Browser {
         }
     }
 }
+
+/// A software passkey (webauthn-authenticator-rs `SoftPasskey`) acting for
+/// a browser at `origin`.
+///
+/// `SoftPasskey` keeps no resident keys, so this wrapper plays the part of
+/// the authenticator's resident-key store: it remembers the credential and
+/// the user handle it registered, and for a discoverable request (empty
+/// allow-list) it answers with that credential and returns the user handle
+/// — what a resident-key authenticator returns. The signature covers
+/// authenticatorData and clientDataJSON, not the handle, so the server
+/// verifies exactly what it would from real hardware.
+pub struct SoftAuthenticator {
+    inner: webauthn_authenticator_rs::WebauthnAuthenticator<webauthn_authenticator_rs::softpasskey::SoftPasskey>,
+    pub origin: url::Url,
+    pub user_handle: Option<String>,
+    pub credential_id: Option<String>,
+}
+
+impl SoftAuthenticator {
+    pub fn new(origin: &str) -> Self {
+        Self {
+            inner: webauthn_authenticator_rs::WebauthnAuthenticator::new(webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true)),
+            origin: url::Url::parse(origin).expect("origin"),
+            user_handle: None,
+            credential_id: None,
+        }
+    }
+
+    /// Answers `navigator.credentials.create` options (as Gatepass sends them).
+    pub fn register(&mut self, mut options: serde_json::Value) -> serde_json::Value {
+        // SoftPasskey refuses residentKey=required; see the type's doc.
+        if let Some(sel) = options.pointer_mut("/publicKey/authenticatorSelection").and_then(|v| v.as_object_mut()) {
+            sel.insert("requireResidentKey".into(), false.into());
+            sel.insert("residentKey".into(), "discouraged".into());
+        }
+        self.user_handle = options.pointer("/publicKey/user/id").and_then(|v| v.as_str()).map(str::to_owned);
+        let ccr: webauthn_rs::prelude::CreationChallengeResponse = serde_json::from_value(options).expect("creation options");
+        let reg = self.inner.do_registration(self.origin.clone(), ccr).expect("soft passkey registration");
+        let json = serde_json::to_value(&reg).expect("json");
+        self.credential_id = json["id"].as_str().map(str::to_owned);
+        json
+    }
+
+    /// Answers `navigator.credentials.get` options.
+    pub fn authenticate(&mut self, mut options: serde_json::Value) -> serde_json::Value {
+        let discoverable = options
+            .pointer("/publicKey/allowCredentials")
+            .and_then(|v| v.as_array())
+            .is_none_or(|a| a.is_empty());
+        if discoverable {
+            let id = self.credential_id.clone().expect("a registered credential");
+            options["publicKey"]["allowCredentials"] = serde_json::json!([{"type": "public-key", "id": id}]);
+        }
+        let rcr: webauthn_rs::prelude::RequestChallengeResponse = serde_json::from_value(options).expect("request options");
+        let cred = self.inner.do_authentication(self.origin.clone(), rcr).expect("soft passkey assertion");
+        let mut json = serde_json::to_value(&cred).expect("json");
+        if discoverable {
+            json["response"]["userHandle"] = serde_json::Value::String(self.user_handle.clone().expect("user handle"));
+        }
+        json
+    }
+}

@@ -7,6 +7,7 @@ mod bad_input;
 mod graph;
 mod harness;
 mod oidc;
+mod passkey;
 mod store;
 mod tap_graph;
 mod tap_signin;
