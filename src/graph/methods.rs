@@ -160,7 +160,7 @@ async fn subject(state: &AppState, caller: &Caller, id: Option<&str>, now: Offse
 // --- temporaryAccessPassMethods ------------------------------------------
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreatePass {
     #[serde(rename = "@odata.type")]
     odata_type: Option<String>,
@@ -404,6 +404,9 @@ async fn methods_for(state: &AppState, caller: &Caller, id: Option<&str>, versio
             "createdDateTime": null,
         }));
     }
+    for p in state.passkeys.list(user.id, t).await.map_err(|e| GraphError::internal(e.code(), &e.to_string(), false))? {
+        items.push(super::fido2::fido2_json(&p));
+    }
     if let Some((p, _)) = state.taps.pass(user.id, t).await? {
         let policy = state.taps.policy(t).await?;
         let is_targeted = targeted(state, &policy, &user, now).await?;
@@ -507,6 +510,19 @@ pub async fn update_policy(State(state): State<AppState>, headers: HeaderMap, bo
     if let Some(v) = patch.exclude_targets { p.exclude_targets = v; }
     p.validate()
         .map_err(|v| GraphError::bad_request(format!("Invalid value for property '{}': {}.", v.field, v.message)))?;
+    // Every group a target names must exist (a typo must not silently
+    // exclude, or fail to include, anyone).
+    for (field, targets) in [("includeTargets", &p.include_targets), ("excludeTargets", &p.exclude_targets)] {
+        for target in targets.iter().filter(|t| t.id != crate::authn::tap::ALL_USERS) {
+            let exists = match crate::ids::GroupId::parse(&target.id) {
+                Some(g) => state.directory.group(g, now).await?.is_some(),
+                None => false,
+            };
+            if !exists {
+                return Err(GraphError::bad_request(format!("Invalid value for property '{field}': group {} does not exist.", target.id)));
+            }
+        }
+    }
     state.taps.set_policy(&p).await?;
     let details = vec![
         KeyValue { key: "before".into(), value: serde_json::to_string(&before).unwrap_or_default() },

@@ -9,6 +9,7 @@
 pub mod audit_logs;
 pub mod auth;
 pub mod error;
+pub mod fido2;
 pub mod groups;
 pub mod methods;
 pub mod roles;
@@ -77,6 +78,10 @@ fn routes(version: ApiVersion) -> Router<AppState> {
             get(methods::get_pass).delete(methods::delete_pass),
         )
         .route("/me/authentication/methods", get(methods::my_methods))
+        .route("/users/{id}/authentication/fido2Methods", get(fido2::list))
+        .route("/users/{id}/authentication/fido2Methods/{method}", get(fido2::get).delete(fido2::delete))
+        .route("/me/authentication/fido2Methods", get(fido2::list_mine))
+        .route("/me/authentication/fido2Methods/{method}", get(fido2::get_mine).delete(fido2::delete_mine))
         .route("/me/authentication/temporaryAccessPassMethods", get(methods::my_passes))
         .route(
             "/me/authentication/temporaryAccessPassMethods/{method}",

@@ -123,18 +123,24 @@ app_permissions = ["User.Read.All"]
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with("").await
+    }
+
+    /// Like [`TestApp::spawn`], with extra TOML appended to the config
+    /// (e.g. another `[[clients]]`).
+    pub async fn spawn_with(extra_config: &str) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> =
             Arc::new(EmbeddedStore::open(&dir.path().join("gatepass.redb")).expect("store"));
-        Self::spawn_on(store, dir).await
+        Self::spawn_on(store, dir, extra_config).await
     }
 
-    pub async fn spawn_on(store: Arc<dyn Store>, dir: TempDir) -> TestApp {
+    pub async fn spawn_on(store: Arc<dyn Store>, dir: TempDir, extra_config: &str) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let issuer = format!("http://localhost:{}", addr.port());
         let settings = Settings::from_toml(
-            &config_text(&issuer, dir.path()),
+            &format!("{}\n{extra_config}", config_text(&issuer, dir.path())),
             Path::new("test.toml"),
             std::iter::empty(),
         )

@@ -385,3 +385,65 @@ async fn security_info_lists_methods_and_deletes_with_the_last_strong_rule() {
     assert_eq!(r.location.as_deref(), Some("/account/security-info?notice=deleted"));
     assert!(app.state.directory.password_hash(user.id, app.clock.now()).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn graph_fido2_methods_list_and_delete_passkeys() {
+    let app = TestApp::spawn().await;
+    let (user, mut auth) = onboard(&app, "graphed").await;
+    let token = app.app_token(AUTOMATION_ID, AUTOMATION_SECRET).await;
+    let list: Value = app
+        .http
+        .get(app.url(&format!("/v1.0/users/{}/authentication/fido2Methods", user.id)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = list["value"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["@odata.type"], "#microsoft.graph.fido2AuthenticationMethod");
+    assert_eq!(items[0]["displayName"], "Laptop");
+    assert!(items[0]["aaGuid"].is_string() && items[0]["createdDateTime"].is_string());
+    let methods: Value = app
+        .http
+        .get(app.url(&format!("/beta/users/{}/authentication/methods", user.user_principal_name)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(methods["value"].as_array().unwrap().iter().any(|m| m["@odata.type"] == "#microsoft.graph.fido2AuthenticationMethod"));
+
+    let id = items[0]["id"].as_str().unwrap();
+    let r = app
+        .http
+        .delete(app.url(&format!("/v1.0/users/{}/authentication/fido2Methods/{id}", user.id)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // The deleted passkey no longer signs in.
+    let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
+    let (url, _, _) = rp_authorize(&rp, &[]);
+    let browser = app.browser();
+    let page = browser.get(&url).await;
+    let (_, start) = passkey_start(&app, &browser, &page, "discoverable").await;
+    let assertion = auth.authenticate(start["options"].clone());
+    let (status, _) = passkey_finish(&app, &browser, &page, &start["ceremony"], assertion).await;
+    assert_eq!(status, 400);
+    // A reader-only app may not delete.
+    let reader = app.app_token(READER_APP_ID, READER_APP_SECRET).await;
+    let r = app
+        .http
+        .delete(app.url(&format!("/v1.0/users/{}/authentication/fido2Methods/{id}", user.id)))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

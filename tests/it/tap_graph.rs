@@ -1642,3 +1642,19 @@ async fn tap_create_audit_severity_is_high_for_admin_and_medium_for_member() {
         }
     }
 }
+
+#[tokio::test]
+async fn tap_policy_naming_a_missing_group_or_create_with_unknown_property_is_400() {
+    let app = TestApp::spawn().await;
+    let token = automation(&app).await;
+    let r = patch(&app, POLICY, &token, json!({"includeTargets": [{"id": UNKNOWN_ID, "targetType": "group"}]})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.to_string().contains("includeTargets"), "{}", r.body);
+    let policy = get(&app, POLICY, &token).await;
+    assert_eq!(policy.body["includeTargets"][0]["id"], "all_users", "the rejected PATCH changed nothing");
+
+    let user = user_with(&app, "typo", None).await;
+    let r = post(&app, &passes_path("/v1.0", &user.id.to_string()), &token, json!({"lifetimeInMinutez": 60})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.to_string().contains("lifetimeInMinutez"), "{}", r.body);
+}

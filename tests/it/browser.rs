@@ -1,0 +1,252 @@
+//! The onboarding journey in a real browser: headless Chromium with a CDP
+//! virtual authenticator (ctap2, internal transport, resident keys, user
+//! verification), driven over the DevTools protocol.
+//!
+//! An RP starts the code flow → the user signs in with a one-time TAP →
+//! Add passkey on the security-info page → signs out → signs in again with
+//! the passkey (no username) → the RP receives an ID token with
+//! `amr: ["pop","mfa"]`.
+//!
+//! Chromium is found through `GATEPASS_CHROMIUM` or on PATH (`chromium`,
+//! `chromium-browser`, `google-chrome`). Without it the test says it was
+//! skipped — unless `GATEPASS_REQUIRE_BROWSER=1` (set by `.ci/run`), where a
+//! missing browser is a failure.
+
+use crate::harness::*;
+use futures_util::{SinkExt, StreamExt};
+use openidconnect::core::CoreAuthenticationFlow;
+use openidconnect::{AuthorizationCode, ClientId, ClientSecret, CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, TokenResponse};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_tungstenite::tungstenite::Message;
+
+fn find_chromium() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("GATEPASS_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for name in ["chromium", "chromium-browser", "google-chrome"] {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+/// A minimal DevTools-protocol client over one WebSocket.
+struct Cdp {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    next_id: u64,
+    session: Option<String>,
+}
+
+impl Cdp {
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = &self.session {
+            msg["sessionId"] = json!(s);
+        }
+        self.ws.send(Message::Text(msg.to_string().into())).await.expect("cdp send");
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
+                .await
+                .expect("cdp answer in time")
+                .expect("cdp open")
+                .expect("cdp frame");
+            let Message::Text(text) = frame else { continue };
+            let value: Value = serde_json::from_str(&text).expect("cdp json");
+            if value["id"] == json!(id) {
+                assert!(value.get("error").is_none(), "{method} failed: {value}");
+                return value["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates JavaScript in the page (as a user gesture); returns its value.
+    async fn eval(&mut self, expression: &str) -> Value {
+        let r = self
+            .call("Runtime.evaluate", json!({"expression": expression, "returnByValue": true, "awaitPromise": true, "userGesture": true}))
+            .await;
+        r["result"]["value"].clone()
+    }
+
+    /// Waits until `condition` (a JS expression) is true.
+    async fn wait_for(&mut self, condition: &str, what: &str) {
+        for _ in 0..200 {
+            if self.eval(&format!("(() => {{ try {{ return !!({condition}); }} catch (_) {{ return false; }} }})()")).await == json!(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let html = self.eval("document.documentElement.outerHTML").await;
+        panic!("timed out waiting for {what}; page: {html}");
+    }
+
+    async fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url})).await;
+    }
+}
+
+/// The RP's redirect target: records every query it receives.
+async fn callback_server() -> (String, Arc<Mutex<Vec<String>>>) {
+    let hits = Arc::new(Mutex::new(Vec::<String>::new()));
+    let store = hits.clone();
+    let app = axum::Router::new().route(
+        "/callback",
+        axum::routing::get(move |axum::extract::RawQuery(q): axum::extract::RawQuery| {
+            let store = store.clone();
+            async move {
+                store.lock().unwrap().push(q.unwrap_or_default());
+                "signed in"
+            }
+        }),
+    )
+    .route("/", axum::routing::get(|| async { "signed out" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    (base, hits)
+}
+
+async fn wait_for_callback(hits: &Arc<Mutex<Vec<String>>>, count: usize) -> String {
+    for _ in 0..200 {
+        if let Some(q) = hits.lock().unwrap().get(count - 1) {
+            return q.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the relying party's callback was not reached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
+    let Some(chromium) = find_chromium() else {
+        if std::env::var("GATEPASS_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+            panic!("GATEPASS_REQUIRE_BROWSER=1 but Chromium was not found (install chromium or set GATEPASS_CHROMIUM)");
+        }
+        eprintln!("SKIPPED browser_onboarding_tap_then_passkey_gives_pop_mfa: Chromium not found (set GATEPASS_CHROMIUM or install chromium)");
+        return;
+    };
+    let (cb_base, hits) = callback_server().await;
+    let redirect = format!("{cb_base}/callback");
+    let app = TestApp::spawn_with(&format!(
+        "[[clients]]\nclient_id = \"browser-rp\"\nclient_secret = \"browser-rp-secret-0123456789\"\nredirect_uris = [\"{redirect}\"]\npost_logout_redirect_uris = [\"{cb_base}/\"]\n"
+    ))
+    .await;
+    let user = app.create_user("newbie", None).await;
+    let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await["temporaryAccessPass"].as_str().unwrap().to_owned();
+
+    // Chromium with its DevTools endpoint on an ephemeral port.
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(&chromium)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--remote-debugging-port=0",
+            "--remote-debugging-address=127.0.0.1",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("about:blank")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromium");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ws_url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("chromium exited before opening DevTools");
+    })
+    .await
+    .expect("chromium started in time");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("connect to DevTools");
+    let mut cdp = Cdp { ws, next_id: 0, session: None };
+    let target = cdp.call("Target.createTarget", json!({"url": "about:blank"})).await;
+    let attached = cdp.call("Target.attachToTarget", json!({"targetId": target["targetId"], "flatten": true})).await;
+    cdp.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
+    cdp.call("Page.enable", json!({})).await;
+    cdp.call("Runtime.enable", json!({})).await;
+    cdp.call("WebAuthn.enable", json!({"enableUI": false})).await;
+    let authenticator = cdp.call(
+        "WebAuthn.addVirtualAuthenticator",
+        json!({"options": {
+            "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+            "hasUserVerification": true, "isUserVerified": true, "automaticPresenceSimulation": true
+        }}),
+    )
+    .await;
+
+    // The relying party, configured from discovery.
+    let metadata = openidconnect::core::CoreProviderMetadata::discover_async(openidconnect::IssuerUrl::new(app.issuer.clone()).unwrap(), &app.http)
+        .await
+        .unwrap();
+    let rp = openidconnect::core::CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new("browser-rp".into()),
+        Some(ClientSecret::new("browser-rp-secret-0123456789".into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(redirect.clone()).unwrap());
+
+    // 1. The RP starts the code flow; the user signs in with the one-time TAP.
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, _) = rp.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge).url();
+    cdp.navigate(url.as_str()).await;
+    cdp.wait_for("document.getElementById('username')", "the Username field").await;
+    cdp.eval("document.getElementById('username').value = 'newbie'; [...document.querySelectorAll('button')].find(b => b.textContent === 'Next').click(); true").await;
+    cdp.wait_for("document.getElementById('tap')", "the Temporary Access Pass field").await;
+    cdp.eval(&format!("document.getElementById('tap').value = '{tap}'; [...document.querySelectorAll('button')].find(b => b.textContent === 'Sign in').click(); true")).await;
+    let first = wait_for_callback(&hits, 1).await;
+    assert!(first.contains("code="), "{first}");
+
+    // 2. Security info: Add passkey (the virtual authenticator answers).
+    cdp.navigate(&app.url("/account/security-info")).await;
+    cdp.wait_for("[...document.querySelectorAll('button')].some(b => b.textContent === 'Add passkey')", "Add passkey").await;
+    cdp.eval("document.getElementById('passkey-name').value = 'Virtual key'; document.querySelector('[data-register]').click(); true").await;
+    cdp.wait_for("document.body.innerText.includes('Virtual key, added')", "the new passkey in the list").await;
+    let creds = cdp.call("WebAuthn.getCredentials", json!({"authenticatorId": authenticator["authenticatorId"]})).await;
+    let creds = creds["credentials"].as_array().expect("credentials");
+    assert_eq!(creds.len(), 1, "one passkey on the authenticator");
+    assert_eq!(creds[0]["isResidentCredential"], json!(true), "registered as a discoverable credential");
+    assert_eq!(creds[0]["rpId"], "localhost");
+
+    // 3. Sign out (RP-initiated logout, confirmed on the page).
+    cdp.navigate(&app.url("/logout")).await;
+    cdp.wait_for("[...document.querySelectorAll('button')].some(b => b.textContent === 'Sign out')", "the Sign out button").await;
+    cdp.eval("[...document.querySelectorAll('button')].find(b => b.textContent === 'Sign out').click(); true").await;
+    cdp.wait_for("document.body.innerText.includes('You have signed out')", "the signed-out page").await;
+
+    // 4. The RP starts again; the user picks "Sign in with a passkey".
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, nonce) = rp.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge).url();
+    cdp.navigate(url.as_str()).await;
+    cdp.wait_for("[...document.querySelectorAll('button')].some(b => b.textContent === 'Sign in with a passkey')", "Sign in with a passkey").await;
+    cdp.eval("[...document.querySelectorAll('button')].find(b => b.textContent === 'Sign in with a passkey').click(); true").await;
+    let second = wait_for_callback(&hits, 2).await;
+    let code = url::form_urlencoded::parse(second.as_bytes()).find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+
+    // 5. The RP redeems the code and verifies the ID token independently.
+    let tokens = rp.exchange_code(AuthorizationCode::new(code)).unwrap().set_pkce_verifier(verifier).request_async(&app.http).await.unwrap();
+    let claims = tokens.id_token().unwrap().claims(&rp.id_token_verifier(), &nonce).unwrap();
+    let amr: Vec<&str> = claims.auth_method_refs().unwrap().iter().map(|a| a.as_str()).collect();
+    assert_eq!(amr, ["pop", "mfa"]);
+    assert_eq!(claims.auth_context_ref().unwrap().as_str(), "phishing_resistant_mfa");
+    assert_eq!(claims.subject().as_str(), user.id.to_string());
+    let _ = child.kill().await;
+}
