@@ -56,6 +56,11 @@ impl AppState {
     pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState, BuildError> {
         let store: Arc<dyn Store> = match &settings.store {
             StoreSettings::Embedded { path } => Arc::new(EmbeddedStore::open(path)?),
+            StoreSettings::Redis { .. } => {
+                return Err(BuildError::Store(StoreError::Unavailable(
+                    "the Redis backend is being added (issue: Redis backend)".to_owned(),
+                )));
+            }
         };
         Self::with_store(settings, clock, store)
     }

@@ -120,6 +120,8 @@ impl Default for RawThrottling {
 struct RawStore {
     backend: String,
     path: Option<PathBuf>,
+    url: Option<String>,
+    key_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,6 +215,8 @@ impl Default for RawPasswordHashing {
 pub enum StoreSettings {
     /// One redb file; for a single instance.
     Embedded { path: PathBuf },
+    /// A Redis server shared by any number of instances.
+    Redis { url: String, key_prefix: String },
 }
 
 /// An OAuth grant type a client may use.
@@ -344,6 +348,8 @@ const OVERRIDABLE: &[&str] = &[
     "workers",
     "store.backend",
     "store.path",
+    "store.url",
+    "store.key_prefix",
     "keys.dir",
     "keys.algorithm",
     "session.lifetime_minutes",
@@ -515,13 +521,28 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
                 .path
                 .ok_or_else(|| invalid("store.path", "required when backend = \"embedded\""))?,
         },
+        "redis" => {
+            let url = raw.store.url.clone().ok_or_else(|| invalid("store.url", "required when backend = \"redis\" (e.g. redis://127.0.0.1:6379/0)"))?;
+            let parsed = Url::parse(&url).map_err(|_| invalid("store.url", "must be a Redis URL such as redis://[:password@]host:6379/0 or rediss://..."))?;
+            if !matches!(parsed.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
+                return Err(invalid("store.url", format!("scheme {:?} is not a Redis scheme; use redis:// or rediss://", parsed.scheme())));
+            }
+            let key_prefix = raw.store.key_prefix.clone().unwrap_or_else(|| "gatepass".to_owned());
+            if key_prefix.is_empty() || key_prefix.len() > 64 || key_prefix.contains(['{', '}', ' ']) {
+                return Err(invalid("store.key_prefix", "must be 1–64 characters without braces or spaces"));
+            }
+            StoreSettings::Redis { url, key_prefix }
+        }
         other => {
             return Err(invalid(
                 "store.backend",
-                format!("{other:?} is not supported; allowed: \"embedded\""),
+                format!("{other:?} is not supported; allowed: \"embedded\", \"redis\""),
             ));
         }
     };
+    if matches!(store, StoreSettings::Embedded { .. }) && (raw.store.url.is_some() || raw.store.key_prefix.is_some()) {
+        return Err(invalid("store.url", "url and key_prefix apply only to backend = \"redis\""));
+    }
     let key_algorithm: Algorithm = raw
         .keys
         .algorithm
