@@ -21,6 +21,17 @@ pub const PASSWORDS: &str = "password";
 pub const GROUPS: &str = "group";
 pub const GROUP_MEMBERS: &str = "group_member";
 pub const ROLE_ASSIGNMENTS: &str = "role_assignment";
+pub const MFA_REQUIREMENTS: &str = "mfa_requirement";
+
+/// Graph `strongAuthenticationRequirements.perUserMfaState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PerUserMfaState {
+    Disabled,
+    Enabled,
+    /// Every sign-in of the user must satisfy multifactor authentication.
+    Enforced,
+}
 
 /// How many times an optimistic update retries after losing a race.
 const CAS_RETRIES: usize = 16;
@@ -362,7 +373,8 @@ impl Directory {
                 .require(USERS, key.clone(), Precondition::Version(version))
                 .delete(USERS, key.clone())
                 .delete(UPN_INDEX, upn_key(&user.user_principal_name))
-                .delete(PASSWORDS, key.clone());
+                .delete(PASSWORDS, key.clone())
+                .delete(MFA_REQUIREMENTS, key.clone());
             let suffix = format!("/{key}");
             for (k, _) in self.store.scan(GROUP_MEMBERS, unix(now)).await? {
                 if k.ends_with(&suffix) {
@@ -384,6 +396,21 @@ impl Directory {
             }
         }
         Err(DirectoryError::Contended)
+    }
+
+    pub async fn mfa_state(&self, id: UserId, now: OffsetDateTime) -> Result<PerUserMfaState> {
+        match self.store.get(MFA_REQUIREMENTS, &id.to_string(), unix(now)).await? {
+            Some(r) => Ok(decode(MFA_REQUIREMENTS, &r.value)?),
+            None => Ok(PerUserMfaState::Disabled),
+        }
+    }
+
+    pub async fn set_mfa_state(&self, id: UserId, state: PerUserMfaState, now: OffsetDateTime) -> Result<()> {
+        let u = self.store.get(USERS, &id.to_string(), unix(now)).await?.ok_or(DirectoryError::NotFound("user"))?;
+        let txn = Txn::new(Durability::Durable)
+            .require(USERS, id.to_string(), Precondition::Version(u.version))
+            .put(MFA_REQUIREMENTS, id.to_string(), encode(&state)?, None);
+        if self.store.commit(txn, unix(now)).await? { Ok(()) } else { Err(DirectoryError::Contended) }
     }
 
     /// Removes the user's password; `true` if there was one.

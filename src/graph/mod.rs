@@ -12,6 +12,7 @@ pub mod error;
 pub mod fido2;
 pub mod groups;
 pub mod methods;
+pub mod requirements;
 pub mod roles;
 pub mod users;
 
@@ -78,6 +79,10 @@ fn routes(version: ApiVersion) -> Router<AppState> {
             get(methods::get_pass).delete(methods::delete_pass),
         )
         .route("/me/authentication/methods", get(methods::my_methods))
+        .route(
+            "/users/{id}/authentication/requirements",
+            get(requirements::get).patch(requirements::update),
+        )
         .route("/users/{id}/authentication/fido2Methods", get(fido2::list))
         .route("/users/{id}/authentication/fido2Methods/{method}", get(fido2::get).delete(fido2::delete))
         .route("/me/authentication/fido2Methods", get(fido2::list_mine))

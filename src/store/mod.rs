@@ -30,6 +30,7 @@
 
 pub mod conformance;
 pub mod embedded;
+pub mod redis;
 
 use async_trait::async_trait;
 

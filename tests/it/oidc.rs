@@ -377,3 +377,34 @@ async fn health_and_readiness_answer() {
     assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
     assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn key_rotation_publishes_both_keys_and_old_tokens_keep_verifying() {
+    let app = TestApp::spawn().await;
+    app.create_user("rotor", Some("rotor password")).await;
+    let before = app.user_tokens("rotor", "rotor password", "openid").await;
+    let old_kid = jwt_header(before["access_token"].as_str().unwrap())["kid"].as_str().unwrap().to_owned();
+
+    // `gatepass keys rotate` on the shared keys dir; the instance picks the
+    // new key up on its next reload (the upkeep task runs it every 30 s).
+    let now = app.clock.now();
+    let report = gatepass::keys::rotate(&app.dir.path().join("keys"), gatepass::keys::Algorithm::Es256, now, time::Duration::minutes(20)).unwrap();
+    app.state.tokens.keys().reload(now).unwrap();
+    let jwks: Value = app.http.get(app.url("/jwks")).send().await.unwrap().json().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&report.new_kid.as_str()), "{kids:?}");
+
+    let after = app.user_tokens("rotor", "rotor password", "openid").await;
+    assert_eq!(jwt_header(after["access_token"].as_str().unwrap())["kid"], report.new_kid.as_str());
+    // A token signed with the old key still works while it is published.
+    let r = app.http.get(app.url("/userinfo")).bearer_auth(before["access_token"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Past retention the old key is gone from the JWKS and its tokens fail.
+    let later = now + time::Duration::minutes(21);
+    app.clock.set(later);
+    gatepass::keys::rotate(&app.dir.path().join("keys"), gatepass::keys::Algorithm::Es256, later, time::Duration::minutes(20)).unwrap();
+    app.state.tokens.keys().reload(later).unwrap();
+    let jwks: Value = app.http.get(app.url("/jwks")).send().await.unwrap().json().await.unwrap();
+    assert!(!jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == old_kid.as_str()));
+}

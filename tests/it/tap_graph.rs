@@ -1658,3 +1658,23 @@ async fn tap_policy_naming_a_missing_group_or_create_with_unknown_property_is_40
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.to_string().contains("lifetimeInMinutez"), "{}", r.body);
 }
+
+#[tokio::test]
+async fn per_user_mfa_state_reads_and_updates_with_validation() {
+    let app = TestApp::spawn().await;
+    let token = automation(&app).await;
+    let user = user_with(&app, "mfa-user", None).await;
+    let path = format!("/beta/users/{}/authentication/requirements", user.id);
+    let r = get(&app, &path, &token).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["perUserMfaState"], "disabled");
+    let r = patch(&app, &path, &token, json!({"perUserMfaState": "enforced"})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(get(&app, &path, &token).await.body["perUserMfaState"], "enforced");
+    let r = patch(&app, &path, &token, json!({"perUserMfaState": "sometimes"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("perUserMfaState"), "{}", r.text);
+    let reader = app.app_token(TAP_READER_ID, TAP_READER_SECRET).await;
+    assert_eq!(patch(&app, &path, &reader, json!({"perUserMfaState": "disabled"})).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(get(&app, &path, &token).await.body["perUserMfaState"], "enforced", "the refused PATCH changed nothing");
+}
