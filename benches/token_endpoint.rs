@@ -252,37 +252,37 @@ fn print_store_op(name: &str, (rate, cpu): (f64, Duration)) {
     );
 }
 
+/// A key that sorts randomly, like the digests that key codes and tokens.
+fn key(i: usize) -> String {
+    // splitmix64
+    let mut z = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    format!("{:016x}{:016x}", z ^ (z >> 31), i)
+}
+
 /// The embedded store's operations at 32 concurrent tasks, in process.
 async fn store_ops(meter: &CpuMeter, dir: &Path, duration: Duration) {
     const KEYS: usize = 10_000;
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&dir.join("ops.redb")).unwrap());
     let now = SystemClock.now().unix_timestamp();
-    let value = vec![b'x'; 400];
-    let mut versions = Vec::with_capacity(KEYS);
+    let value = vec![b'x'; 600];
     for i in 0..KEYS {
-        let v = store
-            .put(
-                "ops",
-                &format!("k{i}"),
-                value.clone(),
-                None,
-                Durability::Ephemeral,
-            )
+        store
+            .put("ops", &key(i), value.clone(), None, Durability::Ephemeral)
             .await
             .unwrap();
-        versions.push(v);
     }
-    println!("embedded store, {CONCURRENCY} concurrent tasks, 400-byte records:");
+    println!(
+        "embedded store, {CONCURRENCY} concurrent tasks, random 32-character keys, 600-byte values:"
+    );
     let s = store.clone();
     print_store_op(
         "get",
         store_load(meter, duration, move |i| {
             let s = s.clone();
             async move {
-                s.get("ops", &format!("k{}", i % KEYS), now)
-                    .await
-                    .unwrap()
-                    .unwrap();
+                s.get("ops", &key(i % KEYS), now).await.unwrap().unwrap();
             }
         })
         .await,
@@ -295,7 +295,7 @@ async fn store_ops(meter: &CpuMeter, dir: &Path, duration: Duration) {
             async move {
                 s.put(
                     "ops-put",
-                    &format!("p{i}"),
+                    &key(i),
                     v,
                     Some(now + 3600),
                     Durability::Ephemeral,
@@ -313,7 +313,7 @@ async fn store_ops(meter: &CpuMeter, dir: &Path, duration: Duration) {
         store_load(meter, duration, move |i| {
             let (s, v) = (s.clone(), v.clone());
             async move {
-                let key = format!("c{i}");
+                let key = key(i);
                 let txn = Txn::new(Durability::Ephemeral)
                     .require("ops-commit", key.clone(), Precondition::Absent)
                     .put("ops-commit", key.clone(), v.clone(), Some(now + 3600))
@@ -329,7 +329,7 @@ async fn store_ops(meter: &CpuMeter, dir: &Path, duration: Duration) {
         store_load(meter, duration, move |i| {
             let (s, v) = (s.clone(), v.clone());
             async move {
-                let key = format!("d{i}");
+                let key = key(i);
                 let txn = Txn::new(Durability::Durable)
                     .require("ops-durable", key.clone(), Precondition::Absent)
                     .put("ops-durable", key.clone(), v.clone(), Some(now + 3600))

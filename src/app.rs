@@ -11,6 +11,7 @@ use crate::config::{Settings, StoreSettings};
 use crate::directory::Directory;
 use crate::keys::KeySet;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::redis::RedisStore;
 use crate::store::{Store, StoreError};
 use crate::tokens::TokenIssuer;
 use crate::tokens::grants::Grants;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub taps: Taps,
     pub throttle: Throttle,
     pub passkeys: Passkeys,
+    /// Conditional-access policies, named locations, custom strengths.
+    pub ca: crate::policy::ca_store::CaObjects,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +59,10 @@ impl AppState {
     pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState, BuildError> {
         let store: Arc<dyn Store> = match &settings.store {
             StoreSettings::Embedded { path } => Arc::new(EmbeddedStore::open(path)?),
-            StoreSettings::Redis { .. } => {
-                return Err(BuildError::Store(StoreError::Unavailable(
-                    "the Redis backend is being added (issue: Redis backend)".to_owned(),
-                )));
-            }
+            // Connects on first use, inside the runtime that serves requests
+            // (`build` is sync); an unreachable Redis then fails the first
+            // store call (e.g. the first-start bootstrap) with a clear error.
+            StoreSettings::Redis { url, key_prefix } => Arc::new(RedisStore::open(url, key_prefix)?),
         };
         Self::with_store(settings, clock, store)
     }
@@ -86,6 +88,7 @@ impl AppState {
             sessions: Sessions::new(store.clone(), directory.clone(), taps.clone()),
             throttle: Throttle::new(store.clone(), settings.throttling),
             passkeys: Passkeys::new(&settings.issuer, store.clone())?,
+            ca: crate::policy::ca_store::CaObjects::new(store.clone()),
             taps,
             grants: Grants::new(
                 store.clone(),

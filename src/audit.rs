@@ -52,6 +52,9 @@ pub struct SignIn {
     pub status: SignInStatus,
     pub authentication_details: Vec<AuthenticationDetail>,
     pub conditional_access_status: String,
+    /// Graph `appliedConditionalAccessPolicy` entries, report-only included.
+    #[serde(default)]
+    pub applied_conditional_access_policies: Vec<serde_json::Value>,
 }
 
 /// Who made a change. Serialized as Graph's `initiatedBy`, which always has

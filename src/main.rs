@@ -43,10 +43,54 @@ enum Command {
         #[arg(long)]
         multi_use: bool,
     },
+    /// Conditional access tools.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
     /// Signing-key management.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Evaluate conditional-access policies offline (Graph JSON files: one
+    /// object, an array, or {"value": [...]}) for one sign-in, including the
+    /// authentication methods used. Prints a table, or the API's JSON.
+    WhatIf {
+        #[arg(long)]
+        policies: PathBuf,
+        #[arg(long)]
+        strengths: Option<PathBuf>,
+        #[arg(long)]
+        locations: Option<PathBuf>,
+        /// The user's userPrincipalName (or object id, as the files name it).
+        #[arg(long)]
+        user: String,
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Role template ids or display names.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        #[arg(long, conflicts_with = "user_action", required_unless_present = "user_action")]
+        app: Option<String>,
+        /// e.g. registerSecurityInformation
+        #[arg(long)]
+        user_action: Option<String>,
+        #[arg(long)]
+        ip: Option<String>,
+        #[arg(long)]
+        platform: Option<String>,
+        #[arg(long)]
+        client_app: Option<String>,
+        /// e.g. temporaryAccessPassOneTime,fido2
+        #[arg(long, value_delimiter = ',')]
+        methods: Vec<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -103,6 +147,36 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("gatepass: key rotation failed: {e}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Ca {
+            command:
+                CaCommand::WhatIf { policies, strengths, locations, user, groups, roles, app, user_action, ip, platform, client_app, methods, json },
+        } => {
+            let args = gatepass::policy::what_if_cli::WhatIfArgs {
+                policies,
+                strengths,
+                locations,
+                user,
+                groups,
+                roles,
+                app,
+                user_action,
+                ip,
+                platform,
+                client_app,
+                methods,
+                json,
+            };
+            match gatepass::policy::what_if_cli::run(&args, SystemClock.now()) {
+                Ok(out) => {
+                    println!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gatepass ca what-if: {e}");
+                    ExitCode::from(2)
                 }
             }
         }

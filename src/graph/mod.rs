@@ -8,6 +8,7 @@
 
 pub mod audit_logs;
 pub mod auth;
+pub mod conditional_access;
 pub mod error;
 pub mod fido2;
 pub mod groups;
@@ -116,6 +117,37 @@ fn routes(version: ApiVersion) -> Router<AppState> {
             "/roleManagement/directory/roleDefinitions",
             get(roles::definitions),
         )
+        .route(
+            "/identity/conditionalAccess/policies",
+            get(conditional_access::list_policies).post(conditional_access::create_policy),
+        )
+        .route(
+            "/identity/conditionalAccess/policies/{id}",
+            get(conditional_access::get_policy)
+                .patch(conditional_access::update_policy)
+                .delete(conditional_access::delete_policy),
+        )
+        .route(
+            "/identity/conditionalAccess/namedLocations",
+            get(conditional_access::list_locations).post(conditional_access::create_location),
+        )
+        .route(
+            "/identity/conditionalAccess/namedLocations/{id}",
+            get(conditional_access::get_location)
+                .patch(conditional_access::update_location)
+                .delete(conditional_access::delete_location),
+        )
+        .route(
+            "/identity/conditionalAccess/authenticationStrength/policies",
+            get(conditional_access::list_strengths).post(conditional_access::create_strength),
+        )
+        .route(
+            "/identity/conditionalAccess/authenticationStrength/policies/{id}",
+            get(conditional_access::get_strength)
+                .patch(conditional_access::update_strength)
+                .delete(conditional_access::delete_strength),
+        )
+        .route("/identity/conditionalAccess/evaluate", post(conditional_access::evaluate))
         .route("/auditLogs/signIns", get(audit_logs::sign_ins))
         .route(
             "/auditLogs/directoryAudits",

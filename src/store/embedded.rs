@@ -66,8 +66,14 @@
 //! answer and does not touch the others. The commit and its fsync are shared
 //! by everything queued while the previous batch committed, which is what
 //! lets concurrent requests (and above all durable refresh rotations) stop
-//! paying one commit each. Ops only ever wait for the writer, never for a
-//! lock held by another blocking thread.
+//! paying one commit each; the price is that an ephemeral op queued next to
+//! a durable one waits for that fsync too. Batching needs no timer: under
+//! load, ops pile up while a commit runs; alone, an op is committed at once.
+//! Before this design every write was its own `spawn_blocking` call and its
+//! own transaction, with up to 32 blocking threads queueing on redb's writer
+//! lock; on the 2-core benchmark machine that cost ~265 µs of CPU per
+//! ephemeral write and milliseconds per durable one under 32 concurrent
+//! callers, against ~20–40 µs and ~55–85 µs now (`benches/token_endpoint.rs`).
 //!
 //! An op that fails (a redb error, a record that does not decode) may
 //! already have written part of its effects, so the batch is rolled back,
@@ -81,19 +87,24 @@
 //! still commits or rolls back with its batch, so a `take` may consume a
 //! record that nobody receives, which fails closed. Dropping the last handle
 //! to the store closes the queue and waits for the writer to finish its
-//! batch, so the file can be reopened at once.
+//! batch, so the file can be reopened at once. The writer only stops early
+//! if redb panics; then every queued and later write, and [`Store::ping`],
+//! fail as unavailable instead of hanging.
 //!
 //! # Reads
 //!
 //! redb read transactions are MVCC snapshots: they never wait for the writer
-//! and, with the data in redb's page cache, a point read costs a few
-//! microseconds. Handing one to tokio's blocking pool costs more than the
-//! read itself (a thread wake-up and a second task wake-up; measured by the
-//! `redb point read` phase of `benches/token_endpoint.rs`), so [`Store::get`]
-//! and [`Store::ping`] run inline on the calling task, like a short mutex
-//! section. `tokio::task::block_in_place` is not used: it panics on the
-//! current-thread runtime and hands the worker off, which costs as much as
-//! the read. Scans are unbounded in size, so [`Store::scan`] and
+//! and, with the data in redb's page cache, a point read costs about a
+//! microsecond or two of CPU. Handing it to tokio's blocking pool costs
+//! several times the read itself (a thread wake-up, then a task wake-up):
+//! the `redb point read` phase of `benches/token_endpoint.rs` measures ~1–2
+//! µs inline against ~9–15 µs through `spawn_blocking`, at 32 concurrent
+//! readers on 2 cores. So [`Store::get`] and [`Store::ping`] run inline on
+//! the calling task, like a short mutex section; on a cold cache that may
+//! block a worker for one disk read. `tokio::task::block_in_place` is not
+//! used: it panics on the current-thread runtime (the tests' default) and
+//! hands the worker's queue to another thread, which costs more than the
+//! read. Scans are unbounded in size, so [`Store::scan`] and
 //! [`Store::scan_prefix`] still run on the blocking pool.
 
 use std::path::Path;
@@ -207,7 +218,6 @@ impl EmbeddedStore {
         durability: Durability,
         op: impl Fn(&mut Writer<'_>) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let stopped = || StoreError::Unavailable("store writer has stopped".to_owned());
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             op,
@@ -215,9 +225,9 @@ impl EmbeddedStore {
             result: None,
             reply,
         });
-        let jobs = self.inner.jobs.as_ref().ok_or_else(stopped)?;
-        jobs.send(job).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let jobs = self.inner.jobs.as_ref().ok_or_else(writer_stopped)?;
+        jobs.send(job).await.map_err(|_| writer_stopped())?;
+        answer.await.map_err(|_| writer_stopped())?
     }
 
     /// Runs a read of unbounded size on tokio's blocking pool.
@@ -445,7 +455,12 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    /// Also fails once the writer thread is gone (it only stops on a
+    /// panic), so `/readyz` reports a store that can no longer write.
     async fn ping(&self) -> StoreResult<()> {
+        if self.inner.jobs.as_ref().is_none_or(|jobs| jobs.is_closed()) {
+            return Err(writer_stopped());
+        }
         let txn = self.inner.db.begin_read().map_err(backend)?;
         txn.open_table(RECORDS).map_err(backend)?;
         Ok(())
@@ -595,6 +610,10 @@ fn apply_batch(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), BatchFai
         redb::Durability::None
     });
     txn.commit().map_err(|e| whole(backend(e)))
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Unavailable("store writer has stopped".to_owned())
 }
 
 /// A copy of `e` for each op of a failed batch.
@@ -831,7 +850,8 @@ mod tests {
     }
 
     fn answer<T>(mut answer: Answer<T>) -> StoreResult<T> {
-        answer.try_recv().expect("every op is answered")
+        // `commit_batch` answers every op before it returns.
+        answer.try_recv().unwrap()
     }
 
     fn stored(db: &Database, key: &[u8]) -> Option<Record> {

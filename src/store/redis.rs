@@ -98,7 +98,9 @@
 //! caller reads it back. Redis dropping a key can leave its index entry
 //! behind; scans skip such entries and [`Store::purge_expired`] removes
 //! them. `purge_expired` also deletes every record expired by the caller's
-//! `now`, so memory does not wait for the backstop.
+//! `now`, so memory does not wait for the backstop. (An `expires_at` past
+//! the year 5000 gets no TTL: Redis would refuse it, and it changes
+//! nothing in practice.)
 //!
 //! # Durability
 //!
@@ -226,9 +228,12 @@ impl RedisStore {
                 .set_number_of_retries(0);
             ConnectionManager::new_with_config(inner.client.clone(), config).await
         };
-        let dialled = tokio::time::timeout(ROUND_TRIP, inner.conn.get_or_try_init(|| async {
-            dial().await.map_err(|e| self.error(e))
-        }));
+        let dialled = tokio::time::timeout(
+            ROUND_TRIP,
+            inner
+                .conn
+                .get_or_try_init(|| async { dial().await.map_err(|e| self.error(e)) }),
+        );
         match dialled.await {
             Ok(conn) => conn.cloned(),
             Err(_) => Err(self.timed_out()),
@@ -719,7 +724,8 @@ impl Store for RedisStore {
                 let mut call = SCRIPTS.purge.prepare_invoke();
                 call.key(&index).arg(now);
                 for member in &members {
-                    call.key(keys.record_bytes(&table, member)).arg(member.as_slice());
+                    call.key(keys.record_bytes(&table, member))
+                        .arg(member.as_slice());
                 }
                 let n: u64 = decimal(&table, &self.script(call).await?, "purge count")?;
                 purged = purged.saturating_add(n);
@@ -969,7 +975,11 @@ mod tests {
             keys.version.clone().into_bytes(),
             keys.tables.clone().into_bytes(),
         ] {
-            assert!(key.starts_with(b"{gp}:"), "{}", String::from_utf8_lossy(&key));
+            assert!(
+                key.starts_with(b"{gp}:"),
+                "{}",
+                String::from_utf8_lossy(&key)
+            );
         }
     }
 
@@ -1053,6 +1063,17 @@ mod tests {
     fn open_rejects_a_prefix_that_would_break_the_hash_tag() {
         for prefix in ["", "a{b", "a}b"] {
             assert!(RedisStore::open("redis://127.0.0.1:6379/", prefix).is_err());
+        }
+    }
+
+    #[test]
+    fn open_accepts_tls_and_unix_socket_urls() {
+        for url in [
+            "rediss://cache.example:6380/0",
+            "rediss://:pw@cache.example:6380/1#insecure",
+            "redis+unix:///run/redis.sock?db=2",
+        ] {
+            assert!(RedisStore::open(url, "p").is_ok(), "{url}");
         }
     }
 

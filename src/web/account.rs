@@ -81,13 +81,21 @@ fn notice_text(key: &str) -> Option<&'static str> {
 pub async fn security_info(
     State(state): State<AppState>,
     headers: HeaderMap,
+    super::ClientIp(ip): super::ClientIp,
     query: Result<Query<NoticeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, PageError> {
     let now = state.clock.now();
-    let Some((_, session, user)) = current_session(&state, &headers, now).await? else {
+    let Some((digest, session, user)) = current_session(&state, &headers, now).await? else {
         let target = FlowTarget::Account { return_to: SECURITY_INFO.to_owned() };
         return Ok(start_flow(&state, &headers, target, None, false, None).await);
     };
+    // The page is the `registersecurityinfo` user action: conditional
+    // access may ask for more (or refuse) before it opens.
+    let target = FlowTarget::Account { return_to: SECURITY_INFO.to_owned() };
+    let gated = super::signin::gate_and_go(&state, &headers, &target, &session, &digest, &user, ip, now, false).await?;
+    if gated.failure.is_some() {
+        return Ok(gated.response);
+    }
     let t = now.unix_timestamp();
     let mut methods = Vec::new();
     if state.directory.password_hash(user.id, now).await.map_err(dir_err)?.is_some() {

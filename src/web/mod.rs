@@ -6,6 +6,7 @@
 
 pub mod bearer;
 pub mod error;
+pub mod gate;
 pub mod health;
 pub mod logout;
 pub mod oauth;

@@ -171,7 +171,19 @@ pub async fn finish(
             return Err(JsonError { status: StatusCode::BAD_REQUEST, code: "passkey.wrong_user", message: "This passkey belongs to another account.".into() });
         }
     }
-    let response = finish_sign_in(&state, &input.flow, &flow, &user, AuthMethod::Passkey, None, None, &ip_text, now).await?;
+    let response = finish_sign_in(&state, &headers, &input.flow, &flow, &user, AuthMethod::Passkey, None, None, ip, now).await?;
+    if response.status() == StatusCode::FORBIDDEN {
+        let mut refused = JsonError {
+            status: StatusCode::FORBIDDEN,
+            code: "conditional_access.refused",
+            message: "You signed in, but a conditional access policy does not allow this application right now.".into(),
+        }
+        .into_response();
+        for cookie in response.headers().get_all(header::SET_COOKIE) {
+            refused.headers_mut().append(header::SET_COOKIE, cookie.clone());
+        }
+        return Ok(refused);
+    }
     // The script navigates; hand it the redirect instead of following one
     // (a cross-origin redirect would be blocked by fetch).
     let location = response

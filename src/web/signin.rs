@@ -60,6 +60,18 @@ pub struct Flow {
     /// same user signs in again (password + passkey → `pwd pop mfa`).
     #[serde(default)]
     pub prior: Option<PriorSession>,
+    /// A conditional-access step-up: only these methods satisfy it.
+    #[serde(default)]
+    pub allowed: Option<Vec<AuthMethod>>,
+    /// Why this step is asked for (shown on the method page).
+    #[serde(default)]
+    pub notice: Option<String>,
+}
+
+impl Flow {
+    fn allows(&self, method: AuthMethod) -> bool {
+        self.allowed.as_ref().is_none_or(|a| a.contains(&method))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,6 +135,8 @@ struct SigninTapPage<'a> {
     has_password: bool,
     /// Offer "Sign in with a passkey" (username-first).
     has_passkey: bool,
+    /// Why a step-up asks for this (conditional access).
+    notice: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -140,10 +154,11 @@ struct SigninPasskeyPage<'a> {
 pub async fn authorize_get(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     RawQuery(query): RawQuery,
 ) -> Response {
     match Params::parse(query.as_deref().unwrap_or("")) {
-        Ok(params) => authorize(state, headers, params).await,
+        Ok(params) => authorize(state, headers, params, ip).await,
         Err(e) => PageError::oauth(&e).into_response(),
     }
 }
@@ -152,6 +167,7 @@ pub async fn authorize_get(
 pub async fn authorize_post(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     RawQuery(query): RawQuery,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -164,12 +180,19 @@ pub async fn authorize_post(
     let parsed = Params::parse(query.as_deref().unwrap_or(""))
         .and_then(|q| Params::parse(&String::from_utf8_lossy(&body)).and_then(|b| q.merge(b)));
     match parsed {
-        Ok(params) => authorize(state, headers, params).await,
+        Ok(params) => authorize(state, headers, params, ip).await,
         Err(e) => PageError::oauth(&e).into_response(),
     }
 }
 
-async fn authorize(state: AppState, headers: HeaderMap, params: Params) -> Response {
+fn target_client(target: &FlowTarget) -> &str {
+    match target {
+        FlowTarget::Authorize(r) => &r.client_id,
+        FlowTarget::Account { .. } => ACCOUNT_APP,
+    }
+}
+
+async fn authorize(state: AppState, headers: HeaderMap, params: Params, ip: std::net::IpAddr) -> Response {
     let now = state.clock.now();
     let client = params.get("client_id").and_then(|id| state.settings.client(id));
     let request = match authorize::validate(&params, client) {
@@ -191,7 +214,17 @@ async fn authorize(state: AppState, headers: HeaderMap, params: Params) -> Respo
     };
     match session {
         Some((secret, session, user)) if !request.prompt.login && fresh_enough(&session) => {
-            return complete(&state, &request, &session, &secret, &user, now, None).await;
+            // Single sign-on still passes conditional access for this app.
+            let target = FlowTarget::Authorize(Box::new(request));
+            return match gate_and_go(&state, &headers, &target, &session, &secret, &user, ip, now, false).await {
+                Ok(gated) => {
+                    if gated.failure.is_some() {
+                        record_sign_in_with_ca(&state, target_client(&target), Some(&user), &user.user_principal_name, &ip.to_string(), AuthMethod::Password, Some("Previously satisfied"), gated.failure, Some(&gated.result), now).await;
+                    }
+                    gated.response
+                }
+                Err(e) => e.into_response(),
+            };
         }
         _ if request.prompt.none => {
             return error_redirect(
@@ -243,6 +276,21 @@ pub async fn start_flow(
     strong_only: bool,
     prior: Option<PriorSession>,
 ) -> Response {
+    start_flow_with(state, headers, target, username, strong_only, prior, None).await
+}
+
+/// [`start_flow`] for a conditional-access step-up: only `allowed` methods
+/// are offered, and the page says why (`notice`).
+#[allow(clippy::too_many_arguments)]
+pub async fn start_flow_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    target: FlowTarget,
+    username: Option<String>,
+    strong_only: bool,
+    prior: Option<PriorSession>,
+    step_up: Option<(Vec<AuthMethod>, String)>,
+) -> Response {
     let now = state.clock.now();
     let (flow_id, csrf) = match (OpaqueSecret::generate(), OpaqueSecret::generate()) {
         (Ok(f), Ok(c)) => (f, c),
@@ -263,6 +311,8 @@ pub async fn start_flow(
         binding: SecretDigest::of(&binding_value),
         strong_only,
         prior,
+        allowed: step_up.as_ref().map(|s| s.0.clone()),
+        notice: step_up.map(|s| s.1),
     };
     if let Err(e) = save_flow(state, flow_id.expose(), &flow, now).await {
         return PageError::from(e).into_response();
@@ -396,7 +446,7 @@ async fn step_after_username(state: &AppState, flow: &Flow, now: OffsetDateTime)
     if offer.tap {
         return Ok("tap");
     }
-    if flow.strong_only {
+    if flow.strong_only || !flow.allows(AuthMethod::Password) {
         return Ok("passkey");
     }
     let _ = user;
@@ -444,10 +494,13 @@ async fn flow_user(state: &AppState, flow: &Flow, now: OffsetDateTime) -> Result
     let Some(user) = state.directory.user_by_upn(username, now).await.map_err(directory_page_error)? else {
         return Ok((None, Offer::default()));
     };
+    let pass = usable_pass(state, &user, now).await?;
     let offer = Offer {
-        password: !flow.strong_only && state.directory.password_hash(user.id, now).await.map_err(directory_page_error)?.is_some(),
-        tap: usable_pass(state, &user, now).await?.is_some(),
-        passkey: !state
+        password: !flow.strong_only
+            && flow.allows(AuthMethod::Password)
+            && state.directory.password_hash(user.id, now).await.map_err(directory_page_error)?.is_some(),
+        tap: pass.is_some_and(|p| flow.allows(p.method())),
+        passkey: flow.allows(AuthMethod::Passkey) && !state
             .passkeys
             .list(user.id, now.unix_timestamp())
             .await
@@ -484,7 +537,7 @@ pub async fn tap_page(
         return Ok(Redirect::to(&format!("/signin/{next}?flow={}", q.flow)).into_response());
     }
     let username = flow.username.as_deref().unwrap_or_default();
-    Ok(failure_or_page(Step::Tap, &q.flow, &flow.csrf, username, None, offer))
+    Ok(failure_or_page_with(Step::Tap, &q.flow, &flow.csrf, username, None, offer, flow.notice.as_deref()))
 }
 
 /// "Sign in as a different user": back to the username page, same flow.
@@ -589,24 +642,26 @@ async fn credential_submit(
 
     let method = pass.as_ref().map_or(AuthMethod::Password, TemporaryAccessPass::method);
     let detail = pass.as_ref().map(|p| if p.is_usable_once { "One-time" } else { "Multi-use" });
-    finish_sign_in(&state, flow_id, &flow, &user, method, pass.as_ref(), detail, &ip_text, now).await
+    finish_sign_in(&state, &headers, flow_id, &flow, &user, method, pass.as_ref(), detail, ip, now).await
 }
 
 /// A step-up flow refuses the password: it exists to prove more than that.
 const STRONG_NEEDED: &str = "This step needs a passkey or a Temporary Access Pass.";
 
 /// The first factor is proven: start the session (keeping a step-up's
-/// earlier methods), log it, and send the browser on to the flow's target.
+/// earlier methods), let conditional access gate the target, log it, and
+/// send the browser on.
 #[allow(clippy::too_many_arguments)]
 pub async fn finish_sign_in(
     state: &AppState,
+    headers: &HeaderMap,
     flow_id: &str,
     flow: &Flow,
     user: &User,
     method: AuthMethod,
     pass: Option<&TemporaryAccessPass>,
     detail: Option<&str>,
-    ip: &str,
+    ip: std::net::IpAddr,
     now: OffsetDateTime,
 ) -> Result<Response, PageError> {
     let mut methods = vec![method];
@@ -618,22 +673,104 @@ pub async fn finish_sign_in(
         }
         methods.sort();
     }
+    // A step-up keeps the pass binding of the session it started from only
+    // through the new method; a TAP-bound session stays capped by its pass.
     let (secret, session) = state
         .sessions
         .start(user, methods, now, state.settings.session_lifetime, pass)
         .await
         .map_err(|e| super::error::internal_page("session", &e.to_string(), is_unavailable(&e)))?;
     state.store.delete(FLOWS, flow_id, Durability::Ephemeral, now.unix_timestamp()).await?;
-    record_sign_in(state, flow.client_id(), Some(user), &user.user_principal_name, ip, method, detail, None, now).await;
     let cookie = set_cookie(state, SESSION_COOKIE, secret.expose(), None);
-    match &flow.target {
-        FlowTarget::Authorize(request) => Ok(complete(state, request, &session, &secret.digest(), user, now, Some(cookie)).await),
-        FlowTarget::Account { return_to } => {
-            let mut r = Redirect::to(return_to).into_response();
-            r.headers_mut().append(header::SET_COOKIE, cookie);
-            Ok(r)
+    let digest = secret.digest();
+    let gated = gate_and_go(state, headers, &flow.target, &session, &digest, user, ip, now, true).await?;
+    record_sign_in_with_ca(
+        state,
+        flow.client_id(),
+        Some(user),
+        &user.user_principal_name,
+        &ip.to_string(),
+        method,
+        detail,
+        gated.failure,
+        Some(&gated.result),
+        now,
+    )
+    .await;
+    let mut response = gated.response;
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// What [`gate_and_go`] did.
+pub struct Gated {
+    pub response: Response,
+    pub result: super::gate::GateResult,
+    /// For the sign-in log when conditional access stopped the sign-in.
+    pub failure: Option<(u32, &'static str)>,
+}
+
+/// Runs conditional access for `target` with `session`, then issues the
+/// code / opens the page, starts a step-up flow, or refuses.
+#[allow(clippy::too_many_arguments)]
+pub async fn gate_and_go(
+    state: &AppState,
+    headers: &HeaderMap,
+    target: &FlowTarget,
+    session: &Session,
+    digest: &SecretDigest,
+    user: &User,
+    ip: std::net::IpAddr,
+    now: OffsetDateTime,
+    fresh_sign_in: bool,
+) -> Result<Gated, PageError> {
+    use super::gate::{Gate, GateTarget};
+    let gate_target = match target {
+        FlowTarget::Authorize(r) => GateTarget::App {
+            client_id: &r.client_id,
+            acr_values: &r.acr_values,
+            essential_acr: r.essential_acr.as_deref(),
+        },
+        FlowTarget::Account { .. } => GateTarget::SecurityInfo,
+    };
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let result = super::gate::check(state, user, &session.methods, session.auth_time, &gate_target, Some(ip), user_agent, now).await?;
+    let (response, failure) = match &result.gate {
+        Gate::Allow => {
+            let response = match target {
+                FlowTarget::Authorize(request) => complete(state, request, session, digest, user, now, None).await,
+                FlowTarget::Account { return_to } => {
+                    if fresh_sign_in {
+                        Redirect::to(return_to).into_response()
+                    } else {
+                        // Already on the page: the caller renders it.
+                        StatusCode::NO_CONTENT.into_response()
+                    }
+                }
+            };
+            (response, None)
         }
-    }
+        Gate::StepUp { offer, fresh, message } => {
+            let prior = (!fresh).then(|| PriorSession { user_id: user.id, methods: session.methods.clone() });
+            let strong_only = !offer.contains(&AuthMethod::Password);
+            let response = start_flow_with(
+                state,
+                headers,
+                target.clone(),
+                Some(user.user_principal_name.clone()),
+                strong_only,
+                prior,
+                Some((offer.clone(), message.clone())),
+            )
+            .await;
+            (response, Some((50074, "Conditional access requires a stronger authentication method")))
+        }
+        Gate::Refuse { message } => {
+            let page = PageError::new(StatusCode::FORBIDDEN, "You cannot access this right now", message.clone());
+            (page.into_response(), Some((53003, "Access has been blocked by conditional access policies")))
+        }
+    };
+    Ok(Gated { response, result, failure })
 }
 
 pub fn verifier(state: &AppState) -> Verifier<'_> {
@@ -646,6 +783,18 @@ fn verify_page_error(e: VerifyError) -> PageError {
 
 /// Renders a credential page, with an error message after a failure.
 fn failure_or_page(step: Step, flow: &str, csrf: &str, username: &str, error: Option<&str>, offer: Offer) -> Response {
+    failure_or_page_with(step, flow, csrf, username, error, offer, None)
+}
+
+fn failure_or_page_with(
+    step: Step,
+    flow: &str,
+    csrf: &str,
+    username: &str,
+    error: Option<&str>,
+    offer: Offer,
+    notice: Option<&str>,
+) -> Response {
     match step {
         Step::Password => render(
             StatusCode::OK,
@@ -653,7 +802,7 @@ fn failure_or_page(step: Step, flow: &str, csrf: &str, username: &str, error: Op
         ),
         Step::Tap => render(
             StatusCode::OK,
-            &SigninTapPage { flow, csrf, username, error, has_password: offer.password, has_passkey: offer.passkey },
+            &SigninTapPage { flow, csrf, username, error, has_password: offer.password, has_passkey: offer.passkey, notice },
         ),
     }
 }
@@ -674,8 +823,11 @@ pub async fn passkey_page(
         }
         None => (Offer::default(), "discoverable"),
     };
-    let message = (flow.strong_only && !offer.passkey && !offer.tap)
-        .then_some("This step needs a passkey or a Temporary Access Pass, and this account has neither. Ask an administrator for a Temporary Access Pass.");
+    let message = if flow.strong_only && !offer.passkey && !offer.tap {
+        Some("This step needs a passkey or a Temporary Access Pass, and this account has neither. Ask an administrator for a Temporary Access Pass.")
+    } else {
+        flow.notice.as_deref()
+    };
     Ok(render(
         StatusCode::OK,
         &SigninPasskeyPage { flow: &q.flow, csrf: &flow.csrf, username: flow.username.as_deref(), mode, message, has_tap: offer.tap },
@@ -786,6 +938,23 @@ pub async fn record_sign_in(
     failure: Option<(u32, &str)>,
     now: OffsetDateTime,
 ) {
+    record_sign_in_with_ca(state, client_id, user, username, ip, method, detail, failure, None, now).await;
+}
+
+/// [`record_sign_in`] with the conditional-access results of the sign-in.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_sign_in_with_ca(
+    state: &AppState,
+    client_id: &str,
+    user: Option<&User>,
+    username: &str,
+    ip: &str,
+    method: AuthMethod,
+    detail: Option<&str>,
+    failure: Option<(u32, &str)>,
+    ca: Option<&super::gate::GateResult>,
+    now: OffsetDateTime,
+) {
     let Ok(id) = LogEntryId::generate() else { return };
     let entry = SignIn {
         id,
@@ -811,7 +980,8 @@ pub async fn record_sign_in(
             succeeded: failure.is_none(),
             authentication_step_date_time: now,
         }],
-        conditional_access_status: "notApplied".to_owned(),
+        conditional_access_status: ca.map_or("notApplied", |c| c.status).to_owned(),
+        applied_conditional_access_policies: ca.map(|c| c.applied.clone()).unwrap_or_default(),
     };
     if let Err(e) = state.audit.record_sign_in(&entry).await {
         tracing::error!(error = %e, "could not write the sign-in log");

@@ -96,7 +96,7 @@ grant_types = ["authorization_code", "refresh_token"]
 client_id = "{AUTOMATION_ID}"
 client_secret = "{AUTOMATION_SECRET}"
 grant_types = ["client_credentials"]
-app_permissions = ["User.ReadWrite.All", "Group.ReadWrite.All", "RoleManagement.ReadWrite.Directory", "AuditLog.Read.All", "UserAuthenticationMethod.ReadWrite.All", "Policy.ReadWrite.AuthenticationMethod"]
+app_permissions = ["User.ReadWrite.All", "Group.ReadWrite.All", "RoleManagement.ReadWrite.Directory", "AuditLog.Read.All", "UserAuthenticationMethod.ReadWrite.All", "Policy.ReadWrite.AuthenticationMethod", "Policy.ReadWrite.ConditionalAccess"]
 
 [[clients]]
 client_id = "{TAP_WRITER_ID}"

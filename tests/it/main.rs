@@ -5,10 +5,13 @@
 
 mod bad_input;
 mod browser;
+mod ca_flow;
+mod ca_engine;
 mod graph;
 mod harness;
 mod oidc;
 mod passkey;
+mod redis;
 mod store;
 mod tap_graph;
 mod tap_signin;

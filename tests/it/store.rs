@@ -203,6 +203,127 @@ async fn embedded_store_reopened_never_reuses_versions() {
     assert_eq!(seen.len(), 3, "versions {seen:?}");
 }
 
+/// Concurrent writes share write transactions; one that fails must fail
+/// alone and leave nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_store_failing_write_does_not_fail_concurrent_ones() {
+    let (_dir, store) = temp_store();
+    let d = Durability::Ephemeral;
+    let text = store
+        .put(TABLE, "not-a-counter", b"text".to_vec(), None, d)
+        .await
+        .unwrap();
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(64));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        tasks.spawn(async move {
+            barrier.wait().await;
+            if i % 8 == 0 {
+                let failed = store.increment(TABLE, "not-a-counter", 1, None, NOW).await;
+                assert!(matches!(failed, Err(StoreError::Corrupt(_))), "{failed:?}");
+                None
+            } else {
+                let key = format!("k{i:02}");
+                Some((
+                    key.clone(),
+                    store.put(TABLE, &key, b"v".to_vec(), None, d).await,
+                ))
+            }
+        });
+    }
+    let mut written = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Some((key, version)) = joined.unwrap() {
+            written.push((key, version.expect("a healthy write in the same batch")));
+        }
+    }
+    written.sort();
+
+    let stored: Vec<(String, u64)> = store
+        .scan_prefix(TABLE, "k", NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, r)| (k, r.version))
+        .collect();
+    assert_eq!(stored, written);
+    assert_eq!(
+        store.get(TABLE, "not-a-counter", NOW).await.unwrap(),
+        Some(Record {
+            value: b"text".to_vec(),
+            version: text,
+            expires_at: None,
+        })
+    );
+}
+
+/// Versions grow in the order writes are applied, so of many concurrent
+/// puts to one key the record left is the one with the highest version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_store_concurrent_puts_leave_the_last_applied() {
+    let (_dir, store) = temp_store();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let value = format!("writer-{i}").into_bytes();
+            let version = store
+                .put(TABLE, "key", value.clone(), None, Durability::Ephemeral)
+                .await
+                .unwrap();
+            (version, value)
+        });
+    }
+    let mut written = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        written.push(joined.unwrap());
+    }
+    written.sort();
+    written.dedup_by_key(|(v, _)| *v);
+    assert_eq!(written.len(), 64, "every put got its own version");
+    let (last_version, last_value) = written.pop().unwrap();
+    assert_eq!(
+        store.get(TABLE, "key", NOW).await.unwrap(),
+        Some(Record {
+            value: last_value,
+            version: last_version,
+            expires_at: None,
+        })
+    );
+}
+
+/// The writer thread holds the file; the last handle going away must
+/// release it before `drop` returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_reopens_once_the_last_clone_is_dropped() {
+    let dir = TempDir::new().unwrap();
+    let store = EmbeddedStore::open(&store_path(&dir)).unwrap();
+    let clone = store.clone();
+    let version = clone
+        .put(TABLE, "user", b"u".to_vec(), None, Durability::Durable)
+        .await
+        .unwrap();
+    drop(store);
+    assert!(
+        EmbeddedStore::open(&store_path(&dir)).is_err(),
+        "a clone still has it open"
+    );
+    drop(clone);
+
+    let reopened = EmbeddedStore::open(&store_path(&dir)).unwrap();
+    assert_eq!(
+        reopened
+            .get(TABLE, "user", NOW)
+            .await
+            .unwrap()
+            .map(|r| r.version),
+        Some(version)
+    );
+    reopened.ping().await.unwrap();
+}
+
 #[test]
 fn embedded_store_opened_twice_is_rejected() {
     let dir = TempDir::new().unwrap();

@@ -16,7 +16,9 @@
 
 use super::model::AuthenticationStrengthPolicy;
 use crate::authn::{Acr, AuthMethod};
+use serde::Serialize;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// Built-in "Multifactor authentication".
 pub const MULTIFACTOR: &str = "00000000-0000-0000-0000-000000000002";
@@ -186,12 +188,52 @@ impl MethodSet {
     }
 }
 
+/// A strength as a requirement names it, serialized as `{"id",
+/// "displayName"}`. Shared and cheap to clone — every evaluation hands them
+/// out — and it carries its combinations, so a requirement can be checked
+/// even when the strength came inline with an exported policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrengthRef {
+    pub id: Arc<str>,
+    pub display_name: Arc<str>,
+    pub combinations: Arc<[MethodSet]>,
+}
+
+impl StrengthRef {
+    pub fn new(id: &str, display_name: &str, combinations: Vec<MethodSet>) -> StrengthRef {
+        StrengthRef { id: id.into(), display_name: display_name.into(), combinations: combinations.into() }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn display_name(&self) -> &str {
+        &self.display_name
+    }
+
+    /// Whether a session that used `methods` satisfies the strength.
+    pub fn is_satisfied_by(&self, methods: MethodSet) -> bool {
+        self.combinations.iter().any(|c| c.is_subset_of(methods))
+    }
+}
+
+impl Serialize for StrengthRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("StrengthRef", 2)?;
+        s.serialize_field("id", self.id())?;
+        s.serialize_field("displayName", self.display_name())?;
+        s.end()
+    }
+}
+
 /// A strength ready for evaluation: the Graph object plus its combinations
 /// as bit sets.
 #[derive(Debug, Clone)]
 pub struct Strength {
     pub policy: AuthenticationStrengthPolicy,
-    combinations: Vec<MethodSet>,
+    reference: StrengthRef,
     /// Parts of the strength Gatepass cannot honour (reported, fail closed).
     pub unsupported: Vec<String>,
 }
@@ -213,7 +255,7 @@ impl Strength {
                 unsupported.push("combinationConfigurations".to_owned());
             }
         }
-        let combinations = policy
+        let combinations: Vec<MethodSet> = policy
             .allowed_combinations
             .iter()
             .flatten()
@@ -225,7 +267,8 @@ impl Strength {
                 }
             })
             .collect();
-        Strength { policy, combinations, unsupported }
+        let reference = StrengthRef::new(&policy.id, &policy.display_name, combinations);
+        Strength { policy, reference, unsupported }
     }
 
     pub fn id(&self) -> &str {
@@ -236,9 +279,14 @@ impl Strength {
         &self.policy.display_name
     }
 
+    /// The strength as requirements name it.
+    pub fn reference(&self) -> &StrengthRef {
+        &self.reference
+    }
+
     /// Whether a session that used `methods` satisfies this strength.
     pub fn is_satisfied_by(&self, methods: MethodSet) -> bool {
-        self.combinations.iter().any(|c| c.is_subset_of(methods))
+        self.reference.is_satisfied_by(methods)
     }
 }
 
@@ -385,6 +433,8 @@ pub fn builtin_policies() -> Vec<AuthenticationStrengthPolicy> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use AuthMethod::*;
 

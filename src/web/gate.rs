@@ -1,0 +1,187 @@
+//! Conditional access on every sign-in (DESIGN §5), after the first factor
+//! and on single sign-on.
+//!
+//! The session exists (authentication succeeded, as in Entra ID); the gate
+//! decides whether *this target* — a relying party, or the security-info
+//! page (the `registersecurityinfo` user action) — may be reached with the
+//! session's methods:
+//!
+//! ```text
+//!  evaluate(stored policies + per-user MFA + requested acr)
+//!      ├─ allow ─────────────▶ proceed (code / page)
+//!      ├─ step up ──▶ methods the user has that would satisfy it?
+//!      │                  ├─ yes ─▶ strong-only flow offering exactly those
+//!      │                  └─ no ──▶ refusal page naming the policy
+//!      └─ block ─────────────▶ refusal page naming the policy
+//! ```
+//!
+//! Every evaluation's per-policy results (report-only included) go to the
+//! sign-in log as `appliedConditionalAccessPolicies`.
+
+use super::error::PageError;
+use crate::app::AppState;
+use crate::authn::AuthMethod;
+use crate::directory::{PerUserMfaState, User};
+use crate::policy::conditional_access::{
+    Decision, Outcome, Policy, SignInContext, Target, UnmetRequirement, UserAction, acr_strength, evaluate,
+    platform_from_user_agent, step_up_methods,
+};
+use serde_json::{Value, json};
+use std::net::IpAddr;
+use time::OffsetDateTime;
+
+/// What the gate decided.
+pub enum Gate {
+    Allow,
+    /// Offer these methods (non-empty) in a step-up; `message` says why.
+    StepUp { offer: Vec<AuthMethod>, fresh: bool, message: String },
+    /// Refused: blocked, or nothing the user has can satisfy it.
+    Refuse { message: String },
+}
+
+/// The gate's verdict plus what the sign-in log records.
+pub struct GateResult {
+    pub gate: Gate,
+    pub applied: Vec<Value>,
+    /// Graph `conditionalAccessStatus`: success, failure, notApplied.
+    pub status: &'static str,
+}
+
+/// What is being reached.
+pub enum GateTarget<'a> {
+    App { client_id: &'a str, acr_values: &'a [String], essential_acr: Option<&'a [String]> },
+    SecurityInfo,
+}
+
+fn synthetic(id: &str, name: &str, user: &User, grant: Value) -> Option<Policy> {
+    serde_json::from_value(json!({
+        "id": id,
+        "displayName": name,
+        "state": "enabled",
+        "conditions": {"users": {"includeUsers": [user.id.to_string()]}, "applications": {"includeApplications": ["All"]}},
+        "grantControls": grant,
+    }))
+    .ok()
+}
+
+/// The strength an authorization request asks for, if any: an essential
+/// `acr` (any of its values; the weakest is required) or the first
+/// recognised voluntary `acr_values` entry.
+fn requested_strength(acr_values: &[String], essential: Option<&[String]>) -> Option<&'static str> {
+    use crate::authn::Acr;
+    let pick = |values: &[String]| {
+        let mut acrs: Vec<Acr> = values.iter().filter_map(|v| Acr::parse(v)).collect();
+        acrs.sort();
+        acrs.first().copied()
+    };
+    let acr = match essential {
+        Some(values) => pick(values),
+        None => acr_values.iter().find_map(|v| Acr::parse(v)),
+    }?;
+    acr_strength(acr.as_str())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn check(
+    state: &AppState,
+    user: &User,
+    methods: &[AuthMethod],
+    auth_time: i64,
+    target: &GateTarget<'_>,
+    ip: Option<IpAddr>,
+    user_agent: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<GateResult, PageError> {
+    let t = now.unix_timestamp();
+    let mut set = state.ca.policy_set(t).await?;
+    let ca_target = match target {
+        GateTarget::App { client_id, acr_values, essential_acr } => {
+            if state.directory.mfa_state(user.id, now).await.map_err(dir_err)? == PerUserMfaState::Enforced {
+                set.policies.extend(synthetic(
+                    "gatepass-per-user-mfa",
+                    "Per-user MFA (enforced)",
+                    user,
+                    json!({"operator": "OR", "builtInControls": ["mfa"]}),
+                ));
+            }
+            if let Some(strength) = requested_strength(acr_values, *essential_acr) {
+                set.policies.extend(synthetic(
+                    "gatepass-requested-acr",
+                    "Authentication strength requested by the application (acr)",
+                    user,
+                    json!({"operator": "OR", "authenticationStrength": {"id": strength}}),
+                ));
+            }
+            Target::application(*client_id)
+        }
+        GateTarget::SecurityInfo => Target::user_action(UserAction::RegisterSecurityInformation),
+    };
+    let mut context = SignInContext::live(user.id.to_string(), ca_target).with_methods(methods);
+    context.user_aliases = vec![user.user_principal_name.clone()];
+    context.group_ids = state.directory.groups_of(user.id, now).await.map_err(dir_err)?.iter().map(ToString::to_string).collect();
+    context.role_template_ids = state.directory.roles_of(user.id, now).await.map_err(dir_err)?.iter().map(|r| r.template_id().to_owned()).collect();
+    context.ip_address = ip;
+    context.device_platform = user_agent.and_then(platform_from_user_agent);
+    context.auth_time = OffsetDateTime::from_unix_timestamp(auth_time).ok();
+    let decision: Decision = evaluate(&set.policies, &set.strengths, &set.locations, &context, now);
+    let applied: Vec<Value> = decision
+        .applied_conditional_access_policies()
+        .into_iter()
+        .filter_map(|a| serde_json::to_value(a).ok())
+        .collect();
+    let any_applied = decision.policies.iter().any(|p| p.applies && !p.report_only);
+    let (gate, status) = match decision.outcome {
+        Outcome::Allow => (Gate::Allow, if any_applied { "success" } else { "notApplied" }),
+        Outcome::Block(blocked) => {
+            let names: Vec<&str> = blocked.iter().map(|b| b.display_name.as_str()).collect();
+            (Gate::Refuse { message: format!("Access is blocked by the conditional access policy: {}.", names.join(", ")) }, "failure")
+        }
+        Outcome::RequireStrength(unmet) => (step_up(state, user, methods, &unmet, now).await?, "failure"),
+    };
+    Ok(GateResult { gate, applied, status })
+}
+
+async fn step_up(state: &AppState, user: &User, methods: &[AuthMethod], unmet: &[UnmetRequirement], now: OffsetDateTime) -> Result<Gate, PageError> {
+    let t = now.unix_timestamp();
+    let fresh = unmet.iter().any(|u| u.reauthenticate);
+    let wanted: Vec<String> = unmet
+        .iter()
+        .map(|u| {
+            let strengths: Vec<&str> = u.any_of.iter().map(|s| s.display_name()).collect();
+            if strengths.is_empty() {
+                format!("a fresh sign-in ({})", u.display_name)
+            } else {
+                format!("{} ({})", strengths.join(" or "), u.display_name)
+            }
+        })
+        .collect();
+    let candidates = step_up_methods(unmet, methods);
+    let has_passkey = !state.passkeys.list(user.id, t).await.map_err(|e| super::error::internal_page(e.code(), &e.to_string(), false))?.is_empty();
+    let pass = super::signin::verifier(state)
+        .usable_pass(user, now)
+        .await
+        .map_err(|e| super::error::internal_page("verify", &e.to_string(), e.is_unavailable()))?;
+    let has_password = state.directory.password_hash(user.id, now).await.map_err(dir_err)?.is_some();
+    let offer: Vec<AuthMethod> = candidates
+        .into_iter()
+        .filter(|m| match m {
+            AuthMethod::Passkey => has_passkey,
+            AuthMethod::TemporaryAccessPassOneTime | AuthMethod::TemporaryAccessPassMultiUse => pass.as_ref().is_some_and(|p| p.method() == *m),
+            AuthMethod::Password => has_password && fresh,
+        })
+        .collect();
+    let requirement = wanted.join("; and ");
+    if offer.is_empty() {
+        return Ok(Gate::Refuse {
+            message: format!(
+                "This requires {requirement}, and your account has no sign-in method that satisfies it. Add a passkey on your security info page, or ask an administrator for help."
+            ),
+        });
+    }
+    Ok(Gate::StepUp { offer, fresh, message: format!("This requires {requirement}. Sign in again with a method that satisfies it.") })
+}
+
+fn dir_err(e: crate::directory::DirectoryError) -> PageError {
+    let unavailable = matches!(&e, crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_)));
+    super::error::internal_page(e.code(), &e.to_string(), unavailable)
+}
