@@ -17,8 +17,8 @@
 use gatepass::authn::AuthMethod;
 use gatepass::policy::conditional_access::strengths::{PASSWORDLESS_MFA, PHISHING_RESISTANT_MFA};
 use gatepass::policy::conditional_access::{
-    AuthenticationStrengthPolicy, DirectoryFacts, NamedLocation, Policy, SignInContext, StrengthSet, Target,
-    WhatIfRequest, evaluate, platform_from_user_agent, what_if,
+    AuthenticationStrengthPolicy, DirectoryFacts, NamedLocation, Policy, SignInContext,
+    StrengthSet, Target, WhatIfRequest, evaluate, platform_from_user_agent, what_if,
 };
 use serde_json::{Value, json};
 use std::hint::black_box;
@@ -68,10 +68,16 @@ fn policy(i: usize) -> Policy {
         "includeUsers": ["All"], "excludeUsers": ["break-glass-1", "break-glass-2"],
         "includeGroups": [], "excludeGroups": [format!("excluded-{}", i % 7)], "includeRoles": [], "excludeRoles": []
     });
-    let all_apps = json!({"includeApplications": ["All"], "excludeApplications": [format!("app-{}", i % 13)]});
+    let all_apps =
+        json!({"includeApplications": ["All"], "excludeApplications": [format!("app-{}", i % 13)]});
     let mfa = json!({"operator": "OR", "builtInControls": ["mfa"]});
     let (state, conditions, grant, session): (&str, Value, Value, Value) = match i % 10 {
-        0 => ("enabled", json!({"users": users, "applications": all_apps, "clientAppTypes": ["all"]}), mfa, Value::Null),
+        0 => (
+            "enabled",
+            json!({"users": users, "applications": all_apps, "clientAppTypes": ["all"]}),
+            mfa,
+            Value::Null,
+        ),
         1 => (
             "enabled",
             json!({"users": {"includeGroups": [format!("group-{}", i % 50)], "excludeUsers": ["break-glass-1"]},
@@ -125,7 +131,11 @@ fn policy(i: usize) -> Policy {
             json!({"signInFrequency": {"value": 8, "type": "hours", "isEnabled": true, "frequencyInterval": "timeBased"}}),
         ),
         _ => (
-            if i % 20 == 9 { "disabled" } else { "enabledForReportingButNotEnforced" },
+            if i % 20 == 9 {
+                "disabled"
+            } else {
+                "enabledForReportingButNotEnforced"
+            },
             json!({
                 "userRiskLevels": [], "signInRiskLevels": [], "clientAppTypes": ["browser", "mobileAppsAndDesktopClients"],
                 "servicePrincipalRiskLevels": [], "insiderRiskLevels": null, "clients": null, "times": null,
@@ -157,16 +167,24 @@ fn policy(i: usize) -> Policy {
 }
 
 fn contexts() -> Vec<SignInContext> {
-    let methods: [&[AuthMethod]; 3] =
-        [&[AuthMethod::Passkey], &[AuthMethod::TemporaryAccessPassOneTime], &[AuthMethod::Password]];
+    let methods: [&[AuthMethod]; 3] = [
+        &[AuthMethod::Passkey],
+        &[AuthMethod::TemporaryAccessPassOneTime],
+        &[AuthMethod::Password],
+    ];
     methods
         .iter()
         .enumerate()
         .map(|(k, m)| {
-            let mut c = SignInContext::live("user-1", Target::application(format!("app-{k}"))).with_methods(m);
+            let mut c = SignInContext::live("user-1", Target::application(format!("app-{k}")))
+                .with_methods(m);
             c.group_ids = (0..20).map(|g| format!("group-{}", g * 2 + k)).collect();
             c.role_template_ids = vec!["62e90394-69f5-4237-9190-012177145e10".to_owned()];
-            c.ip_address = Some(if k == 1 { "2001:db8:3::7".parse().unwrap() } else { "10.3.44.5".parse().unwrap() });
+            c.ip_address = Some(if k == 1 {
+                "2001:db8:3::7".parse().unwrap()
+            } else {
+                "10.3.44.5".parse().unwrap()
+            });
             c.device_platform = platform_from_user_agent(UA);
             c.auth_time = Some(NOW - time::Duration::hours(2));
             c
@@ -178,7 +196,11 @@ fn contexts() -> Vec<SignInContext> {
 /// figures; `None` elsewhere.
 fn thread_cpu() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok().map(Duration::from_nanos)
+    stat.split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .map(Duration::from_nanos)
 }
 
 /// Mean wall-clock and CPU time of `f` over at least `budget`, after a
@@ -196,7 +218,9 @@ fn measure(budget: Duration, mut f: impl FnMut()) -> (Duration, Option<Duration>
         runs += 1;
     }
     let wall = start.elapsed() / runs;
-    let cpu = cpu_start.zip(thread_cpu()).map(|(a, b)| b.saturating_sub(a) / runs);
+    let cpu = cpu_start
+        .zip(thread_cpu())
+        .map(|(a, b)| b.saturating_sub(a) / runs);
     (wall, cpu)
 }
 
@@ -205,13 +229,21 @@ fn us(d: Option<Duration>) -> f64 {
 }
 
 fn main() {
-    let secs = std::env::var("GATEPASS_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
+    let secs = std::env::var("GATEPASS_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
     let budget = Duration::from_secs(secs);
     let locations = named_locations();
     let strengths = StrengthSet::with_custom(custom_strengths());
     let contexts = contexts();
-    println!("gatepass conditional-access evaluation benchmark: 20 named locations, 8 strengths, {secs}s per size");
-    println!("{:>9}  {:>12}  {:>12}  {:>14}", "policies", "µs (CPU)", "µs (wall)", "ns/policy (CPU)");
+    println!(
+        "gatepass conditional-access evaluation benchmark: 20 named locations, 8 strengths, {secs}s per size"
+    );
+    println!(
+        "{:>9}  {:>12}  {:>12}  {:>14}",
+        "policies", "µs (CPU)", "µs (wall)", "ns/policy (CPU)"
+    );
 
     let mut per_size = Vec::new();
     for n in [1usize, 10, 100, 1000] {
@@ -220,10 +252,24 @@ fn main() {
         let (wall, cpu) = measure(budget, || {
             let c = &contexts[k % contexts.len()];
             k += 1;
-            black_box(evaluate(black_box(&policies), &strengths, &locations, c, NOW));
+            black_box(evaluate(
+                black_box(&policies),
+                &strengths,
+                &locations,
+                c,
+                NOW,
+            ));
         });
-        let cpu_us = if cpu.is_some() { us(cpu) } else { us(Some(wall)) };
-        println!("{n:>9}  {cpu_us:>12.2}  {:>12.2}  {:>14.0}", us(Some(wall)), cpu_us * 1e3 / n as f64);
+        let cpu_us = if cpu.is_some() {
+            us(cpu)
+        } else {
+            us(Some(wall))
+        };
+        println!(
+            "{n:>9}  {cpu_us:>12.2}  {:>12.2}  {:>14.0}",
+            us(Some(wall)),
+            cpu_us * 1e3 / n as f64
+        );
         per_size.push((n, cpu_us));
     }
 
@@ -244,9 +290,18 @@ fn main() {
         let response = what_if(&request, &policies, &strengths, &locations, &facts, NOW).unwrap();
         black_box(serde_json::to_vec(&response).unwrap());
     });
-    println!("what-if with its JSON body, 100 policies: {:.2} µs CPU, {:.2} µs wall", us(cpu), us(Some(wall)));
+    println!(
+        "what-if with its JSON body, 100 policies: {:.2} µs CPU, {:.2} µs wall",
+        us(cpu),
+        us(Some(wall))
+    );
 
-    let at = |n: usize| per_size.iter().find(|(m, _)| *m == n).map_or(f64::NAN, |(_, us)| *us);
+    let at = |n: usize| {
+        per_size
+            .iter()
+            .find(|(m, _)| *m == n)
+            .map_or(f64::NAN, |(_, us)| *us)
+    };
     let (t100, t1000) = (at(100), at(1000));
     println!();
     println!(
@@ -256,6 +311,10 @@ fn main() {
     let ratio = t1000 / t100;
     println!(
         "1,000 / 100 policies: {ratio:.2}x (linear = 10x): {}",
-        if (7.0..=13.0).contains(&ratio) { "LINEAR" } else { "NOT LINEAR" }
+        if (7.0..=13.0).contains(&ratio) {
+            "LINEAR"
+        } else {
+            "NOT LINEAR"
+        }
     );
 }

@@ -61,6 +61,17 @@ struct RawConfig {
     tap: RawTap,
     #[serde(default)]
     throttling: RawThrottling,
+    #[serde(default)]
+    conditional_access: RawConditionalAccess,
+}
+
+/// Files that seed the conditional-access objects on first start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConditionalAccess {
+    policies: Option<PathBuf>,
+    strengths: Option<PathBuf>,
+    named_locations: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -319,6 +330,17 @@ pub struct Settings {
     /// Seeds the stored TAP policy on first start (the Graph API owns it later).
     pub tap_policy: TapPolicy,
     pub throttling: ThrottleSettings,
+    /// Graph JSON objects that seed conditional access on first start.
+    pub conditional_access_seed: ConditionalAccessSeed,
+}
+
+/// Conditional-access objects from `[conditional_access]` files, validated
+/// at start-up, stored on first start (the Graph API owns them after).
+#[derive(Debug, Clone, Default)]
+pub struct ConditionalAccessSeed {
+    pub policies: Vec<serde_json::Value>,
+    pub strengths: Vec<serde_json::Value>,
+    pub named_locations: Vec<serde_json::Value>,
 }
 
 impl Settings {
@@ -606,6 +628,7 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         )
     })?;
     let tap_policy = validate_tap(&raw.tap)?;
+    let conditional_access_seed = load_ca_seed(&raw.conditional_access)?;
     let th = &raw.throttling;
     for (key, v, min, max) in [
         ("throttling.max_failures", th.max_failures, 1, 1000),
@@ -624,6 +647,7 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         max_lockout: time::Duration::minutes(th.max_lockout_minutes),
     };
     Ok(Settings {
+        conditional_access_seed,
         tap_policy,
         throttling,
         issuer,
@@ -643,6 +667,49 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         },
     })
 }
+
+fn load_ca_seed(raw: &RawConditionalAccess) -> Result<ConditionalAccessSeed, ConditionalAccessSeedError> {
+    use crate::policy::conditional_access::{StrengthSet, load_locations, load_policies, load_strengths};
+    let read = |key: &str, path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+    };
+    let bad = |key: &str, path: &PathBuf, e: &dyn std::fmt::Display| invalid(key, format!("{}: {e}", path.display()));
+    let mut seed = ConditionalAccessSeed::default();
+    let mut strengths = Vec::new();
+    if let Some(path) = &raw.strengths {
+        let text = read("conditional_access.strengths", path)?;
+        strengths = load_strengths(&text).map_err(|e| bad("conditional_access.strengths", path, &e))?;
+        for s in &strengths {
+            s.validate().map_err(|e| bad("conditional_access.strengths", path, &format!("{}: {}", e.field, e.message)))?;
+        }
+        seed.strengths = strengths.iter().filter_map(|s| serde_json::to_value(s).ok()).collect();
+    }
+    let mut locations = Vec::new();
+    if let Some(path) = &raw.named_locations {
+        let text = read("conditional_access.named_locations", path)?;
+        locations = load_locations(&text).map_err(|e| bad("conditional_access.named_locations", path, &e))?;
+        for l in &locations {
+            l.validate().map_err(|e| bad("conditional_access.named_locations", path, &format!("{}: {}", e.field, e.message)))?;
+        }
+        seed.named_locations = locations.iter().filter_map(|l| serde_json::to_value(l).ok()).collect();
+    }
+    if let Some(path) = &raw.policies {
+        let text = read("conditional_access.policies", path)?;
+        let policies = load_policies(&text).map_err(|e| bad("conditional_access.policies", path, &e))?;
+        let set = StrengthSet::with_custom(strengths);
+        for p in &policies {
+            if p.id.is_empty() {
+                return Err(bad("conditional_access.policies", path, &"every policy needs an id"));
+            }
+            p.validate(&set, &locations)
+                .map_err(|e| bad("conditional_access.policies", path, &format!("policy {:?}: {}: {}", p.display_name, e.field, e.message)))?;
+        }
+        seed.policies = policies.iter().filter_map(|p| serde_json::to_value(p).ok()).collect();
+    }
+    Ok(seed)
+}
+
+type ConditionalAccessSeedError = ConfigError;
 
 fn validate_tap(t: &RawTap) -> Result<TapPolicy, ConfigError> {
     let target = |id: &String| MethodTarget {
@@ -819,6 +886,26 @@ dir = "keys"
         assert!(err.to_string().contains("workers"), "{err}");
         // tooling variables are not configuration
         load(MINIMAL, &[("GATEPASS_REQUIRE_REDIS", "1"), ("GATEPASS_TEST_REDIS_URL", "redis://x")]).unwrap();
+    }
+
+    #[test]
+    fn config_conditional_access_seed_files_load_and_bad_ones_name_the_key() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+        let text = format!(
+            "{MINIMAL}[conditional_access]\npolicies = \"{}\"\nstrengths = \"{}\"\nnamed_locations = \"{}\"\n",
+            dir.join("ca-recommended-tap-registration.json").display(),
+            dir.join("ca-strengths.json").display(),
+            dir.join("named-locations.json").display()
+        );
+        let s = load(&text, &[]).unwrap();
+        assert_eq!(s.conditional_access_seed.policies.len(), 2);
+        assert!(!s.conditional_access_seed.strengths.is_empty());
+        // A policy file referring to strengths that were not given.
+        let text = format!("{MINIMAL}[conditional_access]\npolicies = \"{}\"\n", dir.join("ca-recommended-tap-registration.json").display());
+        let err = load(&text, &[]).unwrap_err();
+        assert!(err.to_string().contains("conditional_access.policies"), "{err}");
+        let err = load(&format!("{MINIMAL}[conditional_access]\npolicies = \"/nonexistent.json\"\n"), &[]).unwrap_err();
+        assert!(err.to_string().contains("conditional_access.policies"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<String>, String> {
     let now = state.clock.now();
     let t = now.unix_timestamp();
     state.taps.seed_policy(&state.settings.tap_policy, t).await.map_err(|e| e.to_string())?;
+    seed_conditional_access(state, t).await?;
     let created = state
         .directory
         .bootstrap_admin("admin", None, now)
@@ -67,6 +68,33 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<String>, String> {
     println!("  Sign in: {sign_in_url}");
     println!();
     Ok(Some(issued.secret.expose().to_owned()))
+}
+
+/// Stores the `[conditional_access]` seed objects that are not there yet,
+/// once per store (a marker makes later starts leave Graph edits alone).
+async fn seed_conditional_access(state: &AppState, now: i64) -> Result<(), String> {
+    use crate::policy::ca_store::CaKind;
+    let marker = state
+        .store
+        .insert("meta", "conditional_access_seeded", Vec::new(), None, crate::store::Durability::Durable, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    if marker.is_none() {
+        return Ok(());
+    }
+    let seed = &state.settings.conditional_access_seed;
+    for (kind, items) in [
+        (CaKind::Strength, &seed.strengths),
+        (CaKind::NamedLocation, &seed.named_locations),
+        (CaKind::Policy, &seed.policies),
+    ] {
+        for item in items {
+            if let Some(id) = item.get("id").and_then(serde_json::Value::as_str) {
+                state.ca.insert(kind, id, item, now).await.map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Issues a pass for `upn` from the command line, bypassing policy

@@ -5,9 +5,10 @@
 use gatepass::authn::AuthMethod::{self, *};
 use gatepass::policy::conditional_access::strengths::{MULTIFACTOR, PHISHING_RESISTANT_MFA};
 use gatepass::policy::conditional_access::{
-    AnalysisReason, DirectoryFacts, Mode, NamedLocation, Outcome, Policy, SignInContext, StrengthSet, Target,
-    UserAction, WhatIfRequest, acr_strength, evaluate, load_locations, load_policies, load_strengths,
-    platform_from_user_agent, render_table, step_up_methods, what_if,
+    AnalysisReason, DirectoryFacts, Mode, NamedLocation, Outcome, Policy, SignInContext,
+    StrengthSet, Target, UserAction, WhatIfRequest, acr_strength, evaluate, load_locations,
+    load_policies, load_strengths, platform_from_user_agent, render_table, step_up_methods,
+    what_if,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -50,9 +51,15 @@ fn security_info() -> Target {
 
 fn unmet_names(outcome: &Outcome) -> Vec<Vec<String>> {
     match outcome {
-        Outcome::RequireStrength(unmet) => {
-            unmet.iter().map(|u| u.any_of.iter().map(|s| s.display_name.to_string()).collect()).collect()
-        }
+        Outcome::RequireStrength(unmet) => unmet
+            .iter()
+            .map(|u| {
+                u.any_of
+                    .iter()
+                    .map(|s| s.display_name.to_string())
+                    .collect()
+            })
+            .collect(),
         other => panic!("expected a step-up, got {other:?}"),
     }
 }
@@ -61,13 +68,21 @@ fn unmet_names(outcome: &Outcome) -> Vec<Vec<String>> {
 fn example_files_load_and_validate() {
     let strengths = strengths();
     let locations = locations();
-    for file in ["ca-recommended-tap-registration.json", "ca-admins-phishing-resistant.json", "ca-block-outside-named-location.json"]
-    {
+    for file in [
+        "ca-recommended-tap-registration.json",
+        "ca-admins-phishing-resistant.json",
+        "ca-block-outside-named-location.json",
+    ] {
         let policies = load_policies(&example(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(!policies.is_empty(), "{file}");
         for p in &policies {
-            p.validate(&strengths, &locations).unwrap_or_else(|e| panic!("{file} '{}': {e}", p.display_name));
-            assert!(p.unsupported_fields().is_empty(), "{file}: {:?}", p.unsupported_fields());
+            p.validate(&strengths, &locations)
+                .unwrap_or_else(|e| panic!("{file} '{}': {e}", p.display_name));
+            assert!(
+                p.unsupported_fields().is_empty(),
+                "{file}: {:?}",
+                p.unsupported_fields()
+            );
         }
     }
     for l in &locations {
@@ -86,37 +101,69 @@ fn recommended_pattern_lets_a_tap_register_a_passkey_but_not_reach_apps() {
     let policies = load_policies(&example("ca-recommended-tap-registration.json")).unwrap();
     for strengths in [strengths(), StrengthSet::builtin()] {
         let eval = |target: Target, methods: &[AuthMethod]| {
-            evaluate(&policies, &strengths, &[], &sign_in("new-hire", target, "192.0.2.10", methods), NOW)
+            evaluate(
+                &policies,
+                &strengths,
+                &[],
+                &sign_in("new-hire", target, "192.0.2.10", methods),
+                NOW,
+            )
         };
 
         // A one-time TAP reaches the security-info page…
         let d = eval(security_info(), &[TemporaryAccessPassOneTime]);
         assert_eq!(d.outcome, Outcome::Allow);
-        assert_eq!((d.policies[0].applies, d.policies[0].satisfied), (true, Some(true)));
+        assert_eq!(
+            (d.policies[0].applies, d.policies[0].satisfied),
+            (true, Some(true))
+        );
         assert_eq!(d.policies[1].analysis_reasons, AnalysisReason::Application);
-        assert_eq!(eval(security_info(), &[TemporaryAccessPassMultiUse]).outcome, Outcome::Allow);
+        assert_eq!(
+            eval(security_info(), &[TemporaryAccessPassMultiUse]).outcome,
+            Outcome::Allow
+        );
 
         // …but not the app: step up to the passkey it just registered.
         let d = eval(app(), &[TemporaryAccessPassOneTime]);
         assert_eq!(unmet_names(&d.outcome), [["MFA without TAP"]]);
-        let Outcome::RequireStrength(unmet) = &d.outcome else { unreachable!() };
-        assert_eq!(step_up_methods(unmet, &[TemporaryAccessPassOneTime]), [Passkey]);
+        let Outcome::RequireStrength(unmet) = &d.outcome else {
+            unreachable!()
+        };
+        assert_eq!(
+            step_up_methods(unmet, &[TemporaryAccessPassOneTime]),
+            [Passkey]
+        );
         assert_eq!(d.policies[0].analysis_reasons, AnalysisReason::UserActions);
 
         // With the passkey, both are fine.
-        assert_eq!(eval(app(), &[TemporaryAccessPassOneTime, Passkey]).outcome, Outcome::Allow);
+        assert_eq!(
+            eval(app(), &[TemporaryAccessPassOneTime, Passkey]).outcome,
+            Outcome::Allow
+        );
         assert_eq!(eval(app(), &[Passkey]).outcome, Outcome::Allow);
         assert_eq!(eval(security_info(), &[Passkey]).outcome, Outcome::Allow);
 
         // A password alone reaches neither.
         let d = eval(security_info(), &[Password]);
-        assert_eq!(unmet_names(&d.outcome), [["Bootstrap and recovery (TAP or passkey)"]]);
-        let Outcome::RequireStrength(unmet) = &d.outcome else { unreachable!() };
+        assert_eq!(
+            unmet_names(&d.outcome),
+            [["Bootstrap and recovery (TAP or passkey)"]]
+        );
+        let Outcome::RequireStrength(unmet) = &d.outcome else {
+            unreachable!()
+        };
         assert_eq!(
             step_up_methods(unmet, &[Password]),
-            [Passkey, TemporaryAccessPassOneTime, TemporaryAccessPassMultiUse]
+            [
+                Passkey,
+                TemporaryAccessPassOneTime,
+                TemporaryAccessPassMultiUse
+            ]
         );
-        assert_eq!(unmet_names(&eval(app(), &[Password]).outcome), [["MFA without TAP"]]);
+        assert_eq!(
+            unmet_names(&eval(app(), &[Password]).outcome),
+            [["MFA without TAP"]]
+        );
     }
 }
 
@@ -131,21 +178,33 @@ fn admins_signing_in_with_a_password_must_use_a_phishing_resistant_method() {
     };
     let d = admin(&[Password]);
     assert_eq!(unmet_names(&d.outcome), [["Phishing resistant MFA"]]);
-    let Outcome::RequireStrength(unmet) = &d.outcome else { unreachable!() };
+    let Outcome::RequireStrength(unmet) = &d.outcome else {
+        unreachable!()
+    };
     assert_eq!(step_up_methods(unmet, &[Password]), [Passkey]);
     // A TAP is MFA, but not phishing-resistant.
-    assert_eq!(unmet_names(&admin(&[TemporaryAccessPassOneTime]).outcome), [["Phishing resistant MFA"]]);
+    assert_eq!(
+        unmet_names(&admin(&[TemporaryAccessPassOneTime]).outcome),
+        [["Phishing resistant MFA"]]
+    );
     assert_eq!(admin(&[Password, Passkey]).outcome, Outcome::Allow);
 
     // A member with a password is not in scope.
-    let d = evaluate(&policies, &strengths, &[], &sign_in("member", app(), "192.0.2.10", &[Password]), NOW);
+    let d = evaluate(
+        &policies,
+        &strengths,
+        &[],
+        &sign_in("member", app(), "192.0.2.10", &[Password]),
+        NOW,
+    );
     assert_eq!(d.outcome, Outcome::Allow);
     assert_eq!(d.policies[0].analysis_reasons, AnalysisReason::Users);
 
     // acr_values=phishing_resistant_mfa asks for the same strength.
     let wanted = acr_strength("phishing_resistant_mfa").unwrap();
     assert_eq!(wanted, PHISHING_RESISTANT_MFA);
-    let methods = |m: &[AuthMethod]| gatepass::policy::conditional_access::MethodSet::from_auth_methods(m);
+    let methods =
+        |m: &[AuthMethod]| gatepass::policy::conditional_access::MethodSet::from_auth_methods(m);
     assert!(!strengths.is_satisfied(wanted, methods(&[Password])));
     assert!(!strengths.is_satisfied(wanted, methods(&[TemporaryAccessPassOneTime])));
     assert!(strengths.is_satisfied(wanted, methods(&[Password, Passkey])));
@@ -166,11 +225,22 @@ fn sign_ins_from_outside_the_named_location_are_blocked() {
         ("192.0.2.1", "block"),
     ];
     for (ip, want) in table {
-        let d = evaluate(&policies, &strengths, &locations, &sign_in("u", app(), ip, &[Passkey]), NOW);
+        let d = evaluate(
+            &policies,
+            &strengths,
+            &locations,
+            &sign_in("u", app(), ip, &[Passkey]),
+            NOW,
+        );
         assert_eq!(d.outcome.name(), want, "from {ip}");
         if want == "block" {
-            let Outcome::Block(blocked) = &d.outcome else { unreachable!() };
-            assert_eq!(blocked[0].display_name, "Block sign-ins from outside the head office");
+            let Outcome::Block(blocked) = &d.outcome else {
+                unreachable!()
+            };
+            assert_eq!(
+                blocked[0].display_name,
+                "Block sign-ins from outside the head office"
+            );
         } else {
             assert_eq!(d.policies[0].analysis_reasons, AnalysisReason::Location);
         }
@@ -178,15 +248,33 @@ fn sign_ins_from_outside_the_named_location_are_blocked() {
     // Live, an unknown address fails closed; What-If says it needs one.
     let mut c = sign_in("u", app(), "192.0.2.1", &[Passkey]);
     c.ip_address = None;
-    assert_eq!(evaluate(&policies, &strengths, &locations, &c, NOW).outcome.name(), "block");
+    assert_eq!(
+        evaluate(&policies, &strengths, &locations, &c, NOW)
+            .outcome
+            .name(),
+        "block"
+    );
     c.mode = Mode::WhatIf;
     let d = evaluate(&policies, &strengths, &locations, &c, NOW);
     assert_eq!(d.outcome, Outcome::Allow);
-    assert_eq!(d.policies[0].analysis_reasons, AnalysisReason::NotEnoughInformation);
+    assert_eq!(
+        d.policies[0].analysis_reasons,
+        AnalysisReason::NotEnoughInformation
+    );
     // Without the named location, the exclusion cannot be checked: fail closed.
-    let d = evaluate(&policies, &strengths, &[], &sign_in("u", app(), "203.0.113.10", &[Passkey]), NOW);
+    let d = evaluate(
+        &policies,
+        &strengths,
+        &[],
+        &sign_in("u", app(), "203.0.113.10", &[Passkey]),
+        NOW,
+    );
     assert_eq!(d.outcome.name(), "block");
-    assert!(d.policies[0].unsupported[0].contains(HEAD_OFFICE), "{:?}", d.policies[0].unsupported);
+    assert!(
+        d.policies[0].unsupported[0].contains(HEAD_OFFICE),
+        "{:?}",
+        d.policies[0].unsupported
+    );
 }
 
 /// `GET /identity/conditionalAccess/policies` from an Entra tenant: every
@@ -391,7 +479,12 @@ const BREAK_GLASS: &str = "f7ca74b0-8562-4083-b66c-0476f942cfd0";
 /// Drops nulls: Gatepass writes an unset modelled property as absent.
 fn without_nulls(v: Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, without_nulls(v))).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
         other => other,
     }
@@ -403,14 +496,31 @@ fn entra_export_loads_unchanged() {
     assert_eq!(policies.len(), 5);
     let original: Value = serde_json::from_str(ENTRA_EXPORT).unwrap();
     for (policy, raw) in policies.iter().zip(original["value"].as_array().unwrap()) {
-        assert_eq!(without_nulls(serde_json::to_value(policy).unwrap()), without_nulls(raw.clone()), "{}", policy.display_name);
+        assert_eq!(
+            without_nulls(serde_json::to_value(policy).unwrap()),
+            without_nulls(raw.clone()),
+            "{}",
+            policy.display_name
+        );
     }
     // Unknown properties are kept even when null (written back as Graph had them).
     let back = serde_json::to_value(&policies[0]).unwrap();
     assert_eq!(back["templateId"], Value::Null);
-    assert!(back.as_object().unwrap().contains_key("partialEnablementStrategy"));
-    assert_eq!(back["conditions"]["applications"]["globalSecureAccess"], Value::Null);
-    assert!(back["conditions"]["applications"].as_object().unwrap().contains_key("globalSecureAccess"));
+    assert!(
+        back.as_object()
+            .unwrap()
+            .contains_key("partialEnablementStrategy")
+    );
+    assert_eq!(
+        back["conditions"]["applications"]["globalSecureAccess"],
+        Value::Null
+    );
+    assert!(
+        back["conditions"]["applications"]
+            .as_object()
+            .unwrap()
+            .contains_key("globalSecureAccess")
+    );
 
     let unsupported: Vec<Vec<String>> = policies.iter().map(Policy::unsupported_fields).collect();
     assert_eq!(
@@ -419,7 +529,10 @@ fn entra_export_loads_unchanged() {
             vec![],
             vec![],
             vec![],
-            vec!["conditions.devices".to_owned(), "sessionControls.persistentBrowser".to_owned()],
+            vec![
+                "conditions.devices".to_owned(),
+                "sessionControls.persistentBrowser".to_owned()
+            ],
             vec![]
         ]
     );
@@ -437,31 +550,56 @@ fn entra_export_evaluates_the_scenarios() {
     assert_eq!(unmet_names(&d.outcome), [["Multifactor authentication"]]);
     let d = eval(&member(&[TemporaryAccessPassOneTime]));
     assert_eq!(d.outcome, Outcome::Allow);
-    let results: Vec<_> = d.applied_conditional_access_policies().into_iter().map(|a| (a.display_name, a.result)).collect();
+    let results: Vec<_> = d
+        .applied_conditional_access_policies()
+        .into_iter()
+        .map(|a| (a.display_name, a.result))
+        .collect();
     assert_eq!(
         results.iter().map(|(_, r)| *r).collect::<Vec<_>>(),
-        ["success", "notApplied", "reportOnlyNotApplied", "reportOnlyFailure", "notEnabled"]
+        [
+            "success",
+            "notApplied",
+            "reportOnlyNotApplied",
+            "reportOnlyFailure",
+            "notEnabled"
+        ]
     );
     // CA004 applied despite its device filter (fail closed), reported, and
     // only recorded: it is report-only.
     assert!(d.policies[3].applies);
-    assert_eq!(d.policies[3].unsupported, ["conditions.devices", "sessionControls.persistentBrowser"]);
+    assert_eq!(
+        d.policies[3].unsupported,
+        ["conditions.devices", "sessionControls.persistentBrowser"]
+    );
 
     // The break-glass account is excluded everywhere.
-    assert_eq!(eval(&sign_in(BREAK_GLASS, app(), "192.0.2.10", &[Password])).outcome, Outcome::Allow);
+    assert_eq!(
+        eval(&sign_in(BREAK_GLASS, app(), "192.0.2.10", &[Password])).outcome,
+        Outcome::Allow
+    );
 
     // An admin with a TAP: MFA is met, phishing-resistant is not.
     let mut admin = sign_in("admin", app(), "192.0.2.10", &[TemporaryAccessPassOneTime]);
     admin.role_template_ids = vec![GLOBAL_ADMIN.to_owned()];
     // Gatepass's built-in (Graph's name) wins over the export's inline copy.
-    assert_eq!(unmet_names(&eval(&admin).outcome), [["Phishing resistant MFA"]]);
+    assert_eq!(
+        unmet_names(&eval(&admin).outcome),
+        [["Phishing resistant MFA"]]
+    );
     admin = admin.with_methods(&[Passkey]);
     admin.auth_time = Some(NOW - time::Duration::hours(11));
     assert_eq!(eval(&admin).outcome, Outcome::Allow);
     // After 12 hours the admin signs in again, with a phishing-resistant method.
     admin.auth_time = Some(NOW - time::Duration::hours(13));
-    let Outcome::RequireStrength(unmet) = eval(&admin).outcome else { panic!("stale admin session allowed") };
-    assert!(unmet.iter().any(|u| u.reauthenticate && u.any_of.iter().any(|s| s.id() == PHISHING_RESISTANT_MFA)));
+    let Outcome::RequireStrength(unmet) = eval(&admin).outcome else {
+        panic!("stale admin session allowed")
+    };
+    assert!(
+        unmet
+            .iter()
+            .any(|u| u.reauthenticate && u.any_of.iter().any(|s| s.id() == PHISHING_RESISTANT_MFA))
+    );
 }
 
 #[test]
@@ -486,8 +624,16 @@ fn what_if_on_the_examples() {
         &member,
     );
     assert_eq!(at_security_info.decision, "allow");
-    let applied: Vec<_> = at_security_info.value.iter().filter(|v| v.policy_applies).map(|v| v.policy.display_name.as_str()).collect();
-    assert_eq!(applied, ["Register security info with a Temporary Access Pass or a passkey"]);
+    let applied: Vec<_> = at_security_info
+        .value
+        .iter()
+        .filter(|v| v.policy_applies)
+        .map(|v| v.policy.display_name.as_str())
+        .collect();
+    assert_eq!(
+        applied,
+        ["Register security info with a Temporary Access Pass or a passkey"]
+    );
 
     let at_app = ask(
         json!({
@@ -499,9 +645,15 @@ fn what_if_on_the_examples() {
         &member,
     );
     assert_eq!(at_app.decision, "stepUp");
-    assert_eq!(at_app.unmet_requirements[0].any_of[0].display_name(), "MFA without TAP");
+    assert_eq!(
+        at_app.unmet_requirements[0].any_of[0].display_name(),
+        "MFA without TAP"
+    );
     let table = render_table(&at_app);
-    assert!(table.contains("requires one of: MFA without TAP"), "{table}");
+    assert!(
+        table.contains("requires one of: MFA without TAP"),
+        "{table}"
+    );
 
     let from_outside = ask(
         json!({
@@ -513,9 +665,15 @@ fn what_if_on_the_examples() {
         &member,
     );
     assert_eq!(from_outside.decision, "block");
-    assert_eq!(from_outside.blocked_by[0].policy_id, "e90b3fd1-1b33-4d28-9558-e66cf93bdc40");
+    assert_eq!(
+        from_outside.blocked_by[0].policy_id,
+        "e90b3fd1-1b33-4d28-9558-e66cf93bdc40"
+    );
 
-    let admin = DirectoryFacts { role_template_ids: vec![GLOBAL_ADMIN.to_owned()], ..DirectoryFacts::default() };
+    let admin = DirectoryFacts {
+        role_template_ids: vec![GLOBAL_ADMIN.to_owned()],
+        ..DirectoryFacts::default()
+    };
     let admin_with_password = ask(
         json!({
             "signInIdentity": {"userId": "admin"},
@@ -531,5 +689,8 @@ fn what_if_on_the_examples() {
         .iter()
         .map(|u| u.any_of.iter().map(|s| s.display_name.as_ref()).collect())
         .collect();
-    assert_eq!(names, [vec!["MFA without TAP"], vec!["Phishing resistant MFA"]]);
+    assert_eq!(
+        names,
+        [vec!["MFA without TAP"], vec!["Phishing resistant MFA"]]
+    );
 }

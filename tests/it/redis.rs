@@ -1321,6 +1321,9 @@ async fn redis_stopped_mid_traffic_answers_503_then_recovers_without_restart() {
     );
     assert!(app.browser().sign_in(&format!("{}/authorize?client_id={RP_ID}&response_type=code&redirect_uri={RP_REDIRECT}&scope=openid", app.issuer), "kept", "kept password 1").await.is_ok());
 
+    // A probe that started during the outage may still be waiting out its
+    // timeout (up to ~3 s); let it drain so the samples end after recovery.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let seen = traffic.await.expect("background traffic never panicked");
     assert!(

@@ -67,7 +67,9 @@ impl UserAction {
     /// The policy's spelling (`includeUserActions`).
     pub fn urn(self) -> &'static str {
         match self {
-            UserAction::RegisterSecurityInformation => super::model::USER_ACTION_REGISTER_SECURITY_INFO,
+            UserAction::RegisterSecurityInformation => {
+                super::model::USER_ACTION_REGISTER_SECURITY_INFO
+            }
             UserAction::RegisterOrJoinDevices => super::model::USER_ACTION_REGISTER_DEVICE,
         }
     }
@@ -82,9 +84,12 @@ impl UserAction {
 
     /// Accepts either spelling.
     pub fn parse(s: &str) -> Option<UserAction> {
-        [UserAction::RegisterSecurityInformation, UserAction::RegisterOrJoinDevices]
-            .into_iter()
-            .find(|a| a.urn().eq_ignore_ascii_case(s) || a.name().eq_ignore_ascii_case(s))
+        [
+            UserAction::RegisterSecurityInformation,
+            UserAction::RegisterOrJoinDevices,
+        ]
+        .into_iter()
+        .find(|a| a.urn().eq_ignore_ascii_case(s) || a.name().eq_ignore_ascii_case(s))
     }
 }
 
@@ -100,15 +105,24 @@ pub struct Target {
 
 impl Target {
     pub fn application(client_id: impl Into<String>) -> Target {
-        Target { applications: vec![client_id.into()], ..Target::default() }
+        Target {
+            applications: vec![client_id.into()],
+            ..Target::default()
+        }
     }
 
     pub fn user_action(action: UserAction) -> Target {
-        Target { user_action: Some(action), ..Target::default() }
+        Target {
+            user_action: Some(action),
+            ..Target::default()
+        }
     }
 
     pub fn authentication_context(class_reference: impl Into<String>) -> Target {
-        Target { authentication_contexts: vec![class_reference.into()], ..Target::default() }
+        Target {
+            authentication_contexts: vec![class_reference.into()],
+            ..Target::default()
+        }
     }
 }
 
@@ -145,7 +159,9 @@ impl DevicePlatform {
     }
 
     pub fn parse(s: &str) -> Option<DevicePlatform> {
-        Self::ALL.into_iter().find(|p| p.as_str().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -205,7 +221,9 @@ impl ClientAppType {
     }
 
     pub fn parse(s: &str) -> Option<ClientAppType> {
-        Self::ALL.into_iter().find(|c| c.as_str().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -220,7 +238,13 @@ pub enum RiskLevel {
 }
 
 impl RiskLevel {
-    pub const ALL: [RiskLevel; 5] = [RiskLevel::None, RiskLevel::Low, RiskLevel::Medium, RiskLevel::High, RiskLevel::Hidden];
+    pub const ALL: [RiskLevel; 5] = [
+        RiskLevel::None,
+        RiskLevel::Low,
+        RiskLevel::Medium,
+        RiskLevel::High,
+        RiskLevel::Hidden,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -233,7 +257,9 @@ impl RiskLevel {
     }
 
     pub fn parse(s: &str) -> Option<RiskLevel> {
-        Self::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -454,10 +480,18 @@ impl PolicyResult {
             (PolicyState::Enabled, Verdict::NotApplied) => "notApplied",
             (PolicyState::Enabled, Verdict::Satisfied) => "success",
             (PolicyState::Enabled, Verdict::StepUp(_) | Verdict::Block(_)) => "failure",
-            (PolicyState::EnabledForReportingButNotEnforced, Verdict::NotApplied) => "reportOnlyNotApplied",
-            (PolicyState::EnabledForReportingButNotEnforced, Verdict::Satisfied) => "reportOnlySuccess",
-            (PolicyState::EnabledForReportingButNotEnforced, Verdict::StepUp(_)) => "reportOnlyInterrupted",
-            (PolicyState::EnabledForReportingButNotEnforced, Verdict::Block(_)) => "reportOnlyFailure",
+            (PolicyState::EnabledForReportingButNotEnforced, Verdict::NotApplied) => {
+                "reportOnlyNotApplied"
+            }
+            (PolicyState::EnabledForReportingButNotEnforced, Verdict::Satisfied) => {
+                "reportOnlySuccess"
+            }
+            (PolicyState::EnabledForReportingButNotEnforced, Verdict::StepUp(_)) => {
+                "reportOnlyInterrupted"
+            }
+            (PolicyState::EnabledForReportingButNotEnforced, Verdict::Block(_)) => {
+                "reportOnlyFailure"
+            }
         }
     }
 }
@@ -509,9 +543,18 @@ impl Decision {
             .iter()
             .map(|p| {
                 let (grant, session) = if p.applies {
-                    let grant = p.requirement.controls.iter().map(|c| log_control_name(&c.control)).collect();
-                    let session =
-                        p.requirement.sign_in_frequency.iter().map(|_| "SignInFrequency".to_owned()).collect();
+                    let grant = p
+                        .requirement
+                        .controls
+                        .iter()
+                        .map(|c| log_control_name(&c.control))
+                        .collect();
+                    let session = p
+                        .requirement
+                        .sign_in_frequency
+                        .iter()
+                        .map(|_| "SignInFrequency".to_owned())
+                        .collect();
                     (grant, session)
                 } else {
                     (Vec::new(), Vec::new())
@@ -551,7 +594,11 @@ fn log_control_name(control: &str) -> String {
 /// Gatepass method can.
 pub fn step_up_methods(unmet: &[UnmetRequirement], current: &[AuthMethod]) -> Vec<AuthMethod> {
     let fresh = unmet.iter().any(|u| u.reauthenticate);
-    let base = if fresh { MethodSet::EMPTY } else { MethodSet::from_auth_methods(current) };
+    let base = if fresh {
+        MethodSet::EMPTY
+    } else {
+        MethodSet::from_auth_methods(current)
+    };
     [
         AuthMethod::Passkey,
         AuthMethod::TemporaryAccessPassOneTime,
@@ -561,7 +608,9 @@ pub fn step_up_methods(unmet: &[UnmetRequirement], current: &[AuthMethod]) -> Ve
     .into_iter()
     .filter(|&m| {
         let methods = base.with(m.into());
-        unmet.iter().all(|u| u.any_of.is_empty() || u.any_of.iter().any(|s| s.is_satisfied_by(methods)))
+        unmet
+            .iter()
+            .all(|u| u.any_of.is_empty() || u.any_of.iter().any(|s| s.is_satisfied_by(methods)))
     })
     .collect()
 }
@@ -575,8 +624,10 @@ pub fn evaluate(
     now: OffsetDateTime,
 ) -> Decision {
     let network = Network::resolve(locations, context.ip_address);
-    let results: Vec<PolicyResult> =
-        policies.iter().map(|p| evaluate_policy(p, strengths, &network, context, now)).collect();
+    let results: Vec<PolicyResult> = policies
+        .iter()
+        .map(|p| evaluate_policy(p, strengths, &network, context, now))
+        .collect();
     let mut blocked = Vec::new();
     let mut unmet = Vec::new();
     for r in results.iter().filter(|r| r.state == PolicyState::Enabled) {
@@ -593,7 +644,10 @@ pub fn evaluate(
     } else {
         Outcome::Allow
     };
-    Decision { outcome, policies: results }
+    Decision {
+        outcome,
+        policies: results,
+    }
 }
 
 /// The sign-in's IP resolved against the named locations once, not per
@@ -617,11 +671,22 @@ enum Place {
 impl<'a> Network<'a> {
     fn resolve(locations: &'a [NamedLocation], ip: Option<IpAddr>) -> Network<'a> {
         let inside: Vec<&str> = match ip {
-            Some(ip) => locations.iter().filter(|l| l.contains(ip)).map(|l| l.id.as_str()).collect(),
+            Some(ip) => locations
+                .iter()
+                .filter(|l| l.contains(ip))
+                .map(|l| l.id.as_str())
+                .collect(),
             None => Vec::new(),
         };
-        let in_trusted = locations.iter().any(|l| l.trusted() && inside.contains(&l.id.as_str()));
-        Network { locations, ip, inside, in_trusted }
+        let in_trusted = locations
+            .iter()
+            .any(|l| l.trusted() && inside.contains(&l.id.as_str()));
+        Network {
+            locations,
+            ip,
+            inside,
+            in_trusted,
+        }
     }
 
     fn place(&self, id: &str) -> Place {
@@ -629,20 +694,33 @@ impl<'a> Network<'a> {
             return Place::Inside;
         }
         if id.eq_ignore_ascii_case("AllTrusted") {
-            return if self.in_trusted { Place::Inside } else { Place::Outside };
+            return if self.in_trusted {
+                Place::Inside
+            } else {
+                Place::Outside
+            };
         }
-        match self.locations.iter().find(|l| l.id.eq_ignore_ascii_case(id)) {
-            None => Place::Undetermined(format!("conditions.locations: no named location has id '{id}'")),
+        match self
+            .locations
+            .iter()
+            .find(|l| l.id.eq_ignore_ascii_case(id))
+        {
+            None => Place::Undetermined(format!(
+                "conditions.locations: no named location has id '{id}'"
+            )),
             Some(l) => match l.kind() {
-                LocationKind::Ip if self.inside.iter().any(|i| i.eq_ignore_ascii_case(id)) => Place::Inside,
+                LocationKind::Ip if self.inside.iter().any(|i| i.eq_ignore_ascii_case(id)) => {
+                    Place::Inside
+                }
                 LocationKind::Ip => Place::Outside,
                 LocationKind::Country => Place::Undetermined(format!(
                     "conditions.locations: '{}' is a countryNamedLocation (not evaluated)",
                     l.display_name
                 )),
-                LocationKind::Unknown => {
-                    Place::Undetermined(format!("conditions.locations: '{}' is not an IP named location", l.display_name))
-                }
+                LocationKind::Unknown => Place::Undetermined(format!(
+                    "conditions.locations: '{}' is not an IP named location",
+                    l.display_name
+                )),
             },
         }
     }
@@ -663,13 +741,18 @@ fn missing(context: &SignInContext) -> Result<(), AnalysisReason> {
     }
 }
 
-fn users_match(users: Option<&ConditionalAccessUsers>, ctx: &SignInContext) -> Result<(), AnalysisReason> {
-    let Some(u) = users else { return Err(AnalysisReason::Users) };
-    let is_user = |ids: &[String]| {
-        contains_ci(ids, &ctx.user_id) || any_in(ids, &ctx.user_aliases)
+fn users_match(
+    users: Option<&ConditionalAccessUsers>,
+    ctx: &SignInContext,
+) -> Result<(), AnalysisReason> {
+    let Some(u) = users else {
+        return Err(AnalysisReason::Users);
     };
+    let is_user = |ids: &[String]| contains_ci(ids, &ctx.user_id) || any_in(ids, &ctx.user_aliases);
     let guest_keyword = |ids: &[String]| ctx.is_guest && contains_ci(ids, "GuestsOrExternalUsers");
-    let guest_object = |v: &Option<serde_json::Value>| ctx.is_guest && v.as_ref().is_some_and(super::model::is_set);
+    let guest_object = |v: &Option<serde_json::Value>| {
+        ctx.is_guest && v.as_ref().is_some_and(super::model::is_set)
+    };
 
     let include_users = list(&u.include_users);
     let included = contains_ci(include_users, "All")
@@ -686,11 +769,20 @@ fn users_match(users: Option<&ConditionalAccessUsers>, ctx: &SignInContext) -> R
         || any_in(list(&u.exclude_groups), &ctx.group_ids)
         || any_in(list(&u.exclude_roles), &ctx.role_template_ids)
         || guest_object(&u.exclude_guests_or_external_users);
-    if included && !excluded { Ok(()) } else { Err(AnalysisReason::Users) }
+    if included && !excluded {
+        Ok(())
+    } else {
+        Err(AnalysisReason::Users)
+    }
 }
 
-fn applications_match(apps: Option<&ConditionalAccessApplications>, target: &Target) -> Result<(), AnalysisReason> {
-    let Some(a) = apps else { return Err(AnalysisReason::Application) };
+fn applications_match(
+    apps: Option<&ConditionalAccessApplications>,
+    target: &Target,
+) -> Result<(), AnalysisReason> {
+    let Some(a) = apps else {
+        return Err(AnalysisReason::Application);
+    };
     let include = list(&a.include_applications);
     let exclude = list(&a.exclude_applications);
     let app_filter_in_use = super::model::extra_in_use(&a.extra);
@@ -701,10 +793,13 @@ fn applications_match(apps: Option<&ConditionalAccessApplications>, target: &Tar
         let excluded = contains_ci(exclude, id) || contains_ci(exclude, "All");
         included && !excluded
     });
-    let action_matches =
-        target.user_action.is_some_and(|action| contains_ci(list(&a.include_user_actions), action.urn()));
-    let context_matches =
-        any_in(list(&a.include_authentication_context_class_references), &target.authentication_contexts);
+    let action_matches = target
+        .user_action
+        .is_some_and(|action| contains_ci(list(&a.include_user_actions), action.urn()));
+    let context_matches = any_in(
+        list(&a.include_authentication_context_class_references),
+        &target.authentication_contexts,
+    );
     if app_matches || action_matches || context_matches {
         Ok(())
     } else if !include.is_empty() {
@@ -718,7 +813,10 @@ fn applications_match(apps: Option<&ConditionalAccessApplications>, target: &Tar
     }
 }
 
-fn platforms_match(platforms: Option<&ConditionalAccessPlatforms>, platform: Option<DevicePlatform>) -> bool {
+fn platforms_match(
+    platforms: Option<&ConditionalAccessPlatforms>,
+    platform: Option<DevicePlatform>,
+) -> bool {
     let Some(p) = platforms else { return true };
     if super::model::extra_in_use(&p.extra) {
         return true;
@@ -768,17 +866,29 @@ fn locations_match(
             Place::Undetermined(why) => unsupported.push(why),
         }
     }
-    if included && !excluded { Ok(()) } else { Err(AnalysisReason::Location) }
+    if included && !excluded {
+        Ok(())
+    } else {
+        Err(AnalysisReason::Location)
+    }
 }
 
 fn client_app_matches(types: &[String], ctx: &SignInContext) -> Result<(), AnalysisReason> {
     if types.is_empty() || contains_ci(types, "all") {
         return Ok(());
     }
-    let Some(t) = ctx.client_app_type else { return missing(ctx) };
-    let eas = matches!(t, ClientAppType::ExchangeActiveSync | ClientAppType::EasSupported)
-        && (contains_ci(types, "exchangeActiveSync") || contains_ci(types, "easSupported"));
-    if contains_ci(types, t.as_str()) || eas { Ok(()) } else { Err(AnalysisReason::ClientApps) }
+    let Some(t) = ctx.client_app_type else {
+        return missing(ctx);
+    };
+    let eas = matches!(
+        t,
+        ClientAppType::ExchangeActiveSync | ClientAppType::EasSupported
+    ) && (contains_ci(types, "exchangeActiveSync") || contains_ci(types, "easSupported"));
+    if contains_ci(types, t.as_str()) || eas {
+        Ok(())
+    } else {
+        Err(AnalysisReason::ClientApps)
+    }
 }
 
 fn risk_matches(
@@ -790,8 +900,14 @@ fn risk_matches(
     if levels.is_empty() {
         return Ok(());
     }
-    let Some(level) = level else { return missing(ctx) };
-    if contains_ci(levels, level.as_str()) { Ok(()) } else { Err(reason) }
+    let Some(level) = level else {
+        return missing(ctx);
+    };
+    if contains_ci(levels, level.as_str()) {
+        Ok(())
+    } else {
+        Err(reason)
+    }
 }
 
 fn conditions_match(
@@ -808,8 +924,18 @@ fn conditions_match(
     }
     locations_match(c.locations.as_ref(), network, ctx, unsupported)?;
     client_app_matches(list(&c.client_app_types), ctx)?;
-    risk_matches(list(&c.sign_in_risk_levels), ctx.sign_in_risk, ctx, AnalysisReason::SignInRisk)?;
-    risk_matches(list(&c.user_risk_levels), ctx.user_risk, ctx, AnalysisReason::UserRisk)?;
+    risk_matches(
+        list(&c.sign_in_risk_levels),
+        ctx.sign_in_risk,
+        ctx,
+        AnalysisReason::SignInRisk,
+    )?;
+    risk_matches(
+        list(&c.user_risk_levels),
+        ctx.user_risk,
+        ctx,
+        AnalysisReason::UserRisk,
+    )?;
     Ok(())
 }
 
@@ -845,10 +971,15 @@ fn resolve_strength(
         },
     };
     match strength {
-        None => unsupported.push(format!("grantControls.authenticationStrength: no authentication strength has id '{id}'")),
-        Some(s) => unsupported.extend(
-            s.unsupported.iter().map(|u| format!("grantControls.authenticationStrength.{u} ('{}')", s.display_name())),
-        ),
+        None => unsupported.push(format!(
+            "grantControls.authenticationStrength: no authentication strength has id '{id}'"
+        )),
+        Some(s) => unsupported.extend(s.unsupported.iter().map(|u| {
+            format!(
+                "grantControls.authenticationStrength.{u} ('{}')",
+                s.display_name()
+            )
+        })),
     }
     strength.map(|s| s.reference().clone())
 }
@@ -871,18 +1002,28 @@ fn static_name(name: &str) -> Cow<'static, str> {
 }
 
 /// The policy's grant controls, not yet checked (`satisfied: None`).
-fn required_controls(policy: &Policy, strengths: &StrengthSet, unsupported: &mut Vec<String>) -> Vec<RequiredControl> {
-    let Some(g) = &policy.grant_controls else { return Vec::new() };
-    let control = |name: Cow<'static, str>, strength: Option<StrengthRef>, supported: bool| RequiredControl {
-        control: name,
-        authentication_strength: strength,
-        supported,
-        satisfied: None,
+fn required_controls(
+    policy: &Policy,
+    strengths: &StrengthSet,
+    unsupported: &mut Vec<String>,
+) -> Vec<RequiredControl> {
+    let Some(g) = &policy.grant_controls else {
+        return Vec::new();
     };
+    let control =
+        |name: Cow<'static, str>, strength: Option<StrengthRef>, supported: bool| RequiredControl {
+            control: name,
+            authentication_strength: strength,
+            supported,
+            satisfied: None,
+        };
     let mut out = Vec::new();
     for name in list(&g.built_in_controls) {
         let (strength, supported) = match name.as_str() {
-            "mfa" => (resolve_strength(strengths, MULTIFACTOR, None, unsupported), true),
+            "mfa" => (
+                resolve_strength(strengths, MULTIFACTOR, None, unsupported),
+                true,
+            ),
             "block" | "compliantDevice" | "domainJoinedDevice" => (None, true),
             _ => (None, false),
         };
@@ -891,9 +1032,19 @@ fn required_controls(policy: &Policy, strengths: &StrengthSet, unsupported: &mut
     if let Some(s) = &g.authentication_strength {
         let strength = resolve_strength(strengths, &s.id, Some(s), unsupported);
         let supported = strength.is_some();
-        out.push(control(Cow::Borrowed("authenticationStrength"), strength, supported));
+        out.push(control(
+            Cow::Borrowed("authenticationStrength"),
+            strength,
+            supported,
+        ));
     }
-    for (field, values) in [("termsOfUse", &g.terms_of_use), ("customAuthenticationFactors", &g.custom_authentication_factors)] {
+    for (field, values) in [
+        ("termsOfUse", &g.terms_of_use),
+        (
+            "customAuthenticationFactors",
+            &g.custom_authentication_factors,
+        ),
+    ] {
         if !list(values).is_empty() {
             out.push(control(Cow::Borrowed(field), None, false));
         }
@@ -901,7 +1052,11 @@ fn required_controls(policy: &Policy, strengths: &StrengthSet, unsupported: &mut
     out
 }
 
-fn control_state(control: &RequiredControl, ctx: &SignInContext, methods: Option<MethodSet>) -> ControlState {
+fn control_state(
+    control: &RequiredControl,
+    ctx: &SignInContext,
+    methods: Option<MethodSet>,
+) -> ControlState {
     if !control.supported {
         return ControlState::Impossible;
     }
@@ -919,14 +1074,27 @@ fn control_state(control: &RequiredControl, ctx: &SignInContext, methods: Option
     }
 }
 
-fn frequency(policy: &Policy, ctx: &SignInContext, now: OffsetDateTime) -> Option<(FrequencyRequirement, bool)> {
-    let f = policy.session_controls.as_ref()?.sign_in_frequency.as_ref().filter(|f| f.enabled())?;
+fn frequency(
+    policy: &Policy,
+    ctx: &SignInContext,
+    now: OffsetDateTime,
+) -> Option<(FrequencyRequirement, bool)> {
+    let f = policy
+        .session_controls
+        .as_ref()?
+        .sign_in_frequency
+        .as_ref()
+        .filter(|f| f.enabled())?;
     // A time-based control without a valid period is read as everyTime.
     let period = if f.is_every_time() { None } else { f.period() };
     let age = ctx.auth_time.map_or(time::Duration::ZERO, |t| now - t);
     let stale = age > period.unwrap_or(EVERY_TIME_SKEW);
     let requirement = FrequencyRequirement {
-        frequency_interval: if period.is_some() { "timeBased" } else { "everyTime" },
+        frequency_interval: if period.is_some() {
+            "timeBased"
+        } else {
+            "everyTime"
+        },
         value: period.and(f.value),
         frequency_type: period.and(f.frequency_type.clone()),
         reauthentication_required: None,
@@ -959,7 +1127,11 @@ fn evaluate_policy(
         state: policy.state,
         applies: applies.is_ok(),
         analysis_reasons: applies.err().unwrap_or(AnalysisReason::NotSet),
-        requirement: Requirement { operator, controls: Vec::new(), sign_in_frequency: None },
+        requirement: Requirement {
+            operator,
+            controls: Vec::new(),
+            sign_in_frequency: None,
+        },
         satisfied: None,
         report_only: policy.state == PolicyState::EnabledForReportingButNotEnforced,
         unsupported,
@@ -987,14 +1159,26 @@ fn evaluate_policy(
     }
     // A stale session counts for nothing: the fresh sign-in must meet the
     // grant on its own.
-    let methods = if reauthenticate { Some(MethodSet::EMPTY) } else { ctx.methods };
+    let methods = if reauthenticate {
+        Some(MethodSet::EMPTY)
+    } else {
+        ctx.methods
+    };
     let state = |c: &RequiredControl| control_state(c, ctx, methods);
     let grant_met = controls.iter().all(|c| state(c) == ControlState::Met)
         || (operator == "OR" && controls.iter().any(|c| state(c) == ControlState::Met));
     let impossible = || -> Vec<String> {
-        controls.iter().filter(|c| state(c) == ControlState::Impossible).map(|c| c.control.clone().into_owned()).collect()
+        controls
+            .iter()
+            .filter(|c| state(c) == ControlState::Impossible)
+            .map(|c| c.control.clone().into_owned())
+            .collect()
     };
-    let pending = || controls.iter().filter(|c| matches!(state(c), ControlState::Unmet | ControlState::Unknown));
+    let pending = || {
+        controls
+            .iter()
+            .filter(|c| matches!(state(c), ControlState::Unmet | ControlState::Unknown))
+    };
     let blocked_by = |names: Vec<String>| BlockedBy {
         policy_id: policy.id.clone(),
         display_name: policy.display_name.clone(),
@@ -1020,18 +1204,29 @@ fn evaluate_policy(
         Verdict::Block(blocked_by(vec!["block".to_owned()]))
     } else if controls.is_empty() || grant_met {
         // Met — or, for a stale session, met by any fresh sign-in.
-        if reauthenticate { Verdict::StepUp(vec![unmet(Vec::new())]) } else { Verdict::Satisfied }
+        if reauthenticate {
+            Verdict::StepUp(vec![unmet(Vec::new())])
+        } else {
+            Verdict::Satisfied
+        }
     } else if operator == "OR" {
         // Any one control would do: a strength is the way out, if any.
         match strengths_of(&mut pending()) {
             any_of if any_of.is_empty() => Verdict::Block(blocked_by(impossible())),
             any_of => Verdict::StepUp(vec![unmet(any_of)]),
         }
-    } else if controls.iter().any(|c| state(c) == ControlState::Impossible) {
+    } else if controls
+        .iter()
+        .any(|c| state(c) == ControlState::Impossible)
+    {
         Verdict::Block(blocked_by(impossible()))
     } else {
         // AND: each unmet strength is its own requirement.
-        Verdict::StepUp(pending().map(|c| unmet(strengths_of(&mut std::iter::once(c)))).collect())
+        Verdict::StepUp(
+            pending()
+                .map(|c| unmet(strengths_of(&mut std::iter::once(c))))
+                .collect(),
+        )
     };
     result.satisfied = match &result.verdict {
         Verdict::Satisfied => Some(true),

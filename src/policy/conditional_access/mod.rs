@@ -18,9 +18,10 @@ pub mod strengths;
 pub mod what_if;
 
 pub use evaluate::{
-    AnalysisReason, AppliedConditionalAccessPolicy, BlockedBy, ClientAppType, Decision, DevicePlatform, Mode,
-    Outcome, PolicyResult, Requirement, RequiredControl, RiskLevel, SignInContext, StrengthRef, Target,
-    UnmetRequirement, UserAction, Verdict, evaluate, platform_from_user_agent, step_up_methods,
+    AnalysisReason, AppliedConditionalAccessPolicy, BlockedBy, ClientAppType, Decision,
+    DevicePlatform, Mode, Outcome, PolicyResult, RequiredControl, Requirement, RiskLevel,
+    SignInContext, StrengthRef, Target, UnmetRequirement, UserAction, Verdict, evaluate,
+    platform_from_user_agent, step_up_methods,
 };
 pub use model::{AuthenticationStrengthPolicy, InvalidField, NamedLocation, Policy, PolicyState};
 pub use strengths::{MethodMode, MethodSet, StrengthSet, acr_strength};
@@ -46,23 +47,34 @@ impl LoadError {
 
 /// Reads one object, an array, or a Graph collection `{"value": [...]}`.
 fn load<T: DeserializeOwned>(json: &str) -> Result<Vec<T>, LoadError> {
-    let document: Value = serde_json::from_str(json)
-        .map_err(|e| LoadError { path: ".".to_owned(), message: format!("invalid JSON: {e}") })?;
+    let document: Value = serde_json::from_str(json).map_err(|e| LoadError {
+        path: ".".to_owned(),
+        message: format!("invalid JSON: {e}"),
+    })?;
     let (prefix, items) = match document {
         Value::Array(items) => ("", items),
-        Value::Object(mut map) if matches!(map.get("value"), Some(Value::Array(_))) => match map.remove("value") {
-            Some(Value::Array(items)) => ("value", items),
-            _ => ("value", Vec::new()),
-        },
+        Value::Object(mut map) if matches!(map.get("value"), Some(Value::Array(_))) => {
+            match map.remove("value") {
+                Some(Value::Array(items)) => ("value", items),
+                _ => ("value", Vec::new()),
+            }
+        }
         Value::Object(map) => return Ok(vec![parse_one(Value::Object(map), "")?]),
         other => {
             return Err(LoadError {
                 path: ".".to_owned(),
-                message: format!("expected an object, an array or {{\"value\": [...]}}, found {}", kind(&other)),
+                message: format!(
+                    "expected an object, an array or {{\"value\": [...]}}, found {}",
+                    kind(&other)
+                ),
             });
         }
     };
-    items.into_iter().enumerate().map(|(i, item)| parse_one(item, &format!("{prefix}[{i}]"))).collect()
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| parse_one(item, &format!("{prefix}[{i}]")))
+        .collect()
 }
 
 fn parse_one<T: DeserializeOwned>(item: Value, at: &str) -> Result<T, LoadError> {
@@ -74,7 +86,10 @@ fn parse_one<T: DeserializeOwned>(item: Value, at: &str) -> Result<T, LoadError>
             (false, ".") => at.to_owned(),
             (false, p) => format!("{at}.{p}"),
         };
-        LoadError { path, message: e.into_inner().to_string() }
+        LoadError {
+            path,
+            message: e.into_inner().to_string(),
+        }
     })
 }
 
@@ -116,14 +131,19 @@ mod tests {
         let one = r#"{"id":"p1","displayName":"One","state":"enabled","conditions":{}}"#;
         assert_eq!(load_policies(one).unwrap().len(), 1);
         assert_eq!(load_policies(&format!("[{one},{one}]")).unwrap().len(), 2);
-        let collection = format!(r#"{{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#x","value":[{one}]}}"#);
+        let collection = format!(
+            r#"{{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#x","value":[{one}]}}"#
+        );
         assert_eq!(load_policies(&collection).unwrap()[0].id, "p1");
         assert!(load_policies("[]").unwrap().is_empty());
     }
 
     #[test]
     fn load_errors_name_the_property() {
-        let err = load_policies(r#"{"value":[{"id":"a","state":"enabled"},{"id":"b","state":"sometimes"}]}"#).unwrap_err();
+        let err = load_policies(
+            r#"{"value":[{"id":"a","state":"enabled"},{"id":"b","state":"sometimes"}]}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.path, "value[1].state", "{err}");
         let err = load_policies(r#"[{"id":"a"}]"#).unwrap_err();
         assert_eq!(err.path, "[0]", "{err}");

@@ -49,7 +49,10 @@ pub fn is_set(v: &Value) -> bool {
 /// The kept properties in use, skipping OData annotations (`@odata.type`,
 /// `x@odata.context`).
 fn set_keys(extra: &Map<String, Value>) -> impl Iterator<Item = &str> {
-    extra.iter().filter(|(k, v)| !k.contains('@') && is_set(v)).map(|(k, _)| k.as_str())
+    extra
+        .iter()
+        .filter(|(k, v)| !k.contains('@') && is_set(v))
+        .map(|(k, _)| k.as_str())
 }
 
 /// Whether any kept property is in use.
@@ -221,7 +224,9 @@ impl GrantControls {
     /// `OR` (any control) or, by default and for anything else, `AND`:
     /// the stricter reading of an unknown operator.
     pub fn is_or(&self) -> bool {
-        self.operator.as_deref().is_some_and(|o| o.eq_ignore_ascii_case("OR"))
+        self.operator
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case("OR"))
     }
 }
 
@@ -264,7 +269,9 @@ impl SignInFrequency {
     }
 
     pub fn is_every_time(&self) -> bool {
-        self.frequency_interval.as_deref().is_some_and(|f| f.eq_ignore_ascii_case("everyTime"))
+        self.frequency_interval
+            .as_deref()
+            .is_some_and(|f| f.eq_ignore_ascii_case("everyTime"))
     }
 
     /// The period for `timeBased`; `None` when value or type is missing or
@@ -286,7 +293,11 @@ pub struct AuthenticationStrengthPolicy {
     #[serde(default, deserialize_with = "null_default")]
     pub id: String,
     /// Empty when a policy refers to the strength by `id` alone.
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub display_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -310,7 +321,11 @@ pub struct AuthenticationStrengthPolicy {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NamedLocation {
-    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "@odata.type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub odata_type: Option<String>,
     #[serde(default, deserialize_with = "null_default")]
     pub id: String,
@@ -352,7 +367,11 @@ impl NamedLocation {
     /// Whether `ip` is in one of the location's ranges (IP locations only).
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.kind() == LocationKind::Ip
-            && self.ip_ranges.iter().flatten().any(|r| r.cidr.is_some_and(|c| c.contains(ip)))
+            && self
+                .ip_ranges
+                .iter()
+                .flatten()
+                .any(|r| r.cidr.is_some_and(|c| c.contains(ip)))
     }
 
     /// Checks what Graph requires; the error names the property.
@@ -378,7 +397,10 @@ impl NamedLocation {
             }
             LocationKind::Country => {
                 if list(&self.countries_and_regions).is_empty() {
-                    return Err(InvalidField::new("countriesAndRegions", "needs at least one country"));
+                    return Err(InvalidField::new(
+                        "countriesAndRegions",
+                        "needs at least one country",
+                    ));
                 }
                 Ok(())
             }
@@ -403,7 +425,10 @@ pub struct IpRange {
 
 impl IpRange {
     pub fn new(cidr_address: impl Into<String>) -> IpRange {
-        IpRange::from(IpRangeJson { cidr_address: cidr_address.into(), ..IpRangeJson::default() })
+        IpRange::from(IpRangeJson {
+            cidr_address: cidr_address.into(),
+            ..IpRangeJson::default()
+        })
     }
 
     pub fn cidr_address(&self) -> &str {
@@ -419,7 +444,11 @@ impl IpRange {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct IpRangeJson {
-    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "@odata.type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     odata_type: Option<String>,
     #[serde(default, deserialize_with = "null_default")]
     cidr_address: String,
@@ -430,13 +459,22 @@ struct IpRangeJson {
 impl From<IpRangeJson> for IpRange {
     fn from(j: IpRangeJson) -> IpRange {
         let cidr = Cidr::parse(&j.cidr_address);
-        IpRange { odata_type: j.odata_type, cidr_address: j.cidr_address, extra: j.extra, cidr }
+        IpRange {
+            odata_type: j.odata_type,
+            cidr_address: j.cidr_address,
+            extra: j.extra,
+            cidr,
+        }
     }
 }
 
 impl From<IpRange> for IpRangeJson {
     fn from(r: IpRange) -> IpRangeJson {
-        IpRangeJson { odata_type: r.odata_type, cidr_address: r.cidr_address, extra: r.extra }
+        IpRangeJson {
+            odata_type: r.odata_type,
+            cidr_address: r.cidr_address,
+            extra: r.extra,
+        }
     }
 }
 
@@ -456,7 +494,10 @@ impl Cidr {
         };
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(max);
-        (prefix <= max).then_some(Cidr { network: addr, prefix })
+        (prefix <= max).then_some(Cidr {
+            network: addr,
+            prefix,
+        })
     }
 
     /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`, as a dual-stack
@@ -464,11 +505,15 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -487,7 +532,10 @@ pub struct InvalidField {
 
 impl InvalidField {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> InvalidField {
-        InvalidField { field: field.into(), message: message.into() }
+        InvalidField {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// Stable code for the Graph error body.
@@ -508,15 +556,36 @@ const BUILT_IN_CONTROLS: [&str; 7] = [
     "compliantApplication",
     "passwordChange",
 ];
-const CLIENT_APP_TYPES: [&str; 6] =
-    ["all", "browser", "mobileAppsAndDesktopClients", "exchangeActiveSync", "easSupported", "other"];
-const PLATFORMS: [&str; 7] = ["all", "android", "iOS", "windows", "windowsPhone", "macOS", "linux"];
+const CLIENT_APP_TYPES: [&str; 6] = [
+    "all",
+    "browser",
+    "mobileAppsAndDesktopClients",
+    "exchangeActiveSync",
+    "easSupported",
+    "other",
+];
+const PLATFORMS: [&str; 7] = [
+    "all",
+    "android",
+    "iOS",
+    "windows",
+    "windowsPhone",
+    "macOS",
+    "linux",
+];
 const RISK_LEVELS: [&str; 5] = ["low", "medium", "high", "hidden", "none"];
 
-fn check_values(field: &str, values: &Option<Vec<String>>, allowed: &[&str]) -> Result<(), InvalidField> {
+fn check_values(
+    field: &str,
+    values: &Option<Vec<String>>,
+    allowed: &[&str],
+) -> Result<(), InvalidField> {
     for v in list(values) {
         if !allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) {
-            return Err(InvalidField::new(field, format!("'{v}' is not one of {}", allowed.join(", "))));
+            return Err(InvalidField::new(
+                field,
+                format!("'{v}' is not one of {}", allowed.join(", ")),
+            ));
         }
     }
     Ok(())
@@ -526,7 +595,11 @@ fn check_values(field: &str, values: &Option<Vec<String>>, allowed: &[&str]) -> 
 pub fn is_authentication_context(value: &str) -> bool {
     value
         .strip_prefix('c')
-        .and_then(|n| (!n.starts_with('0')).then(|| n.parse::<u8>().ok()).flatten())
+        .and_then(|n| {
+            (!n.starts_with('0'))
+                .then(|| n.parse::<u8>().ok())
+                .flatten()
+        })
         .is_some_and(|n| (1..=99).contains(&n))
 }
 
@@ -551,7 +624,10 @@ impl Policy {
         }
         if let Some(g) = &self.grant_controls {
             for control in list(&g.built_in_controls) {
-                if !matches!(control.as_str(), "block" | "mfa" | "compliantDevice" | "domainJoinedDevice") {
+                if !matches!(
+                    control.as_str(),
+                    "block" | "mfa" | "compliantDevice" | "domainJoinedDevice"
+                ) {
                     out.push(format!("grantControls.builtInControls.{control}"));
                 }
             }
@@ -566,7 +642,9 @@ impl Policy {
         if let Some(s) = &self.session_controls {
             out.extend(set_keys(&s.extra).map(|k| format!("sessionControls.{k}")));
             if let Some(f) = &s.sign_in_frequency {
-                out.extend(set_keys(&f.extra).map(|k| format!("sessionControls.signInFrequency.{k}")));
+                out.extend(
+                    set_keys(&f.extra).map(|k| format!("sessionControls.signInFrequency.{k}")),
+                );
             }
         }
         out
@@ -603,7 +681,10 @@ impl Policy {
         check_values(
             "conditions.applications.includeUserActions",
             &apps.include_user_actions,
-            &[USER_ACTION_REGISTER_SECURITY_INFO, USER_ACTION_REGISTER_DEVICE],
+            &[
+                USER_ACTION_REGISTER_SECURITY_INFO,
+                USER_ACTION_REGISTER_DEVICE,
+            ],
         )?;
         for v in list(&apps.include_authentication_context_class_references) {
             if !is_authentication_context(v) {
@@ -613,23 +694,54 @@ impl Policy {
                 ));
             }
         }
-        check_values("conditions.clientAppTypes", &c.client_app_types, &CLIENT_APP_TYPES)?;
+        check_values(
+            "conditions.clientAppTypes",
+            &c.client_app_types,
+            &CLIENT_APP_TYPES,
+        )?;
         if let Some(p) = &c.platforms {
-            check_values("conditions.platforms.includePlatforms", &p.include_platforms, &PLATFORMS)?;
-            check_values("conditions.platforms.excludePlatforms", &p.exclude_platforms, &PLATFORMS)?;
+            check_values(
+                "conditions.platforms.includePlatforms",
+                &p.include_platforms,
+                &PLATFORMS,
+            )?;
+            check_values(
+                "conditions.platforms.excludePlatforms",
+                &p.exclude_platforms,
+                &PLATFORMS,
+            )?;
         }
-        check_values("conditions.signInRiskLevels", &c.sign_in_risk_levels, &RISK_LEVELS)?;
-        check_values("conditions.userRiskLevels", &c.user_risk_levels, &RISK_LEVELS)?;
+        check_values(
+            "conditions.signInRiskLevels",
+            &c.sign_in_risk_levels,
+            &RISK_LEVELS,
+        )?;
+        check_values(
+            "conditions.userRiskLevels",
+            &c.user_risk_levels,
+            &RISK_LEVELS,
+        )?;
         if let Some(l) = &c.locations {
             for (field, ids, specials) in [
-                ("conditions.locations.includeLocations", &l.include_locations, &["All", "AllTrusted"][..]),
-                ("conditions.locations.excludeLocations", &l.exclude_locations, &["AllTrusted"][..]),
+                (
+                    "conditions.locations.includeLocations",
+                    &l.include_locations,
+                    &["All", "AllTrusted"][..],
+                ),
+                (
+                    "conditions.locations.excludeLocations",
+                    &l.exclude_locations,
+                    &["AllTrusted"][..],
+                ),
             ] {
                 for id in list(ids) {
                     let known = specials.iter().any(|s| s.eq_ignore_ascii_case(id))
                         || locations.iter().any(|n| n.id.eq_ignore_ascii_case(id));
                     if !known {
-                        return Err(InvalidField::new(field, format!("no named location has id '{id}'")));
+                        return Err(InvalidField::new(
+                            field,
+                            format!("no named location has id '{id}'"),
+                        ));
                     }
                 }
             }
@@ -637,14 +749,24 @@ impl Policy {
         if let Some(g) = &self.grant_controls {
             if let Some(op) = &g.operator {
                 if !op.eq_ignore_ascii_case("AND") && !op.eq_ignore_ascii_case("OR") {
-                    return Err(InvalidField::new("grantControls.operator", "must be AND or OR"));
+                    return Err(InvalidField::new(
+                        "grantControls.operator",
+                        "must be AND or OR",
+                    ));
                 }
             }
-            check_values("grantControls.builtInControls", &g.built_in_controls, &BUILT_IN_CONTROLS)?;
+            check_values(
+                "grantControls.builtInControls",
+                &g.built_in_controls,
+                &BUILT_IN_CONTROLS,
+            )?;
             let controls = list(&g.built_in_controls);
             let has = |name: &str| controls.iter().any(|c| c.eq_ignore_ascii_case(name));
             if has("block") && (controls.len() > 1 || g.authentication_strength.is_some()) {
-                return Err(InvalidField::new("grantControls.builtInControls", "block cannot be combined with other controls"));
+                return Err(InvalidField::new(
+                    "grantControls.builtInControls",
+                    "block cannot be combined with other controls",
+                ));
             }
             if let Some(strength) = &g.authentication_strength {
                 if has("mfa") {
@@ -661,7 +783,11 @@ impl Policy {
                 }
             }
         }
-        if let Some(f) = self.session_controls.as_ref().and_then(|s| s.sign_in_frequency.as_ref()) {
+        if let Some(f) = self
+            .session_controls
+            .as_ref()
+            .and_then(|s| s.sign_in_frequency.as_ref())
+        {
             if f.enabled() && !f.is_every_time() {
                 let max = match f.frequency_type.as_deref() {
                     Some(t) if t.eq_ignore_ascii_case("hours") => 23,
@@ -693,7 +819,10 @@ impl AuthenticationStrengthPolicy {
         }
         let combinations = list(&self.allowed_combinations);
         if combinations.is_empty() {
-            return Err(InvalidField::new("allowedCombinations", "needs at least one combination"));
+            return Err(InvalidField::new(
+                "allowedCombinations",
+                "needs at least one combination",
+            ));
         }
         for (i, c) in combinations.iter().enumerate() {
             if let Err(unknown) = super::strengths::MethodSet::parse_names(&[c]) {
@@ -703,7 +832,10 @@ impl AuthenticationStrengthPolicy {
                 ));
             }
             if c.split(',').all(|p| p.trim().is_empty()) {
-                return Err(InvalidField::new(format!("allowedCombinations[{i}]"), "is empty"));
+                return Err(InvalidField::new(
+                    format!("allowedCombinations[{i}]"),
+                    "is empty",
+                ));
             }
         }
         Ok(())
@@ -733,9 +865,19 @@ mod tests {
             ("203.0.113.0/24", "2001:db8::1", false),
         ];
         for (cidr, addr, want) in table {
-            assert_eq!(Cidr::parse(cidr).unwrap().contains(ip(addr)), want, "{cidr} ∋ {addr}");
+            assert_eq!(
+                Cidr::parse(cidr).unwrap().contains(ip(addr)),
+                want,
+                "{cidr} ∋ {addr}"
+            );
         }
-        for bad in ["203.0.113.0/33", "2001:db8::/129", "nope/8", "10.0.0.0/x", ""] {
+        for bad in [
+            "203.0.113.0/33",
+            "2001:db8::/129",
+            "nope/8",
+            "10.0.0.0/x",
+            "",
+        ] {
             assert_eq!(Cidr::parse(bad), None, "{bad}");
         }
     }
@@ -743,11 +885,22 @@ mod tests {
     #[test]
     fn is_set_ignores_nulls_empties_and_annotations() {
         use serde_json::json;
-        for unused in [json!(null), json!([]), json!(false), json!(""), json!({"a": null, "b": []}), json!({"@odata.type": "x"})]
-        {
+        for unused in [
+            json!(null),
+            json!([]),
+            json!(false),
+            json!(""),
+            json!({"a": null, "b": []}),
+            json!({"@odata.type": "x"}),
+        ] {
             assert!(!is_set(&unused), "{unused}");
         }
-        for used in [json!(["low"]), json!(true), json!({"mode": "exclude"}), json!(3)] {
+        for used in [
+            json!(["low"]),
+            json!(true),
+            json!({"mode": "exclude"}),
+            json!(3),
+        ] {
             assert!(is_set(&used), "{used}");
         }
     }

@@ -100,7 +100,9 @@ impl MethodMode {
         if s.eq_ignore_ascii_case("passkey") {
             return Some(MethodMode::Fido2);
         }
-        Self::ALL.into_iter().find(|m| m.as_str().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
     }
 
     fn bit(self) -> u32 {
@@ -131,7 +133,9 @@ impl MethodSet {
     pub const EMPTY: MethodSet = MethodSet(0);
 
     pub fn from_auth_methods(methods: &[AuthMethod]) -> MethodSet {
-        methods.iter().fold(MethodSet::EMPTY, |set, &m| set.with(m.into()))
+        methods
+            .iter()
+            .fold(MethodSet::EMPTY, |set, &m| set.with(m.into()))
     }
 
     pub fn from_modes(modes: &[MethodMode]) -> MethodSet {
@@ -143,7 +147,12 @@ impl MethodSet {
     pub fn parse_names<S: AsRef<str>>(names: &[S]) -> Result<MethodSet, String> {
         let mut set = MethodSet::EMPTY;
         for name in names {
-            for part in name.as_ref().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            for part in name
+                .as_ref()
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+            {
                 set = set.with(MethodMode::parse(part).ok_or_else(|| part.to_owned())?);
             }
         }
@@ -153,7 +162,11 @@ impl MethodSet {
     /// One `allowedCombinations` entry. Unknown modes make it unsatisfiable.
     pub fn parse_combination(combination: &str) -> MethodSet {
         let mut set = MethodSet::EMPTY;
-        for part in combination.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for part in combination
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             set.0 |= MethodMode::parse(part).map_or(UNKNOWN_MODE, MethodMode::bit);
         }
         set
@@ -184,7 +197,10 @@ impl MethodSet {
 
     /// The modes, in Graph's order.
     pub fn modes(self) -> Vec<MethodMode> {
-        MethodMode::ALL.into_iter().filter(|m| self.contains(*m)).collect()
+        MethodMode::ALL
+            .into_iter()
+            .filter(|m| self.contains(*m))
+            .collect()
     }
 }
 
@@ -201,7 +217,11 @@ pub struct StrengthRef {
 
 impl StrengthRef {
     pub fn new(id: &str, display_name: &str, combinations: Vec<MethodSet>) -> StrengthRef {
-        StrengthRef { id: id.into(), display_name: display_name.into(), combinations: combinations.into() }
+        StrengthRef {
+            id: id.into(),
+            display_name: display_name.into(),
+            combinations: combinations.into(),
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -248,7 +268,12 @@ impl Strength {
         if let Some(Value::Array(configs)) = policy.extra.get("combinationConfigurations") {
             for config in configs {
                 if let Some(Value::Array(applies)) = config.get("appliesToCombinations") {
-                    restricted.extend(applies.iter().filter_map(Value::as_str).map(normalise_combination));
+                    restricted.extend(
+                        applies
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(normalise_combination),
+                    );
                 }
             }
             if !configs.is_empty() {
@@ -268,7 +293,11 @@ impl Strength {
             })
             .collect();
         let reference = StrengthRef::new(&policy.id, &policy.display_name, combinations);
-        Strength { policy, reference, unsupported }
+        Strength {
+            policy,
+            reference,
+            unsupported,
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -291,8 +320,11 @@ impl Strength {
 }
 
 fn normalise_combination(c: &str) -> String {
-    let mut parts: Vec<String> =
-        c.split(',').map(|p| p.trim().to_ascii_lowercase()).filter(|p| !p.is_empty()).collect();
+    let mut parts: Vec<String> = c
+        .split(',')
+        .map(|p| p.trim().to_ascii_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
     parts.sort();
     parts.join(",")
 }
@@ -312,7 +344,9 @@ impl Default for StrengthSet {
 impl StrengthSet {
     /// Only the built-ins.
     pub fn builtin() -> StrengthSet {
-        StrengthSet { strengths: builtin_policies().into_iter().map(Strength::new).collect() }
+        StrengthSet {
+            strengths: builtin_policies().into_iter().map(Strength::new).collect(),
+        }
     }
 
     /// The built-ins plus `custom`. Entries carrying a built-in id are
@@ -328,7 +362,9 @@ impl StrengthSet {
     }
 
     pub fn get(&self, id: &str) -> Option<&Strength> {
-        self.strengths.iter().find(|s| s.id().eq_ignore_ascii_case(id))
+        self.strengths
+            .iter()
+            .find(|s| s.id().eq_ignore_ascii_case(id))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Strength> {
@@ -348,7 +384,9 @@ impl StrengthSet {
 }
 
 pub fn is_builtin(id: &str) -> bool {
-    [MULTIFACTOR, PASSWORDLESS_MFA, PHISHING_RESISTANT_MFA].iter().any(|b| b.eq_ignore_ascii_case(id))
+    [MULTIFACTOR, PASSWORDLESS_MFA, PHISHING_RESISTANT_MFA]
+        .iter()
+        .any(|b| b.eq_ignore_ascii_case(id))
 }
 
 /// The strength an `acr` value asks for (`acr_values`, or an essential `acr`
@@ -389,9 +427,17 @@ pub fn builtin_policies() -> Vec<AuthenticationStrengthPolicy> {
         "sms,federatedSingleFactor",
         "voice,federatedSingleFactor",
     ];
-    let passwordless: &[&str] =
-        &["windowsHelloForBusiness", "fido2", "x509CertificateMultiFactor", "deviceBasedPush"];
-    let phishing_resistant: &[&str] = &["windowsHelloForBusiness", "fido2", "x509CertificateMultiFactor"];
+    let passwordless: &[&str] = &[
+        "windowsHelloForBusiness",
+        "fido2",
+        "x509CertificateMultiFactor",
+        "deviceBasedPush",
+    ];
+    let phishing_resistant: &[&str] = &[
+        "windowsHelloForBusiness",
+        "fido2",
+        "x509CertificateMultiFactor",
+    ];
     [
         (
             MULTIFACTOR,
@@ -451,14 +497,31 @@ mod tests {
             (&[Password, Passkey], true, true, true),
             (&[Password, TemporaryAccessPassOneTime], true, false, false),
             (&[TemporaryAccessPassOneTime, Passkey], true, true, true),
-            (&[TemporaryAccessPassMultiUse, TemporaryAccessPassOneTime], true, false, false),
+            (
+                &[TemporaryAccessPassMultiUse, TemporaryAccessPassOneTime],
+                true,
+                false,
+                false,
+            ),
             (&[Password, Password], false, false, false),
         ];
         for (methods, mfa, passwordless, phishing) in table {
             let m = MethodSet::from_auth_methods(methods);
-            assert_eq!(set.is_satisfied(MULTIFACTOR, m), mfa, "multifactor {methods:?}");
-            assert_eq!(set.is_satisfied(PASSWORDLESS_MFA, m), passwordless, "passwordless {methods:?}");
-            assert_eq!(set.is_satisfied(PHISHING_RESISTANT_MFA, m), phishing, "phishing-resistant {methods:?}");
+            assert_eq!(
+                set.is_satisfied(MULTIFACTOR, m),
+                mfa,
+                "multifactor {methods:?}"
+            );
+            assert_eq!(
+                set.is_satisfied(PASSWORDLESS_MFA, m),
+                passwordless,
+                "passwordless {methods:?}"
+            );
+            assert_eq!(
+                set.is_satisfied(PHISHING_RESISTANT_MFA, m),
+                phishing,
+                "phishing-resistant {methods:?}"
+            );
         }
     }
 
@@ -477,8 +540,16 @@ mod tests {
         for (names, mfa, passwordless, phishing) in table {
             let m = MethodSet::parse_names(names).unwrap();
             assert_eq!(set.is_satisfied(MULTIFACTOR, m), mfa, "{names:?}");
-            assert_eq!(set.is_satisfied(PASSWORDLESS_MFA, m), passwordless, "{names:?}");
-            assert_eq!(set.is_satisfied(PHISHING_RESISTANT_MFA, m), phishing, "{names:?}");
+            assert_eq!(
+                set.is_satisfied(PASSWORDLESS_MFA, m),
+                passwordless,
+                "{names:?}"
+            );
+            assert_eq!(
+                set.is_satisfied(PHISHING_RESISTANT_MFA, m),
+                phishing,
+                "{names:?}"
+            );
         }
     }
 
@@ -495,7 +566,13 @@ mod tests {
             ]
         );
         let has_tap = |id: &str| {
-            set.get(id).unwrap().policy.allowed_combinations.iter().flatten().any(|c| c.contains("temporaryAccessPass"))
+            set.get(id)
+                .unwrap()
+                .policy
+                .allowed_combinations
+                .iter()
+                .flatten()
+                .any(|c| c.contains("temporaryAccessPass"))
         };
         assert!(has_tap(MULTIFACTOR));
         assert!(!has_tap(PASSWORDLESS_MFA));
@@ -518,7 +595,14 @@ mod tests {
     #[test]
     fn custom_strength_combinations_are_sets_of_modes() {
         let set = StrengthSet::with_custom(vec![
-            custom("bootstrap", &["temporaryAccessPassOneTime", "temporaryAccessPassMultiUse", "fido2"]),
+            custom(
+                "bootstrap",
+                &[
+                    "temporaryAccessPassOneTime",
+                    "temporaryAccessPassMultiUse",
+                    "fido2",
+                ],
+            ),
             custom("pwd-and-key", &["password, fido2"]),
             custom("future", &["someFutureMethod"]),
         ]);
@@ -530,7 +614,10 @@ mod tests {
         assert!(!set.is_satisfied("pwd-and-key", m(&[Passkey])));
         assert!(!set.is_satisfied("pwd-and-key", m(&[Password])));
         assert!(set.is_satisfied("pwd-and-key", m(&[Password, Passkey])));
-        assert!(!set.is_satisfied("future", m(&[Password, Passkey, TemporaryAccessPassOneTime])));
+        assert!(!set.is_satisfied(
+            "future",
+            m(&[Password, Passkey, TemporaryAccessPassOneTime])
+        ));
         assert!(!set.is_satisfied("no-such-strength", m(&[Passkey])));
     }
 
@@ -551,7 +638,9 @@ mod tests {
         );
         let strength = Strength::new(policy);
         assert!(!strength.is_satisfied_by(MethodSet::from_auth_methods(&[Passkey])));
-        assert!(strength.is_satisfied_by(MethodSet::from_auth_methods(&[TemporaryAccessPassOneTime])));
+        assert!(
+            strength.is_satisfied_by(MethodSet::from_auth_methods(&[TemporaryAccessPassOneTime]))
+        );
         assert_eq!(strength.unsupported, ["combinationConfigurations"]);
     }
 
@@ -560,7 +649,10 @@ mod tests {
         assert_eq!(acr_strength("single_factor"), None);
         assert_eq!(acr_strength("mfa"), Some(MULTIFACTOR));
         assert_eq!(acr_strength("passwordless_mfa"), Some(PASSWORDLESS_MFA));
-        assert_eq!(acr_strength("phishing_resistant_mfa"), Some(PHISHING_RESISTANT_MFA));
+        assert_eq!(
+            acr_strength("phishing_resistant_mfa"),
+            Some(PHISHING_RESISTANT_MFA)
+        );
         assert_eq!(acr_strength("gold"), None);
     }
 
@@ -572,10 +664,18 @@ mod tests {
         assert_eq!(MethodMode::parse("passkey"), Some(MethodMode::Fido2));
         assert_eq!(MethodMode::parse("FIDO2"), Some(MethodMode::Fido2));
         assert_eq!(MethodMode::parse("carrier-pigeon"), None);
-        assert_eq!(MethodSet::parse_names(&["password", "pigeon"]), Err("pigeon".to_owned()));
         assert_eq!(
-            MethodSet::from_auth_methods(&[Password, Passkey, TemporaryAccessPassOneTime, TemporaryAccessPassMultiUse])
-                .modes(),
+            MethodSet::parse_names(&["password", "pigeon"]),
+            Err("pigeon".to_owned())
+        );
+        assert_eq!(
+            MethodSet::from_auth_methods(&[
+                Password,
+                Passkey,
+                TemporaryAccessPassOneTime,
+                TemporaryAccessPassMultiUse
+            ])
+            .modes(),
             [
                 MethodMode::Password,
                 MethodMode::Fido2,

@@ -22,8 +22,8 @@
 //! Reference: <https://learn.microsoft.com/graph/api/conditionalaccessroot-evaluate?view=graph-rest-beta>.
 
 use super::evaluate::{
-    AnalysisReason, BlockedBy, ClientAppType, DevicePlatform, Mode, Outcome, Requirement, RiskLevel,
-    SignInContext, Target, UnmetRequirement, UserAction, evaluate,
+    AnalysisReason, BlockedBy, ClientAppType, DevicePlatform, Mode, Outcome, Requirement,
+    RiskLevel, SignInContext, Target, UnmetRequirement, UserAction, evaluate,
 };
 use super::model::{InvalidField, NamedLocation, Policy};
 use super::strengths::{MethodSet, StrengthSet};
@@ -51,7 +51,11 @@ pub struct WhatIfRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication_methods: Option<Vec<String>>,
     /// When the session signed in (for `signInFrequency`); absent = now.
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub authenticated_date_time: Option<OffsetDateTime>,
 }
 
@@ -59,7 +63,11 @@ pub struct WhatIfRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignInIdentity {
-    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "@odata.type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub odata_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
@@ -73,7 +81,11 @@ pub struct SignInIdentity {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignInContextBody {
-    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "@odata.type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub odata_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_applications: Option<Vec<String>>,
@@ -191,11 +203,20 @@ pub struct WhatIfResponse {
 
 /// Properties the analysis writes; a stored policy that carries them (an
 /// earlier What-If output loaded as policies) must not repeat them.
-const ANALYSIS_PROPERTIES: [&str; 6] =
-    ["policyApplies", "analysisReasons", "reportOnly", "requirement", "satisfied", "unsupportedFields"];
+const ANALYSIS_PROPERTIES: [&str; 6] = [
+    "policyApplies",
+    "analysisReasons",
+    "reportOnly",
+    "requirement",
+    "satisfied",
+    "unsupportedFields",
+];
 
 fn odata_is(odata_type: &Option<String>, name: &str) -> bool {
-    odata_type.as_deref().is_some_and(|t| t.trim_start_matches('#').eq_ignore_ascii_case(&format!("microsoft.graph.{name}")))
+    odata_type.as_deref().is_some_and(|t| {
+        t.trim_start_matches('#')
+            .eq_ignore_ascii_case(&format!("microsoft.graph.{name}"))
+    })
 }
 
 fn bad(field: &str, message: impl Into<String>) -> InvalidField {
@@ -203,10 +224,16 @@ fn bad(field: &str, message: impl Into<String>) -> InvalidField {
 }
 
 /// Turns the request into a [`SignInContext`].
-pub fn sign_in_context(request: &WhatIfRequest, facts: &DirectoryFacts) -> Result<SignInContext, InvalidField> {
+pub fn sign_in_context(
+    request: &WhatIfRequest,
+    facts: &DirectoryFacts,
+) -> Result<SignInContext, InvalidField> {
     let identity = &request.sign_in_identity;
     if identity.odata_type.is_some() && !odata_is(&identity.odata_type, "userSignIn") {
-        return Err(bad("signInIdentity.@odata.type", "only #microsoft.graph.userSignIn is supported"));
+        return Err(bad(
+            "signInIdentity.@odata.type",
+            "only #microsoft.graph.userSignIn is supported",
+        ));
     }
     let user_id = identity
         .user_id
@@ -228,26 +255,48 @@ pub fn sign_in_context(request: &WhatIfRequest, facts: &DirectoryFacts) -> Resul
         None if body.include_applications.is_some() => "application",
         None if body.user_action.is_some() => "userAction",
         None if body.authentication_context_value.is_some() => "authContext",
-        None => return Err(bad("signInContext", "give includeApplications, userAction or authenticationContextValue")),
+        None => {
+            return Err(bad(
+                "signInContext",
+                "give includeApplications, userAction or authenticationContextValue",
+            ));
+        }
     };
     let target = match kind {
         "application" => {
-            let apps: Vec<String> =
-                body.include_applications.iter().flatten().filter(|a| !a.trim().is_empty()).cloned().collect();
+            let apps: Vec<String> = body
+                .include_applications
+                .iter()
+                .flatten()
+                .filter(|a| !a.trim().is_empty())
+                .cloned()
+                .collect();
             if apps.is_empty() {
-                return Err(bad("signInContext.includeApplications", "needs at least one application id"));
+                return Err(bad(
+                    "signInContext.includeApplications",
+                    "needs at least one application id",
+                ));
             }
-            Target { applications: apps, ..Target::default() }
+            Target {
+                applications: apps,
+                ..Target::default()
+            }
         }
         "userAction" => {
             let raw = body.user_action.as_deref().unwrap_or_default();
             let action = UserAction::parse(raw).ok_or_else(|| {
-                bad("signInContext.userAction", format!("'{raw}' is not registerSecurityInformation or registerOrJoinDevices"))
+                bad(
+                    "signInContext.userAction",
+                    format!("'{raw}' is not registerSecurityInformation or registerOrJoinDevices"),
+                )
             })?;
             Target::user_action(action)
         }
         _ => {
-            let value = body.authentication_context_value.as_deref().unwrap_or_default();
+            let value = body
+                .authentication_context_value
+                .as_deref()
+                .unwrap_or_default();
             if !super::model::is_authentication_context(value) {
                 return Err(bad(
                     "signInContext.authenticationContextValue",
@@ -263,32 +312,46 @@ pub fn sign_in_context(request: &WhatIfRequest, facts: &DirectoryFacts) -> Resul
         None => None,
         Some(t) if t.eq_ignore_ascii_case("all") => None,
         Some(t) => Some(ClientAppType::parse(t).ok_or_else(|| {
-            bad("signInConditions.clientAppType", format!("'{t}' is not a client app type"))
+            bad(
+                "signInConditions.clientAppType",
+                format!("'{t}' is not a client app type"),
+            )
         })?),
     };
     let device_platform = match conditions.device_platform.as_deref() {
         None => None,
         Some(p) if p.eq_ignore_ascii_case("all") => None,
         Some(p) => Some(DevicePlatform::parse(p).ok_or_else(|| {
-            bad("signInConditions.devicePlatform", format!("'{p}' is not a device platform"))
+            bad(
+                "signInConditions.devicePlatform",
+                format!("'{p}' is not a device platform"),
+            )
         })?),
     };
     let ip_address = match conditions.ip_address.as_deref() {
         None => None,
         Some(ip) => Some(ip.trim().parse().map_err(|_| {
-            bad("signInConditions.ipAddress", format!("'{ip}' is not an IPv4 or IPv6 address"))
+            bad(
+                "signInConditions.ipAddress",
+                format!("'{ip}' is not an IPv4 or IPv6 address"),
+            )
         })?),
     };
     let risk = |field: &str, value: &Option<String>| -> Result<Option<RiskLevel>, InvalidField> {
         match value.as_deref() {
             None => Ok(None),
-            Some(r) => RiskLevel::parse(r).map(Some).ok_or_else(|| bad(field, format!("'{r}' is not a risk level"))),
+            Some(r) => RiskLevel::parse(r)
+                .map(Some)
+                .ok_or_else(|| bad(field, format!("'{r}' is not a risk level"))),
         }
     };
     let methods = match &request.authentication_methods {
         None => None,
         Some(names) => Some(MethodSet::parse_names(names).map_err(|unknown| {
-            bad("authenticationMethods", format!("'{unknown}' is not an authentication method mode"))
+            bad(
+                "authenticationMethods",
+                format!("'{unknown}' is not an authentication method mode"),
+            )
         })?),
     };
     let device = conditions.device_info.unwrap_or_default();
@@ -304,10 +367,19 @@ pub fn sign_in_context(request: &WhatIfRequest, facts: &DirectoryFacts) -> Resul
         ip_address,
         device_platform,
         client_app_type,
-        sign_in_risk: risk("signInConditions.signInRiskLevel", &conditions.sign_in_risk_level)?,
-        user_risk: risk("signInConditions.userRiskLevel", &conditions.user_risk_level)?,
+        sign_in_risk: risk(
+            "signInConditions.signInRiskLevel",
+            &conditions.sign_in_risk_level,
+        )?,
+        user_risk: risk(
+            "signInConditions.userRiskLevel",
+            &conditions.user_risk_level,
+        )?,
         device_compliant: device.is_compliant == Some(true),
-        device_domain_joined: device.trust_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("ServerAd")),
+        device_domain_joined: device
+            .trust_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("ServerAd")),
         methods,
         auth_time: request.authenticated_date_time,
     })
@@ -352,7 +424,12 @@ pub fn what_if(
         Outcome::RequireStrength(u) => (u.clone(), Vec::new()),
         Outcome::Block(b) => (Vec::new(), b.clone()),
     };
-    Ok(WhatIfResponse { value, decision: decision.outcome.name(), unmet_requirements, blocked_by })
+    Ok(WhatIfResponse {
+        value,
+        decision: decision.outcome.name(),
+        unmet_requirements,
+        blocked_by,
+    })
 }
 
 fn describe_requirement(r: &Requirement) -> String {
@@ -365,7 +442,11 @@ fn describe_requirement(r: &Requirement) -> String {
                 Some(s) => s.display_name().to_owned(),
                 None => c.control.clone().into_owned(),
             };
-            if c.supported { name } else { format!("{name} [unsupported]") }
+            if c.supported {
+                name
+            } else {
+                format!("{name} [unsupported]")
+            }
         })
         .collect();
     let mut out = controls.join(if r.operator == "OR" { " OR " } else { " AND " });
@@ -393,17 +474,36 @@ fn yes_no(v: Option<bool>) -> &'static str {
 
 /// The CLI's default output: one row per policy, then the decision.
 pub fn render_table(response: &WhatIfResponse) -> String {
-    let header = ["POLICY", "STATE", "APPLIES", "REASON", "REQUIRES", "SATISFIED"];
+    let header = [
+        "POLICY",
+        "STATE",
+        "APPLIES",
+        "REASON",
+        "REQUIRES",
+        "SATISFIED",
+    ];
     let rows: Vec<[String; 6]> = response
         .value
         .iter()
         .map(|r| {
-            let state = if r.report_only { "report-only" } else { r.policy.state.as_str() };
+            let state = if r.report_only {
+                "report-only"
+            } else {
+                r.policy.state.as_str()
+            };
             [
-                if r.policy.display_name.is_empty() { r.policy.id.clone() } else { r.policy.display_name.clone() },
+                if r.policy.display_name.is_empty() {
+                    r.policy.id.clone()
+                } else {
+                    r.policy.display_name.clone()
+                },
                 state.to_owned(),
                 if r.policy_applies { "yes" } else { "no" }.to_owned(),
-                if r.policy_applies { "-".to_owned() } else { r.analysis_reasons.as_str().to_owned() },
+                if r.policy_applies {
+                    "-".to_owned()
+                } else {
+                    r.analysis_reasons.as_str().to_owned()
+                },
                 describe_requirement(&r.requirement),
                 yes_no(r.satisfied).to_owned(),
             ]
@@ -435,7 +535,11 @@ pub fn render_table(response: &WhatIfResponse) -> String {
     if rows.is_empty() {
         out.push_str("(no policies)\n");
     }
-    for r in response.value.iter().filter(|r| !r.unsupported_fields.is_empty()) {
+    for r in response
+        .value
+        .iter()
+        .filter(|r| !r.unsupported_fields.is_empty())
+    {
         let _ = writeln!(
             out,
             "note: '{}' uses what Gatepass does not evaluate (it applies regardless): {}",
@@ -446,14 +550,27 @@ pub fn render_table(response: &WhatIfResponse) -> String {
     let _ = writeln!(out, "\nDecision: {}", response.decision);
     for u in &response.unmet_requirements {
         let names: Vec<&str> = u.any_of.iter().map(|s| s.display_name()).collect();
-        let mut need = if names.is_empty() { String::new() } else { format!("one of: {}", names.join(", ")) };
+        let mut need = if names.is_empty() {
+            String::new()
+        } else {
+            format!("one of: {}", names.join(", "))
+        };
         if u.reauthenticate {
-            need = if need.is_empty() { "a fresh sign-in".to_owned() } else { format!("a fresh sign-in with {need}") };
+            need = if need.is_empty() {
+                "a fresh sign-in".to_owned()
+            } else {
+                format!("a fresh sign-in with {need}")
+            };
         }
         let _ = writeln!(out, "  '{}' requires {need}", u.display_name);
     }
     for b in &response.blocked_by {
-        let _ = writeln!(out, "  '{}' blocks access ({})", b.display_name, b.controls.join(", "));
+        let _ = writeln!(
+            out,
+            "  '{}' blocks access ({})",
+            b.display_name,
+            b.controls.join(", ")
+        );
     }
     out
 }
@@ -489,7 +606,14 @@ mod tests {
     }
 
     fn run(body: serde_json::Value) -> Result<WhatIfResponse, InvalidField> {
-        what_if(&request(body), &policies(), &StrengthSet::builtin(), &[], &DirectoryFacts::default(), NOW)
+        what_if(
+            &request(body),
+            &policies(),
+            &StrengthSet::builtin(),
+            &[],
+            &DirectoryFacts::default(),
+            NOW,
+        )
     }
 
     #[test]
@@ -548,7 +672,11 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(response.decision, "allow");
-        let ids: Vec<_> = response.value.iter().map(|r| (r.policy.id.as_str(), r.satisfied)).collect();
+        let ids: Vec<_> = response
+            .value
+            .iter()
+            .map(|r| (r.policy.id.as_str(), r.satisfied))
+            .collect();
         assert_eq!(ids, [("reg", Some(true))]);
     }
 
@@ -585,19 +713,58 @@ mod tests {
         let user = json!({"@odata.type": "#microsoft.graph.userSignIn", "userId": "u1"});
         let app = json!({"@odata.type": "#microsoft.graph.applicationContext", "includeApplications": ["rp"]});
         let table = [
-            (json!({"signInIdentity": {"@odata.type": "#microsoft.graph.servicePrincipalSignIn", "servicePrincipalId": "x"}, "signInContext": app}), "signInIdentity.@odata.type"),
-            (json!({"signInIdentity": {}, "signInContext": app}), "signInIdentity.userId"),
-            (json!({"signInIdentity": user, "signInContext": {}}), "signInContext"),
-            (json!({"signInIdentity": user, "signInContext": {"@odata.type": "#microsoft.graph.nothing"}}), "signInContext.@odata.type"),
-            (json!({"signInIdentity": user, "signInContext": {"@odata.type": "#microsoft.graph.applicationContext", "includeApplications": []}}), "signInContext.includeApplications"),
-            (json!({"signInIdentity": user, "signInContext": {"userAction": "dance"}}), "signInContext.userAction"),
-            (json!({"signInIdentity": user, "signInContext": {"authenticationContextValue": "c100"}}), "signInContext.authenticationContextValue"),
-            (json!({"signInIdentity": user, "signInContext": app, "signInConditions": {"ipAddress": "300.1.1.1"}}), "signInConditions.ipAddress"),
-            (json!({"signInIdentity": user, "signInContext": app, "signInConditions": {"devicePlatform": "amiga"}}), "signInConditions.devicePlatform"),
-            (json!({"signInIdentity": user, "signInContext": app, "signInConditions": {"clientAppType": "fax"}}), "signInConditions.clientAppType"),
-            (json!({"signInIdentity": user, "signInContext": app, "signInConditions": {"signInRiskLevel": "extreme"}}), "signInConditions.signInRiskLevel"),
-            (json!({"signInIdentity": user, "signInContext": app, "signInConditions": {"userRiskLevel": "extreme"}}), "signInConditions.userRiskLevel"),
-            (json!({"signInIdentity": user, "signInContext": app, "authenticationMethods": ["password", "carrierPigeon"]}), "authenticationMethods"),
+            (
+                json!({"signInIdentity": {"@odata.type": "#microsoft.graph.servicePrincipalSignIn", "servicePrincipalId": "x"}, "signInContext": app}),
+                "signInIdentity.@odata.type",
+            ),
+            (
+                json!({"signInIdentity": {}, "signInContext": app}),
+                "signInIdentity.userId",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": {}}),
+                "signInContext",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": {"@odata.type": "#microsoft.graph.nothing"}}),
+                "signInContext.@odata.type",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": {"@odata.type": "#microsoft.graph.applicationContext", "includeApplications": []}}),
+                "signInContext.includeApplications",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": {"userAction": "dance"}}),
+                "signInContext.userAction",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": {"authenticationContextValue": "c100"}}),
+                "signInContext.authenticationContextValue",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": app, "signInConditions": {"ipAddress": "300.1.1.1"}}),
+                "signInConditions.ipAddress",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": app, "signInConditions": {"devicePlatform": "amiga"}}),
+                "signInConditions.devicePlatform",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": app, "signInConditions": {"clientAppType": "fax"}}),
+                "signInConditions.clientAppType",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": app, "signInConditions": {"signInRiskLevel": "extreme"}}),
+                "signInConditions.signInRiskLevel",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": app, "signInConditions": {"userRiskLevel": "extreme"}}),
+                "signInConditions.userRiskLevel",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": app, "authenticationMethods": ["password", "carrierPigeon"]}),
+                "authenticationMethods",
+            ),
         ];
         for (body, field) in table {
             let err = run(body.clone()).unwrap_err();
@@ -619,14 +786,43 @@ mod tests {
                 "signInIdentity": {"userId": "u"}, "signInContext": {"includeApplications": ["rp"]},
                 "signInConditions": {"deviceInfo": device}, "authenticatedDateTime": at
             }));
-            what_if(&r, &p, &StrengthSet::builtin(), &[], &DirectoryFacts::default(), NOW).unwrap()
+            what_if(
+                &r,
+                &p,
+                &StrengthSet::builtin(),
+                &[],
+                &DirectoryFacts::default(),
+                NOW,
+            )
+            .unwrap()
         };
-        assert_eq!(go(json!({"isCompliant": true, "trustType": "ServerAd"}), "2026-03-01T11:30:00Z").decision, "allow");
-        assert_eq!(go(json!({"isCompliant": true}), "2026-03-01T11:30:00Z").decision, "block");
-        let stale = go(json!({"isCompliant": true, "trustType": "ServerAd"}), "2026-03-01T10:30:00Z");
+        assert_eq!(
+            go(
+                json!({"isCompliant": true, "trustType": "ServerAd"}),
+                "2026-03-01T11:30:00Z"
+            )
+            .decision,
+            "allow"
+        );
+        assert_eq!(
+            go(json!({"isCompliant": true}), "2026-03-01T11:30:00Z").decision,
+            "block"
+        );
+        let stale = go(
+            json!({"isCompliant": true, "trustType": "ServerAd"}),
+            "2026-03-01T10:30:00Z",
+        );
         assert_eq!(stale.decision, "stepUp");
         assert!(stale.unmet_requirements[0].reauthenticate);
-        assert_eq!(stale.value[0].requirement.sign_in_frequency.as_ref().unwrap().reauthentication_required, Some(true));
+        assert_eq!(
+            stale.value[0]
+                .requirement
+                .sign_in_frequency
+                .as_ref()
+                .unwrap()
+                .reauthentication_required,
+            Some(true)
+        );
     }
 
     #[test]
@@ -640,7 +836,9 @@ mod tests {
              "conditions": {"users": {"includeRoles": ["r1"]}, "applications": {"includeApplications": ["All"]}}}
         ]))
         .unwrap();
-        let r = request(json!({"signInIdentity": {"userId": "object-id"}, "signInContext": {"includeApplications": ["rp"]}}));
+        let r = request(
+            json!({"signInIdentity": {"userId": "object-id"}, "signInContext": {"includeApplications": ["rp"]}}),
+        );
         let facts = DirectoryFacts {
             user_aliases: vec!["alice@contoso.test".to_owned()],
             group_ids: vec!["g1".to_owned()],
@@ -649,8 +847,21 @@ mod tests {
         };
         let response = what_if(&r, &p, &StrengthSet::builtin(), &[], &facts, NOW).unwrap();
         assert!(response.value.iter().all(|v| v.policy_applies));
-        let response = what_if(&r, &p, &StrengthSet::builtin(), &[], &DirectoryFacts::default(), NOW).unwrap();
-        assert!(response.value.iter().all(|v| !v.policy_applies && v.analysis_reasons == AnalysisReason::Users));
+        let response = what_if(
+            &r,
+            &p,
+            &StrengthSet::builtin(),
+            &[],
+            &DirectoryFacts::default(),
+            NOW,
+        )
+        .unwrap();
+        assert!(
+            response
+                .value
+                .iter()
+                .all(|v| !v.policy_applies && v.analysis_reasons == AnalysisReason::Users)
+        );
     }
 
     #[test]
@@ -680,11 +891,26 @@ mod tests {
         .unwrap();
         let table = render_table(&response);
         let lines: Vec<&str> = table.lines().collect();
-        assert!(lines[0].starts_with("POLICY") && lines[0].ends_with("SATISFIED"), "{table}");
-        assert!(lines[1].starts_with("Security info: TAP ok") && lines[1].contains("userActions"), "{table}");
-        assert!(lines[2].contains("Passwordless MFA") && lines[2].ends_with("no"), "{table}");
-        assert!(lines[3].contains("disabled") && lines[3].contains("policyNotEnabled"), "{table}");
+        assert!(
+            lines[0].starts_with("POLICY") && lines[0].ends_with("SATISFIED"),
+            "{table}"
+        );
+        assert!(
+            lines[1].starts_with("Security info: TAP ok") && lines[1].contains("userActions"),
+            "{table}"
+        );
+        assert!(
+            lines[2].contains("Passwordless MFA") && lines[2].ends_with("no"),
+            "{table}"
+        );
+        assert!(
+            lines[3].contains("disabled") && lines[3].contains("policyNotEnabled"),
+            "{table}"
+        );
         assert!(table.contains("Decision: stepUp"), "{table}");
-        assert!(table.contains("'Apps: passwordless' requires one of: Passwordless MFA"), "{table}");
+        assert!(
+            table.contains("'Apps: passwordless' requires one of: Passwordless MFA"),
+            "{table}"
+        );
     }
 }
