@@ -1,8 +1,8 @@
 //! Wiring: settings + clock → the shared application state.
 
 use crate::audit::AuditLog;
-use crate::authn::password::{PasswordError, PasswordHasher};
 use crate::authn::passkey::{PasskeyError, Passkeys};
+use crate::authn::password::{PasswordError, PasswordHasher};
 use crate::authn::session::Sessions;
 use crate::authn::tap::Taps;
 use crate::authn::throttle::Throttle;
@@ -62,7 +62,9 @@ impl AppState {
             // Connects on first use, inside the runtime that serves requests
             // (`build` is sync); an unreachable Redis then fails the first
             // store call (e.g. the first-start bootstrap) with a clear error.
-            StoreSettings::Redis { url, key_prefix } => Arc::new(RedisStore::open(url, key_prefix)?),
+            StoreSettings::Redis { url, key_prefix } => {
+                Arc::new(RedisStore::open(url, key_prefix)?)
+            }
         };
         Self::with_store(settings, clock, store)
     }

@@ -61,8 +61,14 @@ pub struct SignIn {
 /// both `user` and `app`, one of them null.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Initiator {
-    User { id: String, user_principal_name: String },
-    App { app_id: String, display_name: String },
+    User {
+        id: String,
+        user_principal_name: String,
+    },
+    App {
+        app_id: String,
+        display_name: String,
+    },
     /// Gatepass itself (first start, background jobs).
     System,
 }
@@ -91,17 +97,32 @@ struct InitiatorApp {
 impl Serialize for Initiator {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let wire = match self {
-            Initiator::User { id, user_principal_name } => InitiatedBy {
-                user: Some(InitiatorUser { id: id.clone(), user_principal_name: user_principal_name.clone() }),
+            Initiator::User {
+                id,
+                user_principal_name,
+            } => InitiatedBy {
+                user: Some(InitiatorUser {
+                    id: id.clone(),
+                    user_principal_name: user_principal_name.clone(),
+                }),
                 app: None,
             },
-            Initiator::App { app_id, display_name } => InitiatedBy {
+            Initiator::App {
+                app_id,
+                display_name,
+            } => InitiatedBy {
                 user: None,
-                app: Some(InitiatorApp { app_id: Some(app_id.clone()), display_name: display_name.clone() }),
+                app: Some(InitiatorApp {
+                    app_id: Some(app_id.clone()),
+                    display_name: display_name.clone(),
+                }),
             },
             Initiator::System => InitiatedBy {
                 user: None,
-                app: Some(InitiatorApp { app_id: None, display_name: "Gatepass".to_owned() }),
+                app: Some(InitiatorApp {
+                    app_id: None,
+                    display_name: "Gatepass".to_owned(),
+                }),
             },
         };
         wire.serialize(s)
@@ -112,8 +133,20 @@ impl<'de> Deserialize<'de> for Initiator {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = InitiatedBy::deserialize(d)?;
         Ok(match (wire.user, wire.app) {
-            (Some(u), _) => Initiator::User { id: u.id, user_principal_name: u.user_principal_name },
-            (None, Some(InitiatorApp { app_id: Some(app_id), display_name })) => Initiator::App { app_id, display_name },
+            (Some(u), _) => Initiator::User {
+                id: u.id,
+                user_principal_name: u.user_principal_name,
+            },
+            (
+                None,
+                Some(InitiatorApp {
+                    app_id: Some(app_id),
+                    display_name,
+                }),
+            ) => Initiator::App {
+                app_id,
+                display_name,
+            },
             _ => Initiator::System,
         })
     }
@@ -206,7 +239,10 @@ impl AuditLog {
     }
 
     /// Directory audit events, newest first.
-    pub async fn directory_audits(&self, now: OffsetDateTime) -> Result<Vec<DirectoryAudit>, StoreError> {
+    pub async fn directory_audits(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<DirectoryAudit>, StoreError> {
         let mut out = self
             .store
             .scan(DIRECTORY_AUDITS, now.unix_timestamp())

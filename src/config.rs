@@ -448,19 +448,18 @@ impl Settings {
         origin: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigError::Parse {
-                path: origin.to_owned(),
-                message: e.to_string(),
-            }
-        })?;
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: origin.to_owned(),
+                    message: e.to_string(),
+                })?;
         apply_env_overrides(&mut table, env)?;
-        let raw = RawConfig::deserialize(toml::Value::Table(table)).map_err(|e| {
-            ConfigError::Parse {
+        let raw =
+            RawConfig::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse {
                 path: origin.to_owned(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         validate(raw)
     }
 }
@@ -477,7 +476,9 @@ fn apply_env_overrides(
         .collect();
     vars.sort();
     for (var, value) in vars {
-        let path = var["GATEPASS_".len()..].to_ascii_lowercase().replace("__", ".");
+        let path = var["GATEPASS_".len()..]
+            .to_ascii_lowercase()
+            .replace("__", ".");
         if !OVERRIDABLE.contains(&path.as_str()) {
             return Err(ConfigError::Env {
                 var,
@@ -528,7 +529,10 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
     let listen: SocketAddr = raw.listen.parse().map_err(|_| {
         invalid(
             "listen",
-            format!("{:?} is not an address:port such as 127.0.0.1:8080", raw.listen),
+            format!(
+                "{:?} is not an address:port such as 127.0.0.1:8080",
+                raw.listen
+            ),
         )
     })?;
     if let Some(w) = raw.workers {
@@ -544,14 +548,40 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
                 .ok_or_else(|| invalid("store.path", "required when backend = \"embedded\""))?,
         },
         "redis" => {
-            let url = raw.store.url.clone().ok_or_else(|| invalid("store.url", "required when backend = \"redis\" (e.g. redis://127.0.0.1:6379/0)"))?;
-            let parsed = Url::parse(&url).map_err(|_| invalid("store.url", "must be a Redis URL such as redis://[:password@]host:6379/0 or rediss://..."))?;
+            let url = raw.store.url.clone().ok_or_else(|| {
+                invalid(
+                    "store.url",
+                    "required when backend = \"redis\" (e.g. redis://127.0.0.1:6379/0)",
+                )
+            })?;
+            let parsed = Url::parse(&url).map_err(|_| {
+                invalid(
+                    "store.url",
+                    "must be a Redis URL such as redis://[:password@]host:6379/0 or rediss://...",
+                )
+            })?;
             if !matches!(parsed.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
-                return Err(invalid("store.url", format!("scheme {:?} is not a Redis scheme; use redis:// or rediss://", parsed.scheme())));
+                return Err(invalid(
+                    "store.url",
+                    format!(
+                        "scheme {:?} is not a Redis scheme; use redis:// or rediss://",
+                        parsed.scheme()
+                    ),
+                ));
             }
-            let key_prefix = raw.store.key_prefix.clone().unwrap_or_else(|| "gatepass".to_owned());
-            if key_prefix.is_empty() || key_prefix.len() > 64 || key_prefix.contains(['{', '}', ' ']) {
-                return Err(invalid("store.key_prefix", "must be 1–64 characters without braces or spaces"));
+            let key_prefix = raw
+                .store
+                .key_prefix
+                .clone()
+                .unwrap_or_else(|| "gatepass".to_owned());
+            if key_prefix.is_empty()
+                || key_prefix.len() > 64
+                || key_prefix.contains(['{', '}', ' '])
+            {
+                return Err(invalid(
+                    "store.key_prefix",
+                    "must be 1–64 characters without braces or spaces",
+                ));
             }
             StoreSettings::Redis { url, key_prefix }
         }
@@ -562,14 +592,23 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             ));
         }
     };
-    if matches!(store, StoreSettings::Embedded { .. }) && (raw.store.url.is_some() || raw.store.key_prefix.is_some()) {
-        return Err(invalid("store.url", "url and key_prefix apply only to backend = \"redis\""));
+    if matches!(store, StoreSettings::Embedded { .. })
+        && (raw.store.url.is_some() || raw.store.key_prefix.is_some())
+    {
+        return Err(invalid(
+            "store.url",
+            "url and key_prefix apply only to backend = \"redis\"",
+        ));
     }
-    let key_algorithm: Algorithm = raw
-        .keys
-        .algorithm
-        .parse()
-        .map_err(|_| invalid("keys.algorithm", format!("{:?}: allowed values are ES256, RS256, EdDSA", raw.keys.algorithm)))?;
+    let key_algorithm: Algorithm = raw.keys.algorithm.parse().map_err(|_| {
+        invalid(
+            "keys.algorithm",
+            format!(
+                "{:?}: allowed values are ES256, RS256, EdDSA",
+                raw.keys.algorithm
+            ),
+        )
+    })?;
     let mut clients = HashMap::new();
     for (i, c) in raw.clients.into_iter().enumerate() {
         let client = validate_client(i, c)?;
@@ -585,7 +624,10 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         if (min..=max).contains(&v) {
             Ok(v)
         } else {
-            Err(invalid(key, format!("must be between {min} and {max}, got {v}")))
+            Err(invalid(
+                key,
+                format!("must be between {min} and {max}, got {v}"),
+            ))
         }
     };
     let session_lifetime = time::Duration::minutes(minutes(
@@ -632,10 +674,20 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
     let th = &raw.throttling;
     for (key, v, min, max) in [
         ("throttling.max_failures", th.max_failures, 1, 1000),
-        ("throttling.max_failures_per_source", th.max_failures_per_source, 1, 100_000),
+        (
+            "throttling.max_failures_per_source",
+            th.max_failures_per_source,
+            1,
+            100_000,
+        ),
         ("throttling.window_minutes", th.window_minutes, 1, 24 * 60),
         ("throttling.lockout_minutes", th.lockout_minutes, 1, 24 * 60),
-        ("throttling.max_lockout_minutes", th.max_lockout_minutes, th.lockout_minutes, 7 * 24 * 60),
+        (
+            "throttling.max_lockout_minutes",
+            th.max_lockout_minutes,
+            th.lockout_minutes,
+            7 * 24 * 60,
+        ),
     ] {
         minutes(key, v, min, max)?;
     }
@@ -668,43 +720,83 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
     })
 }
 
-fn load_ca_seed(raw: &RawConditionalAccess) -> Result<ConditionalAccessSeed, ConditionalAccessSeedError> {
-    use crate::policy::conditional_access::{StrengthSet, load_locations, load_policies, load_strengths};
-    let read = |key: &str, path: &PathBuf| {
-        std::fs::read_to_string(path).map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+fn load_ca_seed(
+    raw: &RawConditionalAccess,
+) -> Result<ConditionalAccessSeed, ConditionalAccessSeedError> {
+    use crate::policy::conditional_access::{
+        StrengthSet, load_locations, load_policies, load_strengths,
     };
-    let bad = |key: &str, path: &PathBuf, e: &dyn std::fmt::Display| invalid(key, format!("{}: {e}", path.display()));
+    let read = |key: &str, path: &PathBuf| {
+        std::fs::read_to_string(path)
+            .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+    };
+    let bad = |key: &str, path: &PathBuf, e: &dyn std::fmt::Display| {
+        invalid(key, format!("{}: {e}", path.display()))
+    };
     let mut seed = ConditionalAccessSeed::default();
     let mut strengths = Vec::new();
     if let Some(path) = &raw.strengths {
         let text = read("conditional_access.strengths", path)?;
-        strengths = load_strengths(&text).map_err(|e| bad("conditional_access.strengths", path, &e))?;
+        strengths =
+            load_strengths(&text).map_err(|e| bad("conditional_access.strengths", path, &e))?;
         for s in &strengths {
-            s.validate().map_err(|e| bad("conditional_access.strengths", path, &format!("{}: {}", e.field, e.message)))?;
+            s.validate().map_err(|e| {
+                bad(
+                    "conditional_access.strengths",
+                    path,
+                    &format!("{}: {}", e.field, e.message),
+                )
+            })?;
         }
-        seed.strengths = strengths.iter().filter_map(|s| serde_json::to_value(s).ok()).collect();
+        seed.strengths = strengths
+            .iter()
+            .filter_map(|s| serde_json::to_value(s).ok())
+            .collect();
     }
     let mut locations = Vec::new();
     if let Some(path) = &raw.named_locations {
         let text = read("conditional_access.named_locations", path)?;
-        locations = load_locations(&text).map_err(|e| bad("conditional_access.named_locations", path, &e))?;
+        locations = load_locations(&text)
+            .map_err(|e| bad("conditional_access.named_locations", path, &e))?;
         for l in &locations {
-            l.validate().map_err(|e| bad("conditional_access.named_locations", path, &format!("{}: {}", e.field, e.message)))?;
+            l.validate().map_err(|e| {
+                bad(
+                    "conditional_access.named_locations",
+                    path,
+                    &format!("{}: {}", e.field, e.message),
+                )
+            })?;
         }
-        seed.named_locations = locations.iter().filter_map(|l| serde_json::to_value(l).ok()).collect();
+        seed.named_locations = locations
+            .iter()
+            .filter_map(|l| serde_json::to_value(l).ok())
+            .collect();
     }
     if let Some(path) = &raw.policies {
         let text = read("conditional_access.policies", path)?;
-        let policies = load_policies(&text).map_err(|e| bad("conditional_access.policies", path, &e))?;
+        let policies =
+            load_policies(&text).map_err(|e| bad("conditional_access.policies", path, &e))?;
         let set = StrengthSet::with_custom(strengths);
         for p in &policies {
             if p.id.is_empty() {
-                return Err(bad("conditional_access.policies", path, &"every policy needs an id"));
+                return Err(bad(
+                    "conditional_access.policies",
+                    path,
+                    &"every policy needs an id",
+                ));
             }
-            p.validate(&set, &locations)
-                .map_err(|e| bad("conditional_access.policies", path, &format!("policy {:?}: {}: {}", p.display_name, e.field, e.message)))?;
+            p.validate(&set, &locations).map_err(|e| {
+                bad(
+                    "conditional_access.policies",
+                    path,
+                    &format!("policy {:?}: {}: {}", p.display_name, e.field, e.message),
+                )
+            })?;
         }
-        seed.policies = policies.iter().filter_map(|p| serde_json::to_value(p).ok()).collect();
+        seed.policies = policies
+            .iter()
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect();
     }
     Ok(seed)
 }
@@ -718,7 +810,11 @@ fn validate_tap(t: &RawTap) -> Result<TapPolicy, ConfigError> {
         is_registration_required: false,
     };
     let policy = TapPolicy {
-        state: if t.enabled { MethodState::Enabled } else { MethodState::Disabled },
+        state: if t.enabled {
+            MethodState::Enabled
+        } else {
+            MethodState::Disabled
+        },
         include_targets: t.include_groups.iter().map(target).collect(),
         exclude_targets: t.exclude_groups.iter().map(target).collect(),
         minimum_lifetime_in_minutes: t.minimum_lifetime_minutes,
@@ -746,10 +842,16 @@ fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
     let url = Url::parse(raw)
         .map_err(|e| invalid("issuer", format!("{raw:?} is not an absolute URL ({e})")))?;
     if url.scheme() != "https" && url.scheme() != "http" {
-        return Err(invalid("issuer", "must use https (or http for local development)"));
+        return Err(invalid(
+            "issuer",
+            "must use https (or http for local development)",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("issuer", "must not have a query or fragment (OpenID Connect Discovery §3)"));
+        return Err(invalid(
+            "issuer",
+            "must not have a query or fragment (OpenID Connect Discovery §3)",
+        ));
     }
     if url.host_str().is_none() {
         return Err(invalid("issuer", "must have a host"));
@@ -773,11 +875,17 @@ fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
         grant_types.insert(grant);
     }
     if grant_types.is_empty() {
-        return Err(invalid(key("grant_types"), "must list at least one grant type"));
+        return Err(invalid(
+            key("grant_types"),
+            "must list at least one grant type",
+        ));
     }
     let secret_digest = match c.client_secret {
         Some(s) if s.len() < 16 => {
-            return Err(invalid(key("client_secret"), "must be at least 16 characters"));
+            return Err(invalid(
+                key("client_secret"),
+                "must be at least 16 characters",
+            ));
         }
         Some(s) => Some(crate::ids::SecretDigest::of(&s)),
         None => None,
@@ -789,18 +897,23 @@ fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
         ));
     }
     if grant_types.contains(&GrantType::AuthorizationCode) && c.redirect_uris.is_empty() {
-        return Err(invalid(key("redirect_uris"), "authorization_code needs at least one redirect URI"));
+        return Err(invalid(
+            key("redirect_uris"),
+            "authorization_code needs at least one redirect URI",
+        ));
     }
     for (field, uris) in [
         ("redirect_uris", &c.redirect_uris),
         ("post_logout_redirect_uris", &c.post_logout_redirect_uris),
     ] {
         for uri in uris {
-            let url = Url::parse(uri).map_err(|_| {
-                invalid(key(field), format!("{uri:?} is not an absolute URL"))
-            })?;
+            let url = Url::parse(uri)
+                .map_err(|_| invalid(key(field), format!("{uri:?} is not an absolute URL")))?;
             if url.fragment().is_some() {
-                return Err(invalid(key(field), format!("{uri:?} must not have a fragment (RFC 6749 §3.1.2)")));
+                return Err(invalid(
+                    key(field),
+                    format!("{uri:?} must not have a fragment (RFC 6749 §3.1.2)"),
+                ));
             }
         }
     }
@@ -812,7 +925,10 @@ fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
             if !GRAPH_PERMISSIONS.contains(&p.as_str()) {
                 return Err(invalid(
                     key(field),
-                    format!("{p:?} is not a known Graph permission; known: {}", GRAPH_PERMISSIONS.join(", ")),
+                    format!(
+                        "{p:?} is not a known Graph permission; known: {}",
+                        GRAPH_PERMISSIONS.join(", ")
+                    ),
                 ));
             }
         }
@@ -857,7 +973,14 @@ dir = "keys"
         let s = load(MINIMAL, &[]).unwrap();
         assert_eq!(s.issuer, "http://localhost:8080");
         assert_eq!(s.key_algorithm, Algorithm::Es256);
-        assert_eq!(s.password_hashing, PasswordHashing { memory_kib: 19456, iterations: 2, parallelism: 1 });
+        assert_eq!(
+            s.password_hashing,
+            PasswordHashing {
+                memory_kib: 19456,
+                iterations: 2,
+                parallelism: 1
+            }
+        );
         assert_eq!(s.tokens.access_token, time::Duration::minutes(10));
     }
 
@@ -871,21 +994,44 @@ dir = "keys"
 
     #[test]
     fn config_unknown_key_is_named() {
-        let err = load(&format!("{MINIMAL}\n[session]\nlifetime_minutez = 3\n"), &[]).unwrap_err();
+        let err = load(
+            &format!("{MINIMAL}\n[session]\nlifetime_minutez = 3\n"),
+            &[],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("lifetime_minutez"), "{err}");
     }
 
     #[test]
     fn config_env_override_applies_and_unknown_env_is_refused() {
-        let s = load(MINIMAL, &[("GATEPASS_STORE__PATH", "/tmp/x.redb"), ("GATEPASS_SESSION__LIFETIME_MINUTES", "5")]).unwrap();
-        assert_eq!(s.store, StoreSettings::Embedded { path: "/tmp/x.redb".into() });
+        let s = load(
+            MINIMAL,
+            &[
+                ("GATEPASS_STORE__PATH", "/tmp/x.redb"),
+                ("GATEPASS_SESSION__LIFETIME_MINUTES", "5"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            s.store,
+            StoreSettings::Embedded {
+                path: "/tmp/x.redb".into()
+            }
+        );
         assert_eq!(s.session_lifetime, time::Duration::minutes(5));
         let err = load(MINIMAL, &[("GATEPASS_ISUER", "x")]).unwrap_err();
         assert!(err.to_string().contains("GATEPASS_ISUER"), "{err}");
         let err = load(MINIMAL, &[("GATEPASS_WORKERS", "many")]).unwrap_err();
         assert!(err.to_string().contains("workers"), "{err}");
         // tooling variables are not configuration
-        load(MINIMAL, &[("GATEPASS_REQUIRE_REDIS", "1"), ("GATEPASS_TEST_REDIS_URL", "redis://x")]).unwrap();
+        load(
+            MINIMAL,
+            &[
+                ("GATEPASS_REQUIRE_REDIS", "1"),
+                ("GATEPASS_TEST_REDIS_URL", "redis://x"),
+            ],
+        )
+        .unwrap();
     }
 
     #[test]
@@ -901,30 +1047,88 @@ dir = "keys"
         assert_eq!(s.conditional_access_seed.policies.len(), 2);
         assert!(!s.conditional_access_seed.strengths.is_empty());
         // A policy file referring to strengths that were not given.
-        let text = format!("{MINIMAL}[conditional_access]\npolicies = \"{}\"\n", dir.join("ca-recommended-tap-registration.json").display());
+        let text = format!(
+            "{MINIMAL}[conditional_access]\npolicies = \"{}\"\n",
+            dir.join("ca-recommended-tap-registration.json").display()
+        );
         let err = load(&text, &[]).unwrap_err();
-        assert!(err.to_string().contains("conditional_access.policies"), "{err}");
-        let err = load(&format!("{MINIMAL}[conditional_access]\npolicies = \"/nonexistent.json\"\n"), &[]).unwrap_err();
-        assert!(err.to_string().contains("conditional_access.policies"), "{err}");
+        assert!(
+            err.to_string().contains("conditional_access.policies"),
+            "{err}"
+        );
+        let err = load(
+            &format!("{MINIMAL}[conditional_access]\npolicies = \"/nonexistent.json\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("conditional_access.policies"),
+            "{err}"
+        );
     }
 
     #[test]
     fn config_invalid_values_name_the_key() {
         let cases = [
-            (MINIMAL.replace("http://localhost:8080", "localhost"), "issuer"),
+            (
+                MINIMAL.replace("http://localhost:8080", "localhost"),
+                "issuer",
+            ),
             (MINIMAL.replace("127.0.0.1:8080", "nowhere"), "listen"),
-            (MINIMAL.replace("\"embedded\"", "\"mongo\""), "store.backend"),
-            (format!("{MINIMAL}algorithm = \"HS256\"\n"), "keys.algorithm"),
-            (format!("{MINIMAL}[session]\nlifetime_minutes = 0\n"), "session.lifetime_minutes"),
-            (format!("{MINIMAL}[[clients]]\nclient_id = \"a\"\nredirect_uris = [\"/cb\"]\n"), "clients[0].redirect_uris"),
-            (format!("{MINIMAL}[[clients]]\nclient_id = \"a\"\ngrant_types = [\"client_credentials\"]\n"), "clients[0].grant_types"),
-            (format!("{MINIMAL}[[clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\ngrant_types = [\"implicit\"]\n"), "clients[0].grant_types"),
-            (format!("{MINIMAL}[[clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\ngrant_types = [\"client_credentials\"]\napp_permissions = [\"Everything.All\"]\n"), "clients[0].app_permissions"),
-            (format!("{MINIMAL}[password_hashing]\nmemory_kib = 1\n"), "password_hashing"),
-            (format!("{MINIMAL}[tap]\ndefault_length = 4\n"), "tap.default_length"),
-            (format!("{MINIMAL}[tap]\ndefault_lifetime_minutes = 5000\n"), "tap.default_lifetime_minutes"),
-            (format!("{MINIMAL}[tap]\ninclude_groups = [\"staff\"]\n"), "tap.include_groups"),
-            (format!("{MINIMAL}[throttling]\nmax_failures = 0\n"), "throttling.max_failures"),
+            (
+                MINIMAL.replace("\"embedded\"", "\"mongo\""),
+                "store.backend",
+            ),
+            (
+                format!("{MINIMAL}algorithm = \"HS256\"\n"),
+                "keys.algorithm",
+            ),
+            (
+                format!("{MINIMAL}[session]\nlifetime_minutes = 0\n"),
+                "session.lifetime_minutes",
+            ),
+            (
+                format!("{MINIMAL}[[clients]]\nclient_id = \"a\"\nredirect_uris = [\"/cb\"]\n"),
+                "clients[0].redirect_uris",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[[clients]]\nclient_id = \"a\"\ngrant_types = [\"client_credentials\"]\n"
+                ),
+                "clients[0].grant_types",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[[clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\ngrant_types = [\"implicit\"]\n"
+                ),
+                "clients[0].grant_types",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[[clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\ngrant_types = [\"client_credentials\"]\napp_permissions = [\"Everything.All\"]\n"
+                ),
+                "clients[0].app_permissions",
+            ),
+            (
+                format!("{MINIMAL}[password_hashing]\nmemory_kib = 1\n"),
+                "password_hashing",
+            ),
+            (
+                format!("{MINIMAL}[tap]\ndefault_length = 4\n"),
+                "tap.default_length",
+            ),
+            (
+                format!("{MINIMAL}[tap]\ndefault_lifetime_minutes = 5000\n"),
+                "tap.default_lifetime_minutes",
+            ),
+            (
+                format!("{MINIMAL}[tap]\ninclude_groups = [\"staff\"]\n"),
+                "tap.include_groups",
+            ),
+            (
+                format!("{MINIMAL}[throttling]\nmax_failures = 0\n"),
+                "throttling.max_failures",
+            ),
         ];
         for (text, key) in cases {
             let err = load(&text, &[]).unwrap_err();

@@ -174,7 +174,11 @@ mod tests {
     fn opaque_secret_generate_is_256_bits_base64url() {
         let s = OpaqueSecret::generate().unwrap();
         assert_eq!(s.expose().len(), 43);
-        assert!(s.expose().chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            s.expose()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         assert_ne!(s, OpaqueSecret::generate().unwrap());
     }
 

@@ -9,12 +9,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "gatepass", version, about = "OpenID Connect provider with Temporary Access Pass")]
+#[command(
+    name = "gatepass",
+    version,
+    about = "OpenID Connect provider with Temporary Access Pass"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+// Parsed once at start-up; the size difference between variants is moot.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the identity provider.
@@ -75,7 +81,11 @@ enum CaCommand {
         /// Role template ids or display names.
         #[arg(long, value_delimiter = ',')]
         roles: Vec<String>,
-        #[arg(long, conflicts_with = "user_action", required_unless_present = "user_action")]
+        #[arg(
+            long,
+            conflicts_with = "user_action",
+            required_unless_present = "user_action"
+        )]
         app: Option<String>,
         /// e.g. registerSecurityInformation
         #[arg(long)]
@@ -115,7 +125,9 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("GATEPASS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("GATEPASS_LOG").is_ok_and(|v| v.contains("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if json {
         builder.json().init();
     } else {
@@ -133,13 +145,20 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Keys { command: KeysCommand::Rotate { config } } => {
+        Command::Keys {
+            command: KeysCommand::Rotate { config },
+        } => {
             let settings = match load(&config) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
             let now = SystemClock.now();
-            match gatepass::keys::rotate(&settings.keys_dir, settings.key_algorithm, now, key_retention(&settings)) {
+            match gatepass::keys::rotate(
+                &settings.keys_dir,
+                settings.key_algorithm,
+                now,
+                key_retention(&settings),
+            ) {
                 Ok(report) => {
                     println!("{report}");
                     ExitCode::SUCCESS
@@ -152,7 +171,21 @@ fn main() -> ExitCode {
         }
         Command::Ca {
             command:
-                CaCommand::WhatIf { policies, strengths, locations, user, groups, roles, app, user_action, ip, platform, client_app, methods, json },
+                CaCommand::WhatIf {
+                    policies,
+                    strengths,
+                    locations,
+                    user,
+                    groups,
+                    roles,
+                    app,
+                    user_action,
+                    ip,
+                    platform,
+                    client_app,
+                    methods,
+                    json,
+                },
         } => {
             let args = gatepass::policy::what_if_cli::WhatIfArgs {
                 policies,
@@ -180,12 +213,20 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::IssueTap { config, user, lifetime, multi_use } => {
+        Command::IssueTap {
+            config,
+            user,
+            lifetime,
+            multi_use,
+        } => {
             let settings = match load(&config) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("gatepass: cannot start the runtime: {e}");
@@ -200,7 +241,9 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                match gatepass::server::issue_recovery_tap(&state, &user, lifetime, !multi_use).await {
+                match gatepass::server::issue_recovery_tap(&state, &user, lifetime, !multi_use)
+                    .await
+                {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("gatepass: {e}");

@@ -12,7 +12,11 @@ use tokio::net::TcpListener;
 pub async fn bootstrap(state: &AppState) -> Result<Option<String>, String> {
     let now = state.clock.now();
     let t = now.unix_timestamp();
-    state.taps.seed_policy(&state.settings.tap_policy, t).await.map_err(|e| e.to_string())?;
+    state
+        .taps
+        .seed_policy(&state.settings.tap_policy, t)
+        .await
+        .map_err(|e| e.to_string())?;
     seed_conditional_access(state, t).await?;
     let created = state
         .directory
@@ -51,20 +55,33 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<String>, String> {
                 display_name: Some(user.display_name.clone()),
                 user_principal_name: Some(user.user_principal_name.clone()),
             }],
-            additional_details: vec![crate::audit::KeyValue { key: "reason".into(), value: "first start".into() }],
+            additional_details: vec![crate::audit::KeyValue {
+                key: "reason".into(),
+                value: "first start".into(),
+            }],
         };
-        state.audit.record_directory(&entry).await.map_err(|e| e.to_string())?;
+        state
+            .audit
+            .record_directory(&entry)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let end = time::OffsetDateTime::from_unix_timestamp(issued.pass.end_at())
         .ok()
-        .and_then(|e| e.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|e| {
+            e.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default();
     let sign_in_url = sign_in_url(state);
     // Deliberately printed, not logged: this is the one time the operator
     // sees the pass, and it must not land in log pipelines.
     println!();
     println!("  Gatepass first start: created user `admin` (Global Administrator).");
-    println!("  One-time Temporary Access Pass (shown once, valid until {end}): {}", issued.secret.expose());
+    println!(
+        "  One-time Temporary Access Pass (shown once, valid until {end}): {}",
+        issued.secret.expose()
+    );
     println!("  Sign in: {sign_in_url}");
     println!();
     Ok(Some(issued.secret.expose().to_owned()))
@@ -76,7 +93,14 @@ async fn seed_conditional_access(state: &AppState, now: i64) -> Result<(), Strin
     use crate::policy::ca_store::CaKind;
     let marker = state
         .store
-        .insert("meta", "conditional_access_seeded", Vec::new(), None, crate::store::Durability::Durable, now)
+        .insert(
+            "meta",
+            "conditional_access_seeded",
+            Vec::new(),
+            None,
+            crate::store::Durability::Durable,
+            now,
+        )
         .await
         .map_err(|e| e.to_string())?;
     if marker.is_none() {
@@ -90,7 +114,11 @@ async fn seed_conditional_access(state: &AppState, now: i64) -> Result<(), Strin
     ] {
         for item in items {
             if let Some(id) = item.get("id").and_then(serde_json::Value::as_str) {
-                state.ca.insert(kind, id, item, now).await.map_err(|e| e.to_string())?;
+                state
+                    .ca
+                    .insert(kind, id, item, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
         }
     }
@@ -100,7 +128,12 @@ async fn seed_conditional_access(state: &AppState, now: i64) -> Result<(), Strin
 /// Issues a pass for `upn` from the command line, bypassing policy
 /// targeting (but not the lifetime bounds), records it in the directory
 /// audit, and prints it once.
-pub async fn issue_recovery_tap(state: &AppState, upn: &str, lifetime: Option<u32>, one_time: bool) -> Result<(), String> {
+pub async fn issue_recovery_tap(
+    state: &AppState,
+    upn: &str,
+    lifetime: Option<u32>,
+    one_time: bool,
+) -> Result<(), String> {
     let now = state.clock.now();
     let t = now.unix_timestamp();
     let user = state
@@ -111,8 +144,16 @@ pub async fn issue_recovery_tap(state: &AppState, upn: &str, lifetime: Option<u3
         .ok_or_else(|| format!("no user with userPrincipalName {upn:?}"))?;
     let mut policy = state.taps.policy(t).await.map_err(|e| e.to_string())?;
     policy.state = crate::authn::tap::MethodState::Enabled;
-    let request = crate::authn::tap::IssueRequest { is_usable_once: Some(one_time), start_at: None, lifetime_in_minutes: lifetime };
-    let issued = state.taps.issue(&state.hasher, user.id, &policy, true, &request, t).await.map_err(|e| e.to_string())?;
+    let request = crate::authn::tap::IssueRequest {
+        is_usable_once: Some(one_time),
+        start_at: None,
+        lifetime_in_minutes: lifetime,
+    };
+    let issued = state
+        .taps
+        .issue(&state.hasher, user.id, &policy, true, &request, t)
+        .await
+        .map_err(|e| e.to_string())?;
     let entry = crate::audit::DirectoryAudit {
         id: crate::ids::LogEntryId::generate().map_err(|e| e.to_string())?,
         activity_date_time: now,
@@ -127,18 +168,35 @@ pub async fn issue_recovery_tap(state: &AppState, upn: &str, lifetime: Option<u3
             user_principal_name: Some(user.user_principal_name.clone()),
         }],
         additional_details: vec![
-            crate::audit::KeyValue { key: "methodType".into(), value: "TemporaryAccessPass".into() },
-            crate::audit::KeyValue { key: "reason".into(), value: "issued from the command line".into() },
+            crate::audit::KeyValue {
+                key: "methodType".into(),
+                value: "TemporaryAccessPass".into(),
+            },
+            crate::audit::KeyValue {
+                key: "reason".into(),
+                value: "issued from the command line".into(),
+            },
         ],
     };
-    state.audit.record_directory(&entry).await.map_err(|e| e.to_string())?;
+    state
+        .audit
+        .record_directory(&entry)
+        .await
+        .map_err(|e| e.to_string())?;
     let end = time::OffsetDateTime::from_unix_timestamp(issued.pass.end_at())
         .ok()
-        .and_then(|e| e.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|e| {
+            e.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default();
     println!(
         "Temporary Access Pass for {upn} ({}, valid until {end}): {}",
-        if issued.pass.is_usable_once { "one-time" } else { "multi-use" },
+        if issued.pass.is_usable_once {
+            "one-time"
+        } else {
+            "multi-use"
+        },
         issued.secret.expose()
     );
     println!("Sign in: {}", sign_in_url(state));
@@ -147,7 +205,12 @@ pub async fn issue_recovery_tap(state: &AppState, upn: &str, lifetime: Option<u3
 
 fn sign_in_url(state: &AppState) -> String {
     let issuer = &state.settings.issuer;
-    let mut clients: Vec<_> = state.settings.clients.values().filter(|c| !c.redirect_uris.is_empty()).collect();
+    let mut clients: Vec<_> = state
+        .settings
+        .clients
+        .values()
+        .filter(|c| !c.redirect_uris.is_empty())
+        .collect();
     clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     match clients.first() {
         Some(c) => {
@@ -173,7 +236,9 @@ pub async fn serve(state: AppState) -> std::io::Result<()> {
     tracing::info!(listen = %state.settings.listen, issuer = %state.settings.issuer, "Gatepass is listening");
     spawn_upkeep(state.clone());
     let app = crate::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
 }
 
 /// Periodic jobs: pick up rotated keys, purge expired records.

@@ -59,9 +59,14 @@ impl Acr {
     }
 
     pub fn parse(s: &str) -> Option<Acr> {
-        [Acr::SingleFactor, Acr::Mfa, Acr::PasswordlessMfa, Acr::PhishingResistantMfa]
-            .into_iter()
-            .find(|a| a.as_str() == s)
+        [
+            Acr::SingleFactor,
+            Acr::Mfa,
+            Acr::PasswordlessMfa,
+            Acr::PhishingResistantMfa,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
     }
 }
 
@@ -109,9 +114,17 @@ mod tests {
     fn amr_and_acr_match_the_design_table() {
         let table: [(&[AuthMethod], &[&str], Acr); 5] = [
             (&[Password], &["pwd"], Acr::SingleFactor),
-            (&[Password, Passkey], &["pwd", "pop", "mfa"], Acr::PhishingResistantMfa),
+            (
+                &[Password, Passkey],
+                &["pwd", "pop", "mfa"],
+                Acr::PhishingResistantMfa,
+            ),
             (&[Passkey], &["pop", "mfa"], Acr::PhishingResistantMfa),
-            (&[TemporaryAccessPassOneTime], &["tap", "otp", "mfa"], Acr::Mfa),
+            (
+                &[TemporaryAccessPassOneTime],
+                &["tap", "otp", "mfa"],
+                Acr::Mfa,
+            ),
             (&[TemporaryAccessPassMultiUse], &["tap", "mfa"], Acr::Mfa),
         ];
         for (methods, want_amr, want_acr) in table {
@@ -122,7 +135,12 @@ mod tests {
 
     #[test]
     fn acr_round_trips_and_orders_weakest_first() {
-        for a in [Acr::SingleFactor, Acr::Mfa, Acr::PasswordlessMfa, Acr::PhishingResistantMfa] {
+        for a in [
+            Acr::SingleFactor,
+            Acr::Mfa,
+            Acr::PasswordlessMfa,
+            Acr::PhishingResistantMfa,
+        ] {
             assert_eq!(Acr::parse(a.as_str()), Some(a));
         }
         assert!(Acr::SingleFactor < Acr::Mfa && Acr::Mfa < Acr::PhishingResistantMfa);

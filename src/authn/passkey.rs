@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use url::Url;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyAuthentication,
-    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse,
+    CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey, Passkey,
+    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
@@ -127,11 +128,18 @@ impl Passkeys {
             .ok_or_else(|| PasskeyError::Config("the issuer has no host".into()))?
             .to_owned();
         let webauthn = WebauthnBuilder::new(&rp_id, &origin)
-            .map_err(|e| PasskeyError::Config(format!("{e} (WebAuthn needs the issuer to use a host name, not an IP address)")))?
+            .map_err(|e| {
+                PasskeyError::Config(format!(
+                    "{e} (WebAuthn needs the issuer to use a host name, not an IP address)"
+                ))
+            })?
             .rp_name("Gatepass")
             .build()
             .map_err(|e| PasskeyError::Config(e.to_string()))?;
-        Ok(Self { webauthn: Arc::new(webauthn), store })
+        Ok(Self {
+            webauthn: Arc::new(webauthn),
+            store,
+        })
     }
 
     async fn save_ceremony(&self, ceremony: &Ceremony, now: i64) -> Result<String, PasskeyError> {
@@ -139,7 +147,13 @@ impl Passkeys {
         let expires = now + CEREMONY_LIFETIME.whole_seconds();
         // Ceremony state is cheap to lose (the user presses the button again).
         self.store
-            .put(CEREMONIES, id.expose(), encode(ceremony)?, Some(expires), Durability::Ephemeral)
+            .put(
+                CEREMONIES,
+                id.expose(),
+                encode(ceremony)?,
+                Some(expires),
+                Durability::Ephemeral,
+            )
             .await?;
         Ok(id.expose().to_owned())
     }
@@ -156,7 +170,11 @@ impl Passkeys {
 
     pub async fn list(&self, user: UserId, now: i64) -> Result<Vec<StoredPasskey>, PasskeyError> {
         let mut out = Vec::new();
-        for (_, r) in self.store.scan_prefix(PASSKEYS, &format!("{user}/"), now).await? {
+        for (_, r) in self
+            .store
+            .scan_prefix(PASSKEYS, &format!("{user}/"), now)
+            .await?
+        {
             out.push(decode::<StoredPasskey>(PASSKEYS, &r.value)?);
         }
         out.sort_by_key(|p| p.created_at);
@@ -171,20 +189,44 @@ impl Passkeys {
         session: &str,
         now: i64,
     ) -> Result<(String, serde_json::Value), PasskeyError> {
-        let existing: Vec<_> = self.list(user.id, now).await?.into_iter().map(|p| p.passkey.cred_id().clone()).collect();
+        let existing: Vec<_> = self
+            .list(user.id, now)
+            .await?
+            .into_iter()
+            .map(|p| p.passkey.cred_id().clone())
+            .collect();
         let (options, state): (CreationChallengeResponse, _) = self
             .webauthn
-            .start_passkey_registration(user.id.0, &user.user_principal_name, &user.display_name, Some(existing))
+            .start_passkey_registration(
+                user.id.0,
+                &user.user_principal_name,
+                &user.display_name,
+                Some(existing),
+            )
             .map_err(|e| PasskeyError::Config(e.to_string()))?;
-        let mut options = serde_json::to_value(&options).map_err(|e| PasskeyError::Config(e.to_string()))?;
+        let mut options =
+            serde_json::to_value(&options).map_err(|e| PasskeyError::Config(e.to_string()))?;
         // Discoverable credentials let "Sign in with a passkey" work before
         // a username is typed (WebAuthn L3 residentKey=required).
-        if let Some(sel) = options.pointer_mut("/publicKey/authenticatorSelection").and_then(|v| v.as_object_mut()) {
+        if let Some(sel) = options
+            .pointer_mut("/publicKey/authenticatorSelection")
+            .and_then(|v| v.as_object_mut())
+        {
             sel.insert("requireResidentKey".into(), serde_json::Value::Bool(true));
-            sel.insert("residentKey".into(), serde_json::Value::String("required".into()));
+            sel.insert(
+                "residentKey".into(),
+                serde_json::Value::String("required".into()),
+            );
         }
         let id = self
-            .save_ceremony(&Ceremony::Registration { user_id: user.id, session: session.to_owned(), state }, now)
+            .save_ceremony(
+                &Ceremony::Registration {
+                    user_id: user.id,
+                    session: session.to_owned(),
+                    state,
+                },
+                now,
+            )
             .await?;
         Ok((id, options))
     }
@@ -203,7 +245,12 @@ impl Passkeys {
         guard: (&'static str, String, u64),
         now: i64,
     ) -> Result<StoredPasskey, PasskeyError> {
-        let Ceremony::Registration { user_id, session: started_by, state } = ceremony else {
+        let Ceremony::Registration {
+            user_id,
+            session: started_by,
+            state,
+        } = ceremony
+        else {
             return Err(PasskeyError::CeremonyMismatch);
         };
         if !crate::ids::secrets_equal(&started_by, session) {
@@ -219,7 +266,9 @@ impl Passkeys {
         let credential_id = cred_key(passkey.cred_id().as_ref());
         let aaguid = uuid::Uuid::nil().to_string();
         let stored = StoredPasskey {
-            id: crate::ids::random_uuid().map_err(|_| PasskeyError::Random)?.to_string(),
+            id: crate::ids::random_uuid()
+                .map_err(|_| PasskeyError::Random)?
+                .to_string(),
             user_id,
             display_name: display_name.to_owned(),
             created_at: now,
@@ -231,11 +280,30 @@ impl Passkeys {
         let (table, key, version) = guard;
         let txn = Txn::new(Durability::Durable)
             .require(table, key, Precondition::Version(version))
-            .require(CREDENTIAL_INDEX, credential_id.clone(), Precondition::Absent)
-            .put(CREDENTIAL_INDEX, credential_id.clone(), encode(&user_id)?, None)
-            .put(PASSKEYS, format!("{user_id}/{}", stored.id), encode(&stored)?, None);
+            .require(
+                CREDENTIAL_INDEX,
+                credential_id.clone(),
+                Precondition::Absent,
+            )
+            .put(
+                CREDENTIAL_INDEX,
+                credential_id.clone(),
+                encode(&user_id)?,
+                None,
+            )
+            .put(
+                PASSKEYS,
+                format!("{user_id}/{}", stored.id),
+                encode(&stored)?,
+                None,
+            );
         if !self.store.commit(txn, now).await? {
-            if self.store.get(CREDENTIAL_INDEX, &credential_id, now).await?.is_some() {
+            if self
+                .store
+                .get(CREDENTIAL_INDEX, &credential_id, now)
+                .await?
+                .is_some()
+            {
                 return Err(PasskeyError::AlreadyRegistered);
             }
             // The session changed (ended, revoked) between start and finish.
@@ -245,8 +313,18 @@ impl Passkeys {
     }
 
     /// Starts a username-first assertion for `user`'s passkeys.
-    pub async fn start_authentication(&self, user: UserId, flow: &str, now: i64) -> Result<(String, RequestChallengeResponse), PasskeyError> {
-        let creds: Vec<Passkey> = self.list(user, now).await?.into_iter().map(|p| p.passkey).collect();
+    pub async fn start_authentication(
+        &self,
+        user: UserId,
+        flow: &str,
+        now: i64,
+    ) -> Result<(String, RequestChallengeResponse), PasskeyError> {
+        let creds: Vec<Passkey> = self
+            .list(user, now)
+            .await?
+            .into_iter()
+            .map(|p| p.passkey)
+            .collect();
         if creds.is_empty() {
             return Err(PasskeyError::UnknownCredential);
         }
@@ -254,19 +332,40 @@ impl Passkeys {
             .webauthn
             .start_passkey_authentication(&creds)
             .map_err(|e| PasskeyError::Config(e.to_string()))?;
-        let id = self.save_ceremony(&Ceremony::Authentication { user_id: user, flow: flow.to_owned(), state }, now).await?;
+        let id = self
+            .save_ceremony(
+                &Ceremony::Authentication {
+                    user_id: user,
+                    flow: flow.to_owned(),
+                    state,
+                },
+                now,
+            )
+            .await?;
         Ok((id, options))
     }
 
     /// Starts a discoverable assertion (no username).
-    pub async fn start_discoverable(&self, flow: &str, now: i64) -> Result<(String, RequestChallengeResponse), PasskeyError> {
+    pub async fn start_discoverable(
+        &self,
+        flow: &str,
+        now: i64,
+    ) -> Result<(String, RequestChallengeResponse), PasskeyError> {
         let (mut options, state) = self
             .webauthn
             .start_discoverable_authentication()
             .map_err(|e| PasskeyError::Config(e.to_string()))?;
         // A button press is a modal request, not conditional (autofill) UI.
         options.mediation = None;
-        let id = self.save_ceremony(&Ceremony::Discoverable { flow: flow.to_owned(), state }, now).await?;
+        let id = self
+            .save_ceremony(
+                &Ceremony::Discoverable {
+                    flow: flow.to_owned(),
+                    state,
+                },
+                now,
+            )
+            .await?;
         Ok((id, options))
     }
 
@@ -280,19 +379,34 @@ impl Passkeys {
         now: i64,
     ) -> Result<UserId, PasskeyError> {
         let credential_id = cred_key(response.get_credential_id());
-        let owner = match self.store.get(CREDENTIAL_INDEX, &credential_id, now).await? {
+        let owner = match self
+            .store
+            .get(CREDENTIAL_INDEX, &credential_id, now)
+            .await?
+        {
             Some(r) => decode::<UserId>(CREDENTIAL_INDEX, &r.value)?,
             None => return Err(PasskeyError::UnknownCredential),
         };
-        let (stored, version) = self.find(owner, &credential_id, now).await?.ok_or(PasskeyError::UnknownCredential)?;
+        let (stored, version) = self
+            .find(owner, &credential_id, now)
+            .await?
+            .ok_or(PasskeyError::UnknownCredential)?;
         let result = match ceremony {
-            Ceremony::Authentication { user_id, flow: started_for, state } => {
+            Ceremony::Authentication {
+                user_id,
+                flow: started_for,
+                state,
+            } => {
                 if user_id != owner || started_for != flow {
                     return Err(PasskeyError::CeremonyMismatch);
                 }
-                self.webauthn.finish_passkey_authentication(response, &state)
+                self.webauthn
+                    .finish_passkey_authentication(response, &state)
             }
-            Ceremony::Discoverable { flow: started_for, state } => {
+            Ceremony::Discoverable {
+                flow: started_for,
+                state,
+            } => {
                 if started_for != flow {
                     return Err(PasskeyError::CeremonyMismatch);
                 }
@@ -305,7 +419,8 @@ impl Passkeys {
                     return Err(PasskeyError::CeremonyMismatch);
                 }
                 let key = DiscoverableKey::from(&stored.passkey);
-                self.webauthn.finish_discoverable_authentication(response, state, &[key])
+                self.webauthn
+                    .finish_discoverable_authentication(response, state, &[key])
             }
             Ceremony::Registration { .. } => return Err(PasskeyError::CeremonyMismatch),
         }
@@ -328,7 +443,15 @@ impl Passkeys {
         // counter value only one can advance it.
         let swapped = self
             .store
-            .compare_and_swap(PASSKEYS, &format!("{owner}/{}", stored.id), version, Some(encode(&updated)?), None, Durability::Durable, now)
+            .compare_and_swap(
+                PASSKEYS,
+                &format!("{owner}/{}", stored.id),
+                version,
+                Some(encode(&updated)?),
+                None,
+                Durability::Durable,
+                now,
+            )
             .await?;
         if swapped.is_none() {
             return Err(PasskeyError::CounterRegression);
@@ -336,8 +459,17 @@ impl Passkeys {
         Ok(owner)
     }
 
-    async fn find(&self, user: UserId, credential_id: &str, now: i64) -> Result<Option<(StoredPasskey, u64)>, PasskeyError> {
-        for (_, r) in self.store.scan_prefix(PASSKEYS, &format!("{user}/"), now).await? {
+    async fn find(
+        &self,
+        user: UserId,
+        credential_id: &str,
+        now: i64,
+    ) -> Result<Option<(StoredPasskey, u64)>, PasskeyError> {
+        for (_, r) in self
+            .store
+            .scan_prefix(PASSKEYS, &format!("{user}/"), now)
+            .await?
+        {
             let p: StoredPasskey = decode(PASSKEYS, &r.value)?;
             if p.credential_id == credential_id {
                 return Ok(Some((p, r.version)));

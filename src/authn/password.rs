@@ -137,7 +137,12 @@ mod tests {
     use super::*;
 
     fn cheap() -> PasswordHasher {
-        PasswordHasher::new(PasswordHashing { memory_kib: 64, iterations: 1, parallelism: 1 }).unwrap()
+        PasswordHasher::new(PasswordHashing {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap()
     }
 
     #[tokio::test]

@@ -73,7 +73,11 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(store: Arc<dyn Store>, directory: Directory, taps: Taps) -> Self {
-        Self { store, directory, taps }
+        Self {
+            store,
+            directory,
+            taps,
+        }
     }
 
     /// Starts a session for `user` proven with `methods`; returns the cookie
@@ -129,7 +133,11 @@ impl Sessions {
         digest: &SecretDigest,
         now: OffsetDateTime,
     ) -> Result<Option<(Session, User)>, SessionError> {
-        let Some(record) = self.store.get(SESSIONS, digest.as_str(), now.unix_timestamp()).await? else {
+        let Some(record) = self
+            .store
+            .get(SESSIONS, digest.as_str(), now.unix_timestamp())
+            .await?
+        else {
             return Ok(None);
         };
         let session: Session = decode(SESSIONS, &record.value)?;
@@ -140,7 +148,11 @@ impl Sessions {
             return Ok(None);
         }
         if let Some(tap) = &session.tap_id {
-            if !self.taps.binding_is_live(user.id, tap, now.unix_timestamp()).await? {
+            if !self
+                .taps
+                .binding_is_live(user.id, tap, now.unix_timestamp())
+                .await?
+            {
                 return Ok(None);
             }
         }
@@ -149,15 +161,28 @@ impl Sessions {
 
     /// The session record's store version (guards a change that must not
     /// outlive the session, e.g. registering a passkey).
-    pub async fn version(&self, digest: &SecretDigest, now: OffsetDateTime) -> Result<Option<u64>, SessionError> {
-        Ok(self.store.get(SESSIONS, digest.as_str(), now.unix_timestamp()).await?.map(|r| r.version))
+    pub async fn version(
+        &self,
+        digest: &SecretDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<u64>, SessionError> {
+        Ok(self
+            .store
+            .get(SESSIONS, digest.as_str(), now.unix_timestamp())
+            .await?
+            .map(|r| r.version))
     }
 
     /// Ends the session behind a cookie value (logout).
     pub async fn end(&self, cookie: &str, now: OffsetDateTime) -> Result<bool, SessionError> {
         Ok(self
             .store
-            .delete(SESSIONS, SecretDigest::of(cookie).as_str(), Durability::Durable, now.unix_timestamp())
+            .delete(
+                SESSIONS,
+                SecretDigest::of(cookie).as_str(),
+                Durability::Durable,
+                now.unix_timestamp(),
+            )
             .await?)
     }
 }

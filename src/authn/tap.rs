@@ -114,7 +114,10 @@ impl TapPolicy {
             ("defaultLifetimeInMinutes", self.default_lifetime_in_minutes),
         ] {
             if !(lo..=hi).contains(&v) {
-                return Err(PolicyViolation { field, message: format!("must be between {lo} and {hi} minutes, got {v}") });
+                return Err(PolicyViolation {
+                    field,
+                    message: format!("must be between {lo} and {hi} minutes, got {v}"),
+                });
             }
         }
         if self.minimum_lifetime_in_minutes > self.maximum_lifetime_in_minutes {
@@ -123,7 +126,9 @@ impl TapPolicy {
                 message: "must not exceed maximumLifetimeInMinutes".to_owned(),
             });
         }
-        if !(self.minimum_lifetime_in_minutes..=self.maximum_lifetime_in_minutes).contains(&self.default_lifetime_in_minutes) {
+        if !(self.minimum_lifetime_in_minutes..=self.maximum_lifetime_in_minutes)
+            .contains(&self.default_lifetime_in_minutes)
+        {
             return Err(PolicyViolation {
                 field: "defaultLifetimeInMinutes",
                 message: format!(
@@ -134,15 +139,30 @@ impl TapPolicy {
         }
         let (lo, hi) = LENGTH_RANGE;
         if !(lo..=hi).contains(&self.default_length) {
-            return Err(PolicyViolation { field: "defaultLength", message: format!("must be between {lo} and {hi}, got {}", self.default_length) });
+            return Err(PolicyViolation {
+                field: "defaultLength",
+                message: format!("must be between {lo} and {hi}, got {}", self.default_length),
+            });
         }
-        for (field, targets) in [("includeTargets", &self.include_targets), ("excludeTargets", &self.exclude_targets)] {
+        for (field, targets) in [
+            ("includeTargets", &self.include_targets),
+            ("excludeTargets", &self.exclude_targets),
+        ] {
             for t in targets {
                 if t.target_type != "group" {
-                    return Err(PolicyViolation { field, message: format!("targetType {:?} is not supported; use \"group\"", t.target_type) });
+                    return Err(PolicyViolation {
+                        field,
+                        message: format!(
+                            "targetType {:?} is not supported; use \"group\"",
+                            t.target_type
+                        ),
+                    });
                 }
                 if t.id != ALL_USERS && GroupId::parse(&t.id).is_none() {
-                    return Err(PolicyViolation { field, message: format!("{:?} is neither \"all_users\" nor a group id", t.id) });
+                    return Err(PolicyViolation {
+                        field,
+                        message: format!("{:?} is neither \"all_users\" nor a group id", t.id),
+                    });
                 }
             }
         }
@@ -151,13 +171,18 @@ impl TapPolicy {
 
     /// Whether the policy targets a user in `groups` (exclusions win).
     pub fn targets(&self, groups: &BTreeSet<GroupId>) -> bool {
-        let hit = |t: &MethodTarget| t.id == ALL_USERS || GroupId::parse(&t.id).is_some_and(|g| groups.contains(&g));
+        let hit = |t: &MethodTarget| {
+            t.id == ALL_USERS || GroupId::parse(&t.id).is_some_and(|g| groups.contains(&g))
+        };
         self.include_targets.iter().any(hit) && !self.exclude_targets.iter().any(hit)
     }
 
     /// Whether evaluating [`TapPolicy::targets`] needs the user's groups.
     pub fn needs_groups(&self) -> bool {
-        self.include_targets.iter().chain(&self.exclude_targets).any(|t| t.id != ALL_USERS)
+        self.include_targets
+            .iter()
+            .chain(&self.exclude_targets)
+            .any(|t| t.id != ALL_USERS)
     }
 }
 
@@ -209,7 +234,10 @@ impl TemporaryAccessPass {
     pub fn usability(&self, policy: &TapPolicy, targeted: bool, now: i64) -> UsabilityReason {
         if self.is_usable_once && self.used_at.is_some() {
             UsabilityReason::OneTimeUsed
-        } else if policy.state == MethodState::Disabled || !targeted || (policy.is_usable_once && !self.is_usable_once) {
+        } else if policy.state == MethodState::Disabled
+            || !targeted
+            || (policy.is_usable_once && !self.is_usable_once)
+        {
             UsabilityReason::DisabledByPolicy
         } else if now < self.start_at {
             UsabilityReason::NotYetValid
@@ -242,11 +270,17 @@ pub struct IssueRequest {
 pub enum IssueError {
     #[error("The Temporary Access Pass policy is disabled; enable it before issuing passes.")]
     PolicyDisabled,
-    #[error("The user is not included in the Temporary Access Pass policy targets (or is excluded).")]
+    #[error(
+        "The user is not included in the Temporary Access Pass policy targets (or is excluded)."
+    )]
     UserNotTargeted,
-    #[error("Invalid LifetimeInMinutes specified. The valid range is between {min} and {max} minutes.")]
+    #[error(
+        "Invalid LifetimeInMinutes specified. The valid range is between {min} and {max} minutes."
+    )]
     LifetimeOutOfRange { min: u32, max: u32 },
-    #[error("The Temporary Access Pass policy requires one-time passes (isUsableOnce); a multi-use pass cannot be created.")]
+    #[error(
+        "The Temporary Access Pass policy requires one-time passes (isUsableOnce); a multi-use pass cannot be created."
+    )]
     MultiUseForbidden,
     #[error("startDateTime must not be more than {max_days} days in the future.")]
     StartTooLate { max_days: i64 },
@@ -277,8 +311,12 @@ pub fn plan_issue(
     if !targeted {
         return Err(IssueError::UserNotTargeted);
     }
-    let lifetime = request.lifetime_in_minutes.unwrap_or(policy.default_lifetime_in_minutes);
-    if !(policy.minimum_lifetime_in_minutes..=policy.maximum_lifetime_in_minutes).contains(&lifetime) {
+    let lifetime = request
+        .lifetime_in_minutes
+        .unwrap_or(policy.default_lifetime_in_minutes);
+    if !(policy.minimum_lifetime_in_minutes..=policy.maximum_lifetime_in_minutes)
+        .contains(&lifetime)
+    {
         return Err(IssueError::LifetimeOutOfRange {
             min: policy.minimum_lifetime_in_minutes,
             max: policy.maximum_lifetime_in_minutes,
@@ -294,7 +332,9 @@ pub fn plan_issue(
     const MAX_START_DAYS: i64 = 30;
     let start = request.start_at.map_or(now, |s| s.max(now));
     if start > now + MAX_START_DAYS * 86_400 {
-        return Err(IssueError::StartTooLate { max_days: MAX_START_DAYS });
+        return Err(IssueError::StartTooLate {
+            max_days: MAX_START_DAYS,
+        });
     }
     Ok((start, lifetime, once))
 }
@@ -368,7 +408,10 @@ pub enum Redeemed {
 
 impl Taps {
     pub fn new(store: Arc<dyn Store>, configured: TapPolicy) -> Self {
-        Self { store, configured: Arc::new(configured) }
+        Self {
+            store,
+            configured: Arc::new(configured),
+        }
     }
 
     pub async fn policy(&self, now: i64) -> Result<TapPolicy, StoreError> {
@@ -383,17 +426,37 @@ impl Taps {
     pub async fn seed_policy(&self, policy: &TapPolicy, now: i64) -> Result<bool, StoreError> {
         Ok(self
             .store
-            .insert(POLICIES, POLICY_KEY, encode(policy)?, None, Durability::Durable, now)
+            .insert(
+                POLICIES,
+                POLICY_KEY,
+                encode(policy)?,
+                None,
+                Durability::Durable,
+                now,
+            )
             .await?
             .is_some())
     }
 
     pub async fn set_policy(&self, policy: &TapPolicy) -> Result<(), StoreError> {
-        self.store.put(POLICIES, POLICY_KEY, encode(policy)?, None, Durability::Durable).await.map(|_| ())
+        self.store
+            .put(
+                POLICIES,
+                POLICY_KEY,
+                encode(policy)?,
+                None,
+                Durability::Durable,
+            )
+            .await
+            .map(|_| ())
     }
 
     /// The user's pass (usable or not), with its store version.
-    pub async fn pass(&self, user: UserId, now: i64) -> Result<Option<(TemporaryAccessPass, u64)>, StoreError> {
+    pub async fn pass(
+        &self,
+        user: UserId,
+        now: i64,
+    ) -> Result<Option<(TemporaryAccessPass, u64)>, StoreError> {
         match self.store.get(PASSES, &user.to_string(), now).await? {
             Some(r) => Ok(Some((decode(PASSES, &r.value)?, r.version))),
             None => Ok(None),
@@ -403,7 +466,10 @@ impl Taps {
     /// Stores `pass` as the user's only pass, replacing any other in one
     /// write; returns the replaced pass. Sessions derived from the old pass
     /// end because they are bound to its id.
-    pub async fn store_pass(&self, pass: &TemporaryAccessPass) -> Result<Option<TemporaryAccessPass>, StoreError> {
+    pub async fn store_pass(
+        &self,
+        pass: &TemporaryAccessPass,
+    ) -> Result<Option<TemporaryAccessPass>, StoreError> {
         let key = pass.user_id.to_string();
         let now = pass.created_at;
         for _ in 0..32 {
@@ -413,14 +479,27 @@ impl Taps {
             let expires = Some(pass.end_at() + 86_400);
             match &previous {
                 None => {
-                    if self.store.insert(PASSES, &key, value, expires, Durability::Durable, now).await?.is_some() {
+                    if self
+                        .store
+                        .insert(PASSES, &key, value, expires, Durability::Durable, now)
+                        .await?
+                        .is_some()
+                    {
                         return Ok(None);
                     }
                 }
                 Some(r) => {
                     if self
                         .store
-                        .compare_and_swap(PASSES, &key, r.version, Some(value), expires, Durability::Durable, now)
+                        .compare_and_swap(
+                            PASSES,
+                            &key,
+                            r.version,
+                            Some(value),
+                            expires,
+                            Durability::Durable,
+                            now,
+                        )
                         .await?
                         .is_some()
                     {
@@ -429,7 +508,9 @@ impl Taps {
                 }
             }
         }
-        Err(StoreError::Unavailable("too much contention replacing the pass; retry".into()))
+        Err(StoreError::Unavailable(
+            "too much contention replacing the pass; retry".into(),
+        ))
     }
 
     /// Issues a new pass for `user` under `policy` (already checked to
@@ -445,9 +526,11 @@ impl Taps {
         request: &IssueRequest,
         now: i64,
     ) -> Result<Issued, IssueFailure> {
-        let (start_at, lifetime_in_minutes, is_usable_once) = plan_issue(policy, targeted, request, now)?;
+        let (start_at, lifetime_in_minutes, is_usable_once) =
+            plan_issue(policy, targeted, request, now)?;
         let len = usize::try_from(policy.default_length).unwrap_or(8);
-        let secret = generate_secret(len).map_err(|_| IssueFailure::Internal("random source failed".into()))?;
+        let secret = generate_secret(len)
+            .map_err(|_| IssueFailure::Internal("random source failed".into()))?;
         let hash = hasher
             .hash(secret.expose())
             .await
@@ -466,7 +549,11 @@ impl Taps {
             used_at: None,
         };
         let replaced = self.store_pass(&pass).await?;
-        Ok(Issued { pass, secret, replaced })
+        Ok(Issued {
+            pass,
+            secret,
+            replaced,
+        })
     }
 
     /// Deletes the pass with `id`; `false` if the user has no such pass.
@@ -479,13 +566,26 @@ impl Taps {
         }
         Ok(self
             .store
-            .compare_and_swap(PASSES, &user.to_string(), version, None, None, Durability::Durable, now)
+            .compare_and_swap(
+                PASSES,
+                &user.to_string(),
+                version,
+                None,
+                None,
+                Durability::Durable,
+                now,
+            )
             .await?
             .is_some())
     }
 
     /// Marks a verified one-time pass used; `true` if this call won.
-    pub async fn consume(&self, pass: &TemporaryAccessPass, version: u64, now: i64) -> Result<bool, StoreError> {
+    pub async fn consume(
+        &self,
+        pass: &TemporaryAccessPass,
+        version: u64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let mut used = pass.clone();
         used.used_at = Some(now);
         Ok(self
@@ -538,8 +638,16 @@ impl Taps {
 
     /// Whether a session bound to pass `id` may continue: the user's current
     /// pass is still that one and has not ended.
-    pub async fn binding_is_live(&self, user: UserId, id: &str, now: i64) -> Result<bool, StoreError> {
-        Ok(self.pass(user, now).await?.is_some_and(|(p, _)| p.id == id && now < p.end_at()))
+    pub async fn binding_is_live(
+        &self,
+        user: UserId,
+        id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .pass(user, now)
+            .await?
+            .is_some_and(|(p, _)| p.id == id && now < p.end_at()))
     }
 }
 
@@ -565,8 +673,14 @@ mod tests {
     #[test]
     fn tap_usability_follows_the_state_diagram() {
         let on = TapPolicy::default();
-        let off = TapPolicy { state: MethodState::Disabled, ..TapPolicy::default() };
-        let once_only = TapPolicy { is_usable_once: true, ..TapPolicy::default() };
+        let off = TapPolicy {
+            state: MethodState::Disabled,
+            ..TapPolicy::default()
+        };
+        let once_only = TapPolicy {
+            is_usable_once: true,
+            ..TapPolicy::default()
+        };
         let table = [
             (pass(false, false), &on, true, 1999, NotYetValid),
             (pass(false, false), &on, true, 2000, EnabledByPolicy),
@@ -588,12 +702,31 @@ mod tests {
     fn tap_policy_validation_names_the_field() {
         type Case = (fn(&mut TapPolicy), &'static str);
         let cases: [Case; 6] = [
-            (|p| p.minimum_lifetime_in_minutes = 9, "minimumLifetimeInMinutes"),
-            (|p| p.maximum_lifetime_in_minutes = 43_201, "maximumLifetimeInMinutes"),
-            (|p| p.default_lifetime_in_minutes = 30, "defaultLifetimeInMinutes"),
-            (|p| { p.minimum_lifetime_in_minutes = 500; p.maximum_lifetime_in_minutes = 400; p.default_lifetime_in_minutes = 450; }, "minimumLifetimeInMinutes"),
+            (
+                |p| p.minimum_lifetime_in_minutes = 9,
+                "minimumLifetimeInMinutes",
+            ),
+            (
+                |p| p.maximum_lifetime_in_minutes = 43_201,
+                "maximumLifetimeInMinutes",
+            ),
+            (
+                |p| p.default_lifetime_in_minutes = 30,
+                "defaultLifetimeInMinutes",
+            ),
+            (
+                |p| {
+                    p.minimum_lifetime_in_minutes = 500;
+                    p.maximum_lifetime_in_minutes = 400;
+                    p.default_lifetime_in_minutes = 450;
+                },
+                "minimumLifetimeInMinutes",
+            ),
             (|p| p.default_length = 7, "defaultLength"),
-            (|p| p.include_targets[0].id = "not-a-group".into(), "includeTargets"),
+            (
+                |p| p.include_targets[0].id = "not-a-group".into(),
+                "includeTargets",
+            ),
         ];
         for (mutate, field) in cases {
             let mut p = TapPolicy::default();
@@ -606,19 +739,56 @@ mod tests {
     #[test]
     fn tap_plan_issue_enforces_every_rule() {
         let p = TapPolicy::default();
-        let req = |once, life| IssueRequest { is_usable_once: once, start_at: None, lifetime_in_minutes: life };
-        assert_eq!(plan_issue(&p, true, &req(None, None), 100), Ok((100, 60, false)));
-        assert_eq!(plan_issue(&p, true, &req(Some(true), Some(1440)), 100), Ok((100, 1440, true)));
-        assert_eq!(plan_issue(&p, true, &req(None, Some(59)), 100), Err(IssueError::LifetimeOutOfRange { min: 60, max: 1440 }));
-        assert_eq!(plan_issue(&p, false, &req(None, None), 100), Err(IssueError::UserNotTargeted));
-        let off = TapPolicy { state: MethodState::Disabled, ..TapPolicy::default() };
-        assert_eq!(plan_issue(&off, true, &req(None, None), 100), Err(IssueError::PolicyDisabled));
-        let once = TapPolicy { is_usable_once: true, ..TapPolicy::default() };
-        assert_eq!(plan_issue(&once, true, &req(Some(false), None), 100), Err(IssueError::MultiUseForbidden));
-        assert_eq!(plan_issue(&once, true, &req(None, None), 100), Ok((100, 60, true)));
-        let later = IssueRequest { start_at: Some(5000), ..IssueRequest::default() };
+        let req = |once, life| IssueRequest {
+            is_usable_once: once,
+            start_at: None,
+            lifetime_in_minutes: life,
+        };
+        assert_eq!(
+            plan_issue(&p, true, &req(None, None), 100),
+            Ok((100, 60, false))
+        );
+        assert_eq!(
+            plan_issue(&p, true, &req(Some(true), Some(1440)), 100),
+            Ok((100, 1440, true))
+        );
+        assert_eq!(
+            plan_issue(&p, true, &req(None, Some(59)), 100),
+            Err(IssueError::LifetimeOutOfRange { min: 60, max: 1440 })
+        );
+        assert_eq!(
+            plan_issue(&p, false, &req(None, None), 100),
+            Err(IssueError::UserNotTargeted)
+        );
+        let off = TapPolicy {
+            state: MethodState::Disabled,
+            ..TapPolicy::default()
+        };
+        assert_eq!(
+            plan_issue(&off, true, &req(None, None), 100),
+            Err(IssueError::PolicyDisabled)
+        );
+        let once = TapPolicy {
+            is_usable_once: true,
+            ..TapPolicy::default()
+        };
+        assert_eq!(
+            plan_issue(&once, true, &req(Some(false), None), 100),
+            Err(IssueError::MultiUseForbidden)
+        );
+        assert_eq!(
+            plan_issue(&once, true, &req(None, None), 100),
+            Ok((100, 60, true))
+        );
+        let later = IssueRequest {
+            start_at: Some(5000),
+            ..IssueRequest::default()
+        };
         assert_eq!(plan_issue(&p, true, &later, 100), Ok((5000, 60, false)));
-        let past = IssueRequest { start_at: Some(50), ..IssueRequest::default() };
+        let past = IssueRequest {
+            start_at: Some(50),
+            ..IssueRequest::default()
+        };
         assert_eq!(plan_issue(&p, true, &past, 100), Ok((100, 60, false)));
     }
 
@@ -637,8 +807,16 @@ mod tests {
         let g1 = GroupId(uuid::Uuid::from_u128(1));
         let g2 = GroupId(uuid::Uuid::from_u128(2));
         let p = TapPolicy {
-            include_targets: vec![MethodTarget { id: g1.to_string(), target_type: "group".into(), is_registration_required: false }],
-            exclude_targets: vec![MethodTarget { id: g2.to_string(), target_type: "group".into(), is_registration_required: false }],
+            include_targets: vec![MethodTarget {
+                id: g1.to_string(),
+                target_type: "group".into(),
+                is_registration_required: false,
+            }],
+            exclude_targets: vec![MethodTarget {
+                id: g2.to_string(),
+                target_type: "group".into(),
+                is_registration_required: false,
+            }],
             ..TapPolicy::default()
         };
         assert!(p.targets(&[g1].into_iter().collect()));

@@ -77,26 +77,76 @@ impl Throttle {
     }
 
     /// Refuses the attempt if the account or the source is locked.
-    pub async fn check(&self, username: &str, ip: IpAddr, now: i64) -> Result<Option<Locked>, StoreError> {
-        if let Some(r) = self.store.get(THROTTLE, &account_key("lock", username), now).await? {
-            return Ok(Some(Locked::Account { until: r.expires_at.unwrap_or(now) }));
+    pub async fn check(
+        &self,
+        username: &str,
+        ip: IpAddr,
+        now: i64,
+    ) -> Result<Option<Locked>, StoreError> {
+        if let Some(r) = self
+            .store
+            .get(THROTTLE, &account_key("lock", username), now)
+            .await?
+        {
+            return Ok(Some(Locked::Account {
+                until: r.expires_at.unwrap_or(now),
+            }));
         }
-        if let Some(r) = self.store.get(THROTTLE, &source_key("lock", ip), now).await? {
-            return Ok(Some(Locked::Source { until: r.expires_at.unwrap_or(now) }));
+        if let Some(r) = self
+            .store
+            .get(THROTTLE, &source_key("lock", ip), now)
+            .await?
+        {
+            return Ok(Some(Locked::Source {
+                until: r.expires_at.unwrap_or(now),
+            }));
         }
         Ok(None)
     }
 
     /// Counts a failure; starts a lockout when a threshold is reached.
-    pub async fn record_failure(&self, username: &str, ip: IpAddr, now: i64) -> Result<Option<NewLockout>, StoreError> {
+    pub async fn record_failure(
+        &self,
+        username: &str,
+        ip: IpAddr,
+        now: i64,
+    ) -> Result<Option<NewLockout>, StoreError> {
         let window_end = now + self.settings.window.whole_seconds();
-        let user_failures = self.store.increment(THROTTLE, &account_key("fail", username), 1, Some(window_end), now).await?;
-        let source_failures = self.store.increment(THROTTLE, &source_key("fail", ip), 1, Some(window_end), now).await?;
+        let user_failures = self
+            .store
+            .increment(
+                THROTTLE,
+                &account_key("fail", username),
+                1,
+                Some(window_end),
+                now,
+            )
+            .await?;
+        let source_failures = self
+            .store
+            .increment(THROTTLE, &source_key("fail", ip), 1, Some(window_end), now)
+            .await?;
         if user_failures >= self.settings.max_failures {
-            return self.lock(account_key("lock", username), account_key("fail", username), account_key("lockouts", username), now, |until| Locked::Account { until }).await;
+            return self
+                .lock(
+                    account_key("lock", username),
+                    account_key("fail", username),
+                    account_key("lockouts", username),
+                    now,
+                    |until| Locked::Account { until },
+                )
+                .await;
         }
         if source_failures >= self.settings.max_failures_per_source {
-            return self.lock(source_key("lock", ip), source_key("fail", ip), source_key("lockouts", ip), now, |until| Locked::Source { until }).await;
+            return self
+                .lock(
+                    source_key("lock", ip),
+                    source_key("fail", ip),
+                    source_key("lockouts", ip),
+                    now,
+                    |until| Locked::Source { until },
+                )
+                .await;
         }
         Ok(None)
     }
@@ -110,23 +160,45 @@ impl Throttle {
         kind: impl Fn(i64) -> Locked,
     ) -> Result<Option<NewLockout>, StoreError> {
         // Escalate: the n-th lockout within 24 h lasts lockout × 2^(n−1).
-        let n = self.store.increment(THROTTLE, &lockouts_key, 1, Some(now + 86_400), now).await?;
+        let n = self
+            .store
+            .increment(THROTTLE, &lockouts_key, 1, Some(now + 86_400), now)
+            .await?;
         let base = self.settings.lockout.whole_seconds();
         let shift = u32::try_from((n - 1).clamp(0, 20)).unwrap_or(20);
-        let duration = base.saturating_mul(1i64 << shift).min(self.settings.max_lockout.whole_seconds());
+        let duration = base
+            .saturating_mul(1i64 << shift)
+            .min(self.settings.max_lockout.whole_seconds());
         let until = now + duration;
         // Only the first concurrent failure past the threshold creates the
         // lock; the counter restarts so the next window starts clean.
-        let created = self.store.insert(THROTTLE, &lock_key, Vec::new(), Some(until), Durability::Durable, now).await?;
-        self.store.delete(THROTTLE, &fail_key, Durability::Durable, now).await?;
-        Ok(created.map(|_| NewLockout { locked: kind(until), duration_secs: duration }))
+        let created = self
+            .store
+            .insert(
+                THROTTLE,
+                &lock_key,
+                Vec::new(),
+                Some(until),
+                Durability::Durable,
+                now,
+            )
+            .await?;
+        self.store
+            .delete(THROTTLE, &fail_key, Durability::Durable, now)
+            .await?;
+        Ok(created.map(|_| NewLockout {
+            locked: kind(until),
+            duration_secs: duration,
+        }))
     }
 
     /// A successful sign-in clears the account's failure count.
     pub async fn record_success(&self, username: &str, now: i64) -> Result<(), StoreError> {
         let key = account_key("fail", username);
         if self.store.get(THROTTLE, &key, now).await?.is_some() {
-            self.store.delete(THROTTLE, &key, Durability::Durable, now).await?;
+            self.store
+                .delete(THROTTLE, &key, Durability::Durable, now)
+                .await?;
         }
         Ok(())
     }

@@ -26,7 +26,10 @@ pub enum Credential<'a> {
 /// The outcome of one attempt.
 #[derive(Debug)]
 pub enum Verdict {
-    Accepted { user: User, pass: Option<TemporaryAccessPass> },
+    Accepted {
+        user: User,
+        pass: Option<TemporaryAccessPass>,
+    },
     /// Refused before checking the credential.
     Locked(Locked),
     /// Wrong credential, unknown or disabled user, unusable pass. `reason`
@@ -51,7 +54,8 @@ impl VerifyError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            VerifyError::Store(StoreError::Unavailable(_)) | VerifyError::Directory(DirectoryError::Store(StoreError::Unavailable(_)))
+            VerifyError::Store(StoreError::Unavailable(_))
+                | VerifyError::Directory(DirectoryError::Store(StoreError::Unavailable(_)))
         )
     }
 }
@@ -68,7 +72,11 @@ pub struct Verifier<'a> {
 impl Verifier<'_> {
     /// The TAP policy and whether it targets `user` (group lookups only when
     /// the policy names groups).
-    pub async fn tap_policy_for(&self, user: &User, now: OffsetDateTime) -> Result<(TapPolicy, bool), VerifyError> {
+    pub async fn tap_policy_for(
+        &self,
+        user: &User,
+        now: OffsetDateTime,
+    ) -> Result<(TapPolicy, bool), VerifyError> {
         let policy = self.taps.policy(now.unix_timestamp()).await?;
         let groups = if policy.needs_groups() {
             self.directory.groups_of(user.id, now).await?
@@ -80,17 +88,30 @@ impl Verifier<'_> {
     }
 
     /// The user's pass if it would be accepted right now.
-    pub async fn usable_pass(&self, user: &User, now: OffsetDateTime) -> Result<Option<TemporaryAccessPass>, VerifyError> {
+    pub async fn usable_pass(
+        &self,
+        user: &User,
+        now: OffsetDateTime,
+    ) -> Result<Option<TemporaryAccessPass>, VerifyError> {
         let t = now.unix_timestamp();
         let Some((pass, _)) = self.taps.pass(user.id, t).await? else {
             return Ok(None);
         };
         let (policy, targeted) = self.tap_policy_for(user, now).await?;
-        Ok((pass.usability(&policy, targeted, t) == UsabilityReason::EnabledByPolicy).then_some(pass))
+        Ok(
+            (pass.usability(&policy, targeted, t) == UsabilityReason::EnabledByPolicy)
+                .then_some(pass),
+        )
     }
 
     /// One sign-in attempt.
-    pub async fn verify(&self, username: &str, ip: IpAddr, credential: Credential<'_>, now: OffsetDateTime) -> Result<Verdict, VerifyError> {
+    pub async fn verify(
+        &self,
+        username: &str,
+        ip: IpAddr,
+        credential: Credential<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Verdict, VerifyError> {
         let t = now.unix_timestamp();
         if let Some(locked) = self.throttle.check(username, ip, t).await? {
             return Ok(Verdict::Locked(locked));
@@ -99,7 +120,9 @@ impl Verifier<'_> {
         let secret = match credential {
             Credential::Password(s) | Credential::TemporaryAccessPass(s) => s,
         };
-        let outcome: Result<Option<TemporaryAccessPass>, (&'static str, u32)> = match (&user, credential) {
+        let outcome: Result<Option<TemporaryAccessPass>, (&'static str, u32)> = match (
+            &user, credential,
+        ) {
             (None, _) => {
                 self.hasher.verify_dummy(secret).await;
                 Err(("User account not found", 50034))
@@ -110,31 +133,42 @@ impl Verifier<'_> {
                 self.hasher.verify_dummy(secret).await;
                 Err(("User account is disabled", 50057))
             }
-            (Some(u), Credential::Password(password)) => match self.directory.password_hash(u.id, now).await? {
-                Some(phc) if !password.is_empty() => {
-                    if self.hasher.verify(password, &phc).await {
-                        Ok(None)
-                    } else {
+            (Some(u), Credential::Password(password)) => {
+                match self.directory.password_hash(u.id, now).await? {
+                    Some(phc) if !password.is_empty() => {
+                        if self.hasher.verify(password, &phc).await {
+                            Ok(None)
+                        } else {
+                            Err(("Invalid username or password", 50126))
+                        }
+                    }
+                    _ => {
+                        self.hasher.verify_dummy(password).await;
                         Err(("Invalid username or password", 50126))
                     }
                 }
-                _ => {
-                    self.hasher.verify_dummy(password).await;
-                    Err(("Invalid username or password", 50126))
-                }
-            },
+            }
             (Some(u), Credential::TemporaryAccessPass(tap)) => {
                 let (policy, targeted) = self.tap_policy_for(u, now).await?;
-                match self.taps.redeem(self.hasher, u.id, &policy, targeted, tap, t).await? {
+                match self
+                    .taps
+                    .redeem(self.hasher, u.id, &policy, targeted, tap, t)
+                    .await?
+                {
                     Redeemed::Accepted(pass) => Ok(Some(pass)),
                     Redeemed::Rejected => Err(("Invalid Temporary Access Pass", 130507)),
                     Redeemed::Unusable(reason) => Err(match reason {
                         UsabilityReason::Expired => ("Temporary Access Pass has expired", 130504),
-                        UsabilityReason::NotYetValid => ("Temporary Access Pass is not yet valid", 130507),
-                        UsabilityReason::OneTimeUsed => ("Temporary Access Pass was already used", 130507),
-                        UsabilityReason::DisabledByPolicy | UsabilityReason::EnabledByPolicy => {
-                            ("Temporary Access Pass sign-in was blocked by the Temporary Access Pass policy", 130507)
+                        UsabilityReason::NotYetValid => {
+                            ("Temporary Access Pass is not yet valid", 130507)
                         }
+                        UsabilityReason::OneTimeUsed => {
+                            ("Temporary Access Pass was already used", 130507)
+                        }
+                        UsabilityReason::DisabledByPolicy | UsabilityReason::EnabledByPolicy => (
+                            "Temporary Access Pass sign-in was blocked by the Temporary Access Pass policy",
+                            130507,
+                        ),
                     }),
                 }
             }
@@ -146,9 +180,19 @@ impl Verifier<'_> {
             }
             (Err((reason, error_code)), user) => {
                 let lockout = self.throttle.record_failure(username, ip, t).await?;
-                Ok(Verdict::Failed { user, reason, error_code, lockout })
+                Ok(Verdict::Failed {
+                    user,
+                    reason,
+                    error_code,
+                    lockout,
+                })
             }
-            (Ok(_), None) => Ok(Verdict::Failed { user: None, reason: "User account not found", error_code: 50034, lockout: None }),
+            (Ok(_), None) => Ok(Verdict::Failed {
+                user: None,
+                reason: "User account not found",
+                error_code: 50034,
+                lockout: None,
+            }),
         }
     }
 }

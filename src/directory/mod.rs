@@ -399,23 +399,43 @@ impl Directory {
     }
 
     pub async fn mfa_state(&self, id: UserId, now: OffsetDateTime) -> Result<PerUserMfaState> {
-        match self.store.get(MFA_REQUIREMENTS, &id.to_string(), unix(now)).await? {
+        match self
+            .store
+            .get(MFA_REQUIREMENTS, &id.to_string(), unix(now))
+            .await?
+        {
             Some(r) => Ok(decode(MFA_REQUIREMENTS, &r.value)?),
             None => Ok(PerUserMfaState::Disabled),
         }
     }
 
-    pub async fn set_mfa_state(&self, id: UserId, state: PerUserMfaState, now: OffsetDateTime) -> Result<()> {
-        let u = self.store.get(USERS, &id.to_string(), unix(now)).await?.ok_or(DirectoryError::NotFound("user"))?;
+    pub async fn set_mfa_state(
+        &self,
+        id: UserId,
+        state: PerUserMfaState,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let u = self
+            .store
+            .get(USERS, &id.to_string(), unix(now))
+            .await?
+            .ok_or(DirectoryError::NotFound("user"))?;
         let txn = Txn::new(Durability::Durable)
             .require(USERS, id.to_string(), Precondition::Version(u.version))
             .put(MFA_REQUIREMENTS, id.to_string(), encode(&state)?, None);
-        if self.store.commit(txn, unix(now)).await? { Ok(()) } else { Err(DirectoryError::Contended) }
+        if self.store.commit(txn, unix(now)).await? {
+            Ok(())
+        } else {
+            Err(DirectoryError::Contended)
+        }
     }
 
     /// Removes the user's password; `true` if there was one.
     pub async fn remove_password(&self, id: UserId, now: OffsetDateTime) -> Result<bool> {
-        Ok(self.store.delete(PASSWORDS, &id.to_string(), Durability::Durable, unix(now)).await?)
+        Ok(self
+            .store
+            .delete(PASSWORDS, &id.to_string(), Durability::Durable, unix(now))
+            .await?)
     }
 
     pub async fn password_hash(&self, id: UserId, now: OffsetDateTime) -> Result<Option<String>> {

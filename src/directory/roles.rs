@@ -102,7 +102,10 @@ mod tests {
     fn role_resolves_by_template_id_and_display_name() {
         for r in BuiltinRole::ALL {
             assert_eq!(BuiltinRole::resolve(r.template_id()), Some(r));
-            assert_eq!(BuiltinRole::resolve(&r.display_name().to_uppercase()), Some(r));
+            assert_eq!(
+                BuiltinRole::resolve(&r.display_name().to_uppercase()),
+                Some(r)
+            );
         }
         assert_eq!(BuiltinRole::resolve("Supreme Leader"), None);
     }

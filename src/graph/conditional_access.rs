@@ -17,7 +17,8 @@ use crate::audit::{KeyValue, TargetResource};
 use crate::directory::roles::BuiltinRole::*;
 use crate::policy::ca_store::CaKind;
 use crate::policy::conditional_access::{
-    AuthenticationStrengthPolicy, DirectoryFacts, InvalidField, NamedLocation, Policy, WhatIfRequest, what_if,
+    AuthenticationStrengthPolicy, DirectoryFacts, InvalidField, NamedLocation, Policy,
+    WhatIfRequest, what_if,
 };
 use axum::body::Bytes;
 use axum::extract::State;
@@ -29,52 +30,95 @@ use serde_json::{Map, Value, json};
 type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
 const READ: Access = Access {
-    permissions: &["Policy.Read.All", "Policy.Read.ConditionalAccess", "Policy.ReadWrite.ConditionalAccess"],
-    roles: Some(&[GlobalAdministrator, ConditionalAccessAdministrator, SecurityAdministrator, SecurityReader, GlobalReader]),
+    permissions: &[
+        "Policy.Read.All",
+        "Policy.Read.ConditionalAccess",
+        "Policy.ReadWrite.ConditionalAccess",
+    ],
+    roles: Some(&[
+        GlobalAdministrator,
+        ConditionalAccessAdministrator,
+        SecurityAdministrator,
+        SecurityReader,
+        GlobalReader,
+    ]),
 };
 const WRITE: Access = Access {
     permissions: &["Policy.ReadWrite.ConditionalAccess"],
-    roles: Some(&[GlobalAdministrator, ConditionalAccessAdministrator, SecurityAdministrator]),
+    roles: Some(&[
+        GlobalAdministrator,
+        ConditionalAccessAdministrator,
+        SecurityAdministrator,
+    ]),
 };
 
 fn invalid(e: InvalidField) -> GraphError {
-    GraphError::bad_request(format!("Invalid value specified for property '{}': {}.", e.field, e.message))
+    GraphError::bad_request(format!(
+        "Invalid value specified for property '{}': {}.",
+        e.field, e.message
+    ))
 }
 
 fn kind_of(segment: &str) -> (CaKind, &'static str, &'static str) {
     match segment {
         "namedLocations" => (CaKind::NamedLocation, "namedLocations", "named location"),
-        "authenticationStrength" => (CaKind::Strength, "authenticationStrength/policies", "authentication strength"),
+        "authenticationStrength" => (
+            CaKind::Strength,
+            "authenticationStrength/policies",
+            "authentication strength",
+        ),
         _ => (CaKind::Policy, "policies", "conditional access policy"),
     }
 }
 
 /// Parses and validates one object of `kind` against the stored set.
-async fn validate(state: &AppState, kind: CaKind, value: &Value, now: i64) -> Result<(), GraphError> {
+async fn validate(
+    state: &AppState,
+    kind: CaKind,
+    value: &Value,
+    now: i64,
+) -> Result<(), GraphError> {
     let v = value.clone();
     match kind {
         CaKind::Policy => {
             let policy: Policy = parse_value(v)?;
             let set = state.ca.policy_set(now).await?;
-            policy.validate(&set.strengths, &set.locations).map_err(invalid)
+            policy
+                .validate(&set.strengths, &set.locations)
+                .map_err(invalid)
         }
         CaKind::NamedLocation => parse_value::<NamedLocation>(v)?.validate().map_err(invalid),
-        CaKind::Strength => parse_value::<AuthenticationStrengthPolicy>(v)?.validate().map_err(invalid),
+        CaKind::Strength => parse_value::<AuthenticationStrengthPolicy>(v)?
+            .validate()
+            .map_err(invalid),
     }
 }
 
 fn parse_value<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, GraphError> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
-        GraphError::bad_request(format!("Invalid value specified for property '{path}': {}.", e.into_inner()))
+        GraphError::bad_request(format!(
+            "Invalid value specified for property '{path}': {}.",
+            e.into_inner()
+        ))
     })
 }
 
 fn now_rfc3339(state: &AppState) -> String {
-    state.clock.now().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    state
+        .clock
+        .now()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
-async fn list_kind(state: &AppState, caller: &Caller, kind: CaKind, set: &str, version: ApiVersion) -> Result<Json<Value>, GraphError> {
+async fn list_kind(
+    state: &AppState,
+    caller: &Caller,
+    kind: CaKind,
+    set: &str,
+    version: ApiVersion,
+) -> Result<Json<Value>, GraphError> {
     caller.require(&READ)?;
     let t = state.clock.now().unix_timestamp();
     let mut items = state.ca.list(kind, t).await?;
@@ -94,47 +138,101 @@ async fn list_kind(state: &AppState, caller: &Caller, kind: CaKind, set: &str, v
 
 macro_rules! handlers {
     ($segment:literal, $list:ident, $create:ident, $get:ident, $update:ident, $remove:ident) => {
-        pub async fn $list(State(state): State<AppState>, Extension(version): Extension<ApiVersion>, headers: HeaderMap) -> Result<Json<Value>, GraphError> {
+        pub async fn $list(
+            State(state): State<AppState>,
+            Extension(version): Extension<ApiVersion>,
+            headers: HeaderMap,
+        ) -> Result<Json<Value>, GraphError> {
             let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
             let (kind, set, _) = kind_of($segment);
             list_kind(&state, &caller, kind, set, version).await
         }
-        pub async fn $create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, GraphError> {
+        pub async fn $create(
+            State(state): State<AppState>,
+            headers: HeaderMap,
+            body: Body,
+        ) -> Result<Response, GraphError> {
             let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
             create(&state, &caller, kind_of($segment), &headers, body).await
         }
-        pub async fn $get(State(state): State<AppState>, headers: HeaderMap, GraphPath(id): GraphPath<String>) -> Result<Json<Value>, GraphError> {
+        pub async fn $get(
+            State(state): State<AppState>,
+            headers: HeaderMap,
+            GraphPath(id): GraphPath<String>,
+        ) -> Result<Json<Value>, GraphError> {
             let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
             get_one(&state, &caller, kind_of($segment).0, &id).await
         }
-        pub async fn $update(State(state): State<AppState>, headers: HeaderMap, GraphPath(id): GraphPath<String>, body: Body) -> Result<StatusCode, GraphError> {
+        pub async fn $update(
+            State(state): State<AppState>,
+            headers: HeaderMap,
+            GraphPath(id): GraphPath<String>,
+            body: Body,
+        ) -> Result<StatusCode, GraphError> {
             let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
             update(&state, &caller, kind_of($segment), &id, &headers, body).await
         }
-        pub async fn $remove(State(state): State<AppState>, headers: HeaderMap, GraphPath(id): GraphPath<String>) -> Result<StatusCode, GraphError> {
+        pub async fn $remove(
+            State(state): State<AppState>,
+            headers: HeaderMap,
+            GraphPath(id): GraphPath<String>,
+        ) -> Result<StatusCode, GraphError> {
             let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
             remove(&state, &caller, kind_of($segment), &id).await
         }
     };
 }
 
-handlers!("policies", list_policies, create_policy, get_policy, update_policy, delete_policy);
-handlers!("namedLocations", list_locations, create_location, get_location, update_location, delete_location);
-handlers!("authenticationStrength", list_strengths, create_strength, get_strength, update_strength, delete_strength);
+handlers!(
+    "policies",
+    list_policies,
+    create_policy,
+    get_policy,
+    update_policy,
+    delete_policy
+);
+handlers!(
+    "namedLocations",
+    list_locations,
+    create_location,
+    get_location,
+    update_location,
+    delete_location
+);
+handlers!(
+    "authenticationStrength",
+    list_strengths,
+    create_strength,
+    get_strength,
+    update_strength,
+    delete_strength
+);
 
 fn is_builtin_strength(id: &str) -> bool {
-    crate::policy::conditional_access::StrengthSet::builtin().get(id).is_some()
+    crate::policy::conditional_access::StrengthSet::builtin()
+        .get(id)
+        .is_some()
 }
 
-async fn create(state: &AppState, caller: &Caller, (kind, _, noun): (CaKind, &str, &str), headers: &HeaderMap, body: Body) -> Result<Response, GraphError> {
+async fn create(
+    state: &AppState,
+    caller: &Caller,
+    (kind, _, noun): (CaKind, &str, &str),
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, GraphError> {
     caller.require(&WRITE)?;
     let now = state.clock.now();
     let t = now.unix_timestamp();
     let mut value: Value = parse_json(headers, body)?;
     let Some(obj) = value.as_object_mut() else {
-        return Err(GraphError::bad_request("The request body must be a JSON object."));
+        return Err(GraphError::bad_request(
+            "The request body must be a JSON object.",
+        ));
     };
-    let id = crate::ids::random_uuid().map_err(|_| GraphError::internal("random", "random source failed", false))?.to_string();
+    let id = crate::ids::random_uuid()
+        .map_err(|_| GraphError::internal("random", "random source failed", false))?
+        .to_string();
     obj.insert("id".into(), json!(id));
     obj.insert("createdDateTime".into(), json!(now_rfc3339(state)));
     obj.insert("modifiedDateTime".into(), Value::Null);
@@ -143,30 +241,62 @@ async fn create(state: &AppState, caller: &Caller, (kind, _, noun): (CaKind, &st
     }
     validate(state, kind, &value, t).await?;
     if !state.ca.insert(kind, &id, &value, t).await? {
-        return Err(GraphError::new(StatusCode::CONFLICT, "Request_Conflict", "An object with this id already exists."));
+        return Err(GraphError::new(
+            StatusCode::CONFLICT,
+            "Request_Conflict",
+            "An object with this id already exists.",
+        ));
     }
     audit(state, caller, &format!("Add {noun}"), &id, &value, now).await;
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
-async fn get_one(state: &AppState, caller: &Caller, kind: CaKind, id: &str) -> Result<Json<Value>, GraphError> {
+async fn get_one(
+    state: &AppState,
+    caller: &Caller,
+    kind: CaKind,
+    id: &str,
+) -> Result<Json<Value>, GraphError> {
     caller.require(&READ)?;
     let t = state.clock.now().unix_timestamp();
     if kind == CaKind::Strength && is_builtin_strength(id) {
-        let builtin = crate::policy::conditional_access::strengths::builtin_policies().into_iter().find(|s| s.id.eq_ignore_ascii_case(id));
-        return builtin.and_then(|b| serde_json::to_value(b).ok()).map(Json).ok_or_else(|| GraphError::not_found(id));
+        let builtin = crate::policy::conditional_access::strengths::builtin_policies()
+            .into_iter()
+            .find(|s| s.id.eq_ignore_ascii_case(id));
+        return builtin
+            .and_then(|b| serde_json::to_value(b).ok())
+            .map(Json)
+            .ok_or_else(|| GraphError::not_found(id));
     }
-    state.ca.get(kind, id, t).await?.map(Json).ok_or_else(|| GraphError::not_found(id))
+    state
+        .ca
+        .get(kind, id, t)
+        .await?
+        .map(Json)
+        .ok_or_else(|| GraphError::not_found(id))
 }
 
-async fn update(state: &AppState, caller: &Caller, (kind, _, noun): (CaKind, &str, &str), id: &str, headers: &HeaderMap, body: Body) -> Result<StatusCode, GraphError> {
+async fn update(
+    state: &AppState,
+    caller: &Caller,
+    (kind, _, noun): (CaKind, &str, &str),
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<StatusCode, GraphError> {
     caller.require(&WRITE)?;
     let now = state.clock.now();
     let t = now.unix_timestamp();
     if kind == CaKind::Strength && is_builtin_strength(id) {
-        return Err(GraphError::bad_request("Built-in authentication strengths cannot be changed."));
+        return Err(GraphError::bad_request(
+            "Built-in authentication strengths cannot be changed.",
+        ));
     }
-    let mut current = state.ca.get(kind, id, t).await?.ok_or_else(|| GraphError::not_found(id))?;
+    let mut current = state
+        .ca
+        .get(kind, id, t)
+        .await?
+        .ok_or_else(|| GraphError::not_found(id))?;
     let patch: Map<String, Value> = parse_json(headers, body)?;
     if let Some(obj) = current.as_object_mut() {
         for (k, v) in patch {
@@ -183,42 +313,75 @@ async fn update(state: &AppState, caller: &Caller, (kind, _, noun): (CaKind, &st
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn remove(state: &AppState, caller: &Caller, (kind, _, noun): (CaKind, &str, &str), id: &str) -> Result<StatusCode, GraphError> {
+async fn remove(
+    state: &AppState,
+    caller: &Caller,
+    (kind, _, noun): (CaKind, &str, &str),
+    id: &str,
+) -> Result<StatusCode, GraphError> {
     caller.require(&WRITE)?;
     let now = state.clock.now();
     let t = now.unix_timestamp();
     if kind == CaKind::Strength && is_builtin_strength(id) {
-        return Err(GraphError::bad_request("Built-in authentication strengths cannot be deleted."));
+        return Err(GraphError::bad_request(
+            "Built-in authentication strengths cannot be deleted.",
+        ));
     }
     // An object a policy still refers to cannot go (it would change what
     // the policy means without anyone editing it).
     if kind != CaKind::Policy {
         for p in state.ca.list(CaKind::Policy, t).await? {
             if p.to_string().contains(&format!("\"{id}\"")) {
-                let name = p.get("displayName").and_then(Value::as_str).unwrap_or("a policy");
-                return Err(GraphError::bad_request(format!("The {noun} is used by the conditional access policy '{name}'; remove it there first.")));
+                let name = p
+                    .get("displayName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("a policy");
+                return Err(GraphError::bad_request(format!(
+                    "The {noun} is used by the conditional access policy '{name}'; remove it there first."
+                )));
             }
         }
     }
-    let existing = state.ca.get(kind, id, t).await?.ok_or_else(|| GraphError::not_found(id))?;
+    let existing = state
+        .ca
+        .get(kind, id, t)
+        .await?
+        .ok_or_else(|| GraphError::not_found(id))?;
     state.ca.delete(kind, id, t).await?;
     audit(state, caller, &format!("Delete {noun}"), id, &existing, now).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn audit(state: &AppState, caller: &Caller, activity: &str, id: &str, value: &Value, now: time::OffsetDateTime) {
+async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    activity: &str,
+    id: &str,
+    value: &Value,
+    now: time::OffsetDateTime,
+) {
     let target = TargetResource {
         id: id.to_owned(),
         kind: "Policy".into(),
-        display_name: value.get("displayName").and_then(Value::as_str).map(str::to_owned),
+        display_name: value
+            .get("displayName")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         user_principal_name: None,
     };
-    let details = vec![KeyValue { key: "value".into(), value: value.to_string() }];
+    let details = vec![KeyValue {
+        key: "value".into(),
+        value: value.to_string(),
+    }];
     record_change(state, caller, activity, "Policy", target, details, now).await;
 }
 
 /// `POST /identity/conditionalAccess/evaluate` (What-If).
-pub async fn evaluate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, GraphError> {
+pub async fn evaluate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&READ)?;
@@ -227,14 +390,34 @@ pub async fn evaluate(State(state): State<AppState>, headers: HeaderMap, body: B
     let user = super::users::find(&state, &user_ref, now).await?;
     let facts = DirectoryFacts {
         user_aliases: vec![user.id.to_string(), user.user_principal_name.clone()],
-        group_ids: state.directory.groups_of(user.id, now).await?.iter().map(ToString::to_string).collect(),
-        role_template_ids: state.directory.roles_of(user.id, now).await?.iter().map(|r| r.template_id().to_owned()).collect(),
+        group_ids: state
+            .directory
+            .groups_of(user.id, now)
+            .await?
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        role_template_ids: state
+            .directory
+            .roles_of(user.id, now)
+            .await?
+            .iter()
+            .map(|r| r.template_id().to_owned())
+            .collect(),
         is_guest: false,
     };
     let mut request = request;
     request.sign_in_identity.user_id = Some(user.id.to_string());
     let set = state.ca.policy_set(now.unix_timestamp()).await?;
-    let response = what_if(&request, &set.policies, &set.strengths, &set.locations, &facts, now).map_err(invalid)?;
+    let response = what_if(
+        &request,
+        &set.policies,
+        &set.strengths,
+        &set.locations,
+        &facts,
+        now,
+    )
+    .map_err(invalid)?;
     serde_json::to_value(response)
         .map(Json)
         .map_err(|e| GraphError::internal("what_if.encode", &e.to_string(), false))

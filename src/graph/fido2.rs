@@ -4,10 +4,10 @@
 //! needs the write permission and, for delegated callers on someone else,
 //! an authentication administrator role.
 
+use super::ApiVersion;
 use super::GraphPath;
 use super::auth::{Access, Caller};
 use super::error::GraphError;
-use super::ApiVersion;
 use super::record_change;
 use crate::app::AppState;
 use crate::audit::{KeyValue, TargetResource};
@@ -20,13 +20,19 @@ use axum::{Extension, Json};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-const READ: &[&str] = &["UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All"];
+const READ: &[&str] = &[
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+];
 const WRITE: &[&str] = &["UserAuthenticationMethod.ReadWrite.All"];
 
 pub fn fido2_json(p: &StoredPasskey) -> Value {
     let created = OffsetDateTime::from_unix_timestamp(p.created_at)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
     json!({
         "@odata.type": "#microsoft.graph.fido2AuthenticationMethod",
         "id": p.id,
@@ -39,14 +45,30 @@ pub fn fido2_json(p: &StoredPasskey) -> Value {
     })
 }
 
-async fn subject(state: &AppState, caller: &Caller, id: Option<&str>, write: bool, now: OffsetDateTime) -> Result<User, GraphError> {
+async fn subject(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    write: bool,
+    now: OffsetDateTime,
+) -> Result<User, GraphError> {
     let user = match (id, caller) {
         (Some(id), _) => super::users::find(state, id, now).await?,
         (None, Caller::User { user, .. }) => user.clone(),
-        (None, Caller::App { .. }) => return Err(GraphError::bad_request("/me request is only valid with delegated authentication flow.")),
+        (None, Caller::App { .. }) => {
+            return Err(GraphError::bad_request(
+                "/me request is only valid with delegated authentication flow.",
+            ));
+        }
     };
-    caller.require(&Access { permissions: if write { WRITE } else { READ }, roles: None })?;
-    if let Caller::User { user: me, roles, .. } = caller {
+    caller.require(&Access {
+        permissions: if write { WRITE } else { READ },
+        roles: None,
+    })?;
+    if let Caller::User {
+        user: me, roles, ..
+    } = caller
+    {
         if me.id != user.id {
             let target_is_admin = !state.directory.roles_of(user.id, now).await?.is_empty();
             let allowed = roles.contains(&GlobalAdministrator)
@@ -63,7 +85,12 @@ async fn subject(state: &AppState, caller: &Caller, id: Option<&str>, write: boo
     Ok(user)
 }
 
-async fn list_for(state: &AppState, caller: &Caller, id: Option<&str>, version: ApiVersion) -> Result<Json<Value>, GraphError> {
+async fn list_for(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    version: ApiVersion,
+) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let user = subject(state, caller, id, false, now).await?;
     let items: Vec<Value> = state
@@ -90,29 +117,58 @@ pub async fn list(
     list_for(&state, &caller, Some(&id), version).await
 }
 
-pub async fn list_mine(State(state): State<AppState>, Extension(version): Extension<ApiVersion>, headers: HeaderMap) -> Result<Json<Value>, GraphError> {
+pub async fn list_mine(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GraphError> {
     let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
     list_for(&state, &caller, None, version).await
 }
 
-async fn get_for(state: &AppState, caller: &Caller, id: Option<&str>, method: &str) -> Result<Json<Value>, GraphError> {
+async fn get_for(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    method: &str,
+) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let user = subject(state, caller, id, false, now).await?;
-    let keys = state.passkeys.list(user.id, now.unix_timestamp()).await.map_err(|e| GraphError::internal(e.code(), &e.to_string(), false))?;
-    keys.iter().find(|p| p.id == method).map(|p| Json(fido2_json(p))).ok_or_else(|| GraphError::not_found(method))
+    let keys = state
+        .passkeys
+        .list(user.id, now.unix_timestamp())
+        .await
+        .map_err(|e| GraphError::internal(e.code(), &e.to_string(), false))?;
+    keys.iter()
+        .find(|p| p.id == method)
+        .map(|p| Json(fido2_json(p)))
+        .ok_or_else(|| GraphError::not_found(method))
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, GraphPath((id, method)): GraphPath<(String, String)>) -> Result<Json<Value>, GraphError> {
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath((id, method)): GraphPath<(String, String)>,
+) -> Result<Json<Value>, GraphError> {
     let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
     get_for(&state, &caller, Some(&id), &method).await
 }
 
-pub async fn get_mine(State(state): State<AppState>, headers: HeaderMap, GraphPath(method): GraphPath<String>) -> Result<Json<Value>, GraphError> {
+pub async fn get_mine(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath(method): GraphPath<String>,
+) -> Result<Json<Value>, GraphError> {
     let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
     get_for(&state, &caller, None, &method).await
 }
 
-async fn delete_for(state: &AppState, caller: &Caller, id: Option<&str>, method: &str) -> Result<StatusCode, GraphError> {
+async fn delete_for(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    method: &str,
+) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
     let user = subject(state, caller, id, true, now).await?;
     let deleted = state
@@ -129,21 +185,48 @@ async fn delete_for(state: &AppState, caller: &Caller, id: Option<&str>, method:
         display_name: Some(user.display_name.clone()),
         user_principal_name: Some(user.user_principal_name.clone()),
     };
-    let activity = if id.is_none() { "User deleted security info" } else { "Admin deleted security info" };
+    let activity = if id.is_none() {
+        "User deleted security info"
+    } else {
+        "Admin deleted security info"
+    };
     let details = vec![
-        KeyValue { key: "methodType".into(), value: "Fido2".into() },
-        KeyValue { key: "methodId".into(), value: method.to_owned() },
+        KeyValue {
+            key: "methodType".into(),
+            value: "Fido2".into(),
+        },
+        KeyValue {
+            key: "methodId".into(),
+            value: method.to_owned(),
+        },
     ];
-    record_change(state, caller, activity, "UserManagement", target, details, now).await;
+    record_change(
+        state,
+        caller,
+        activity,
+        "UserManagement",
+        target,
+        details,
+        now,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn delete(State(state): State<AppState>, headers: HeaderMap, GraphPath((id, method)): GraphPath<(String, String)>) -> Result<StatusCode, GraphError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath((id, method)): GraphPath<(String, String)>,
+) -> Result<StatusCode, GraphError> {
     let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
     delete_for(&state, &caller, Some(&id), &method).await
 }
 
-pub async fn delete_mine(State(state): State<AppState>, headers: HeaderMap, GraphPath(method): GraphPath<String>) -> Result<StatusCode, GraphError> {
+pub async fn delete_mine(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath(method): GraphPath<String>,
+) -> Result<StatusCode, GraphError> {
     let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
     delete_for(&state, &caller, None, &method).await
 }

@@ -1,9 +1,9 @@
 //! `/groups`, `/groups/{id}/members`, `/groups/{id}/members/$ref`.
 
+use super::GraphPath;
 use super::auth::{self, Caller};
 use super::error::{GraphError, parse_json};
 use super::{ApiVersion, ListQuery, collection, record_change};
-use super::GraphPath;
 use crate::app::AppState;
 use crate::audit::{KeyValue, TargetResource};
 use crate::directory::Group;

@@ -15,13 +15,16 @@
 //! Application callers need `UserAuthenticationMethod.ReadWrite.All` or
 //! `UserAuthMethod-TAP.ReadWrite.All` to write, and a `.Read` form to read.
 
+use super::GraphPath;
 use super::auth::{Access, Caller};
 use super::error::{GraphError, parse_json};
 use super::{ApiVersion, record_change};
-use super::GraphPath;
 use crate::app::AppState;
 use crate::audit::{KeyValue, TargetResource};
-use crate::authn::tap::{IssueError, IssueFailure, IssueRequest, MethodState, MethodTarget, TapPolicy, TemporaryAccessPass};
+use crate::authn::tap::{
+    IssueError, IssueFailure, IssueRequest, MethodState, MethodTarget, TapPolicy,
+    TemporaryAccessPass,
+};
 use crate::directory::User;
 use crate::directory::roles::BuiltinRole::{self, *};
 use axum::body::Bytes;
@@ -45,11 +48,24 @@ const TAP_READ_PERMISSIONS: &[&str] = &[
     "UserAuthMethod-TAP.Read.All",
     "UserAuthMethod-TAP.ReadWrite.All",
 ];
-const TAP_WRITE_PERMISSIONS: &[&str] = &["UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-TAP.ReadWrite.All"];
+const TAP_WRITE_PERMISSIONS: &[&str] = &[
+    "UserAuthenticationMethod.ReadWrite.All",
+    "UserAuthMethod-TAP.ReadWrite.All",
+];
 
 const POLICY_READ: Access = Access {
-    permissions: &["Policy.Read.All", "Policy.Read.AuthenticationMethod", "Policy.ReadWrite.AuthenticationMethod"],
-    roles: Some(&[GlobalAdministrator, AuthenticationPolicyAdministrator, GlobalReader, SecurityAdministrator, SecurityReader]),
+    permissions: &[
+        "Policy.Read.All",
+        "Policy.Read.AuthenticationMethod",
+        "Policy.ReadWrite.AuthenticationMethod",
+    ],
+    roles: Some(&[
+        GlobalAdministrator,
+        AuthenticationPolicyAdministrator,
+        GlobalReader,
+        SecurityAdministrator,
+        SecurityReader,
+    ]),
 };
 const POLICY_WRITE: Access = Access {
     permissions: &["Policy.ReadWrite.AuthenticationMethod"],
@@ -75,9 +91,23 @@ impl Action {
 
 /// Applies the role matrix in the module doc. `via_me`: the request came
 /// through `/me/...`.
-async fn authorize(state: &AppState, caller: &Caller, target: &User, action: Action, via_me: bool, now: OffsetDateTime) -> Result<(), GraphError> {
-    let needed = if action == Action::View { TAP_READ_PERMISSIONS } else { TAP_WRITE_PERMISSIONS };
-    caller.require(&Access { permissions: needed, roles: None })?;
+async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    target: &User,
+    action: Action,
+    via_me: bool,
+    now: OffsetDateTime,
+) -> Result<(), GraphError> {
+    let needed = if action == Action::View {
+        TAP_READ_PERMISSIONS
+    } else {
+        TAP_WRITE_PERMISSIONS
+    };
+    caller.require(&Access {
+        permissions: needed,
+        roles: None,
+    })?;
     let Caller::User { user, roles, .. } = caller else {
         return Ok(());
     };
@@ -106,7 +136,9 @@ async fn authorize(state: &AppState, caller: &Caller, target: &User, action: Act
     } else {
         "Managing Temporary Access Passes needs the Global Administrator, Privileged Authentication Administrator or Authentication Administrator role."
     };
-    Err(GraphError::forbidden(format!("Insufficient privileges to complete the operation: {why}")))
+    Err(GraphError::forbidden(format!(
+        "Insufficient privileges to complete the operation: {why}"
+    )))
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -117,7 +149,13 @@ fn rfc3339(unix: i64) -> String {
 }
 
 /// Graph `temporaryAccessPassAuthenticationMethod`; the secret only when given.
-pub fn pass_json(pass: &TemporaryAccessPass, policy: &TapPolicy, targeted: bool, now: i64, secret: Option<&str>) -> Value {
+pub fn pass_json(
+    pass: &TemporaryAccessPass,
+    policy: &TapPolicy,
+    targeted: bool,
+    now: i64,
+    secret: Option<&str>,
+) -> Value {
     let reason = pass.usability(policy, targeted, now);
     json!({
         "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethod",
@@ -132,8 +170,17 @@ pub fn pass_json(pass: &TemporaryAccessPass, policy: &TapPolicy, targeted: bool,
     })
 }
 
-async fn targeted(state: &AppState, policy: &TapPolicy, user: &User, now: OffsetDateTime) -> Result<bool, GraphError> {
-    let groups = if policy.needs_groups() { state.directory.groups_of(user.id, now).await? } else { Default::default() };
+async fn targeted(
+    state: &AppState,
+    policy: &TapPolicy,
+    user: &User,
+    now: OffsetDateTime,
+) -> Result<bool, GraphError> {
+    let groups = if policy.needs_groups() {
+        state.directory.groups_of(user.id, now).await?
+    } else {
+        Default::default()
+    };
     Ok(policy.targets(&groups))
 }
 
@@ -147,12 +194,19 @@ fn pass_target(user: &User) -> TargetResource {
 }
 
 /// Resolves the path user, or the caller for `/me`.
-async fn subject(state: &AppState, caller: &Caller, id: Option<&str>, now: OffsetDateTime) -> Result<User, GraphError> {
+async fn subject(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<User, GraphError> {
     match id {
         Some(id) => super::users::find(state, id, now).await,
         None => match caller {
             Caller::User { user, .. } => Ok(user.clone()),
-            Caller::App { .. } => Err(GraphError::bad_request("/me request is only valid with delegated authentication flow.")),
+            Caller::App { .. } => Err(GraphError::bad_request(
+                "/me request is only valid with delegated authentication flow.",
+            )),
         },
     }
 }
@@ -185,10 +239,12 @@ fn issue_error(e: IssueFailure) -> GraphError {
     match e {
         IssueFailure::Rule(rule) => {
             let (status, code) = match rule {
-                IssueError::LifetimeOutOfRange { .. } | IssueError::MultiUseForbidden | IssueError::StartTooLate { .. } => {
-                    (StatusCode::BAD_REQUEST, "badRequest")
+                IssueError::LifetimeOutOfRange { .. }
+                | IssueError::MultiUseForbidden
+                | IssueError::StartTooLate { .. } => (StatusCode::BAD_REQUEST, "badRequest"),
+                IssueError::PolicyDisabled | IssueError::UserNotTargeted => {
+                    (StatusCode::FORBIDDEN, "accessDenied")
                 }
-                IssueError::PolicyDisabled | IssueError::UserNotTargeted => (StatusCode::FORBIDDEN, "accessDenied"),
             };
             GraphError::new(status, code, rule.to_string())
         }
@@ -209,21 +265,38 @@ pub async fn create_pass(
     let user = subject(&state, &caller, Some(&id), now).await?;
     authorize(&state, &caller, &user, Action::Issue, false, now).await?;
     // Graph accepts an empty body: every field is optional.
-    let empty = body.as_ref().is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
+    let empty = body
+        .as_ref()
+        .is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
     let input: CreatePass = if empty {
-        CreatePass { odata_type: None, is_usable_once: None, start_date_time: None, lifetime_in_minutes: None }
+        CreatePass {
+            odata_type: None,
+            is_usable_once: None,
+            start_date_time: None,
+            lifetime_in_minutes: None,
+        }
     } else {
         parse_json(&headers, body)?
     };
     if let Some(t) = &input.odata_type {
         if t != "#microsoft.graph.temporaryAccessPassAuthenticationMethod" {
-            return Err(GraphError::bad_request(format!("Invalid value for property '@odata.type': expected #microsoft.graph.temporaryAccessPassAuthenticationMethod, got {t:?}.")));
+            return Err(GraphError::bad_request(format!(
+                "Invalid value for property '@odata.type': expected #microsoft.graph.temporaryAccessPassAuthenticationMethod, got {t:?}."
+            )));
         }
     }
-    let start_at = input.start_date_time.as_deref().map(parse_start).transpose()?;
+    let start_at = input
+        .start_date_time
+        .as_deref()
+        .map(parse_start)
+        .transpose()?;
     let policy = state.taps.policy(t).await?;
     let is_targeted = targeted(&state, &policy, &user, now).await?;
-    let request = IssueRequest { is_usable_once: input.is_usable_once, start_at, lifetime_in_minutes: input.lifetime_in_minutes };
+    let request = IssueRequest {
+        is_usable_once: input.is_usable_once,
+        start_at,
+        lifetime_in_minutes: input.lifetime_in_minutes,
+    };
     let issued = state
         .taps
         .issue(&state.hasher, user.id, &policy, is_targeted, &request, t)
@@ -231,28 +304,69 @@ pub async fn create_pass(
         .map_err(issue_error)?;
     let target_is_admin = !state.directory.roles_of(user.id, now).await?.is_empty();
     let mut details = vec![
-        KeyValue { key: "methodType".into(), value: "TemporaryAccessPass".into() },
-        KeyValue { key: "methodId".into(), value: issued.pass.id.clone() },
-        KeyValue { key: "isUsableOnce".into(), value: issued.pass.is_usable_once.to_string() },
-        KeyValue { key: "lifetimeInMinutes".into(), value: issued.pass.lifetime_in_minutes.to_string() },
+        KeyValue {
+            key: "methodType".into(),
+            value: "TemporaryAccessPass".into(),
+        },
+        KeyValue {
+            key: "methodId".into(),
+            value: issued.pass.id.clone(),
+        },
+        KeyValue {
+            key: "isUsableOnce".into(),
+            value: issued.pass.is_usable_once.to_string(),
+        },
+        KeyValue {
+            key: "lifetimeInMinutes".into(),
+            value: issued.pass.lifetime_in_minutes.to_string(),
+        },
         // Microsoft rates a TAP on a privileged account as high severity.
-        KeyValue { key: "severity".into(), value: if target_is_admin { "High" } else { "Medium" }.into() },
+        KeyValue {
+            key: "severity".into(),
+            value: if target_is_admin { "High" } else { "Medium" }.into(),
+        },
     ];
     let status_reason = match &issued.replaced {
         Some(old) => {
-            details.push(KeyValue { key: "replacedMethodId".into(), value: old.id.clone() });
+            details.push(KeyValue {
+                key: "replacedMethodId".into(),
+                value: old.id.clone(),
+            });
             "Admin replaced temporary access pass method for user"
         }
         None => "Admin registered temporary access pass method for user",
     };
-    details.push(KeyValue { key: "StatusReason".into(), value: status_reason.into() });
-    record_change(&state, &caller, "Admin registered security info", "UserManagement", pass_target(&user), details, now).await;
+    details.push(KeyValue {
+        key: "StatusReason".into(),
+        value: status_reason.into(),
+    });
+    record_change(
+        &state,
+        &caller,
+        "Admin registered security info",
+        "UserManagement",
+        pass_target(&user),
+        details,
+        now,
+    )
+    .await;
     tracing::info!(user = %user.user_principal_name, method_id = %issued.pass.id, replaced = issued.replaced.is_some(), "temporary access pass issued");
-    let body = pass_json(&issued.pass, &policy, is_targeted, t, Some(issued.secret.expose()));
+    let body = pass_json(
+        &issued.pass,
+        &policy,
+        is_targeted,
+        t,
+        Some(issued.secret.expose()),
+    );
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn list_passes_for(state: &AppState, caller: &Caller, id: Option<&str>, version: ApiVersion) -> Result<Json<Value>, GraphError> {
+async fn list_passes_for(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    version: ApiVersion,
+) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let t = now.unix_timestamp();
     let user = subject(state, caller, id, now).await?;
@@ -293,7 +407,12 @@ pub async fn my_passes(
     list_passes_for(&state, &caller, None, version).await
 }
 
-async fn get_pass_for(state: &AppState, caller: &Caller, id: Option<&str>, method_id: &str) -> Result<Json<Value>, GraphError> {
+async fn get_pass_for(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    method_id: &str,
+) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let t = now.unix_timestamp();
     let user = subject(state, caller, id, now).await?;
@@ -326,25 +445,58 @@ pub async fn my_pass(
     get_pass_for(&state, &caller, None, &method_id).await
 }
 
-async fn delete_pass_for(state: &AppState, caller: &Caller, id: Option<&str>, method_id: &str) -> Result<StatusCode, GraphError> {
+async fn delete_pass_for(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    method_id: &str,
+) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
     let user = subject(state, caller, id, now).await?;
     authorize(state, caller, &user, Action::Delete, id.is_none(), now).await?;
-    if !state.taps.delete(user.id, method_id, now.unix_timestamp()).await? {
+    if !state
+        .taps
+        .delete(user.id, method_id, now.unix_timestamp())
+        .await?
+    {
         return Err(GraphError::not_found(method_id));
     }
     // Through `/me` the user removed their own pass; say so, not "Admin".
     let (activity, reason) = if id.is_none() {
-        ("User deleted security info", "User deleted temporary access pass method")
+        (
+            "User deleted security info",
+            "User deleted temporary access pass method",
+        )
     } else {
-        ("Admin deleted security info", "Admin deleted temporary access pass method for user")
+        (
+            "Admin deleted security info",
+            "Admin deleted temporary access pass method for user",
+        )
     };
     let details = vec![
-        KeyValue { key: "methodType".into(), value: "TemporaryAccessPass".into() },
-        KeyValue { key: "methodId".into(), value: method_id.to_owned() },
-        KeyValue { key: "StatusReason".into(), value: reason.into() },
+        KeyValue {
+            key: "methodType".into(),
+            value: "TemporaryAccessPass".into(),
+        },
+        KeyValue {
+            key: "methodId".into(),
+            value: method_id.to_owned(),
+        },
+        KeyValue {
+            key: "StatusReason".into(),
+            value: reason.into(),
+        },
     ];
-    record_change(state, caller, activity, "UserManagement", pass_target(&user), details, now).await;
+    record_change(
+        state,
+        caller,
+        activity,
+        "UserManagement",
+        pass_target(&user),
+        details,
+        now,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -370,15 +522,29 @@ pub async fn delete_my_pass(
 
 // --- authentication/methods ----------------------------------------------
 
-const METHODS_READ: &[&str] = &["UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All"];
+const METHODS_READ: &[&str] = &[
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+];
 
-async fn methods_for(state: &AppState, caller: &Caller, id: Option<&str>, version: ApiVersion) -> Result<Json<Value>, GraphError> {
+async fn methods_for(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    version: ApiVersion,
+) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let t = now.unix_timestamp();
     let user = subject(state, caller, id, now).await?;
     if id.is_some() {
-        caller.require(&Access { permissions: METHODS_READ, roles: None })?;
-        if let Caller::User { user: me, roles, .. } = caller {
+        caller.require(&Access {
+            permissions: METHODS_READ,
+            roles: None,
+        })?;
+        if let Caller::User {
+            user: me, roles, ..
+        } = caller
+        {
             // The list carries the pass's details, so it follows the same
             // matrix as viewing the pass: an Authentication Administrator
             // reads only the methods of users without an admin role.
@@ -387,7 +553,8 @@ async fn methods_for(state: &AppState, caller: &Caller, id: Option<&str>, versio
                 || has(GlobalAdministrator)
                 || has(PrivilegedAuthenticationAdministrator)
                 || has(GlobalReader)
-                || (has(AuthenticationAdministrator) && state.directory.roles_of(user.id, now).await?.is_empty());
+                || (has(AuthenticationAdministrator)
+                    && state.directory.roles_of(user.id, now).await?.is_empty());
             if !allowed {
                 return Err(GraphError::forbidden(
                     "Insufficient privileges to complete the operation: reading another user's authentication methods needs Global Administrator, Privileged Authentication Administrator, Global Reader, or Authentication Administrator (for users without an administrator role).",
@@ -404,7 +571,12 @@ async fn methods_for(state: &AppState, caller: &Caller, id: Option<&str>, versio
             "createdDateTime": null,
         }));
     }
-    for p in state.passkeys.list(user.id, t).await.map_err(|e| GraphError::internal(e.code(), &e.to_string(), false))? {
+    for p in state
+        .passkeys
+        .list(user.id, t)
+        .await
+        .map_err(|e| GraphError::internal(e.code(), &e.to_string(), false))?
+    {
         items.push(super::fido2::fido2_json(&p));
     }
     if let Some((p, _)) = state.taps.pass(user.id, t).await? {
@@ -465,7 +637,11 @@ pub async fn get_policy(
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&POLICY_READ)?;
-    Ok(Json(policy_json(&state, version, &state.taps.policy(now.unix_timestamp()).await?)))
+    Ok(Json(policy_json(
+        &state,
+        version,
+        &state.taps.policy(now.unix_timestamp()).await?,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -484,7 +660,11 @@ struct PolicyPatch {
     exclude_targets: Option<Vec<MethodTarget>>,
 }
 
-pub async fn update_policy(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<StatusCode, GraphError> {
+pub async fn update_policy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
     let t = now.unix_timestamp();
     let caller = Caller::from_headers(&state, &headers, now).await?;
@@ -492,43 +672,100 @@ pub async fn update_policy(State(state): State<AppState>, headers: HeaderMap, bo
     let patch: PolicyPatch = parse_json(&headers, body)?;
     if let Some(ty) = &patch.odata_type {
         if ty != "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration" {
-            return Err(GraphError::bad_request(format!("Invalid value for property '@odata.type': expected #microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration, got {ty:?}.")));
+            return Err(GraphError::bad_request(format!(
+                "Invalid value for property '@odata.type': expected #microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration, got {ty:?}."
+            )));
         }
     }
-    if patch.id.as_deref().is_some_and(|id| id != "TemporaryAccessPass") {
-        return Err(GraphError::bad_request("Invalid value for property 'id': it must be TemporaryAccessPass."));
+    if patch
+        .id
+        .as_deref()
+        .is_some_and(|id| id != "TemporaryAccessPass")
+    {
+        return Err(GraphError::bad_request(
+            "Invalid value for property 'id': it must be TemporaryAccessPass.",
+        ));
     }
     let before = state.taps.policy(t).await?;
     let mut p = before.clone();
-    if let Some(v) = patch.state { p.state = v; }
-    if let Some(v) = patch.default_lifetime_in_minutes { p.default_lifetime_in_minutes = v; }
-    if let Some(v) = patch.default_length { p.default_length = v; }
-    if let Some(v) = patch.minimum_lifetime_in_minutes { p.minimum_lifetime_in_minutes = v; }
-    if let Some(v) = patch.maximum_lifetime_in_minutes { p.maximum_lifetime_in_minutes = v; }
-    if let Some(v) = patch.is_usable_once { p.is_usable_once = v; }
-    if let Some(v) = patch.include_targets { p.include_targets = v; }
-    if let Some(v) = patch.exclude_targets { p.exclude_targets = v; }
-    p.validate()
-        .map_err(|v| GraphError::bad_request(format!("Invalid value for property '{}': {}.", v.field, v.message)))?;
+    if let Some(v) = patch.state {
+        p.state = v;
+    }
+    if let Some(v) = patch.default_lifetime_in_minutes {
+        p.default_lifetime_in_minutes = v;
+    }
+    if let Some(v) = patch.default_length {
+        p.default_length = v;
+    }
+    if let Some(v) = patch.minimum_lifetime_in_minutes {
+        p.minimum_lifetime_in_minutes = v;
+    }
+    if let Some(v) = patch.maximum_lifetime_in_minutes {
+        p.maximum_lifetime_in_minutes = v;
+    }
+    if let Some(v) = patch.is_usable_once {
+        p.is_usable_once = v;
+    }
+    if let Some(v) = patch.include_targets {
+        p.include_targets = v;
+    }
+    if let Some(v) = patch.exclude_targets {
+        p.exclude_targets = v;
+    }
+    p.validate().map_err(|v| {
+        GraphError::bad_request(format!(
+            "Invalid value for property '{}': {}.",
+            v.field, v.message
+        ))
+    })?;
     // Every group a target names must exist (a typo must not silently
     // exclude, or fail to include, anyone).
-    for (field, targets) in [("includeTargets", &p.include_targets), ("excludeTargets", &p.exclude_targets)] {
-        for target in targets.iter().filter(|t| t.id != crate::authn::tap::ALL_USERS) {
+    for (field, targets) in [
+        ("includeTargets", &p.include_targets),
+        ("excludeTargets", &p.exclude_targets),
+    ] {
+        for target in targets
+            .iter()
+            .filter(|t| t.id != crate::authn::tap::ALL_USERS)
+        {
             let exists = match crate::ids::GroupId::parse(&target.id) {
                 Some(g) => state.directory.group(g, now).await?.is_some(),
                 None => false,
             };
             if !exists {
-                return Err(GraphError::bad_request(format!("Invalid value for property '{field}': group {} does not exist.", target.id)));
+                return Err(GraphError::bad_request(format!(
+                    "Invalid value for property '{field}': group {} does not exist.",
+                    target.id
+                )));
             }
         }
     }
     state.taps.set_policy(&p).await?;
     let details = vec![
-        KeyValue { key: "before".into(), value: serde_json::to_string(&before).unwrap_or_default() },
-        KeyValue { key: "after".into(), value: serde_json::to_string(&p).unwrap_or_default() },
+        KeyValue {
+            key: "before".into(),
+            value: serde_json::to_string(&before).unwrap_or_default(),
+        },
+        KeyValue {
+            key: "after".into(),
+            value: serde_json::to_string(&p).unwrap_or_default(),
+        },
     ];
-    let target = TargetResource { id: "TemporaryAccessPass".into(), kind: "Policy".into(), display_name: Some("Temporary Access Pass".into()), user_principal_name: None };
-    record_change(&state, &caller, "Authentication Methods Policy Update", "Policy", target, details, now).await;
+    let target = TargetResource {
+        id: "TemporaryAccessPass".into(),
+        kind: "Policy".into(),
+        display_name: Some("Temporary Access Pass".into()),
+        user_principal_name: None,
+    };
+    record_change(
+        &state,
+        &caller,
+        "Authentication Methods Policy Update",
+        "Policy",
+        target,
+        details,
+        now,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -35,11 +35,16 @@ where
 {
     type Rejection = error::GraphError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| GraphPath(v))
-            .map_err(|e| error::GraphError::bad_request(format!("Invalid path segment: {}", e.body_text())))
+            .map_err(|e| {
+                error::GraphError::bad_request(format!("Invalid path segment: {}", e.body_text()))
+            })
     }
 }
 

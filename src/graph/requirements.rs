@@ -18,12 +18,24 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 const READ: Access = Access {
-    permissions: &["UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All"],
-    roles: Some(&[GlobalAdministrator, PrivilegedAuthenticationAdministrator, AuthenticationAdministrator, GlobalReader]),
+    permissions: &[
+        "UserAuthenticationMethod.Read.All",
+        "UserAuthenticationMethod.ReadWrite.All",
+    ],
+    roles: Some(&[
+        GlobalAdministrator,
+        PrivilegedAuthenticationAdministrator,
+        AuthenticationAdministrator,
+        GlobalReader,
+    ]),
 };
 const WRITE: Access = Access {
     permissions: &["UserAuthenticationMethod.ReadWrite.All"],
-    roles: Some(&[GlobalAdministrator, PrivilegedAuthenticationAdministrator, AuthenticationAdministrator]),
+    roles: Some(&[
+        GlobalAdministrator,
+        PrivilegedAuthenticationAdministrator,
+        AuthenticationAdministrator,
+    ]),
 };
 
 fn state_name(s: PerUserMfaState) -> &'static str {
@@ -34,7 +46,11 @@ fn state_name(s: PerUserMfaState) -> &'static str {
     }
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, GraphPath(id): GraphPath<String>) -> Result<Json<Value>, GraphError> {
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    GraphPath(id): GraphPath<String>,
+) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&READ)?;
@@ -62,16 +78,45 @@ pub async fn update(
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&WRITE)?;
     let user = super::users::find(&state, &id, now).await?;
-    if let Caller::User { roles, user: me, .. } = &caller {
+    if let Caller::User {
+        roles, user: me, ..
+    } = &caller
+    {
         let target_is_admin = !state.directory.roles_of(user.id, now).await?.is_empty();
-        if me.id != user.id && target_is_admin && !(roles.contains(&GlobalAdministrator) || roles.contains(&PrivilegedAuthenticationAdministrator)) {
-            return Err(GraphError::forbidden("Insufficient privileges to complete the operation: changing an administrator's MFA requirement needs a Privileged Authentication Administrator."));
+        if me.id != user.id
+            && target_is_admin
+            && !(roles.contains(&GlobalAdministrator)
+                || roles.contains(&PrivilegedAuthenticationAdministrator))
+        {
+            return Err(GraphError::forbidden(
+                "Insufficient privileges to complete the operation: changing an administrator's MFA requirement needs a Privileged Authentication Administrator.",
+            ));
         }
     }
     let patch: Patch = parse_json(&headers, body)?;
-    state.directory.set_mfa_state(user.id, patch.per_user_mfa_state, now).await?;
-    let target = TargetResource { id: user.id.to_string(), kind: "User".into(), display_name: Some(user.display_name.clone()), user_principal_name: Some(user.user_principal_name.clone()) };
-    let details = vec![KeyValue { key: "perUserMfaState".into(), value: state_name(patch.per_user_mfa_state).into() }];
-    record_change(&state, &caller, "Update per-user multifactor authentication state", "UserManagement", target, details, now).await;
+    state
+        .directory
+        .set_mfa_state(user.id, patch.per_user_mfa_state, now)
+        .await?;
+    let target = TargetResource {
+        id: user.id.to_string(),
+        kind: "User".into(),
+        display_name: Some(user.display_name.clone()),
+        user_principal_name: Some(user.user_principal_name.clone()),
+    };
+    let details = vec![KeyValue {
+        key: "perUserMfaState".into(),
+        value: state_name(patch.per_user_mfa_state).into(),
+    }];
+    record_change(
+        &state,
+        &caller,
+        "Update per-user multifactor authentication state",
+        "UserManagement",
+        target,
+        details,
+        now,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,9 +1,9 @@
 //! `/users`, `/users/{id | userPrincipalName}`, `/me`.
 
+use super::GraphPath;
 use super::auth::{self, Caller};
 use super::error::{GraphError, parse_json};
 use super::{ApiVersion, ListQuery, collection, record_change};
-use super::GraphPath;
 use crate::app::AppState;
 use crate::audit::TargetResource;
 use crate::authn::password::{Password, PasswordError};

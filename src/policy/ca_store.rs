@@ -52,16 +52,38 @@ impl CaObjects {
     }
 
     pub async fn put(&self, kind: CaKind, id: &str, value: &Value) -> Result<(), StoreError> {
-        self.store.put(kind.table(), id, encode(value)?, None, Durability::Durable).await.map(|_| ())
+        self.store
+            .put(kind.table(), id, encode(value)?, None, Durability::Durable)
+            .await
+            .map(|_| ())
     }
 
     /// Creates only if absent; `false` if the id exists.
-    pub async fn insert(&self, kind: CaKind, id: &str, value: &Value, now: i64) -> Result<bool, StoreError> {
-        Ok(self.store.insert(kind.table(), id, encode(value)?, None, Durability::Durable, now).await?.is_some())
+    pub async fn insert(
+        &self,
+        kind: CaKind,
+        id: &str,
+        value: &Value,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .insert(
+                kind.table(),
+                id,
+                encode(value)?,
+                None,
+                Durability::Durable,
+                now,
+            )
+            .await?
+            .is_some())
     }
 
     pub async fn delete(&self, kind: CaKind, id: &str, now: i64) -> Result<bool, StoreError> {
-        self.store.delete(kind.table(), id, Durability::Durable, now).await
+        self.store
+            .delete(kind.table(), id, Durability::Durable, now)
+            .await
     }
 }
 
@@ -76,16 +98,30 @@ impl CaObjects {
     /// Loads and types every stored object. They were validated when
     /// written, so a failure here is corruption.
     pub async fn policy_set(&self, now: i64) -> Result<PolicySet, StoreError> {
-        fn typed<T: serde::de::DeserializeOwned>(kind: CaKind, values: Vec<Value>) -> Result<Vec<T>, StoreError> {
+        fn typed<T: serde::de::DeserializeOwned>(
+            kind: CaKind,
+            values: Vec<Value>,
+        ) -> Result<Vec<T>, StoreError> {
             values
                 .into_iter()
-                .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("{}: {e}", kind.table()))))
+                .map(|v| {
+                    serde_json::from_value(v)
+                        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", kind.table())))
+                })
                 .collect()
         }
-        let mut policies: Vec<super::conditional_access::Policy> = typed(CaKind::Policy, self.list(CaKind::Policy, now).await?)?;
+        let mut policies: Vec<super::conditional_access::Policy> =
+            typed(CaKind::Policy, self.list(CaKind::Policy, now).await?)?;
         policies.sort_by(|a, b| a.display_name.cmp(&b.display_name).then(a.id.cmp(&b.id)));
-        let locations = typed(CaKind::NamedLocation, self.list(CaKind::NamedLocation, now).await?)?;
+        let locations = typed(
+            CaKind::NamedLocation,
+            self.list(CaKind::NamedLocation, now).await?,
+        )?;
         let custom = typed(CaKind::Strength, self.list(CaKind::Strength, now).await?)?;
-        Ok(PolicySet { policies, strengths: super::conditional_access::StrengthSet::with_custom(custom), locations })
+        Ok(PolicySet {
+            policies,
+            strengths: super::conditional_access::StrengthSet::with_custom(custom),
+            locations,
+        })
     }
 }

@@ -62,10 +62,18 @@ pub enum Admission {
 
 /// Decides whether a session proven with `methods` at `auth_time` may
 /// register a passkey at `now`, given the registration window.
-pub fn admit(methods: &[AuthMethod], auth_time: i64, now: i64, window: time::Duration) -> Admission {
-    let strong_without_window = methods
-        .iter()
-        .any(|m| matches!(m, AuthMethod::Passkey | AuthMethod::TemporaryAccessPassMultiUse));
+pub fn admit(
+    methods: &[AuthMethod],
+    auth_time: i64,
+    now: i64,
+    window: time::Duration,
+) -> Admission {
+    let strong_without_window = methods.iter().any(|m| {
+        matches!(
+            m,
+            AuthMethod::Passkey | AuthMethod::TemporaryAccessPassMultiUse
+        )
+    });
     if strong_without_window {
         return Admission::Allowed;
     }
@@ -73,7 +81,9 @@ pub fn admit(methods: &[AuthMethod], auth_time: i64, now: i64, window: time::Dur
         return if now - auth_time <= window.whole_seconds() {
             Admission::Allowed
         } else {
-            Admission::StepUpRequired(StepUpReason::WindowClosed { window_minutes: window.whole_minutes() })
+            Admission::StepUpRequired(StepUpReason::WindowClosed {
+                window_minutes: window.whole_minutes(),
+            })
         };
     }
     Admission::StepUpRequired(StepUpReason::NoStrongMethod)
@@ -103,14 +113,21 @@ mod tests {
             (&[], 0, weak),
         ];
         for (methods, elapsed, want) in table {
-            assert_eq!(admit(methods, 1_000, 1_000 + elapsed, WINDOW), want, "{methods:?} after {elapsed}s");
+            assert_eq!(
+                admit(methods, 1_000, 1_000 + elapsed, WINDOW),
+                want,
+                "{methods:?} after {elapsed}s"
+            );
         }
     }
 
     #[test]
     fn limiter_window_is_configurable() {
         let five = time::Duration::minutes(5);
-        assert_eq!(admit(&[TemporaryAccessPassOneTime], 0, 300, five), Admission::Allowed);
+        assert_eq!(
+            admit(&[TemporaryAccessPassOneTime], 0, 300, five),
+            Admission::Allowed
+        );
         assert_eq!(
             admit(&[TemporaryAccessPassOneTime], 0, 301, five),
             Admission::StepUpRequired(StepUpReason::WindowClosed { window_minutes: 5 })

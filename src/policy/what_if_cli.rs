@@ -4,7 +4,8 @@
 //! function, so the API and the CLI answer alike.
 
 use super::conditional_access::{
-    DirectoryFacts, StrengthSet, WhatIfRequest, load_locations, load_policies, load_strengths, render_table, what_if,
+    DirectoryFacts, StrengthSet, WhatIfRequest, load_locations, load_policies, load_strengths,
+    render_table, what_if,
 };
 use crate::directory::roles::BuiltinRole;
 use serde_json::{Value, json};
@@ -38,9 +39,18 @@ fn read(path: &PathBuf) -> Result<String, String> {
 /// The Graph `evaluate` body these arguments describe.
 pub fn request_body(args: &WhatIfArgs) -> Result<Value, String> {
     let context = match (&args.app, &args.user_action) {
-        (Some(app), None) => json!({"@odata.type": "#microsoft.graph.applicationContext", "includeApplications": [app]}),
-        (None, Some(action)) => json!({"@odata.type": "#microsoft.graph.userActionContext", "userAction": action}),
-        _ => return Err("give exactly one of --app CLIENT_ID or --user-action registerSecurityInformation".to_owned()),
+        (Some(app), None) => {
+            json!({"@odata.type": "#microsoft.graph.applicationContext", "includeApplications": [app]})
+        }
+        (None, Some(action)) => {
+            json!({"@odata.type": "#microsoft.graph.userActionContext", "userAction": action})
+        }
+        _ => {
+            return Err(
+                "give exactly one of --app CLIENT_ID or --user-action registerSecurityInformation"
+                    .to_owned(),
+            );
+        }
     };
     let mut conditions = serde_json::Map::new();
     if let Some(ip) = &args.ip {
@@ -65,11 +75,14 @@ pub fn request_body(args: &WhatIfArgs) -> Result<Value, String> {
 
 /// Runs the command; returns what to print.
 pub fn run(args: &WhatIfArgs, now: OffsetDateTime) -> Result<String, String> {
-    let mut policies = load_policies(&read(&args.policies)?).map_err(|e| format!("{}: {e}", args.policies.display()))?;
+    let mut policies = load_policies(&read(&args.policies)?)
+        .map_err(|e| format!("{}: {e}", args.policies.display()))?;
     // The same order the server evaluates in, so both list results alike.
     policies.sort_by(|a, b| a.display_name.cmp(&b.display_name).then(a.id.cmp(&b.id)));
     let strengths = match &args.strengths {
-        Some(p) => StrengthSet::with_custom(load_strengths(&read(p)?).map_err(|e| format!("{}: {e}", p.display()))?),
+        Some(p) => StrengthSet::with_custom(
+            load_strengths(&read(p)?).map_err(|e| format!("{}: {e}", p.display()))?,
+        ),
         None => StrengthSet::builtin(),
     };
     let locations = match &args.locations {
@@ -80,12 +93,23 @@ pub fn run(args: &WhatIfArgs, now: OffsetDateTime) -> Result<String, String> {
     for r in &args.roles {
         match BuiltinRole::resolve(r) {
             Some(role) => roles.push(role.template_id().to_owned()),
-            None => return Err(format!("--roles: {r:?} is not a built-in role template id or display name")),
+            None => {
+                return Err(format!(
+                    "--roles: {r:?} is not a built-in role template id or display name"
+                ));
+            }
         }
     }
-    let request: WhatIfRequest = serde_json::from_value(request_body(args)?).map_err(|e| format!("invalid arguments: {e}"))?;
-    let facts = DirectoryFacts { user_aliases: vec![args.user.clone()], group_ids: args.groups.clone(), role_template_ids: roles, is_guest: false };
-    let response = what_if(&request, &policies, &strengths, &locations, &facts, now).map_err(|e| format!("{}: {}", e.field, e.message))?;
+    let request: WhatIfRequest = serde_json::from_value(request_body(args)?)
+        .map_err(|e| format!("invalid arguments: {e}"))?;
+    let facts = DirectoryFacts {
+        user_aliases: vec![args.user.clone()],
+        group_ids: args.groups.clone(),
+        role_template_ids: roles,
+        is_guest: false,
+    };
+    let response = what_if(&request, &policies, &strengths, &locations, &facts, now)
+        .map_err(|e| format!("{}: {}", e.field, e.message))?;
     if args.json {
         serde_json::to_string_pretty(&response).map_err(|e| e.to_string())
     } else {

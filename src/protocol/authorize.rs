@@ -76,7 +76,9 @@ pub fn validate(
     client: Option<&Client>,
 ) -> Result<AuthorizationRequest, AuthorizeRejection> {
     let show = |m: &str| AuthorizeRejection::Show(OAuthError::invalid_request(m));
-    let client_id = params.get("client_id").ok_or_else(|| show("missing parameter `client_id`"))?;
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| show("missing parameter `client_id`"))?;
     let client = client.ok_or_else(|| {
         AuthorizeRejection::Show(OAuthError::new(
             ErrorCode::InvalidClient,
@@ -86,9 +88,9 @@ pub fn validate(
     if client.client_id != client_id {
         return Err(show("client_id does not match the registered client"));
     }
-    let redirect_uri = params.get("redirect_uri").ok_or_else(|| {
-        show("missing parameter `redirect_uri` (OpenID Connect requires it)")
-    })?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| show("missing parameter `redirect_uri` (OpenID Connect requires it)"))?;
     // Exact string match (RFC 9700 §4.1.3): no prefix, wildcard or
     // normalisation, which have each been the root of token-theft bugs.
     if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
@@ -109,16 +111,30 @@ pub fn validate(
     let err = |code: ErrorCode, m: &str| redirect(OAuthError::new(code, m));
 
     if params.contains("request") {
-        return Err(err(ErrorCode::RequestNotSupported, "request objects are not supported"));
+        return Err(err(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ));
     }
     if params.contains("request_uri") {
-        return Err(err(ErrorCode::RequestUriNotSupported, "request_uri is not supported"));
+        return Err(err(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
     }
     if params.contains("registration") {
-        return Err(err(ErrorCode::RegistrationNotSupported, "registration is not supported"));
+        return Err(err(
+            ErrorCode::RegistrationNotSupported,
+            "registration is not supported",
+        ));
     }
     match params.get("response_type") {
-        None => return Err(err(ErrorCode::InvalidRequest, "missing parameter `response_type`")),
+        None => {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "missing parameter `response_type`",
+            ));
+        }
         Some("code") => {}
         Some(_) => {
             return Err(err(
@@ -129,7 +145,10 @@ pub fn validate(
     }
     if let Some(mode) = params.get("response_mode") {
         if mode != "query" {
-            return Err(err(ErrorCode::InvalidRequest, "only response_mode=query is supported"));
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "only response_mode=query is supported",
+            ));
         }
     }
     if !client.allows(GrantType::AuthorizationCode) {
@@ -161,7 +180,10 @@ pub fn validate(
     }
     let scope = Scope::from_tokens(granted);
 
-    let code_challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
+    let code_challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
         (None, None) if client.is_public() => {
             return Err(err(
                 ErrorCode::InvalidRequest,
@@ -170,7 +192,10 @@ pub fn validate(
         }
         (None, None) => None,
         (None, Some(_)) => {
-            return Err(err(ErrorCode::InvalidRequest, "code_challenge_method without code_challenge"));
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method without code_challenge",
+            ));
         }
         (Some(_), None) | (Some(_), Some("plain")) => {
             return Err(err(
@@ -180,21 +205,32 @@ pub fn validate(
         }
         (Some(c), Some("S256")) => {
             if !pkce::is_valid_verifier_or_challenge(c) {
-                return Err(err(ErrorCode::InvalidRequest, "code_challenge is malformed (RFC 7636 §4.2)"));
+                return Err(err(
+                    ErrorCode::InvalidRequest,
+                    "code_challenge is malformed (RFC 7636 §4.2)",
+                ));
             }
             Some(c.to_owned())
         }
         (Some(_), Some(_)) => {
-            return Err(err(ErrorCode::InvalidRequest, "unsupported code_challenge_method; use S256"));
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "unsupported code_challenge_method; use S256",
+            ));
         }
     };
 
     let nonce = params.get("nonce").map(str::to_owned);
     let login_hint = params.get("login_hint").map(str::to_owned);
     if nonce.as_ref().is_some_and(|n| n.len() > MAX_ECHOED_LEN)
-        || login_hint.as_ref().is_some_and(|n| n.len() > MAX_ECHOED_LEN)
+        || login_hint
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_ECHOED_LEN)
     {
-        return Err(err(ErrorCode::InvalidRequest, "nonce or login_hint is too long"));
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            "nonce or login_hint is too long",
+        ));
     }
 
     let mut prompt = Prompt::default();
@@ -218,22 +254,26 @@ pub fn validate(
 
     let max_age = match params.get("max_age") {
         None => None,
-        Some(v) => Some(
-            v.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| err(ErrorCode::InvalidRequest, "max_age must be a non-negative integer"))?,
-        ),
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            err(
+                ErrorCode::InvalidRequest,
+                "max_age must be a non-negative integer",
+            )
+        })?),
     };
 
     let acr_values = params
         .get("acr_values")
-        .map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .map(|v| {
+            v.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     let essential_acr = match params.get("claims") {
         None => None,
-        Some(c) => parse_essential_acr(c)
-            .map_err(|m| err(ErrorCode::InvalidRequest, &m))?,
+        Some(c) => parse_essential_acr(c).map_err(|m| err(ErrorCode::InvalidRequest, &m))?,
     };
 
     Ok(AuthorizationRequest {
@@ -337,37 +377,83 @@ mod tests {
             "client_id=app&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&response_type=code",
             "client_id=app&redirect_uri=https%3A%2F%2Frp.example%2Fcb%2F&response_type=code",
         ] {
-            assert!(matches!(run(q, false), Err(AuthorizeRejection::Show(_))), "{q}");
+            assert!(
+                matches!(run(q, false), Err(AuthorizeRejection::Show(_))),
+                "{q}"
+            );
         }
         let unknown = validate(&Params::parse("client_id=x&redirect_uri=y").unwrap(), None);
-        assert!(matches!(unknown, Err(AuthorizeRejection::Show(e)) if e.code == ErrorCode::InvalidClient));
+        assert!(
+            matches!(unknown, Err(AuthorizeRejection::Show(e)) if e.code == ErrorCode::InvalidClient)
+        );
     }
 
     #[test]
     fn authorize_errors_after_redirect_validation_are_redirected() {
         let cases = [
             (BASE.to_owned(), ErrorCode::InvalidRequest),
-            (format!("{BASE}&response_type=token"), ErrorCode::UnsupportedResponseType),
-            (format!("{BASE}&response_type=code&scope=admin"), ErrorCode::InvalidScope),
-            (format!("{BASE}&response_type=code&code_challenge={CHALLENGE}"), ErrorCode::InvalidRequest),
-            (format!("{BASE}&response_type=code&code_challenge={CHALLENGE}&code_challenge_method=plain"), ErrorCode::InvalidRequest),
-            (format!("{BASE}&response_type=code&code_challenge=short&code_challenge_method=S256"), ErrorCode::InvalidRequest),
-            (format!("{BASE}&response_type=code&prompt=none%20login"), ErrorCode::InvalidRequest),
-            (format!("{BASE}&response_type=code&max_age=-1"), ErrorCode::InvalidRequest),
-            (format!("{BASE}&response_type=code&request=x"), ErrorCode::RequestNotSupported),
-            (format!("{BASE}&response_type=code&claims=nope"), ErrorCode::InvalidRequest),
+            (
+                format!("{BASE}&response_type=token"),
+                ErrorCode::UnsupportedResponseType,
+            ),
+            (
+                format!("{BASE}&response_type=code&scope=admin"),
+                ErrorCode::InvalidScope,
+            ),
+            (
+                format!("{BASE}&response_type=code&code_challenge={CHALLENGE}"),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                format!(
+                    "{BASE}&response_type=code&code_challenge={CHALLENGE}&code_challenge_method=plain"
+                ),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                format!(
+                    "{BASE}&response_type=code&code_challenge=short&code_challenge_method=S256"
+                ),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                format!("{BASE}&response_type=code&prompt=none%20login"),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                format!("{BASE}&response_type=code&max_age=-1"),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                format!("{BASE}&response_type=code&request=x"),
+                ErrorCode::RequestNotSupported,
+            ),
+            (
+                format!("{BASE}&response_type=code&claims=nope"),
+                ErrorCode::InvalidRequest,
+            ),
         ];
         for (q, code) in cases {
             assert_eq!(redirected(&q, false), code, "{q}");
         }
-        assert_eq!(redirected(&format!("{BASE}&response_type=code"), true), ErrorCode::InvalidRequest);
+        assert_eq!(
+            redirected(&format!("{BASE}&response_type=code"), true),
+            ErrorCode::InvalidRequest
+        );
     }
 
     #[test]
     fn authorize_essential_acr_is_parsed_from_claims() {
-        let claims = r#"{"id_token":{"acr":{"essential":true,"values":["mfa","phishing_resistant_mfa"]}}}"#;
-        let q = format!("{BASE}&response_type=code&claims={}", url::form_urlencoded::byte_serialize(claims.as_bytes()).collect::<String>());
+        let claims =
+            r#"{"id_token":{"acr":{"essential":true,"values":["mfa","phishing_resistant_mfa"]}}}"#;
+        let q = format!(
+            "{BASE}&response_type=code&claims={}",
+            url::form_urlencoded::byte_serialize(claims.as_bytes()).collect::<String>()
+        );
         let r = run(&q, false).unwrap();
-        assert_eq!(r.essential_acr, Some(vec!["mfa".to_owned(), "phishing_resistant_mfa".to_owned()]));
+        assert_eq!(
+            r.essential_acr,
+            Some(vec!["mfa".to_owned(), "phishing_resistant_mfa".to_owned()])
+        );
     }
 }

@@ -170,7 +170,11 @@ pub struct Grants {
 }
 
 impl Grants {
-    pub fn new(store: Arc<dyn Store>, refresh_lifetime: time::Duration, access_lifetime: time::Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        refresh_lifetime: time::Duration,
+        access_lifetime: time::Duration,
+    ) -> Self {
         Self {
             store,
             refresh_lifetime,
@@ -179,7 +183,11 @@ impl Grants {
     }
 
     /// Stores a new code for `authorization`; returns the code (shown once).
-    pub async fn issue_code(&self, authorization: Authorization, now: OffsetDateTime) -> Result<OpaqueSecret, GrantError> {
+    pub async fn issue_code(
+        &self,
+        authorization: Authorization,
+        now: OffsetDateTime,
+    ) -> Result<OpaqueSecret, GrantError> {
         let code = OpaqueSecret::generate()?;
         let state = CodeState::Issued {
             authorization: Box::new(authorization),
@@ -211,13 +219,20 @@ impl Grants {
     ) -> Result<Issued, GrantError> {
         let key = SecretDigest::of(code);
         let t = now.unix_timestamp();
-        let record = self.store.get(CODES, key.as_str(), t).await?.ok_or(GrantError::CodeUnknown)?;
+        let record = self
+            .store
+            .get(CODES, key.as_str(), t)
+            .await?
+            .ok_or(GrantError::CodeUnknown)?;
         let (authorization, expires_at) = match decode::<CodeState>(CODES, &record.value)? {
             CodeState::Redeemed { grant } => {
                 self.revoke(grant, now).await?;
                 return Err(GrantError::CodeReplayed);
             }
-            CodeState::Issued { authorization, expires_at } => (*authorization, expires_at),
+            CodeState::Issued {
+                authorization,
+                expires_at,
+            } => (*authorization, expires_at),
         };
         if t >= expires_at {
             return Err(GrantError::CodeExpired);
@@ -240,7 +255,11 @@ impl Grants {
         }
 
         let offline = authorization.scope.contains("offline_access");
-        let lifetime = if offline { self.refresh_lifetime } else { self.access_lifetime };
+        let lifetime = if offline {
+            self.refresh_lifetime
+        } else {
+            self.access_lifetime
+        };
         let mut expires_at = (now + lifetime).unix_timestamp();
         if let Some(limit) = authorization.not_after {
             expires_at = expires_at.min(limit);
@@ -255,17 +274,34 @@ impl Grants {
         let redeemed = CodeState::Redeemed { grant: grant.id };
         // A grant with refresh tokens is a credential the client holds: it
         // must survive a crash. One without is as disposable as the code.
-        let durability = if offline { Durability::Durable } else { Durability::Ephemeral };
+        let durability = if offline {
+            Durability::Durable
+        } else {
+            Durability::Ephemeral
+        };
         let mut txn = Txn::new(durability)
             .require(CODES, key.as_str(), Precondition::Version(record.version))
-            .put(CODES, key.as_str(), encode(&redeemed)?, Some((now + REDEEMED_MEMORY).unix_timestamp()))
-            .put(GRANTS, grant.id.to_string(), encode(&grant)?, Some(grant.expires_at));
+            .put(
+                CODES,
+                key.as_str(),
+                encode(&redeemed)?,
+                Some((now + REDEEMED_MEMORY).unix_timestamp()),
+            )
+            .put(
+                GRANTS,
+                grant.id.to_string(),
+                encode(&grant)?,
+                Some(grant.expires_at),
+            );
         let refresh_token = if offline {
             let token = OpaqueSecret::generate()?;
             txn = txn.put(
                 REFRESH_TOKENS,
                 token.digest().as_str(),
-                encode(&RefreshRecord { grant: grant.id, state: RefreshState::Active })?,
+                encode(&RefreshRecord {
+                    grant: grant.id,
+                    state: RefreshState::Active,
+                })?,
                 Some(grant.expires_at),
             );
             Some(token)
@@ -273,7 +309,10 @@ impl Grants {
             None
         };
         if self.store.commit(txn, t).await? {
-            return Ok(Issued { grant, refresh_token });
+            return Ok(Issued {
+                grant,
+                refresh_token,
+            });
         }
         // Lost a race with a concurrent redemption: that is a replay too.
         if let Some(r) = self.store.get(CODES, key.as_str(), t).await? {
@@ -304,41 +343,77 @@ impl Grants {
             self.revoke(current.grant, now).await?;
             return Err(GrantError::RefreshReused);
         }
-        let grant = self.grant(current.grant, now).await?.ok_or(GrantError::RefreshUnknown)?;
+        let grant = self
+            .grant(current.grant, now)
+            .await?
+            .ok_or(GrantError::RefreshUnknown)?;
         if grant.authorization.client_id != client_id {
             return Err(GrantError::RefreshClientMismatch);
         }
         let new_token = OpaqueSecret::generate()?;
         let txn = Txn::new(Durability::Durable)
-            .require(REFRESH_TOKENS, key.as_str(), Precondition::Version(record.version))
-            .require(GRANTS, grant.id.to_string(), Precondition::Version(self.grant_version(grant.id, now).await?.unwrap_or(0)))
+            .require(
+                REFRESH_TOKENS,
+                key.as_str(),
+                Precondition::Version(record.version),
+            )
+            .require(
+                GRANTS,
+                grant.id.to_string(),
+                Precondition::Version(self.grant_version(grant.id, now).await?.unwrap_or(0)),
+            )
             .put(
                 REFRESH_TOKENS,
                 key.as_str(),
-                encode(&RefreshRecord { grant: grant.id, state: RefreshState::Rotated })?,
+                encode(&RefreshRecord {
+                    grant: grant.id,
+                    state: RefreshState::Rotated,
+                })?,
                 Some(grant.expires_at),
             )
             .put(
                 REFRESH_TOKENS,
                 new_token.digest().as_str(),
-                encode(&RefreshRecord { grant: grant.id, state: RefreshState::Active })?,
+                encode(&RefreshRecord {
+                    grant: grant.id,
+                    state: RefreshState::Active,
+                })?,
                 Some(grant.expires_at),
             );
         if self.store.commit(txn, t).await? {
-            return Ok(Issued { grant, refresh_token: Some(new_token) });
+            return Ok(Issued {
+                grant,
+                refresh_token: Some(new_token),
+            });
         }
         // Someone rotated the same token first (or revoked the grant): reuse.
         self.revoke(grant.id, now).await?;
         Err(GrantError::RefreshReused)
     }
 
-    async fn grant_version(&self, id: GrantId, now: OffsetDateTime) -> Result<Option<u64>, GrantError> {
-        Ok(self.store.get(GRANTS, &id.to_string(), now.unix_timestamp()).await?.map(|r| r.version))
+    async fn grant_version(
+        &self,
+        id: GrantId,
+        now: OffsetDateTime,
+    ) -> Result<Option<u64>, GrantError> {
+        Ok(self
+            .store
+            .get(GRANTS, &id.to_string(), now.unix_timestamp())
+            .await?
+            .map(|r| r.version))
     }
 
     /// The live grant, if not revoked or expired.
-    pub async fn grant(&self, id: GrantId, now: OffsetDateTime) -> Result<Option<Grant>, GrantError> {
-        match self.store.get(GRANTS, &id.to_string(), now.unix_timestamp()).await? {
+    pub async fn grant(
+        &self,
+        id: GrantId,
+        now: OffsetDateTime,
+    ) -> Result<Option<Grant>, GrantError> {
+        match self
+            .store
+            .get(GRANTS, &id.to_string(), now.unix_timestamp())
+            .await?
+        {
             Some(r) => Ok(Some(decode(GRANTS, &r.value)?)),
             None => Ok(None),
         }
@@ -347,16 +422,29 @@ impl Grants {
     /// Revokes a grant: its access tokens, refresh tokens and code all die.
     pub async fn revoke(&self, id: GrantId, now: OffsetDateTime) -> Result<(), GrantError> {
         self.store
-            .delete(GRANTS, &id.to_string(), Durability::Durable, now.unix_timestamp())
+            .delete(
+                GRANTS,
+                &id.to_string(),
+                Durability::Durable,
+                now.unix_timestamp(),
+            )
             .await?;
         Ok(())
     }
 
     /// The grant a refresh token belongs to, if the token is still active.
-    pub async fn refresh_token_grant(&self, token: &str, now: OffsetDateTime) -> Result<Option<Grant>, GrantError> {
+    pub async fn refresh_token_grant(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Grant>, GrantError> {
         let Some(record) = self
             .store
-            .get(REFRESH_TOKENS, SecretDigest::of(token).as_str(), now.unix_timestamp())
+            .get(
+                REFRESH_TOKENS,
+                SecretDigest::of(token).as_str(),
+                now.unix_timestamp(),
+            )
             .await?
         else {
             return Ok(None);
@@ -371,12 +459,26 @@ impl Grants {
     /// Remembers a revoked access token (by `jti`) until it expires.
     pub async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), GrantError> {
         self.store
-            .put(REVOKED_ACCESS_TOKENS, jti, Vec::new(), Some(expires_at), Durability::Durable)
+            .put(
+                REVOKED_ACCESS_TOKENS,
+                jti,
+                Vec::new(),
+                Some(expires_at),
+                Durability::Durable,
+            )
             .await?;
         Ok(())
     }
 
-    pub async fn is_access_token_revoked(&self, jti: &str, now: OffsetDateTime) -> Result<bool, GrantError> {
-        Ok(self.store.get(REVOKED_ACCESS_TOKENS, jti, now.unix_timestamp()).await?.is_some())
+    pub async fn is_access_token_revoked(
+        &self,
+        jti: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, GrantError> {
+        Ok(self
+            .store
+            .get(REVOKED_ACCESS_TOKENS, jti, now.unix_timestamp())
+            .await?
+            .is_some())
     }
 }

@@ -133,11 +133,15 @@ impl TokenIssuer {
     }
 
     pub fn sign_id_token(&self, claims: &IdTokenClaims) -> Result<String, TokenError> {
-        self.keys.sign("JWT", claims).map_err(|_| TokenError::Signing)
+        self.keys
+            .sign("JWT", claims)
+            .map_err(|_| TokenError::Signing)
     }
 
     pub fn sign_access_token(&self, claims: &AccessTokenClaims) -> Result<String, TokenError> {
-        self.keys.sign("at+jwt", claims).map_err(|_| TokenError::Signing)
+        self.keys
+            .sign("at+jwt", claims)
+            .map_err(|_| TokenError::Signing)
     }
 
     /// `at_hash` for an access token under the current signing algorithm.
@@ -146,7 +150,11 @@ impl TokenIssuer {
     }
 
     /// Verifies signature, `typ: at+jwt`, issuer and time; not revocation.
-    pub fn check_access_token(&self, token: &str, now: OffsetDateTime) -> Result<AccessTokenClaims, TokenError> {
+    pub fn check_access_token(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<AccessTokenClaims, TokenError> {
         let verified = self
             .keys
             .verify::<AccessTokenClaims>(token)
@@ -174,8 +182,15 @@ impl TokenIssuer {
     /// Verifies an ID token we issued, ignoring expiry (an `id_token_hint`
     /// may be expired, OpenID Connect RP-Initiated Logout §2).
     pub fn check_id_token_hint(&self, token: &str) -> Result<IdTokenClaims, TokenError> {
-        let verified = self.keys.verify::<IdTokenClaims>(token).map_err(|_| TokenError::Invalid)?;
-        if verified.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")) {
+        let verified = self
+            .keys
+            .verify::<IdTokenClaims>(token)
+            .map_err(|_| TokenError::Invalid)?;
+        if verified
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
+        {
             return Err(TokenError::WrongType);
         }
         if verified.claims.iss != self.issuer {

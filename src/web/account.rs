@@ -11,8 +11,8 @@
 
 use super::error::{PageError, render};
 use super::passkey::{JsonError, json_body, passkey_error};
-use super::signin::{FlowTarget, PriorSession, SESSION_COOKIE, current_session, start_flow};
 use super::set_cookie;
+use super::signin::{FlowTarget, PriorSession, SESSION_COOKIE, current_session, start_flow};
 use crate::app::AppState;
 use crate::audit::{DirectoryAudit, Initiator, KeyValue, TargetResource};
 use crate::authn::session::{SESSIONS, Session};
@@ -72,7 +72,9 @@ fn notice_text(key: &str) -> Option<&'static str> {
     match key {
         "passkey-added" => Some("Your passkey was added. You can now sign in with it."),
         "deleted" => Some("The sign-in method was deleted."),
-        "last-strong" => Some("Deleting your last passkey or Temporary Access Pass needs a fresh sign-in with one of them first."),
+        "last-strong" => Some(
+            "Deleting your last passkey or Temporary Access Pass needs a fresh sign-in with one of them first.",
+        ),
         "last-method" => Some("You cannot delete your only sign-in method."),
         _ => None,
     }
@@ -86,32 +88,55 @@ pub async fn security_info(
 ) -> Result<Response, PageError> {
     let now = state.clock.now();
     let Some((digest, session, user)) = current_session(&state, &headers, now).await? else {
-        let target = FlowTarget::Account { return_to: SECURITY_INFO.to_owned() };
+        let target = FlowTarget::Account {
+            return_to: SECURITY_INFO.to_owned(),
+        };
         return Ok(start_flow(&state, &headers, target, None, false, None).await);
     };
     // The page is the `registersecurityinfo` user action: conditional
     // access may ask for more (or refuse) before it opens.
-    let target = FlowTarget::Account { return_to: SECURITY_INFO.to_owned() };
-    let gated = super::signin::gate_and_go(&state, &headers, &target, &session, &digest, &user, ip, now, false).await?;
+    let target = FlowTarget::Account {
+        return_to: SECURITY_INFO.to_owned(),
+    };
+    let gated = super::signin::gate_and_go(
+        &state, &headers, &target, &session, &digest, &user, ip, now, false,
+    )
+    .await?;
     if gated.failure.is_some() {
         return Ok(gated.response);
     }
     let t = now.unix_timestamp();
     let mut methods = Vec::new();
-    if state.directory.password_hash(user.id, now).await.map_err(dir_err)?.is_some() {
-        methods.push(MethodRow { kind: "Password", detail: "Set".into(), key: "password".into() });
+    if state
+        .directory
+        .password_hash(user.id, now)
+        .await
+        .map_err(dir_err)?
+        .is_some()
+    {
+        methods.push(MethodRow {
+            kind: "Password",
+            detail: "Set".into(),
+            key: "password".into(),
+        });
     }
     if let Some((pass, _)) = state.taps.pass(user.id, t).await? {
         let (policy, targeted) = super::signin::verifier(&state)
             .tap_policy_for(&user, now)
             .await
-            .map_err(|e| super::error::internal_page("verify", &e.to_string(), e.is_unavailable()))?;
+            .map_err(|e| {
+                super::error::internal_page("verify", &e.to_string(), e.is_unavailable())
+            })?;
         let reason = pass.usability(&policy, targeted, t);
         methods.push(MethodRow {
             kind: "Temporary Access Pass",
             detail: format!(
                 "{}, valid {} until {} ({})",
-                if pass.is_usable_once { "one-time" } else { "multi-use" },
+                if pass.is_usable_once {
+                    "one-time"
+                } else {
+                    "multi-use"
+                },
                 when(pass.start_at),
                 when(pass.end_at()),
                 reason.as_str()
@@ -127,14 +152,29 @@ pub async fn security_info(
         });
     }
     let window = state.settings.registration_window;
-    let (window_note, step_up_reason) = match admit(&session.methods, session.auth_time, t, window) {
-        Admission::Allowed if session.methods.contains(&crate::authn::AuthMethod::TemporaryAccessPassOneTime) => {
-            (Some(format!("You can add a passkey until {} (within {} minutes of signing in with your one-time pass).", when(session.auth_time + window.whole_seconds()), window.whole_minutes())), None)
+    let (window_note, step_up_reason) = match admit(&session.methods, session.auth_time, t, window)
+    {
+        Admission::Allowed
+            if session
+                .methods
+                .contains(&crate::authn::AuthMethod::TemporaryAccessPassOneTime) =>
+        {
+            (
+                Some(format!(
+                    "You can add a passkey until {} (within {} minutes of signing in with your one-time pass).",
+                    when(session.auth_time + window.whole_seconds()),
+                    window.whole_minutes()
+                )),
+                None,
+            )
         }
         Admission::Allowed => (None, None),
         Admission::StepUpRequired(reason) => (None, Some(reason.message())),
     };
-    let notice = query.ok().and_then(|Query(q)| q.notice).and_then(|k| notice_text(&k));
+    let notice = query
+        .ok()
+        .and_then(|Query(q)| q.notice)
+        .and_then(|k| notice_text(&k));
     Ok(render(
         StatusCode::OK,
         &AccountSecurityInfoPage {
@@ -150,7 +190,10 @@ pub async fn security_info(
 }
 
 fn dir_err(e: crate::directory::DirectoryError) -> PageError {
-    let unavailable = matches!(&e, crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_)));
+    let unavailable = matches!(
+        &e,
+        crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_))
+    );
     super::error::internal_page(e.code(), &e.to_string(), unavailable)
 }
 
@@ -160,25 +203,52 @@ fn pk_page_err(e: crate::authn::passkey::PasskeyError) -> PageError {
 
 /// A fresh strong sign-in for the current user (step-up): passkey or TAP
 /// only; the session's earlier methods are kept.
-pub async fn step_up(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+pub async fn step_up(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
     let now = state.clock.now();
-    let target = FlowTarget::Account { return_to: SECURITY_INFO.to_owned() };
+    let target = FlowTarget::Account {
+        return_to: SECURITY_INFO.to_owned(),
+    };
     let Some((_, session, user)) = current_session(&state, &headers, now).await? else {
         return Ok(start_flow(&state, &headers, target, None, false, None).await);
     };
-    let prior = PriorSession { user_id: user.id, methods: session.methods };
-    Ok(start_flow(&state, &headers, target, Some(user.user_principal_name), true, Some(prior)).await)
+    let prior = PriorSession {
+        user_id: user.id,
+        methods: session.methods,
+    };
+    Ok(start_flow(
+        &state,
+        &headers,
+        target,
+        Some(user.user_principal_name),
+        true,
+        Some(prior),
+    )
+    .await)
 }
 
-async fn audit(state: &AppState, user: &User, activity: &str, details: Vec<KeyValue>, now: OffsetDateTime) {
-    let Ok(id) = LogEntryId::generate() else { return };
+async fn audit(
+    state: &AppState,
+    user: &User,
+    activity: &str,
+    details: Vec<KeyValue>,
+    now: OffsetDateTime,
+) {
+    let Ok(id) = LogEntryId::generate() else {
+        return;
+    };
     let entry = DirectoryAudit {
         id,
         activity_date_time: now,
         activity_display_name: activity.to_owned(),
         category: "UserManagement".to_owned(),
         result: "success".to_owned(),
-        initiated_by: Initiator::User { id: user.id.to_string(), user_principal_name: user.user_principal_name.clone() },
+        initiated_by: Initiator::User {
+            id: user.id.to_string(),
+            user_principal_name: user.user_principal_name.clone(),
+        },
         target_resources: vec![TargetResource {
             id: user.id.to_string(),
             kind: "User".into(),
@@ -199,15 +269,24 @@ fn checked_form(
     session: &Session,
 ) -> Result<std::collections::HashMap<String, String>, PageError> {
     let Ok(body) = body else {
-        return Err(PageError::bad_request("The form is too large or unreadable."));
+        return Err(PageError::bad_request(
+            "The form is too large or unreadable.",
+        ));
     };
     if !super::is_form(headers) {
         return Err(PageError::bad_request("Expected a form submission."));
     }
-    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
-    let ok = form.get("csrf").is_some_and(|c| !session.csrf.is_empty() && secrets_equal(c, &session.csrf));
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body).into_owned().collect();
+    let ok = form
+        .get("csrf")
+        .is_some_and(|c| !session.csrf.is_empty() && secrets_equal(c, &session.csrf));
     if !ok {
-        return Err(PageError::new(StatusCode::FORBIDDEN, "Security info", "The form could not be verified. Reload the page and try again."));
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "Security info",
+            "The form could not be verified. Reload the page and try again.",
+        ));
     }
     Ok(form)
 }
@@ -229,7 +308,12 @@ pub async fn delete_method(
     let form = checked_form(&headers, &body, &session)?;
     let method = form.get("method").map(String::as_str).unwrap_or("");
 
-    let has_password = state.directory.password_hash(user.id, now).await.map_err(dir_err)?.is_some();
+    let has_password = state
+        .directory
+        .password_hash(user.id, now)
+        .await
+        .map_err(dir_err)?
+        .is_some();
     let pass = state.taps.pass(user.id, t).await?;
     let passkeys = state.passkeys.list(user.id, t).await.map_err(pk_page_err)?;
     // Only a pass that could still sign in counts as a way back in.
@@ -245,24 +329,63 @@ pub async fn delete_method(
     }
     // Removing the last strong method is as sensitive as adding one: it
     // needs the same fresh strong sign-in the limiter asks for.
-    if deleting_strong && strong_count == 1 && admit(&session.methods, session.auth_time, t, state.settings.registration_window) != Admission::Allowed {
+    if deleting_strong
+        && strong_count == 1
+        && admit(
+            &session.methods,
+            session.auth_time,
+            t,
+            state.settings.registration_window,
+        ) != Admission::Allowed
+    {
         return Ok(back("last-strong"));
     }
     let (deleted, detail) = match method {
-        "password" => (state.directory.remove_password(user.id, now).await.map_err(dir_err)?, "Password"),
+        "password" => (
+            state
+                .directory
+                .remove_password(user.id, now)
+                .await
+                .map_err(dir_err)?,
+            "Password",
+        ),
         "tap" => match &pass {
-            Some((p, _)) => (state.taps.delete(user.id, &p.id, t).await?, "TemporaryAccessPass"),
+            Some((p, _)) => (
+                state.taps.delete(user.id, &p.id, t).await?,
+                "TemporaryAccessPass",
+            ),
             None => (false, "TemporaryAccessPass"),
         },
         m => match m.strip_prefix("passkey:") {
-            Some(id) => (state.passkeys.delete(user.id, id, t).await.map_err(pk_page_err)?, "Fido2"),
+            Some(id) => (
+                state
+                    .passkeys
+                    .delete(user.id, id, t)
+                    .await
+                    .map_err(pk_page_err)?,
+                "Fido2",
+            ),
             None => return Err(PageError::bad_request("Unknown sign-in method.")),
         },
     };
     if !deleted {
-        return Err(PageError::new(StatusCode::NOT_FOUND, "Security info", "That sign-in method no longer exists."));
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "Security info",
+            "That sign-in method no longer exists.",
+        ));
     }
-    audit(&state, &user, "User deleted security info", vec![KeyValue { key: "methodType".into(), value: detail.into() }], now).await;
+    audit(
+        &state,
+        &user,
+        "User deleted security info",
+        vec![KeyValue {
+            key: "methodType".into(),
+            value: detail.into(),
+        }],
+        now,
+    )
+    .await;
     Ok(back("deleted"))
 }
 
@@ -276,21 +399,43 @@ pub async fn sign_out_everywhere(
         return Ok(Redirect::to(SECURITY_INFO).into_response());
     };
     checked_form(&headers, &body, &session)?;
-    state.directory.revoke_sessions(user.id, now).await.map_err(dir_err)?;
+    state
+        .directory
+        .revoke_sessions(user.id, now)
+        .await
+        .map_err(dir_err)?;
     audit(&state, &user, "Revoke sign-in sessions", vec![], now).await;
     let mut response = render(StatusCode::OK, &AccountSignedOutPage);
-    response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", Some(0)));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", Some(0)),
+    );
     Ok(response)
 }
 
 /// Session + CSRF header check for the JSON endpoints.
-async fn json_session(state: &AppState, headers: &HeaderMap, now: OffsetDateTime) -> Result<(SecretDigest, Session, User), JsonError> {
+async fn json_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    now: OffsetDateTime,
+) -> Result<(SecretDigest, Session, User), JsonError> {
     let Some((digest, session, user)) = current_session(state, headers, now).await? else {
-        return Err(JsonError { status: StatusCode::UNAUTHORIZED, code: "session.required", message: "Sign in again to manage your security info.".into() });
+        return Err(JsonError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "session.required",
+            message: "Sign in again to manage your security info.".into(),
+        });
     };
-    let token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let token = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if session.csrf.is_empty() || !secrets_equal(token, &session.csrf) {
-        return Err(JsonError { status: StatusCode::FORBIDDEN, code: "csrf", message: "The request could not be verified. Reload the page.".into() });
+        return Err(JsonError {
+            status: StatusCode::FORBIDDEN,
+            code: "csrf",
+            message: "The request could not be verified. Reload the page.".into(),
+        });
     }
     Ok((digest, session, user))
 }
@@ -318,7 +463,11 @@ pub async fn register_start(
     if let Some(refused) = step_up_required(&session, t, state.settings.registration_window) {
         return Ok(refused);
     }
-    let (ceremony, options) = state.passkeys.start_registration(&user, digest.as_str(), t).await.map_err(passkey_error)?;
+    let (ceremony, options) = state
+        .passkeys
+        .start_registration(&user, digest.as_str(), t)
+        .await
+        .map_err(passkey_error)?;
     Ok(Json(json!({"ceremony": ceremony, "options": options})).into_response())
 }
 
@@ -346,18 +495,41 @@ pub async fn register_finish(
     let name = input.name.trim();
     let name = if name.is_empty() { "Passkey" } else { name };
     if name.chars().count() > 64 {
-        return Err(JsonError { status: StatusCode::BAD_REQUEST, code: "request.invalid", message: "A passkey name has at most 64 characters.".into() });
+        return Err(JsonError {
+            status: StatusCode::BAD_REQUEST,
+            code: "request.invalid",
+            message: "A passkey name has at most 64 characters.".into(),
+        });
     }
     let version = state
         .sessions
         .version(&digest, now)
         .await
-        .map_err(|e| JsonError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "session", message: e.to_string() })?
-        .ok_or(JsonError { status: StatusCode::UNAUTHORIZED, code: "session.required", message: "Your session ended. Sign in again.".into() })?;
-    let ceremony = state.passkeys.take_ceremony(&input.ceremony, t).await.map_err(passkey_error)?;
+        .map_err(|e| JsonError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "session",
+            message: e.to_string(),
+        })?
+        .ok_or(JsonError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "session.required",
+            message: "Your session ended. Sign in again.".into(),
+        })?;
+    let ceremony = state
+        .passkeys
+        .take_ceremony(&input.ceremony, t)
+        .await
+        .map_err(passkey_error)?;
     let stored = state
         .passkeys
-        .finish_registration(ceremony, digest.as_str(), &input.credential, name, (SESSIONS, digest.as_str().to_owned(), version), t)
+        .finish_registration(
+            ceremony,
+            digest.as_str(),
+            &input.credential,
+            name,
+            (SESSIONS, digest.as_str().to_owned(), version),
+            t,
+        )
         .await
         .map_err(passkey_error)?;
     audit(
@@ -365,11 +537,23 @@ pub async fn register_finish(
         &user,
         "User registered security info",
         vec![
-            KeyValue { key: "methodType".into(), value: "Fido2".into() },
-            KeyValue { key: "methodId".into(), value: stored.id.clone() },
+            KeyValue {
+                key: "methodType".into(),
+                value: "Fido2".into(),
+            },
+            KeyValue {
+                key: "methodId".into(),
+                value: stored.id.clone(),
+            },
         ],
         now,
     )
     .await;
-    Ok((StatusCode::CREATED, Json(json!({"id": stored.id, "displayName": stored.display_name, "notice": "passkey-added"}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"id": stored.id, "displayName": stored.display_name, "notice": "passkey-added"}),
+        ),
+    )
+        .into_response())
 }

@@ -39,7 +39,9 @@ pub struct Principal {
 
 /// Extracts the token from `Authorization: Bearer …`.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
-    let value = headers.get(header::AUTHORIZATION).ok_or(BearerError::Missing)?;
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(BearerError::Missing)?;
     let value = value.to_str().map_err(|_| BearerError::Malformed)?;
     let (scheme, token) = value.split_once(' ').ok_or(BearerError::Malformed)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
@@ -57,7 +59,11 @@ fn store_err(e: impl std::fmt::Display, unavailable: bool) -> BearerError {
 }
 
 /// Verifies `token` and checks everything behind it is still live.
-pub async fn authenticate(state: &AppState, token: &str, now: OffsetDateTime) -> Result<Principal, BearerError> {
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+    now: OffsetDateTime,
+) -> Result<Principal, BearerError> {
     use crate::store::StoreError;
     use crate::tokens::grants::GrantError;
     let claims = state.tokens.check_access_token(token, now)?;
@@ -65,7 +71,12 @@ pub async fn authenticate(state: &AppState, token: &str, now: OffsetDateTime) ->
         let unavailable = matches!(e, GrantError::Store(StoreError::Unavailable(_)));
         store_err(e, unavailable)
     };
-    if state.grants.is_access_token_revoked(&claims.jti, now).await.map_err(grant_err)? {
+    if state
+        .grants
+        .is_access_token_revoked(&claims.jti, now)
+        .await
+        .map_err(grant_err)?
+    {
         return Err(BearerError::Revoked);
     }
     match claims.idtyp {
@@ -83,7 +94,12 @@ pub async fn authenticate(state: &AppState, token: &str, now: OffsetDateTime) ->
                 .and_then(|g| uuid::Uuid::parse_str(g).ok())
                 .map(GrantId)
                 .ok_or(BearerError::Revoked)?;
-            let grant = state.grants.grant(grant_id, now).await.map_err(grant_err)?.ok_or(BearerError::Revoked)?;
+            let grant = state
+                .grants
+                .grant(grant_id, now)
+                .await
+                .map_err(grant_err)?
+                .ok_or(BearerError::Revoked)?;
             if grant.authorization.user_id.to_string() != claims.sub {
                 return Err(BearerError::Revoked);
             }
@@ -92,7 +108,10 @@ pub async fn authenticate(state: &AppState, token: &str, now: OffsetDateTime) ->
                 .user(grant.authorization.user_id, now)
                 .await
                 .map_err(|e| {
-                    let unavailable = matches!(e, crate::directory::DirectoryError::Store(StoreError::Unavailable(_)));
+                    let unavailable = matches!(
+                        e,
+                        crate::directory::DirectoryError::Store(StoreError::Unavailable(_))
+                    );
                     store_err(e, unavailable)
                 })?
                 .ok_or(BearerError::Revoked)?;
@@ -122,7 +141,10 @@ pub async fn authenticate(state: &AppState, token: &str, now: OffsetDateTime) ->
                     return Err(BearerError::Revoked);
                 }
             }
-            Ok(Principal { claims, user: Some(user) })
+            Ok(Principal {
+                claims,
+                user: Some(user),
+            })
         }
     }
 }

@@ -29,7 +29,11 @@ pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             let id = log_internal("template", &e.to_string());
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("internal error (request id {id})")).into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error (request id {id})"),
+            )
+                .into_response()
         }
     }
 }
@@ -105,9 +109,15 @@ pub fn log_internal(kind: &str, detail: &str) -> String {
 pub fn internal_page(kind: &str, detail: &str, unavailable: bool) -> PageError {
     let id = log_internal(kind, detail);
     let (status, message) = if unavailable {
-        (StatusCode::SERVICE_UNAVAILABLE, "Gatepass cannot reach its store right now. Try again in a moment.")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Gatepass cannot reach its store right now. Try again in a moment.",
+        )
     } else {
-        (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.")
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong on our side.",
+        )
     };
     PageError {
         status,
@@ -137,7 +147,11 @@ pub struct OAuthJsonError {
 
 impl OAuthJsonError {
     pub fn bad_request(error: OAuthError) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error, challenge: None }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            challenge: None,
+        }
     }
 
     /// RFC 6749 §5.2: invalid client authentication answers 401.
@@ -161,9 +175,17 @@ impl OAuthJsonError {
     pub fn internal(kind: &str, detail: &str, unavailable: bool) -> Self {
         let id = log_internal(kind, detail);
         let (status, code, message) = if unavailable {
-            (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::TemporarilyUnavailable, "the store is unavailable; retry shortly")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::TemporarilyUnavailable,
+                "the store is unavailable; retry shortly",
+            )
         } else {
-            (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::ServerError, "internal error")
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::ServerError,
+                "internal error",
+            )
         };
         Self {
             status,
@@ -192,7 +214,10 @@ impl IntoResponse for OAuthJsonError {
         // RFC 6750 §3: a protected resource challenges on 401 and also on
         // 403 insufficient_scope; the token endpoint (Basic) only on 401.
         let challenged = match self.challenge {
-            Some("Bearer") => matches!(self.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN),
+            Some("Bearer") => matches!(
+                self.status,
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+            ),
             Some(_) => self.status == StatusCode::UNAUTHORIZED,
             None => false,
         };
@@ -201,7 +226,10 @@ impl IntoResponse for OAuthJsonError {
                 // RFC 6750 §3.1: a request without credentials gets a bare
                 // challenge, no error code. It is the only 401 Bearer error
                 // coded invalid_request (see `userinfo::bearer_error`).
-                "Bearer" if self.status == StatusCode::UNAUTHORIZED && self.error.code == ErrorCode::InvalidRequest => {
+                "Bearer"
+                    if self.status == StatusCode::UNAUTHORIZED
+                        && self.error.code == ErrorCode::InvalidRequest =>
+                {
                     "Bearer realm=\"gatepass\"".to_owned()
                 }
                 "Bearer" => format!(

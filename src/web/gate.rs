@@ -23,8 +23,8 @@ use crate::app::AppState;
 use crate::authn::AuthMethod;
 use crate::directory::{PerUserMfaState, User};
 use crate::policy::conditional_access::{
-    Decision, Outcome, Policy, SignInContext, Target, UnmetRequirement, UserAction, acr_strength, evaluate,
-    platform_from_user_agent, step_up_methods,
+    Decision, Outcome, Policy, SignInContext, Target, UnmetRequirement, UserAction, acr_strength,
+    evaluate, platform_from_user_agent, step_up_methods,
 };
 use serde_json::{Value, json};
 use std::net::IpAddr;
@@ -34,9 +34,15 @@ use time::OffsetDateTime;
 pub enum Gate {
     Allow,
     /// Offer these methods (non-empty) in a step-up; `message` says why.
-    StepUp { offer: Vec<AuthMethod>, fresh: bool, message: String },
+    StepUp {
+        offer: Vec<AuthMethod>,
+        fresh: bool,
+        message: String,
+    },
     /// Refused: blocked, or nothing the user has can satisfy it.
-    Refuse { message: String },
+    Refuse {
+        message: String,
+    },
 }
 
 /// The gate's verdict plus what the sign-in log records.
@@ -49,7 +55,11 @@ pub struct GateResult {
 
 /// What is being reached.
 pub enum GateTarget<'a> {
-    App { client_id: &'a str, acr_values: &'a [String], essential_acr: Option<&'a [String]> },
+    App {
+        client_id: &'a str,
+        acr_values: &'a [String],
+        essential_acr: Option<&'a [String]>,
+    },
     SecurityInfo,
 }
 
@@ -95,8 +105,18 @@ pub async fn check(
     let t = now.unix_timestamp();
     let mut set = state.ca.policy_set(t).await?;
     let ca_target = match target {
-        GateTarget::App { client_id, acr_values, essential_acr } => {
-            if state.directory.mfa_state(user.id, now).await.map_err(dir_err)? == PerUserMfaState::Enforced {
+        GateTarget::App {
+            client_id,
+            acr_values,
+            essential_acr,
+        } => {
+            if state
+                .directory
+                .mfa_state(user.id, now)
+                .await
+                .map_err(dir_err)?
+                == PerUserMfaState::Enforced
+            {
                 set.policies.extend(synthetic(
                     "gatepass-per-user-mfa",
                     "Per-user MFA (enforced)",
@@ -118,8 +138,22 @@ pub async fn check(
     };
     let mut context = SignInContext::live(user.id.to_string(), ca_target).with_methods(methods);
     context.user_aliases = vec![user.user_principal_name.clone()];
-    context.group_ids = state.directory.groups_of(user.id, now).await.map_err(dir_err)?.iter().map(ToString::to_string).collect();
-    context.role_template_ids = state.directory.roles_of(user.id, now).await.map_err(dir_err)?.iter().map(|r| r.template_id().to_owned()).collect();
+    context.group_ids = state
+        .directory
+        .groups_of(user.id, now)
+        .await
+        .map_err(dir_err)?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    context.role_template_ids = state
+        .directory
+        .roles_of(user.id, now)
+        .await
+        .map_err(dir_err)?
+        .iter()
+        .map(|r| r.template_id().to_owned())
+        .collect();
     context.ip_address = ip;
     context.device_platform = user_agent.and_then(platform_from_user_agent);
     context.auth_time = OffsetDateTime::from_unix_timestamp(auth_time).ok();
@@ -129,19 +163,45 @@ pub async fn check(
         .into_iter()
         .filter_map(|a| serde_json::to_value(a).ok())
         .collect();
-    let any_applied = decision.policies.iter().any(|p| p.applies && !p.report_only);
+    let any_applied = decision
+        .policies
+        .iter()
+        .any(|p| p.applies && !p.report_only);
     let (gate, status) = match decision.outcome {
-        Outcome::Allow => (Gate::Allow, if any_applied { "success" } else { "notApplied" }),
+        Outcome::Allow => (
+            Gate::Allow,
+            if any_applied { "success" } else { "notApplied" },
+        ),
         Outcome::Block(blocked) => {
             let names: Vec<&str> = blocked.iter().map(|b| b.display_name.as_str()).collect();
-            (Gate::Refuse { message: format!("Access is blocked by the conditional access policy: {}.", names.join(", ")) }, "failure")
+            (
+                Gate::Refuse {
+                    message: format!(
+                        "Access is blocked by the conditional access policy: {}.",
+                        names.join(", ")
+                    ),
+                },
+                "failure",
+            )
         }
-        Outcome::RequireStrength(unmet) => (step_up(state, user, methods, &unmet, now).await?, "failure"),
+        Outcome::RequireStrength(unmet) => {
+            (step_up(state, user, methods, &unmet, now).await?, "failure")
+        }
     };
-    Ok(GateResult { gate, applied, status })
+    Ok(GateResult {
+        gate,
+        applied,
+        status,
+    })
 }
 
-async fn step_up(state: &AppState, user: &User, methods: &[AuthMethod], unmet: &[UnmetRequirement], now: OffsetDateTime) -> Result<Gate, PageError> {
+async fn step_up(
+    state: &AppState,
+    user: &User,
+    methods: &[AuthMethod],
+    unmet: &[UnmetRequirement],
+    now: OffsetDateTime,
+) -> Result<Gate, PageError> {
     let t = now.unix_timestamp();
     let fresh = unmet.iter().any(|u| u.reauthenticate);
     let wanted: Vec<String> = unmet
@@ -156,17 +216,29 @@ async fn step_up(state: &AppState, user: &User, methods: &[AuthMethod], unmet: &
         })
         .collect();
     let candidates = step_up_methods(unmet, methods);
-    let has_passkey = !state.passkeys.list(user.id, t).await.map_err(|e| super::error::internal_page(e.code(), &e.to_string(), false))?.is_empty();
+    let has_passkey = !state
+        .passkeys
+        .list(user.id, t)
+        .await
+        .map_err(|e| super::error::internal_page(e.code(), &e.to_string(), false))?
+        .is_empty();
     let pass = super::signin::verifier(state)
         .usable_pass(user, now)
         .await
         .map_err(|e| super::error::internal_page("verify", &e.to_string(), e.is_unavailable()))?;
-    let has_password = state.directory.password_hash(user.id, now).await.map_err(dir_err)?.is_some();
+    let has_password = state
+        .directory
+        .password_hash(user.id, now)
+        .await
+        .map_err(dir_err)?
+        .is_some();
     let offer: Vec<AuthMethod> = candidates
         .into_iter()
         .filter(|m| match m {
             AuthMethod::Passkey => has_passkey,
-            AuthMethod::TemporaryAccessPassOneTime | AuthMethod::TemporaryAccessPassMultiUse => pass.as_ref().is_some_and(|p| p.method() == *m),
+            AuthMethod::TemporaryAccessPassOneTime | AuthMethod::TemporaryAccessPassMultiUse => {
+                pass.as_ref().is_some_and(|p| p.method() == *m)
+            }
             AuthMethod::Password => has_password && fresh,
         })
         .collect();
@@ -178,10 +250,19 @@ async fn step_up(state: &AppState, user: &User, methods: &[AuthMethod], unmet: &
             ),
         });
     }
-    Ok(Gate::StepUp { offer, fresh, message: format!("This requires {requirement}. Sign in again with a method that satisfies it.") })
+    Ok(Gate::StepUp {
+        offer,
+        fresh,
+        message: format!(
+            "This requires {requirement}. Sign in again with a method that satisfies it."
+        ),
+    })
 }
 
 fn dir_err(e: crate::directory::DirectoryError) -> PageError {
-    let unavailable = matches!(&e, crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_)));
+    let unavailable = matches!(
+        &e,
+        crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_))
+    );
     super::error::internal_page(e.code(), &e.to_string(), unavailable)
 }

@@ -17,7 +17,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.store.ping().await;
     let keys = !state.tokens.keys().published_kids().is_empty();
     match (store, keys) {
-        (Ok(()), true) => (StatusCode::OK, Json(json!({"status": "ready", "store": "ok", "keys": "ok"}))),
+        (Ok(()), true) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "store": "ok", "keys": "ok"})),
+        ),
         (store, keys) => {
             if let Err(e) = &store {
                 tracing::warn!(error = %e, "readiness: store unreachable");

@@ -28,7 +28,11 @@ struct LogoutConfirmPage<'a> {
 #[template(path = "logout/done.html")]
 struct LogoutDonePage;
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     match Params::parse(q.as_deref().unwrap_or("")) {
         Ok(p) => handle(state, headers, p, false).await,
         Err(e) => PageError::oauth(&e).into_response(),
@@ -54,13 +58,22 @@ async fn handle(state: AppState, headers: HeaderMap, params: Params, posted: boo
     let hint = match params.get("id_token_hint") {
         Some(t) => match state.tokens.check_id_token_hint(t) {
             Ok(c) => Some(c),
-            Err(_) => return PageError::bad_request("The id_token_hint is not a valid ID token from this provider.").into_response(),
+            Err(_) => {
+                return PageError::bad_request(
+                    "The id_token_hint is not a valid ID token from this provider.",
+                )
+                .into_response();
+            }
         },
         None => None,
     };
-    let client_id = match (hint.as_ref().map(|h| h.aud.as_str()), params.get("client_id")) {
+    let client_id = match (
+        hint.as_ref().map(|h| h.aud.as_str()),
+        params.get("client_id"),
+    ) {
         (Some(a), Some(c)) if a != c => {
-            return PageError::bad_request("client_id does not match the id_token_hint.").into_response();
+            return PageError::bad_request("client_id does not match the id_token_hint.")
+                .into_response();
         }
         (Some(a), _) => Some(a.to_owned()),
         (None, c) => c.map(str::to_owned),
@@ -106,8 +119,9 @@ async fn handle(state: AppState, headers: HeaderMap, params: Params, posted: boo
         }
         None => render(StatusCode::OK, &LogoutDonePage),
     };
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", Some(0)));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", Some(0)),
+    );
     response
 }

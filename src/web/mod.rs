@@ -4,6 +4,7 @@
 //! input into protocol types, call into `authn`/`tokens`/`directory`, and
 //! render the outcome. Security headers are set on every response.
 
+pub mod account;
 pub mod bearer;
 pub mod error;
 pub mod gate;
@@ -11,7 +12,6 @@ pub mod health;
 pub mod logout;
 pub mod oauth;
 pub mod passkey;
-pub mod account;
 pub mod signin;
 pub mod token;
 pub mod userinfo;
@@ -37,27 +37,60 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(paths::DISCOVERY, get(discovery_document))
         .route(paths::JWKS, get(jwks))
-        .route(paths::AUTHORIZE, get(signin::authorize_get).post(signin::authorize_post))
-        .route("/signin/username", axum::routing::post(signin::username_submit))
-        .route("/signin/password", get(signin::password_page).post(signin::password_submit))
-        .route("/signin/tap", get(signin::tap_page).post(signin::tap_submit))
+        .route(
+            paths::AUTHORIZE,
+            get(signin::authorize_get).post(signin::authorize_post),
+        )
+        .route(
+            "/signin/username",
+            axum::routing::post(signin::username_submit),
+        )
+        .route(
+            "/signin/password",
+            get(signin::password_page).post(signin::password_submit),
+        )
+        .route(
+            "/signin/tap",
+            get(signin::tap_page).post(signin::tap_submit),
+        )
         .route("/signin/restart", get(signin::restart))
         .route("/signin/passkey", get(signin::passkey_page))
         .route("/signin/passkey/start", axum::routing::post(passkey::start))
-        .route("/signin/passkey/finish", axum::routing::post(passkey::finish))
+        .route(
+            "/signin/passkey/finish",
+            axum::routing::post(passkey::finish),
+        )
         .route("/account/security-info", get(account::security_info))
         .route("/mysecurityinfo", get(account::security_info))
         .route("/account/step-up", get(account::step_up))
-        .route("/account/methods/delete", axum::routing::post(account::delete_method))
-        .route("/account/sign-out-everywhere", axum::routing::post(account::sign_out_everywhere))
-        .route("/account/passkeys/register/start", axum::routing::post(account::register_start))
-        .route("/account/passkeys/register/finish", axum::routing::post(account::register_finish))
+        .route(
+            "/account/methods/delete",
+            axum::routing::post(account::delete_method),
+        )
+        .route(
+            "/account/sign-out-everywhere",
+            axum::routing::post(account::sign_out_everywhere),
+        )
+        .route(
+            "/account/passkeys/register/start",
+            axum::routing::post(account::register_start),
+        )
+        .route(
+            "/account/passkeys/register/finish",
+            axum::routing::post(account::register_finish),
+        )
         .route("/static/passkey.js", get(script))
         .route(paths::TOKEN, axum::routing::post(token::token))
-        .route(paths::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
+        .route(
+            paths::USERINFO,
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
         .route(paths::REVOKE, axum::routing::post(oauth::revoke))
         .route(paths::INTROSPECT, axum::routing::post(oauth::introspect))
-        .route(paths::END_SESSION, get(logout::logout).post(logout::logout_post))
+        .route(
+            paths::END_SESSION,
+            get(logout::logout).post(logout::logout_post),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/static/gatepass.css", get(stylesheet))
@@ -88,7 +121,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn discovery_document(State(state): State<AppState>) -> Response {
-    let doc = discovery::provider_metadata(&state.settings.issuer, state.tokens.algorithm().as_str());
+    let doc =
+        discovery::provider_metadata(&state.settings.issuer, state.tokens.algorithm().as_str());
     cacheable(axum::Json(doc).into_response(), 300)
 }
 
@@ -99,13 +133,19 @@ async fn jwks(State(state): State<AppState>) -> Response {
 
 async fn stylesheet() -> Response {
     let mut r = include_str!("../../static/gatepass.css").into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
     cacheable(r, 3600)
 }
 
 async fn script() -> Response {
     let mut r = include_str!("../../static/passkey.js").into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
     cacheable(r, 300)
 }
 
@@ -151,7 +191,12 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// A `Set-Cookie` value with Gatepass's attributes: `HttpOnly`,
 /// `SameSite=Lax`, `Path=/`, and `Secure` when the issuer is https.
-pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: Option<i64>) -> HeaderValue {
+pub fn set_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    max_age_secs: Option<i64>,
+) -> HeaderValue {
     let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if state.settings.is_https() {
         c.push_str("; Secure");
@@ -177,5 +222,8 @@ pub fn is_form(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }

@@ -31,15 +31,30 @@ pub async fn revoke(
     let now = state.clock.now();
     let params = form_params(&headers, body)?;
     let client = authenticate_client(&state, &headers, &params)?;
-    let token = params.require("token").map_err(OAuthJsonError::bad_request)?;
+    let token = params
+        .require("token")
+        .map_err(OAuthJsonError::bad_request)?;
 
-    if let Some(grant) = state.grants.refresh_token_grant(token, now).await.map_err(grant_error)? {
+    if let Some(grant) = state
+        .grants
+        .refresh_token_grant(token, now)
+        .await
+        .map_err(grant_error)?
+    {
         if grant.authorization.client_id == client.client_id {
-            state.grants.revoke(grant.id, now).await.map_err(grant_error)?;
+            state
+                .grants
+                .revoke(grant.id, now)
+                .await
+                .map_err(grant_error)?;
         }
     } else if let Ok(claims) = state.tokens.check_access_token(token, now) {
         if claims.client_id == client.client_id {
-            state.grants.revoke_access_token(&claims.jti, claims.exp).await.map_err(grant_error)?;
+            state
+                .grants
+                .revoke_access_token(&claims.jti, claims.exp)
+                .await
+                .map_err(grant_error)?;
         }
     }
     Ok(StatusCode::OK.into_response())
@@ -60,7 +75,9 @@ pub async fn introspect(
             "introspection requires a confidential client",
         ));
     }
-    let token = params.require("token").map_err(OAuthJsonError::bad_request)?;
+    let token = params
+        .require("token")
+        .map_err(OAuthJsonError::bad_request)?;
     let inactive = || Ok(Json(json!({"active": false})).into_response());
 
     match bearer::authenticate(&state, token, now).await {
@@ -94,7 +111,12 @@ pub async fn introspect(
         }
         Err(_) => {}
     }
-    let Some(grant) = state.grants.refresh_token_grant(token, now).await.map_err(grant_error)? else {
+    let Some(grant) = state
+        .grants
+        .refresh_token_grant(token, now)
+        .await
+        .map_err(grant_error)?
+    else {
         return inactive();
     };
     let user = state
@@ -120,4 +142,3 @@ pub async fn introspect(
         _ => inactive(),
     }
 }
-

@@ -31,13 +31,21 @@ pub struct JsonError {
 
 impl IntoResponse for JsonError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.code, "message": self.message}))).into_response()
+        (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response()
     }
 }
 
 impl From<PageError> for JsonError {
     fn from(e: PageError) -> Self {
-        JsonError { status: e.status, code: "sign_in.page", message: e.message }
+        JsonError {
+            status: e.status,
+            code: "sign_in.page",
+            message: e.message,
+        }
     }
 }
 
@@ -53,28 +61,53 @@ pub fn passkey_error(e: PasskeyError) -> JsonError {
         PasskeyError::CeremonyMismatch
         | PasskeyError::Verification
         | PasskeyError::UnknownCredential
-        | PasskeyError::CounterRegression => (StatusCode::BAD_REQUEST, "Sign-in with this passkey failed.".to_owned()),
+        | PasskeyError::CounterRegression => (
+            StatusCode::BAD_REQUEST,
+            "Sign-in with this passkey failed.".to_owned(),
+        ),
         PasskeyError::AlreadyRegistered => (StatusCode::CONFLICT, e.to_string()),
         PasskeyError::Config(_) | PasskeyError::Random => {
             let id = super::error::log_internal(e.code(), &e.to_string());
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("Internal error (request id {id})."))
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Internal error (request id {id})."),
+            )
         }
         PasskeyError::Store(s) => {
             let unavailable = matches!(s, crate::store::StoreError::Unavailable(_));
             let id = super::error::log_internal(e.code(), &e.to_string());
-            let status = if unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+            let status = if unavailable {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
             (status, format!("Service problem (request id {id})."))
         }
     };
-    JsonError { status, code: e.code(), message }
+    JsonError {
+        status,
+        code: e.code(),
+        message,
+    }
 }
 
 /// Parses a JSON body (content type checked, size limited upstream).
-pub fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, JsonError> {
-    let bad = |m: &str| JsonError { status: StatusCode::BAD_REQUEST, code: "request.invalid", message: m.to_owned() };
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, JsonError> {
+    let bad = |m: &str| JsonError {
+        status: StatusCode::BAD_REQUEST,
+        code: "request.invalid",
+        message: m.to_owned(),
+    };
     let body = body.map_err(|_| bad("The request body is too large or unreadable."))?;
     if !is_json(headers) {
-        return Err(JsonError { status: StatusCode::UNSUPPORTED_MEDIA_TYPE, code: "request.content_type", message: "Send JSON.".into() });
+        return Err(JsonError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "request.content_type",
+            message: "Send JSON.".into(),
+        });
     }
     serde_json::from_slice(&body).map_err(|e| bad(&format!("Invalid request: {e}")))
 }
@@ -86,7 +119,11 @@ pub struct StartRequest {
     mode: String,
 }
 
-pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, JsonError> {
+pub async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, JsonError> {
     let now = state.clock.now();
     let t = now.unix_timestamp();
     let input: StartRequest = json_body(&headers, body)?;
@@ -97,24 +134,40 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Body
                 .directory
                 .user_by_upn(username, now)
                 .await
-                .map_err(|e| JsonError { status: StatusCode::INTERNAL_SERVER_ERROR, code: e.code(), message: "Service problem.".into() })?
+                .map_err(|e| JsonError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    code: e.code(),
+                    message: "Service problem.".into(),
+                })?
                 .ok_or(JsonError {
                     status: StatusCode::BAD_REQUEST,
                     code: "passkey.unavailable",
                     message: "Sign-in with a passkey is not available for this account.".into(),
                 })?;
-            state.passkeys.start_authentication(user.id, &input.flow, t).await.map_err(|e| match e {
-                PasskeyError::UnknownCredential => JsonError {
-                    status: StatusCode::BAD_REQUEST,
-                    code: "passkey.unavailable",
-                    message: "Sign-in with a passkey is not available for this account.".into(),
-                },
-                other => passkey_error(other),
-            })?
+            state
+                .passkeys
+                .start_authentication(user.id, &input.flow, t)
+                .await
+                .map_err(|e| match e {
+                    PasskeyError::UnknownCredential => JsonError {
+                        status: StatusCode::BAD_REQUEST,
+                        code: "passkey.unavailable",
+                        message: "Sign-in with a passkey is not available for this account.".into(),
+                    },
+                    other => passkey_error(other),
+                })?
         }
-        ("discoverable", _) | ("username", None) => state.passkeys.start_discoverable(&input.flow, t).await.map_err(passkey_error)?,
+        ("discoverable", _) | ("username", None) => state
+            .passkeys
+            .start_discoverable(&input.flow, t)
+            .await
+            .map_err(passkey_error)?,
         _ => {
-            return Err(JsonError { status: StatusCode::BAD_REQUEST, code: "request.invalid", message: "mode must be username or discoverable".into() });
+            return Err(JsonError {
+                status: StatusCode::BAD_REQUEST,
+                code: "request.invalid",
+                message: "mode must be username or discoverable".into(),
+            });
         }
     };
     Ok(Json(json!({"ceremony": ceremony, "options": options})).into_response())
@@ -141,14 +194,30 @@ pub async fn finish(
     let ip_text = ip.to_string();
     let attempted = flow.username.clone().unwrap_or_default();
     let outcome = match state.passkeys.take_ceremony(&input.ceremony, t).await {
-        Ok(ceremony) => state.passkeys.finish_authentication(ceremony, &input.flow, &input.credential, t).await,
+        Ok(ceremony) => {
+            state
+                .passkeys
+                .finish_authentication(ceremony, &input.flow, &input.credential, t)
+                .await
+        }
         Err(e) => Err(e),
     };
     let user_id = match outcome {
         Ok(id) => id,
         Err(e) => {
             let reason = e.to_string();
-            record_sign_in(&state, flow.client_id(), None, &attempted, &ip_text, AuthMethod::Passkey, None, Some((50126, reason.as_str())), now).await;
+            record_sign_in(
+                &state,
+                flow.client_id(),
+                None,
+                &attempted,
+                &ip_text,
+                AuthMethod::Passkey,
+                None,
+                Some((50126, reason.as_str())),
+                now,
+            )
+            .await;
             return Err(passkey_error(e));
         }
     };
@@ -156,22 +225,60 @@ pub async fn finish(
         .directory
         .user(user_id, now)
         .await
-        .map_err(|e| JsonError { status: StatusCode::INTERNAL_SERVER_ERROR, code: e.code(), message: "Service problem.".into() })?;
+        .map_err(|e| JsonError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: e.code(),
+            message: "Service problem.".into(),
+        })?;
     let user = match user {
         Some(u) if u.account_enabled => u,
         other => {
-            let upn = other.as_ref().map(|u| u.user_principal_name.clone()).unwrap_or_default();
-            record_sign_in(&state, flow.client_id(), other.as_ref(), &upn, &ip_text, AuthMethod::Passkey, None, Some((50057, "User account is disabled")), now).await;
-            return Err(JsonError { status: StatusCode::FORBIDDEN, code: "sign_in.failed", message: "Sign-in failed.".into() });
+            let upn = other
+                .as_ref()
+                .map(|u| u.user_principal_name.clone())
+                .unwrap_or_default();
+            record_sign_in(
+                &state,
+                flow.client_id(),
+                other.as_ref(),
+                &upn,
+                &ip_text,
+                AuthMethod::Passkey,
+                None,
+                Some((50057, "User account is disabled")),
+                now,
+            )
+            .await;
+            return Err(JsonError {
+                status: StatusCode::FORBIDDEN,
+                code: "sign_in.failed",
+                message: "Sign-in failed.".into(),
+            });
         }
     };
     // Username-first: the passkey must belong to the user who was named.
     if let Some(named) = flow.username.as_deref() {
         if !named.eq_ignore_ascii_case(&user.user_principal_name) && flow.strong_only {
-            return Err(JsonError { status: StatusCode::BAD_REQUEST, code: "passkey.wrong_user", message: "This passkey belongs to another account.".into() });
+            return Err(JsonError {
+                status: StatusCode::BAD_REQUEST,
+                code: "passkey.wrong_user",
+                message: "This passkey belongs to another account.".into(),
+            });
         }
     }
-    let response = finish_sign_in(&state, &headers, &input.flow, &flow, &user, AuthMethod::Passkey, None, None, ip, now).await?;
+    let response = finish_sign_in(
+        &state,
+        &headers,
+        &input.flow,
+        &flow,
+        &user,
+        AuthMethod::Passkey,
+        None,
+        None,
+        ip,
+        now,
+    )
+    .await?;
     if response.status() == StatusCode::FORBIDDEN {
         let mut refused = JsonError {
             status: StatusCode::FORBIDDEN,
@@ -180,7 +287,9 @@ pub async fn finish(
         }
         .into_response();
         for cookie in response.headers().get_all(header::SET_COOKIE) {
-            refused.headers_mut().append(header::SET_COOKIE, cookie.clone());
+            refused
+                .headers_mut()
+                .append(header::SET_COOKIE, cookie.clone());
         }
         return Ok(refused);
     }

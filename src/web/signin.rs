@@ -18,10 +18,10 @@ use super::{ClientIp, cookie, set_cookie};
 use crate::app::AppState;
 use crate::audit::{AuthenticationDetail, SignIn, SignInStatus};
 use crate::authn::AuthMethod;
-use crate::authn::tap::TemporaryAccessPass;
-use crate::authn::verify::{Credential, Verdict, Verifier, VerifyError};
-use crate::authn::throttle::Locked;
 use crate::authn::session::Session;
+use crate::authn::tap::TemporaryAccessPass;
+use crate::authn::throttle::Locked;
+use crate::authn::verify::{Credential, Verdict, Verifier, VerifyError};
 use crate::directory::User;
 use crate::ids::{LogEntryId, OpaqueSecret, SecretDigest, secrets_equal};
 use crate::protocol::authorize::{self, AuthorizationRequest, AuthorizeRejection};
@@ -172,7 +172,8 @@ pub async fn authorize_post(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let Ok(body) = body else {
-        return PageError::bad_request("The request body is too large or unreadable.").into_response();
+        return PageError::bad_request("The request body is too large or unreadable.")
+            .into_response();
     };
     if !super::is_form(&headers) {
         return PageError::bad_request("Send the authorization request as a form.").into_response();
@@ -192,13 +193,24 @@ fn target_client(target: &FlowTarget) -> &str {
     }
 }
 
-async fn authorize(state: AppState, headers: HeaderMap, params: Params, ip: std::net::IpAddr) -> Response {
+async fn authorize(
+    state: AppState,
+    headers: HeaderMap,
+    params: Params,
+    ip: std::net::IpAddr,
+) -> Response {
     let now = state.clock.now();
-    let client = params.get("client_id").and_then(|id| state.settings.client(id));
+    let client = params
+        .get("client_id")
+        .and_then(|id| state.settings.client(id));
     let request = match authorize::validate(&params, client) {
         Ok(r) => r,
         Err(AuthorizeRejection::Show(e)) => return PageError::oauth(&e).into_response(),
-        Err(AuthorizeRejection::Redirect { redirect_uri, state: st, error }) => {
+        Err(AuthorizeRejection::Redirect {
+            redirect_uri,
+            state: st,
+            error,
+        }) => {
             return error_redirect(&state, &redirect_uri, st.as_deref(), &error);
         }
     };
@@ -216,10 +228,26 @@ async fn authorize(state: AppState, headers: HeaderMap, params: Params, ip: std:
         Some((secret, session, user)) if !request.prompt.login && fresh_enough(&session) => {
             // Single sign-on still passes conditional access for this app.
             let target = FlowTarget::Authorize(Box::new(request));
-            return match gate_and_go(&state, &headers, &target, &session, &secret, &user, ip, now, false).await {
+            return match gate_and_go(
+                &state, &headers, &target, &session, &secret, &user, ip, now, false,
+            )
+            .await
+            {
                 Ok(gated) => {
                     if gated.failure.is_some() {
-                        record_sign_in_with_ca(&state, target_client(&target), Some(&user), &user.user_principal_name, &ip.to_string(), AuthMethod::Password, Some("Previously satisfied"), gated.failure, Some(&gated.result), now).await;
+                        record_sign_in_with_ca(
+                            &state,
+                            target_client(&target),
+                            Some(&user),
+                            &user.user_principal_name,
+                            &ip.to_string(),
+                            AuthMethod::Password,
+                            Some("Previously satisfied"),
+                            gated.failure,
+                            Some(&gated.result),
+                            now,
+                        )
+                        .await;
                     }
                     gated.response
                 }
@@ -237,7 +265,15 @@ async fn authorize(state: AppState, headers: HeaderMap, params: Params, ip: std:
         _ => {}
     }
     let hint = request.login_hint.clone();
-    start_flow(&state, &headers, FlowTarget::Authorize(Box::new(request)), hint, false, None).await
+    start_flow(
+        &state,
+        &headers,
+        FlowTarget::Authorize(Box::new(request)),
+        hint,
+        false,
+        None,
+    )
+    .await
 }
 
 /// The live session from the cookie: (cookie digest, session, user).
@@ -253,7 +289,11 @@ pub(crate) async fn current_session(
     match state.sessions.resume_digest(&digest, now).await {
         Ok(Some((s, u))) => Ok(Some((digest, s, u))),
         Ok(None) => Ok(None),
-        Err(e) => Err(super::error::internal_page("session", &e.to_string(), is_unavailable(&e))),
+        Err(e) => Err(super::error::internal_page(
+            "session",
+            &e.to_string(),
+            is_unavailable(&e),
+        )),
     }
 }
 
@@ -262,7 +302,9 @@ fn is_unavailable(e: &crate::authn::session::SessionError) -> bool {
     matches!(
         e,
         SessionError::Store(crate::store::StoreError::Unavailable(_))
-            | SessionError::Directory(crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_)))
+            | SessionError::Directory(crate::directory::DirectoryError::Store(
+                crate::store::StoreError::Unavailable(_)
+            ))
     )
 }
 
@@ -294,14 +336,20 @@ pub async fn start_flow_with(
     let now = state.clock.now();
     let (flow_id, csrf) = match (OpaqueSecret::generate(), OpaqueSecret::generate()) {
         (Ok(f), Ok(c)) => (f, c),
-        _ => return super::error::internal_page("random", "random source failed", false).into_response(),
+        _ => {
+            return super::error::internal_page("random", "random source failed", false)
+                .into_response();
+        }
     };
     // Reuse the browser's binding cookie, or mint one.
     let (binding_value, new_binding) = match cookie(headers, BINDING_COOKIE) {
         Some(v) if v.len() == 43 => (v.to_owned(), false),
         _ => match OpaqueSecret::generate() {
             Ok(b) => (b.expose().to_owned(), true),
-            Err(_) => return super::error::internal_page("random", "random source failed", false).into_response(),
+            Err(_) => {
+                return super::error::internal_page("random", "random source failed", false)
+                    .into_response();
+            }
         },
     };
     let flow = Flow {
@@ -318,7 +366,10 @@ pub async fn start_flow_with(
         return PageError::from(e).into_response();
     }
     let client_name = match &flow.target {
-        FlowTarget::Authorize(r) => state.settings.client(&r.client_id).map(|c| c.display_name.as_str()),
+        FlowTarget::Authorize(r) => state
+            .settings
+            .client(&r.client_id)
+            .map(|c| c.display_name.as_str()),
         FlowTarget::Account { .. } => Some("your account"),
     };
     let mut response = if strong_only && flow.username.is_some() {
@@ -329,29 +380,41 @@ pub async fn start_flow_with(
         Redirect::to(&format!("/signin/{next}?flow={}", flow_id.expose())).into_response()
     } else {
         render(
-        StatusCode::OK,
-        &SigninUsernamePage {
-            flow: flow_id.expose(),
-            csrf: &flow.csrf,
-            username: flow.username.as_deref().unwrap_or(""),
-            client_name,
-            error: None,
-        },
-    )
+            StatusCode::OK,
+            &SigninUsernamePage {
+                flow: flow_id.expose(),
+                csrf: &flow.csrf,
+                username: flow.username.as_deref().unwrap_or(""),
+                client_name,
+                error: None,
+            },
+        )
     };
     if new_binding {
-        response
-            .headers_mut()
-            .append(header::SET_COOKIE, set_cookie(state, BINDING_COOKIE, &binding_value, None));
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(state, BINDING_COOKIE, &binding_value, None),
+        );
     }
     response
 }
 
-pub(crate) async fn save_flow(state: &AppState, id: &str, flow: &Flow, now: OffsetDateTime) -> Result<(), crate::store::StoreError> {
+pub(crate) async fn save_flow(
+    state: &AppState,
+    id: &str,
+    flow: &Flow,
+    now: OffsetDateTime,
+) -> Result<(), crate::store::StoreError> {
     // Sign-in state is cheap to lose (the user starts again): ephemeral.
     state
         .store
-        .put(FLOWS, id, encode(flow)?, Some((now + FLOW_LIFETIME).unix_timestamp()), Durability::Ephemeral)
+        .put(
+            FLOWS,
+            id,
+            encode(flow)?,
+            Some((now + FLOW_LIFETIME).unix_timestamp()),
+            Durability::Ephemeral,
+        )
         .await
         .map(|_| ())
 }
@@ -368,7 +431,11 @@ pub(crate) async fn load_flow(
     if id.len() != 43 {
         return Err(PageError::flow_expired());
     }
-    let record = state.store.get(FLOWS, id, now.unix_timestamp()).await?.ok_or_else(PageError::flow_expired)?;
+    let record = state
+        .store
+        .get(FLOWS, id, now.unix_timestamp())
+        .await?
+        .ok_or_else(PageError::flow_expired)?;
     let flow: Flow = decode(FLOWS, &record.value)?;
     let bound = cookie(headers, BINDING_COOKIE)
         .is_some_and(|b| secrets_equal(SecretDigest::of(b).as_str(), flow.binding.as_str()));
@@ -388,9 +455,14 @@ pub(crate) async fn load_flow(
 }
 
 /// Parses a sign-in form body (duplicate fields refused).
-fn form(headers: &HeaderMap, body: &Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<HashMap<String, String>, PageError> {
+fn form(
+    headers: &HeaderMap,
+    body: &Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<HashMap<String, String>, PageError> {
     let Ok(body) = body else {
-        return Err(PageError::bad_request("The form is too large or unreadable."));
+        return Err(PageError::bad_request(
+            "The form is too large or unreadable.",
+        ));
     };
     if !super::is_form(headers) {
         return Err(PageError::bad_request("Expected a form submission."));
@@ -398,7 +470,9 @@ fn form(headers: &HeaderMap, body: &Result<Bytes, axum::extract::rejection::Byte
     let mut out = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(body) {
         if out.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(PageError::bad_request(format!("The field `{k}` was sent twice.")));
+            return Err(PageError::bad_request(format!(
+                "The field `{k}` was sent twice."
+            )));
         }
     }
     Ok(out)
@@ -441,7 +515,11 @@ pub async fn username_submit(
 
 /// The page after the username: a usable Temporary Access Pass first, then
 /// a passkey (for step-ups, which refuse passwords), then the password.
-async fn step_after_username(state: &AppState, flow: &Flow, now: OffsetDateTime) -> Result<&'static str, PageError> {
+async fn step_after_username(
+    state: &AppState,
+    flow: &Flow,
+    now: OffsetDateTime,
+) -> Result<&'static str, PageError> {
     let (user, offer) = flow_user(state, flow, now).await?;
     if offer.tap {
         return Ok("tap");
@@ -454,8 +532,15 @@ async fn step_after_username(state: &AppState, flow: &Flow, now: OffsetDateTime)
 }
 
 /// The user's pass if it would be accepted right now.
-async fn usable_pass(state: &AppState, user: &User, now: OffsetDateTime) -> Result<Option<TemporaryAccessPass>, PageError> {
-    verifier(state).usable_pass(user, now).await.map_err(verify_page_error)
+async fn usable_pass(
+    state: &AppState,
+    user: &User,
+    now: OffsetDateTime,
+) -> Result<Option<TemporaryAccessPass>, PageError> {
+    verifier(state)
+        .usable_pass(user, now)
+        .await
+        .map_err(verify_page_error)
 }
 
 #[derive(Deserialize)]
@@ -469,7 +554,10 @@ pub struct FlowParam(FlowQuery);
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for FlowParam {
     type Rejection = PageError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         Query::<FlowQuery>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| FlowParam(q))
@@ -487,25 +575,40 @@ struct Offer {
 
 /// The flow's user (if the username exists) and the methods they have.
 /// Unknown users get an empty offer (the password page, no links).
-async fn flow_user(state: &AppState, flow: &Flow, now: OffsetDateTime) -> Result<(Option<User>, Offer), PageError> {
+async fn flow_user(
+    state: &AppState,
+    flow: &Flow,
+    now: OffsetDateTime,
+) -> Result<(Option<User>, Offer), PageError> {
     let Some(username) = flow.username.as_deref() else {
         return Err(PageError::flow_expired());
     };
-    let Some(user) = state.directory.user_by_upn(username, now).await.map_err(directory_page_error)? else {
+    let Some(user) = state
+        .directory
+        .user_by_upn(username, now)
+        .await
+        .map_err(directory_page_error)?
+    else {
         return Ok((None, Offer::default()));
     };
     let pass = usable_pass(state, &user, now).await?;
     let offer = Offer {
         password: !flow.strong_only
             && flow.allows(AuthMethod::Password)
-            && state.directory.password_hash(user.id, now).await.map_err(directory_page_error)?.is_some(),
+            && state
+                .directory
+                .password_hash(user.id, now)
+                .await
+                .map_err(directory_page_error)?
+                .is_some(),
         tap: pass.is_some_and(|p| flow.allows(p.method())),
-        passkey: flow.allows(AuthMethod::Passkey) && !state
-            .passkeys
-            .list(user.id, now.unix_timestamp())
-            .await
-            .map_err(|e| super::error::internal_page(e.code(), &e.to_string(), false))?
-            .is_empty(),
+        passkey: flow.allows(AuthMethod::Passkey)
+            && !state
+                .passkeys
+                .list(user.id, now.unix_timestamp())
+                .await
+                .map_err(|e| super::error::internal_page(e.code(), &e.to_string(), false))?
+                .is_empty(),
     };
     Ok((Some(user), offer))
 }
@@ -520,7 +623,14 @@ pub async fn password_page(
     let (_, offer) = flow_user(&state, &flow, now).await?;
     let username = flow.username.as_deref().unwrap_or_default();
     let error = flow.strong_only.then_some(STRONG_NEEDED);
-    Ok(failure_or_page(Step::Password, &q.flow, &flow.csrf, username, error, offer))
+    Ok(failure_or_page(
+        Step::Password,
+        &q.flow,
+        &flow.csrf,
+        username,
+        error,
+        offer,
+    ))
 }
 
 pub async fn tap_page(
@@ -533,11 +643,23 @@ pub async fn tap_page(
     let (_, offer) = flow_user(&state, &flow, now).await?;
     if !offer.tap {
         // No usable pass (expired, deleted, used): never show a TAP prompt.
-        let next = if flow.strong_only { "passkey" } else { "password" };
+        let next = if flow.strong_only {
+            "passkey"
+        } else {
+            "password"
+        };
         return Ok(Redirect::to(&format!("/signin/{next}?flow={}", q.flow)).into_response());
     }
     let username = flow.username.as_deref().unwrap_or_default();
-    Ok(failure_or_page_with(Step::Tap, &q.flow, &flow.csrf, username, None, offer, flow.notice.as_deref()))
+    Ok(failure_or_page_with(
+        Step::Tap,
+        &q.flow,
+        &flow.csrf,
+        username,
+        None,
+        offer,
+        flow.notice.as_deref(),
+    ))
 }
 
 /// "Sign in as a different user": back to the username page, same flow.
@@ -552,7 +674,13 @@ pub async fn restart(
     save_flow(&state, &q.flow, &flow, now).await?;
     Ok(render(
         StatusCode::OK,
-        &SigninUsernamePage { flow: &q.flow, csrf: &flow.csrf, username: "", client_name: None, error: None },
+        &SigninUsernamePage {
+            flow: &q.flow,
+            csrf: &flow.csrf,
+            username: "",
+            client_name: None,
+            error: None,
+        },
     ))
 }
 
@@ -565,7 +693,8 @@ enum Step {
 
 /// What a failed attempt tells the user: only that it failed, or that
 /// sign-in is temporarily locked; never which part was wrong.
-const LOCKED: &str = "Sign-in is temporarily locked after repeated failed attempts. Try again later.";
+const LOCKED: &str =
+    "Sign-in is temporarily locked after repeated failed attempts. Try again later.";
 
 pub async fn password_submit(
     State(state): State<AppState>,
@@ -598,10 +727,20 @@ async fn credential_submit(
     let flow = load_flow(&state, &headers, flow_id, Some(field(&form, "csrf")?), now).await?;
     let username = flow.username.clone().ok_or_else(PageError::flow_expired)?;
     if flow.strong_only && step == Step::Password {
-        return Ok(failure_or_page(step, flow_id, &flow.csrf, &username, Some(STRONG_NEEDED), Offer::default()));
+        return Ok(failure_or_page(
+            step,
+            flow_id,
+            &flow.csrf,
+            &username,
+            Some(STRONG_NEEDED),
+            Offer::default(),
+        ));
     }
     let (credential, method) = match step {
-        Step::Password => (Credential::Password(form.get("password").map(String::as_str).unwrap_or("")), AuthMethod::Password),
+        Step::Password => (
+            Credential::Password(form.get("password").map(String::as_str).unwrap_or("")),
+            AuthMethod::Password,
+        ),
         Step::Tap => (
             Credential::TemporaryAccessPass(form.get("tap").map(String::as_str).unwrap_or("")),
             AuthMethod::TemporaryAccessPassOneTime,
@@ -609,40 +748,127 @@ async fn credential_submit(
     };
     let ip_text = ip.to_string();
     let client_id = flow.client_id().to_owned();
-    let verdict = verifier(&state).verify(&username, ip, credential, now).await.map_err(verify_page_error)?;
+    let verdict = verifier(&state)
+        .verify(&username, ip, credential, now)
+        .await
+        .map_err(verify_page_error)?;
 
     let (user, pass) = match verdict {
         Verdict::Accepted { user, pass } => (user, pass),
         Verdict::Locked(locked) => {
             let reason = match locked {
-                Locked::Account { .. } => "Account is temporarily locked after repeated failed sign-ins",
-                Locked::Source { .. } => "Source address is temporarily locked after repeated failed sign-ins",
+                Locked::Account { .. } => {
+                    "Account is temporarily locked after repeated failed sign-ins"
+                }
+                Locked::Source { .. } => {
+                    "Source address is temporarily locked after repeated failed sign-ins"
+                }
             };
-            let user = state.directory.user_by_upn(&username, now).await.map_err(directory_page_error)?;
-            record_sign_in(&state, &client_id, user.as_ref(), &username, &ip_text, method, None, Some((50053, reason)), now).await;
-            return Ok(failure_or_page(step, flow_id, &flow.csrf, &username, Some(LOCKED), Offer::default()));
+            let user = state
+                .directory
+                .user_by_upn(&username, now)
+                .await
+                .map_err(directory_page_error)?;
+            record_sign_in(
+                &state,
+                &client_id,
+                user.as_ref(),
+                &username,
+                &ip_text,
+                method,
+                None,
+                Some((50053, reason)),
+                now,
+            )
+            .await;
+            return Ok(failure_or_page(
+                step,
+                flow_id,
+                &flow.csrf,
+                &username,
+                Some(LOCKED),
+                Offer::default(),
+            ));
         }
-        Verdict::Failed { user, reason, error_code, lockout } => {
-            record_sign_in(&state, &client_id, user.as_ref(), &username, &ip_text, method, None, Some((error_code, reason)), now).await;
+        Verdict::Failed {
+            user,
+            reason,
+            error_code,
+            lockout,
+        } => {
+            record_sign_in(
+                &state,
+                &client_id,
+                user.as_ref(),
+                &username,
+                &ip_text,
+                method,
+                None,
+                Some((error_code, reason)),
+                now,
+            )
+            .await;
             if let Some(l) = lockout {
                 let what = match l.locked {
                     Locked::Account { .. } => "Account locked after repeated failed sign-ins",
                     Locked::Source { .. } => "Source address locked after repeated failed sign-ins",
                 };
                 tracing::warn!(user = %username, ip = %ip_text, seconds = l.duration_secs, "{what}");
-                record_sign_in(&state, &client_id, user.as_ref(), &username, &ip_text, method, None, Some((50053, what)), now).await;
+                record_sign_in(
+                    &state,
+                    &client_id,
+                    user.as_ref(),
+                    &username,
+                    &ip_text,
+                    method,
+                    None,
+                    Some((50053, what)),
+                    now,
+                )
+                .await;
             }
             // A pass that stopped being usable (used, expired, deleted) has
             // nothing left to ask for: the password page takes over.
             let (_, offer) = flow_user(&state, &flow, now).await?;
-            let step = if step == Step::Tap && !offer.tap { Step::Password } else { step };
-            return Ok(failure_or_page(step, flow_id, &flow.csrf, &username, Some(SIGN_IN_FAILED), offer));
+            let step = if step == Step::Tap && !offer.tap {
+                Step::Password
+            } else {
+                step
+            };
+            return Ok(failure_or_page(
+                step,
+                flow_id,
+                &flow.csrf,
+                &username,
+                Some(SIGN_IN_FAILED),
+                offer,
+            ));
         }
     };
 
-    let method = pass.as_ref().map_or(AuthMethod::Password, TemporaryAccessPass::method);
-    let detail = pass.as_ref().map(|p| if p.is_usable_once { "One-time" } else { "Multi-use" });
-    finish_sign_in(&state, &headers, flow_id, &flow, &user, method, pass.as_ref(), detail, ip, now).await
+    let method = pass
+        .as_ref()
+        .map_or(AuthMethod::Password, TemporaryAccessPass::method);
+    let detail = pass.as_ref().map(|p| {
+        if p.is_usable_once {
+            "One-time"
+        } else {
+            "Multi-use"
+        }
+    });
+    finish_sign_in(
+        &state,
+        &headers,
+        flow_id,
+        &flow,
+        &user,
+        method,
+        pass.as_ref(),
+        detail,
+        ip,
+        now,
+    )
+    .await
 }
 
 /// A step-up flow refuses the password: it exists to prove more than that.
@@ -680,10 +906,24 @@ pub async fn finish_sign_in(
         .start(user, methods, now, state.settings.session_lifetime, pass)
         .await
         .map_err(|e| super::error::internal_page("session", &e.to_string(), is_unavailable(&e)))?;
-    state.store.delete(FLOWS, flow_id, Durability::Ephemeral, now.unix_timestamp()).await?;
+    state
+        .store
+        .delete(FLOWS, flow_id, Durability::Ephemeral, now.unix_timestamp())
+        .await?;
     let cookie = set_cookie(state, SESSION_COOKIE, secret.expose(), None);
     let digest = secret.digest();
-    let gated = gate_and_go(state, headers, &flow.target, &session, &digest, user, ip, now, true).await?;
+    let gated = gate_and_go(
+        state,
+        headers,
+        &flow.target,
+        &session,
+        &digest,
+        user,
+        ip,
+        now,
+        true,
+    )
+    .await?;
     record_sign_in_with_ca(
         state,
         flow.client_id(),
@@ -733,12 +973,26 @@ pub async fn gate_and_go(
         },
         FlowTarget::Account { .. } => GateTarget::SecurityInfo,
     };
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let result = super::gate::check(state, user, &session.methods, session.auth_time, &gate_target, Some(ip), user_agent, now).await?;
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let result = super::gate::check(
+        state,
+        user,
+        &session.methods,
+        session.auth_time,
+        &gate_target,
+        Some(ip),
+        user_agent,
+        now,
+    )
+    .await?;
     let (response, failure) = match &result.gate {
         Gate::Allow => {
             let response = match target {
-                FlowTarget::Authorize(request) => complete(state, request, session, digest, user, now, None).await,
+                FlowTarget::Authorize(request) => {
+                    complete(state, request, session, digest, user, now, None).await
+                }
                 FlowTarget::Account { return_to } => {
                     if fresh_sign_in {
                         Redirect::to(return_to).into_response()
@@ -750,8 +1004,15 @@ pub async fn gate_and_go(
             };
             (response, None)
         }
-        Gate::StepUp { offer, fresh, message } => {
-            let prior = (!fresh).then(|| PriorSession { user_id: user.id, methods: session.methods.clone() });
+        Gate::StepUp {
+            offer,
+            fresh,
+            message,
+        } => {
+            let prior = (!fresh).then(|| PriorSession {
+                user_id: user.id,
+                methods: session.methods.clone(),
+            });
             let strong_only = !offer.contains(&AuthMethod::Password);
             let response = start_flow_with(
                 state,
@@ -763,18 +1024,43 @@ pub async fn gate_and_go(
                 Some((offer.clone(), message.clone())),
             )
             .await;
-            (response, Some((50074, "Conditional access requires a stronger authentication method")))
+            (
+                response,
+                Some((
+                    50074,
+                    "Conditional access requires a stronger authentication method",
+                )),
+            )
         }
         Gate::Refuse { message } => {
-            let page = PageError::new(StatusCode::FORBIDDEN, "You cannot access this right now", message.clone());
-            (page.into_response(), Some((53003, "Access has been blocked by conditional access policies")))
+            let page = PageError::new(
+                StatusCode::FORBIDDEN,
+                "You cannot access this right now",
+                message.clone(),
+            );
+            (
+                page.into_response(),
+                Some((
+                    53003,
+                    "Access has been blocked by conditional access policies",
+                )),
+            )
         }
     };
-    Ok(Gated { response, result, failure })
+    Ok(Gated {
+        response,
+        result,
+        failure,
+    })
 }
 
 pub fn verifier(state: &AppState) -> Verifier<'_> {
-    Verifier { directory: &state.directory, taps: &state.taps, throttle: &state.throttle, hasher: &state.hasher }
+    Verifier {
+        directory: &state.directory,
+        taps: &state.taps,
+        throttle: &state.throttle,
+        hasher: &state.hasher,
+    }
 }
 
 fn verify_page_error(e: VerifyError) -> PageError {
@@ -782,7 +1068,14 @@ fn verify_page_error(e: VerifyError) -> PageError {
 }
 
 /// Renders a credential page, with an error message after a failure.
-fn failure_or_page(step: Step, flow: &str, csrf: &str, username: &str, error: Option<&str>, offer: Offer) -> Response {
+fn failure_or_page(
+    step: Step,
+    flow: &str,
+    csrf: &str,
+    username: &str,
+    error: Option<&str>,
+    offer: Offer,
+) -> Response {
     failure_or_page_with(step, flow, csrf, username, error, offer, None)
 }
 
@@ -798,11 +1091,26 @@ fn failure_or_page_with(
     match step {
         Step::Password => render(
             StatusCode::OK,
-            &SigninPasswordPage { flow, csrf, username, error, has_tap: offer.tap, has_passkey: offer.passkey },
+            &SigninPasswordPage {
+                flow,
+                csrf,
+                username,
+                error,
+                has_tap: offer.tap,
+                has_passkey: offer.passkey,
+            },
         ),
         Step::Tap => render(
             StatusCode::OK,
-            &SigninTapPage { flow, csrf, username, error, has_password: offer.password, has_passkey: offer.passkey, notice },
+            &SigninTapPage {
+                flow,
+                csrf,
+                username,
+                error,
+                has_password: offer.password,
+                has_passkey: offer.passkey,
+                notice,
+            },
         ),
     }
 }
@@ -819,23 +1127,42 @@ pub async fn passkey_page(
     let (offer, mode) = match flow.username {
         Some(_) => {
             let (_, offer) = flow_user(&state, &flow, now).await?;
-            (offer, if offer.passkey { "username" } else { "discoverable" })
+            (
+                offer,
+                if offer.passkey {
+                    "username"
+                } else {
+                    "discoverable"
+                },
+            )
         }
         None => (Offer::default(), "discoverable"),
     };
     let message = if flow.strong_only && !offer.passkey && !offer.tap {
-        Some("This step needs a passkey or a Temporary Access Pass, and this account has neither. Ask an administrator for a Temporary Access Pass.")
+        Some(
+            "This step needs a passkey or a Temporary Access Pass, and this account has neither. Ask an administrator for a Temporary Access Pass.",
+        )
     } else {
         flow.notice.as_deref()
     };
     Ok(render(
         StatusCode::OK,
-        &SigninPasskeyPage { flow: &q.flow, csrf: &flow.csrf, username: flow.username.as_deref(), mode, message, has_tap: offer.tap },
+        &SigninPasskeyPage {
+            flow: &q.flow,
+            csrf: &flow.csrf,
+            username: flow.username.as_deref(),
+            mode,
+            message,
+            has_tap: offer.tap,
+        },
     ))
 }
 
 fn directory_page_error(e: crate::directory::DirectoryError) -> PageError {
-    let unavailable = matches!(&e, crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_)));
+    let unavailable = matches!(
+        &e,
+        crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_))
+    );
     super::error::internal_page(e.code(), &e.to_string(), unavailable)
 }
 
@@ -882,8 +1209,12 @@ async fn complete(
     let code = match state.grants.issue_code(authorization, now).await {
         Ok(c) => c,
         Err(e) => {
-            let unavailable = matches!(&e, crate::tokens::grants::GrantError::Store(crate::store::StoreError::Unavailable(_)));
-            return super::error::internal_page(e.code(), &e.to_string(), unavailable).into_response();
+            let unavailable = matches!(
+                &e,
+                crate::tokens::grants::GrantError::Store(crate::store::StoreError::Unavailable(_))
+            );
+            return super::error::internal_page(e.code(), &e.to_string(), unavailable)
+                .into_response();
         }
     };
     let mut pairs = vec![("code", code.expose().to_owned())];
@@ -900,7 +1231,12 @@ async fn complete(
 }
 
 /// Redirects an OAuth error to a validated redirect URI (RFC 6749 §4.1.2.1).
-fn error_redirect(state: &AppState, redirect_uri: &str, st: Option<&str>, error: &OAuthError) -> Response {
+fn error_redirect(
+    state: &AppState,
+    redirect_uri: &str,
+    st: Option<&str>,
+    error: &OAuthError,
+) -> Response {
     let mut pairs = vec![
         ("error", error.code.as_str().to_owned()),
         ("error_description", error.description.clone()),
@@ -915,11 +1251,14 @@ fn error_redirect(state: &AppState, redirect_uri: &str, st: Option<&str>, error:
 fn redirect_with(uri: &str, pairs: &[(&str, String)]) -> Response {
     match url::Url::parse(uri) {
         Ok(mut url) => {
-            url.query_pairs_mut().extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+            url.query_pairs_mut()
+                .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
             Redirect::to(url.as_str()).into_response()
         }
         // Unreachable for registered URIs (validated at start-up).
-        Err(_) => PageError::bad_request("The application's redirect URI is invalid.").into_response(),
+        Err(_) => {
+            PageError::bad_request("The application's redirect URI is invalid.").into_response()
+        }
     }
 }
 
@@ -938,7 +1277,10 @@ pub async fn record_sign_in(
     failure: Option<(u32, &str)>,
     now: OffsetDateTime,
 ) {
-    record_sign_in_with_ca(state, client_id, user, username, ip, method, detail, failure, None, now).await;
+    record_sign_in_with_ca(
+        state, client_id, user, username, ip, method, detail, failure, None, now,
+    )
+    .await;
 }
 
 /// [`record_sign_in`] with the conditional-access results of the sign-in.
@@ -955,7 +1297,9 @@ pub async fn record_sign_in_with_ca(
     ca: Option<&super::gate::GateResult>,
     now: OffsetDateTime,
 ) {
-    let Ok(id) = LogEntryId::generate() else { return };
+    let Ok(id) = LogEntryId::generate() else {
+        return;
+    };
     let entry = SignIn {
         id,
         created_date_time: now,
@@ -987,7 +1331,11 @@ pub async fn record_sign_in_with_ca(
         tracing::error!(error = %e, "could not write the sign-in log");
     }
     match failure {
-        None => tracing::info!(user = %username, client = %client_id, %ip, method = method.display_name(), "sign-in succeeded"),
-        Some((_, reason)) => tracing::info!(user = %username, client = %client_id, %ip, reason, "sign-in failed"),
+        None => {
+            tracing::info!(user = %username, client = %client_id, %ip, method = method.display_name(), "sign-in succeeded")
+        }
+        Some((_, reason)) => {
+            tracing::info!(user = %username, client = %client_id, %ip, reason, "sign-in failed")
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::error::OAuthJsonError;
 use crate::app::AppState;
-use crate::config::{Client, GrantType, GRAPH_PERMISSIONS};
+use crate::config::{Client, GRAPH_PERMISSIONS, GrantType};
 use crate::directory::User;
 use crate::ids::{SecretDigest, secrets_equal};
 use crate::protocol::params::Params;
@@ -49,8 +49,9 @@ pub fn form_params(
             "the body must be application/x-www-form-urlencoded",
         )));
     }
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| OAuthJsonError::bad_request(OAuthError::invalid_request("the body is not UTF-8")))?;
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        OAuthJsonError::bad_request(OAuthError::invalid_request("the body is not UTF-8"))
+    })?;
     Params::parse(text).map_err(OAuthJsonError::bad_request)
 }
 
@@ -63,7 +64,9 @@ pub fn authenticate_client<'a>(
 ) -> Result<&'a Client, OAuthJsonError> {
     let basic = match headers.get(header::AUTHORIZATION) {
         Some(value) => Some(parse_basic(value).ok_or_else(|| {
-            OAuthJsonError::invalid_client("malformed Authorization header; use HTTP Basic with the client credentials")
+            OAuthJsonError::invalid_client(
+                "malformed Authorization header; use HTTP Basic with the client credentials",
+            )
         })?),
         None => None,
     };
@@ -82,9 +85,9 @@ pub fn authenticate_client<'a>(
             (id, Some(secret))
         }
         (None, secret) => {
-            let id = params
-                .get("client_id")
-                .ok_or_else(|| OAuthJsonError::invalid_client("client authentication is required"))?;
+            let id = params.get("client_id").ok_or_else(|| {
+                OAuthJsonError::invalid_client("client authentication is required")
+            })?;
             (id.to_owned(), secret.map(str::to_owned))
         }
     };
@@ -95,12 +98,20 @@ pub fn authenticate_client<'a>(
     match (&client.secret_digest, secret) {
         (Some(expected), Some(given)) => {
             if !secrets_equal(SecretDigest::of(&given).as_str(), expected.as_str()) {
-                return Err(OAuthJsonError::invalid_client("client authentication failed"));
+                return Err(OAuthJsonError::invalid_client(
+                    "client authentication failed",
+                ));
             }
         }
-        (Some(_), None) => return Err(OAuthJsonError::invalid_client("client authentication failed")),
+        (Some(_), None) => {
+            return Err(OAuthJsonError::invalid_client(
+                "client authentication failed",
+            ));
+        }
         (None, Some(_)) => {
-            return Err(OAuthJsonError::invalid_client("this is a public client; it has no secret"));
+            return Err(OAuthJsonError::invalid_client(
+                "this is a public client; it has no secret",
+            ));
         }
         (None, None) => {}
     }
@@ -113,7 +124,9 @@ fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     // RFC 6749 §2.3.1: both parts are form-urlencoded before encoding.
@@ -133,7 +146,9 @@ pub async fn token(
     let now = state.clock.now();
     let params = form_params(&headers, body)?;
     let client = authenticate_client(&state, &headers, &params)?;
-    let grant_type = params.require("grant_type").map_err(OAuthJsonError::bad_request)?;
+    let grant_type = params
+        .require("grant_type")
+        .map_err(OAuthJsonError::bad_request)?;
     let grant = GrantType::parse(grant_type).ok_or_else(|| {
         OAuthJsonError::bad_request(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
@@ -152,7 +167,8 @@ pub async fn token(
         GrantType::ClientCredentials => client_credentials(&state, client, &params, now)?,
     };
     let mut r = Json(response).into_response();
-    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(r)
 }
 
@@ -170,8 +186,12 @@ async fn authorization_code(
     params: &Params,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthJsonError> {
-    let code = params.require("code").map_err(OAuthJsonError::bad_request)?;
-    let redirect_uri = params.require("redirect_uri").map_err(OAuthJsonError::bad_request)?;
+    let code = params
+        .require("code")
+        .map_err(OAuthJsonError::bad_request)?;
+    let redirect_uri = params
+        .require("redirect_uri")
+        .map_err(OAuthJsonError::bad_request)?;
     let issued = state
         .grants
         .redeem_code(
@@ -196,7 +216,9 @@ async fn refresh_token(
     params: &Params,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthJsonError> {
-    let token = params.require("refresh_token").map_err(OAuthJsonError::bad_request)?;
+    let token = params
+        .require("refresh_token")
+        .map_err(OAuthJsonError::bad_request)?;
     let issued = state
         .grants
         .rotate_refresh(token, &client.client_id, now)
@@ -209,7 +231,10 @@ async fn refresh_token(
         None => original.clone(),
         Some(s) => {
             let requested = Scope::parse(s).ok_or_else(|| {
-                OAuthJsonError::bad_request(OAuthError::new(ErrorCode::InvalidScope, "scope has invalid characters"))
+                OAuthJsonError::bad_request(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    "scope has invalid characters",
+                ))
             })?;
             if !requested.is_subset(original) {
                 return Err(OAuthJsonError::bad_request(OAuthError::new(
@@ -225,7 +250,11 @@ async fn refresh_token(
 
 /// The grant's user, if still allowed tokens: exists, enabled, and not
 /// signed out everywhere since. Otherwise the grant is revoked.
-async fn live_user(state: &AppState, grant: &Grant, now: OffsetDateTime) -> Result<User, OAuthJsonError> {
+async fn live_user(
+    state: &AppState,
+    grant: &Grant,
+    now: OffsetDateTime,
+) -> Result<User, OAuthJsonError> {
     let user = state
         .directory
         .user(grant.authorization.user_id, now)
@@ -240,9 +269,17 @@ async fn live_user(state: &AppState, grant: &Grant, now: OffsetDateTime) -> Resu
             .map_err(OAuthJsonError::from)?,
     };
     match user {
-        Some(u) if tap_live && u.account_enabled && u.session_epoch == grant.authorization.epoch => Ok(u),
+        Some(u)
+            if tap_live && u.account_enabled && u.session_epoch == grant.authorization.epoch =>
+        {
+            Ok(u)
+        }
         _ => {
-            state.grants.revoke(grant.id, now).await.map_err(grant_error)?;
+            state
+                .grants
+                .revoke(grant.id, now)
+                .await
+                .map_err(grant_error)?;
             Err(OAuthJsonError::bad_request(OAuthError::invalid_grant(
                 "the user's sessions were revoked, the account is disabled, or the Temporary Access Pass used to sign in has ended",
             )))
@@ -251,7 +288,10 @@ async fn live_user(state: &AppState, grant: &Grant, now: OffsetDateTime) -> Resu
 }
 
 fn graph_scopes(scope: &Scope) -> Vec<&str> {
-    scope.iter().filter(|s| GRAPH_PERMISSIONS.contains(s)).collect()
+    scope
+        .iter()
+        .filter(|s| GRAPH_PERMISSIONS.contains(s))
+        .collect()
 }
 
 fn mint_user_tokens(
@@ -270,7 +310,10 @@ fn mint_user_tokens(
     if let Some(limit) = a.not_after.filter(|_| !grant.offline) {
         exp = exp.min(limit);
     }
-    let amr: Vec<String> = crate::authn::methods::amr(&a.methods).into_iter().map(str::to_owned).collect();
+    let amr: Vec<String> = crate::authn::methods::amr(&a.methods)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let acr = crate::authn::methods::acr(&a.methods).as_str().to_owned();
     let graph = graph_scopes(scope);
     let jti = crate::ids::random_uuid()
@@ -280,7 +323,11 @@ fn mint_user_tokens(
     let access = AccessTokenClaims {
         iss: state.settings.issuer.clone(),
         sub: user.id.to_string(),
-        aud: if graph.is_empty() { a.client_id.clone() } else { state.settings.graph_audience() },
+        aud: if graph.is_empty() {
+            a.client_id.clone()
+        } else {
+            state.settings.graph_audience()
+        },
         exp,
         iat,
         jti,
@@ -295,7 +342,10 @@ fn mint_user_tokens(
         roles: None,
         grant: Some(grant.id.to_string()),
     };
-    let access_token = state.tokens.sign_access_token(&access).map_err(signing_error)?;
+    let access_token = state
+        .tokens
+        .sign_access_token(&access)
+        .map_err(signing_error)?;
     let id_token = if scope.contains("openid") {
         let id_exp = (now + state.settings.tokens.id_token).unix_timestamp();
         let claims = IdTokenClaims {
@@ -311,8 +361,14 @@ fn mint_user_tokens(
             sid: a.sid.clone(),
             at_hash: Some(state.tokens.at_hash(&access_token)),
             name: scope.contains("profile").then(|| user.display_name.clone()),
-            preferred_username: scope.contains("profile").then(|| user.user_principal_name.clone()),
-            email: if scope.contains("email") { user.mail.clone() } else { None },
+            preferred_username: scope
+                .contains("profile")
+                .then(|| user.user_principal_name.clone()),
+            email: if scope.contains("email") {
+                user.mail.clone()
+            } else {
+                None
+            },
         };
         Some(state.tokens.sign_id_token(&claims).map_err(signing_error)?)
     } else {
@@ -375,7 +431,10 @@ fn client_credentials(
         grant: None,
     };
     Ok(TokenResponse {
-        access_token: state.tokens.sign_access_token(&claims).map_err(signing_error)?,
+        access_token: state
+            .tokens
+            .sign_access_token(&claims)
+            .map_err(signing_error)?,
         token_type: "Bearer",
         expires_in: exp - iat,
         scope: default_scope,

@@ -26,15 +26,23 @@ pub fn bearer_error(e: BearerError) -> OAuthJsonError {
     }
 }
 
-pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, OAuthJsonError> {
+pub async fn userinfo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthJsonError> {
     let now = state.clock.now();
     let token = bearer::bearer_token(&headers).map_err(bearer_error)?;
-    let principal = bearer::authenticate(&state, token, now).await.map_err(bearer_error)?;
+    let principal = bearer::authenticate(&state, token, now)
+        .await
+        .map_err(bearer_error)?;
     let scope = crate::protocol::scope::Scope::parse(&principal.claims.scope).unwrap_or_default();
     let Some(user) = principal.user.filter(|_| scope.contains("openid")) else {
         return Err(OAuthJsonError {
             status: StatusCode::FORBIDDEN,
-            error: OAuthError::new(ErrorCode::InsufficientScope, "the token was not granted the openid scope"),
+            error: OAuthError::new(
+                ErrorCode::InsufficientScope,
+                "the token was not granted the openid scope",
+            ),
             challenge: Some("Bearer"),
         });
     };

@@ -15,7 +15,10 @@
 use crate::harness::*;
 use futures_util::{SinkExt, StreamExt};
 use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{AuthorizationCode, ClientId, ClientSecret, CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, TokenResponse};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl,
+    TokenResponse,
+};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -41,7 +44,9 @@ fn find_chromium() -> Option<PathBuf> {
 
 /// A minimal DevTools-protocol client over one WebSocket.
 struct Cdp {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     next_id: u64,
     session: Option<String>,
 }
@@ -54,7 +59,10 @@ impl Cdp {
         if let Some(s) = &self.session {
             msg["sessionId"] = json!(s);
         }
-        self.ws.send(Message::Text(msg.to_string().into())).await.expect("cdp send");
+        self.ws
+            .send(Message::Text(msg.to_string().into()))
+            .await
+            .expect("cdp send");
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
                 .await
@@ -99,17 +107,18 @@ impl Cdp {
 async fn callback_server() -> (String, Arc<Mutex<Vec<String>>>) {
     let hits = Arc::new(Mutex::new(Vec::<String>::new()));
     let store = hits.clone();
-    let app = axum::Router::new().route(
-        "/callback",
-        axum::routing::get(move |axum::extract::RawQuery(q): axum::extract::RawQuery| {
-            let store = store.clone();
-            async move {
-                store.lock().unwrap().push(q.unwrap_or_default());
-                "signed in"
-            }
-        }),
-    )
-    .route("/", axum::routing::get(|| async { "signed out" }));
+    let app = axum::Router::new()
+        .route(
+            "/callback",
+            axum::routing::get(move |axum::extract::RawQuery(q): axum::extract::RawQuery| {
+                let store = store.clone();
+                async move {
+                    store.lock().unwrap().push(q.unwrap_or_default());
+                    "signed in"
+                }
+            }),
+        )
+        .route("/", axum::routing::get(|| async { "signed out" }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
@@ -130,9 +139,13 @@ async fn wait_for_callback(hits: &Arc<Mutex<Vec<String>>>, count: usize) -> Stri
 async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
     let Some(chromium) = find_chromium() else {
         if std::env::var("GATEPASS_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!("GATEPASS_REQUIRE_BROWSER=1 but Chromium was not found (install chromium or set GATEPASS_CHROMIUM)");
+            panic!(
+                "GATEPASS_REQUIRE_BROWSER=1 but Chromium was not found (install chromium or set GATEPASS_CHROMIUM)"
+            );
         }
-        eprintln!("SKIPPED browser_onboarding_tap_then_passkey_gives_pop_mfa: Chromium not found (set GATEPASS_CHROMIUM or install chromium)");
+        eprintln!(
+            "SKIPPED browser_onboarding_tap_then_passkey_gives_pop_mfa: Chromium not found (set GATEPASS_CHROMIUM or install chromium)"
+        );
         return;
     };
     let (cb_base, hits) = callback_server().await;
@@ -142,7 +155,10 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
     ))
     .await;
     let user = app.create_user("newbie", None).await;
-    let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await["temporaryAccessPass"].as_str().unwrap().to_owned();
+    let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await["temporaryAccessPass"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Chromium with its DevTools endpoint on an ephemeral port.
     let profile = tempfile::tempdir().unwrap();
@@ -176,14 +192,28 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
     .await
     .expect("chromium started in time");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let (ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("connect to DevTools");
-    let mut cdp = Cdp { ws, next_id: 0, session: None };
-    let target = cdp.call("Target.createTarget", json!({"url": "about:blank"})).await;
-    let attached = cdp.call("Target.attachToTarget", json!({"targetId": target["targetId"], "flatten": true})).await;
+    let (ws, _) = tokio_tungstenite::connect_async(&ws_url)
+        .await
+        .expect("connect to DevTools");
+    let mut cdp = Cdp {
+        ws,
+        next_id: 0,
+        session: None,
+    };
+    let target = cdp
+        .call("Target.createTarget", json!({"url": "about:blank"}))
+        .await;
+    let attached = cdp
+        .call(
+            "Target.attachToTarget",
+            json!({"targetId": target["targetId"], "flatten": true}),
+        )
+        .await;
     cdp.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
     cdp.call("Page.enable", json!({})).await;
     cdp.call("Runtime.enable", json!({})).await;
-    cdp.call("WebAuthn.enable", json!({"enableUI": false})).await;
+    cdp.call("WebAuthn.enable", json!({"enableUI": false}))
+        .await;
     let authenticator = cdp.call(
         "WebAuthn.addVirtualAuthenticator",
         json!({"options": {
@@ -194,9 +224,12 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
     .await;
 
     // The relying party, configured from discovery.
-    let metadata = openidconnect::core::CoreProviderMetadata::discover_async(openidconnect::IssuerUrl::new(app.issuer.clone()).unwrap(), &app.http)
-        .await
-        .unwrap();
+    let metadata = openidconnect::core::CoreProviderMetadata::discover_async(
+        openidconnect::IssuerUrl::new(app.issuer.clone()).unwrap(),
+        &app.http,
+    )
+    .await
+    .unwrap();
     let rp = openidconnect::core::CoreClient::from_provider_metadata(
         metadata,
         ClientId::new("browser-rp".into()),
@@ -206,47 +239,112 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
 
     // 1. The RP starts the code flow; the user signs in with the one-time TAP.
     let (challenge, _) = PkceCodeChallenge::new_random_sha256();
-    let (url, _, _) = rp.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge).url();
+    let (url, _, _) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge)
+        .url();
     cdp.navigate(url.as_str()).await;
-    cdp.wait_for("document.getElementById('username')", "the Username field").await;
+    cdp.wait_for("document.getElementById('username')", "the Username field")
+        .await;
     cdp.eval("document.getElementById('username').value = 'newbie'; [...document.querySelectorAll('button')].find(b => b.textContent === 'Next').click(); true").await;
-    cdp.wait_for("document.getElementById('tap')", "the Temporary Access Pass field").await;
+    cdp.wait_for(
+        "document.getElementById('tap')",
+        "the Temporary Access Pass field",
+    )
+    .await;
     cdp.eval(&format!("document.getElementById('tap').value = '{tap}'; [...document.querySelectorAll('button')].find(b => b.textContent === 'Sign in').click(); true")).await;
     let first = wait_for_callback(&hits, 1).await;
     assert!(first.contains("code="), "{first}");
 
     // 2. Security info: Add passkey (the virtual authenticator answers).
     cdp.navigate(&app.url("/account/security-info")).await;
-    cdp.wait_for("[...document.querySelectorAll('button')].some(b => b.textContent === 'Add passkey')", "Add passkey").await;
+    cdp.wait_for(
+        "[...document.querySelectorAll('button')].some(b => b.textContent === 'Add passkey')",
+        "Add passkey",
+    )
+    .await;
     cdp.eval("document.getElementById('passkey-name').value = 'Virtual key'; document.querySelector('[data-register]').click(); true").await;
-    cdp.wait_for("document.body.innerText.includes('Virtual key, added')", "the new passkey in the list").await;
-    let creds = cdp.call("WebAuthn.getCredentials", json!({"authenticatorId": authenticator["authenticatorId"]})).await;
+    cdp.wait_for(
+        "document.body.innerText.includes('Virtual key, added')",
+        "the new passkey in the list",
+    )
+    .await;
+    let creds = cdp
+        .call(
+            "WebAuthn.getCredentials",
+            json!({"authenticatorId": authenticator["authenticatorId"]}),
+        )
+        .await;
     let creds = creds["credentials"].as_array().expect("credentials");
     assert_eq!(creds.len(), 1, "one passkey on the authenticator");
-    assert_eq!(creds[0]["isResidentCredential"], json!(true), "registered as a discoverable credential");
+    assert_eq!(
+        creds[0]["isResidentCredential"],
+        json!(true),
+        "registered as a discoverable credential"
+    );
     assert_eq!(creds[0]["rpId"], "localhost");
 
     // 3. Sign out (RP-initiated logout, confirmed on the page).
     cdp.navigate(&app.url("/logout")).await;
-    cdp.wait_for("[...document.querySelectorAll('button')].some(b => b.textContent === 'Sign out')", "the Sign out button").await;
+    cdp.wait_for(
+        "[...document.querySelectorAll('button')].some(b => b.textContent === 'Sign out')",
+        "the Sign out button",
+    )
+    .await;
     cdp.eval("[...document.querySelectorAll('button')].find(b => b.textContent === 'Sign out').click(); true").await;
-    cdp.wait_for("document.body.innerText.includes('You have signed out')", "the signed-out page").await;
+    cdp.wait_for(
+        "document.body.innerText.includes('You have signed out')",
+        "the signed-out page",
+    )
+    .await;
 
     // 4. The RP starts again; the user picks "Sign in with a passkey".
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _, nonce) = rp.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge).url();
+    let (url, _, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge)
+        .url();
     cdp.navigate(url.as_str()).await;
     cdp.wait_for("[...document.querySelectorAll('button')].some(b => b.textContent === 'Sign in with a passkey')", "Sign in with a passkey").await;
     cdp.eval("[...document.querySelectorAll('button')].find(b => b.textContent === 'Sign in with a passkey').click(); true").await;
     let second = wait_for_callback(&hits, 2).await;
-    let code = url::form_urlencoded::parse(second.as_bytes()).find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+    let code = url::form_urlencoded::parse(second.as_bytes())
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
 
     // 5. The RP redeems the code and verifies the ID token independently.
-    let tokens = rp.exchange_code(AuthorizationCode::new(code)).unwrap().set_pkce_verifier(verifier).request_async(&app.http).await.unwrap();
-    let claims = tokens.id_token().unwrap().claims(&rp.id_token_verifier(), &nonce).unwrap();
-    let amr: Vec<&str> = claims.auth_method_refs().unwrap().iter().map(|a| a.as_str()).collect();
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&app.http)
+        .await
+        .unwrap();
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&rp.id_token_verifier(), &nonce)
+        .unwrap();
+    let amr: Vec<&str> = claims
+        .auth_method_refs()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
     assert_eq!(amr, ["pop", "mfa"]);
-    assert_eq!(claims.auth_context_ref().unwrap().as_str(), "phishing_resistant_mfa");
+    assert_eq!(
+        claims.auth_context_ref().unwrap().as_str(),
+        "phishing_resistant_mfa"
+    );
     assert_eq!(claims.subject().as_str(), user.id.to_string());
     let _ = child.kill().await;
 }

@@ -19,35 +19,71 @@ async fn seed(app: &TestApp, kind: CaKind, file: &str) {
     // One object, an array, or a Graph collection {"value": [...]}.
     let items = match doc {
         Value::Array(v) => v,
-        Value::Object(ref o) if o.get("value").is_some_and(Value::is_array) => o["value"].as_array().unwrap().clone(),
+        Value::Object(ref o) if o.get("value").is_some_and(Value::is_array) => {
+            o["value"].as_array().unwrap().clone()
+        }
         other => vec![other],
     };
     for item in items {
-        app.state.ca.put(kind, item["id"].as_str().unwrap(), &item).await.unwrap();
+        app.state
+            .ca
+            .put(kind, item["id"].as_str().unwrap(), &item)
+            .await
+            .unwrap();
     }
 }
 
 fn authorize_url(rp: &Rp, extra: &str) -> (String, openidconnect::PkceCodeVerifier, Nonce) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _, nonce) = rp.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge).url();
+    let (url, _, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge)
+        .url();
     (format!("{url}{extra}"), verifier, nonce)
 }
 
 async fn post_json(browser: &Browser, app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let r = browser.http.post(app.url(path)).json(&body).send().await.unwrap();
+    let r = browser
+        .http
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// From a passkey method page: run the username-first ceremony; returns
 /// the redirect the script would follow.
-async fn passkey_on(app: &TestApp, browser: &Browser, page: &Page, auth: &mut SoftAuthenticator) -> String {
+async fn passkey_on(
+    app: &TestApp,
+    browser: &Browser,
+    page: &Page,
+    auth: &mut SoftAuthenticator,
+) -> String {
     let flow = page.hidden("flow").expect("flow");
     let csrf = page.hidden("csrf").expect("csrf");
-    let (status, start) = post_json(browser, app, "/signin/passkey/start", json!({"flow": flow, "csrf": csrf, "mode": "username"})).await;
+    let (status, start) = post_json(
+        browser,
+        app,
+        "/signin/passkey/start",
+        json!({"flow": flow, "csrf": csrf, "mode": "username"}),
+    )
+    .await;
     assert_eq!(status, 200, "{start}");
     let assertion = auth.authenticate(start["options"].clone());
-    let (status, done) = post_json(browser, app, "/signin/passkey/finish", json!({"flow": flow, "csrf": csrf, "ceremony": start["ceremony"], "credential": assertion})).await;
+    let (status, done) = post_json(
+        browser,
+        app,
+        "/signin/passkey/finish",
+        json!({"flow": flow, "csrf": csrf, "ceremony": start["ceremony"], "credential": assertion}),
+    )
+    .await;
     assert_eq!(status, 200, "{done}");
     done["redirect"].as_str().unwrap().to_owned()
 }
@@ -58,7 +94,14 @@ async fn add_passkey(app: &TestApp, browser: &Browser, auth: &mut SoftAuthentica
     let marker = "<meta name=\"csrf\" content=\"";
     let start = page.html.find(marker).unwrap() + marker.len();
     let csrf = page.html[start..start + page.html[start..].find('"').unwrap()].to_owned();
-    let r = browser.http.post(app.url("/account/passkeys/register/start")).header("x-csrf-token", &csrf).json(&json!({})).send().await.unwrap();
+    let r = browser
+        .http
+        .post(app.url("/account/passkeys/register/start"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let start: Value = r.json().await.unwrap();
     let credential = auth.register(start["options"].clone());
@@ -73,11 +116,32 @@ async fn add_passkey(app: &TestApp, browser: &Browser, auth: &mut SoftAuthentica
     assert_eq!(r.status(), 201);
 }
 
-async fn exchange(app: &TestApp, rp: &Rp, location: &str, verifier: openidconnect::PkceCodeVerifier, nonce: &Nonce) -> Vec<String> {
+async fn exchange(
+    app: &TestApp,
+    rp: &Rp,
+    location: &str,
+    verifier: openidconnect::PkceCodeVerifier,
+    nonce: &Nonce,
+) -> Vec<String> {
     let code = query_param(location, "code").unwrap_or_else(|| panic!("no code in {location}"));
-    let tokens = rp.exchange_code(AuthorizationCode::new(code)).unwrap().set_pkce_verifier(verifier).request_async(&app.http).await.unwrap();
-    let claims = tokens.id_token().unwrap().claims(&rp.id_token_verifier(), nonce).unwrap();
-    claims.auth_method_refs().unwrap().iter().map(|a| a.as_str().to_owned()).collect()
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&app.http)
+        .await
+        .unwrap();
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&rp.id_token_verifier(), nonce)
+        .unwrap();
+    claims
+        .auth_method_refs()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -86,7 +150,10 @@ async fn ca_recommended_pattern_tap_registers_passkey_but_app_needs_the_passkey(
     seed(&app, CaKind::Strength, "ca-strengths.json").await;
     seed(&app, CaKind::Policy, "ca-recommended-tap-registration.json").await;
     let user = app.create_user("recruit", None).await;
-    let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await["temporaryAccessPass"].as_str().unwrap().to_owned();
+    let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await["temporaryAccessPass"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
 
     // The TAP signs the user in, but the app needs MFA without TAP: refused.
@@ -94,11 +161,33 @@ async fn ca_recommended_pattern_tap_registers_passkey_but_app_needs_the_passkey(
     let (url, _, _) = authorize_url(&rp, "");
     let first = browser.get(&url).await;
     let flow = first.hidden("flow").unwrap();
-    let next = browser.post_form("/signin/username", &[("flow", &flow), ("csrf", &first.hidden("csrf").unwrap()), ("username", "recruit")]).await;
+    let next = browser
+        .post_form(
+            "/signin/username",
+            &[
+                ("flow", &flow),
+                ("csrf", &first.hidden("csrf").unwrap()),
+                ("username", "recruit"),
+            ],
+        )
+        .await;
     let tap_page = browser.get(&next.location.unwrap()).await;
-    let refused = browser.post_form("/signin/tap", &[("flow", &flow), ("csrf", &tap_page.hidden("csrf").unwrap()), ("tap", &tap)]).await;
+    let refused = browser
+        .post_form(
+            "/signin/tap",
+            &[
+                ("flow", &flow),
+                ("csrf", &tap_page.hidden("csrf").unwrap()),
+                ("tap", &tap),
+            ],
+        )
+        .await;
     assert_eq!(refused.status, 403, "{}", refused.html);
-    assert!(refused.html.contains("MFA without TAP"), "the page names what is required: {}", refused.html);
+    assert!(
+        refused.html.contains("MFA without TAP"),
+        "the page names what is required: {}",
+        refused.html
+    );
     let log = app.state.audit.sign_ins(app.clock.now()).await.unwrap();
     assert_eq!(log[0].status.error_code, 53003);
     assert!(!log[0].applied_conditional_access_policies.is_empty());
@@ -111,11 +200,21 @@ async fn ca_recommended_pattern_tap_registers_passkey_but_app_needs_the_passkey(
     let (url, verifier, nonce) = authorize_url(&rp, "");
     let step = browser.get(&url).await;
     let method_page = browser.get(&step.location.expect("step-up redirect")).await;
-    assert!(method_page.has_button("Sign in with a passkey"), "{}", method_page.html);
-    assert!(method_page.html.contains("MFA without TAP"), "the step-up says why");
+    assert!(
+        method_page.has_button("Sign in with a passkey"),
+        "{}",
+        method_page.html
+    );
+    assert!(
+        method_page.html.contains("MFA without TAP"),
+        "the step-up says why"
+    );
     let redirect = passkey_on(&app, &browser, &method_page, &mut auth).await;
     let amr = exchange(&app, &rp, &redirect, verifier, &nonce).await;
-    assert!(amr.contains(&"pop".to_owned()) && amr.contains(&"mfa".to_owned()), "{amr:?}");
+    assert!(
+        amr.contains(&"pop".to_owned()) && amr.contains(&"mfa".to_owned()),
+        "{amr:?}"
+    );
 }
 
 #[tokio::test]
@@ -123,7 +222,10 @@ async fn ca_password_at_phishing_resistant_app_is_stepped_up_to_passkey() {
     let app = TestApp::spawn().await;
     let user = app.create_user("boss", Some("boss password")).await;
     // Give the user a passkey first (TAP onboarding).
-    let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await["temporaryAccessPass"].as_str().unwrap().to_owned();
+    let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await["temporaryAccessPass"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let onboarding = app.browser();
     account_sign_in_with_tap(&app, &onboarding, "boss", &tap).await;
     let mut auth = SoftAuthenticator::new(&app.issuer);
@@ -146,19 +248,32 @@ async fn ca_password_at_phishing_resistant_app_is_stepped_up_to_passkey() {
     let browser = app.browser();
     let (url, verifier, nonce) = authorize_url(&rp, "");
     let first = browser.get(&url).await;
-    let done = browser.submit_credentials(&first, "boss", "boss password").await;
-    let method_page = browser.get(&done.location.expect("a step-up, not a code")).await;
+    let done = browser
+        .submit_credentials(&first, "boss", "boss password")
+        .await;
+    let method_page = browser
+        .get(&done.location.expect("a step-up, not a code"))
+        .await;
     assert!(method_page.has_button("Sign in with a passkey"));
-    assert!(!method_page.has_label("Password"), "the step-up never offers the password again");
+    assert!(
+        !method_page.has_label("Password"),
+        "the step-up never offers the password again"
+    );
     let redirect = passkey_on(&app, &browser, &method_page, &mut auth).await;
-    assert_eq!(exchange(&app, &rp, &redirect, verifier, &nonce).await, ["pwd", "pop", "mfa"]);
+    assert_eq!(
+        exchange(&app, &rp, &redirect, verifier, &nonce).await,
+        ["pwd", "pop", "mfa"]
+    );
 }
 
 #[tokio::test]
 async fn ca_acr_values_phishing_resistant_steps_up_like_a_policy() {
     let app = TestApp::spawn().await;
     let user = app.create_user("acr-user", Some("acr password")).await;
-    let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await["temporaryAccessPass"].as_str().unwrap().to_owned();
+    let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await["temporaryAccessPass"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let onboarding = app.browser();
     account_sign_in_with_tap(&app, &onboarding, "acr-user", &tap).await;
     let mut auth = SoftAuthenticator::new(&app.issuer);
@@ -167,17 +282,27 @@ async fn ca_acr_values_phishing_resistant_steps_up_like_a_policy() {
     let browser = app.browser();
     let (url, verifier, nonce) = authorize_url(&rp, "&acr_values=phishing_resistant_mfa");
     let first = browser.get(&url).await;
-    let done = browser.submit_credentials(&first, "acr-user", "acr password").await;
+    let done = browser
+        .submit_credentials(&first, "acr-user", "acr password")
+        .await;
     let method_page = browser.get(&done.location.expect("step-up")).await;
     let redirect = passkey_on(&app, &browser, &method_page, &mut auth).await;
-    assert_eq!(exchange(&app, &rp, &redirect, verifier, &nonce).await, ["pwd", "pop", "mfa"]);
+    assert_eq!(
+        exchange(&app, &rp, &redirect, verifier, &nonce).await,
+        ["pwd", "pop", "mfa"]
+    );
     // Without a passkey, the essential acr cannot be met: refused.
     app.create_user("weak", Some("weak password")).await;
-    let claims = url::form_urlencoded::byte_serialize(br#"{"id_token":{"acr":{"essential":true,"value":"phishing_resistant_mfa"}}}"#).collect::<String>();
+    let claims = url::form_urlencoded::byte_serialize(
+        br#"{"id_token":{"acr":{"essential":true,"value":"phishing_resistant_mfa"}}}"#,
+    )
+    .collect::<String>();
     let (url, _, _) = authorize_url(&rp, &format!("&claims={claims}"));
     let browser = app.browser();
     let first = browser.get(&url).await;
-    let done = browser.submit_credentials(&first, "weak", "weak password").await;
+    let done = browser
+        .submit_credentials(&first, "weak", "weak password")
+        .await;
     assert_eq!(done.status, 403);
 }
 
@@ -191,7 +316,9 @@ async fn ca_block_outside_named_location_and_report_only_is_logged_not_enforced(
     let (url, _, _) = authorize_url(&rp, "");
     let browser = app.browser();
     let first = browser.get(&url).await;
-    let done = browser.submit_credentials(&first, "roamer", "roamer password").await;
+    let done = browser
+        .submit_credentials(&first, "roamer", "roamer password")
+        .await;
     // 127.0.0.1 is outside the example's trusted ranges.
     assert_eq!(done.status, 403, "{}", done.html);
     assert!(done.html.contains("blocked"));
@@ -199,79 +326,185 @@ async fn ca_block_outside_named_location_and_report_only_is_logged_not_enforced(
     // The same policy report-only: the sign-in goes through, the log says
     // what would have happened. (A second later, so the log orders them.)
     app.clock.advance(time::Duration::seconds(1));
-    let mut policies = app.state.ca.list(CaKind::Policy, app.clock.now().unix_timestamp()).await.unwrap();
+    let mut policies = app
+        .state
+        .ca
+        .list(CaKind::Policy, app.clock.now().unix_timestamp())
+        .await
+        .unwrap();
     for p in &mut policies {
         p["state"] = json!("enabledForReportingButNotEnforced");
-        app.state.ca.put(CaKind::Policy, p["id"].as_str().unwrap(), p).await.unwrap();
+        app.state
+            .ca
+            .put(CaKind::Policy, p["id"].as_str().unwrap(), p)
+            .await
+            .unwrap();
     }
     let browser = app.browser();
     let first = browser.get(&url).await;
-    let done = browser.submit_credentials(&first, "roamer", "roamer password").await;
+    let done = browser
+        .submit_credentials(&first, "roamer", "roamer password")
+        .await;
     assert!(done.location.unwrap().contains("code="));
     let log = app.state.audit.sign_ins(app.clock.now()).await.unwrap();
-    let results: Vec<&str> = log[0].applied_conditional_access_policies.iter().filter_map(|p| p["result"].as_str()).collect();
-    assert!(results.iter().any(|r| r.starts_with("reportOnly")), "{results:?}");
+    let results: Vec<&str> = log[0]
+        .applied_conditional_access_policies
+        .iter()
+        .filter_map(|p| p["result"].as_str())
+        .collect();
+    assert!(
+        results.iter().any(|r| r.starts_with("reportOnly")),
+        "{results:?}"
+    );
 }
 
 #[tokio::test]
 async fn ca_per_user_mfa_enforced_requires_mfa() {
     let app = TestApp::spawn().await;
     let user = app.create_user("strict", Some("strict password")).await;
-    app.state.directory.set_mfa_state(user.id, gatepass::directory::PerUserMfaState::Enforced, app.clock.now()).await.unwrap();
+    app.state
+        .directory
+        .set_mfa_state(
+            user.id,
+            gatepass::directory::PerUserMfaState::Enforced,
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
     let (url, _, _) = authorize_url(&rp, "");
     let browser = app.browser();
     let first = browser.get(&url).await;
-    let done = browser.submit_credentials(&first, "strict", "strict password").await;
-    assert_eq!(done.status, 403, "password alone does not satisfy enforced MFA and the user has nothing else");
+    let done = browser
+        .submit_credentials(&first, "strict", "strict password")
+        .await;
+    assert_eq!(
+        done.status, 403,
+        "password alone does not satisfy enforced MFA and the user has nothing else"
+    );
     // With a usable pass, the step-up offers it, and the pass satisfies MFA.
-    let tap = app.issue_tap(&user, json!({"isUsableOnce": false})).await["temporaryAccessPass"].as_str().unwrap().to_owned();
+    let tap = app.issue_tap(&user, json!({"isUsableOnce": false})).await["temporaryAccessPass"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (url, verifier, nonce) = authorize_url(&rp, "");
     let browser = app.browser();
     let first = browser.get(&url).await;
     let flow = first.hidden("flow").unwrap();
-    let next = browser.post_form("/signin/username", &[("flow", &flow), ("csrf", &first.hidden("csrf").unwrap()), ("username", "strict")]).await;
+    let next = browser
+        .post_form(
+            "/signin/username",
+            &[
+                ("flow", &flow),
+                ("csrf", &first.hidden("csrf").unwrap()),
+                ("username", "strict"),
+            ],
+        )
+        .await;
     let tap_page = browser.get(&next.location.unwrap()).await;
-    let done = browser.post_form("/signin/tap", &[("flow", &flow), ("csrf", &tap_page.hidden("csrf").unwrap()), ("tap", &tap)]).await;
-    assert_eq!(exchange(&app, &rp, &done.location.unwrap(), verifier, &nonce).await, ["tap", "mfa"]);
+    let done = browser
+        .post_form(
+            "/signin/tap",
+            &[
+                ("flow", &flow),
+                ("csrf", &tap_page.hidden("csrf").unwrap()),
+                ("tap", &tap),
+            ],
+        )
+        .await;
+    assert_eq!(
+        exchange(&app, &rp, &done.location.unwrap(), verifier, &nonce).await,
+        ["tap", "mfa"]
+    );
 }
 
 #[tokio::test]
 async fn ca_graph_management_validates_and_what_if_api_matches_the_cli() {
     let app = TestApp::spawn().await;
-    let admin = app.create_user("ca-admin@contoso.com", Some("ca admin password")).await;
-    app.grant_role(&admin, gatepass::directory::roles::BuiltinRole::GlobalAdministrator).await;
+    let admin = app
+        .create_user("ca-admin@contoso.com", Some("ca admin password"))
+        .await;
+    app.grant_role(
+        &admin,
+        gatepass::directory::roles::BuiltinRole::GlobalAdministrator,
+    )
+    .await;
     let token = app.app_token(AUTOMATION_ID, AUTOMATION_SECRET).await;
     let base = app.url("/v1.0/identity/conditionalAccess");
     // Create the example strengths and policies over Graph.
-    let strengths: Value = serde_json::from_str(&std::fs::read_to_string(format!("{EXAMPLES}/ca-strengths.json")).unwrap()).unwrap();
+    let strengths: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{EXAMPLES}/ca-strengths.json")).unwrap(),
+    )
+    .unwrap();
     let mut strength_ids = std::collections::HashMap::new();
     for s in strengths["value"].as_array().unwrap() {
-        let r = app.http.post(format!("{base}/authenticationStrength/policies")).bearer_auth(&token).json(s).send().await.unwrap();
+        let r = app
+            .http
+            .post(format!("{base}/authenticationStrength/policies"))
+            .bearer_auth(&token)
+            .json(s)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201);
         let created: Value = r.json().await.unwrap();
-        strength_ids.insert(s["id"].as_str().unwrap().to_owned(), created["id"].as_str().unwrap().to_owned());
+        strength_ids.insert(
+            s["id"].as_str().unwrap().to_owned(),
+            created["id"].as_str().unwrap().to_owned(),
+        );
     }
-    let mut policies_text = std::fs::read_to_string(format!("{EXAMPLES}/ca-recommended-tap-registration.json")).unwrap();
+    let mut policies_text =
+        std::fs::read_to_string(format!("{EXAMPLES}/ca-recommended-tap-registration.json"))
+            .unwrap();
     for (old, new) in &strength_ids {
         policies_text = policies_text.replace(old, new);
     }
     let policies: Value = serde_json::from_str(&policies_text).unwrap();
     for p in policies["value"].as_array().unwrap() {
-        let r = app.http.post(format!("{base}/policies")).bearer_auth(&token).json(p).send().await.unwrap();
+        let r = app
+            .http
+            .post(format!("{base}/policies"))
+            .bearer_auth(&token)
+            .json(p)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     }
     // Invalid JSON and an invalid reference: 400 naming the property.
-    let r = app.http.post(format!("{base}/policies")).bearer_auth(&token).header("content-type", "application/json").body("{").send().await.unwrap();
+    let r = app
+        .http
+        .post(format!("{base}/policies"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let mut bad = policies["value"][0].clone();
-    bad["grantControls"]["authenticationStrength"] = json!({"id": "11111111-1111-1111-1111-111111111111"});
-    let r = app.http.post(format!("{base}/policies")).bearer_auth(&token).json(&bad).send().await.unwrap();
+    bad["grantControls"]["authenticationStrength"] =
+        json!({"id": "11111111-1111-1111-1111-111111111111"});
+    let r = app
+        .http
+        .post(format!("{base}/policies"))
+        .bearer_auth(&token)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("authenticationStrength"));
     // A reader app may not write.
     let reader = app.app_token(READER_APP_ID, READER_APP_SECRET).await;
-    let r = app.http.post(format!("{base}/policies")).bearer_auth(&reader).json(&policies["value"][0]).send().await.unwrap();
+    let r = app
+        .http
+        .post(format!("{base}/policies"))
+        .bearer_auth(&reader)
+        .json(&policies["value"][0])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
 
     // What-If through the API...
@@ -281,14 +514,39 @@ async fn ca_graph_management_validates_and_what_if_api_matches_the_cli() {
         "signInConditions": {"ipAddress": "203.0.113.7", "devicePlatform": "windows", "clientAppType": "browser"},
         "authenticationMethods": ["temporaryAccessPassOneTime"]
     });
-    let r = app.http.post(format!("{base}/evaluate")).bearer_auth(&token).json(&body).send().await.unwrap();
+    let r = app
+        .http
+        .post(format!("{base}/evaluate"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let api: Value = r.json().await.unwrap();
     assert_eq!(api["decision"], "stepUp", "{api}");
 
     // ...and through the CLI, on the policies exported from the API.
-    let exported = app.http.get(format!("{base}/policies")).bearer_auth(&token).send().await.unwrap().text().await.unwrap();
-    let strengths_exported = app.http.get(format!("{base}/authenticationStrength/policies")).bearer_auth(&token).send().await.unwrap().text().await.unwrap();
+    let exported = app
+        .http
+        .get(format!("{base}/policies"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let strengths_exported = app
+        .http
+        .get(format!("{base}/authenticationStrength/policies"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("policies.json"), exported).unwrap();
     std::fs::write(dir.path().join("strengths.json"), strengths_exported).unwrap();
@@ -297,23 +555,67 @@ async fn ca_graph_management_validates_and_what_if_api_matches_the_cli() {
         .arg(dir.path().join("policies.json"))
         .arg("--strengths")
         .arg(dir.path().join("strengths.json"))
-        .args(["--user", "ca-admin@contoso.com", "--roles", "Global Administrator", "--app", RP_ID, "--ip", "203.0.113.7", "--platform", "windows", "--client-app", "browser", "--methods", "temporaryAccessPassOneTime", "--json"])
+        .args([
+            "--user",
+            "ca-admin@contoso.com",
+            "--roles",
+            "Global Administrator",
+            "--app",
+            RP_ID,
+            "--ip",
+            "203.0.113.7",
+            "--platform",
+            "windows",
+            "--client-app",
+            "browser",
+            "--methods",
+            "temporaryAccessPassOneTime",
+            "--json",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cli["decision"], api["decision"]);
     let strip = |v: &Value| -> Vec<Value> {
-        v["value"].as_array().unwrap().iter().map(|p| json!([p["id"], p["policyApplies"], p["analysisReasons"], p["satisfied"], p["requirement"]])).collect()
+        v["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                json!([
+                    p["id"],
+                    p["policyApplies"],
+                    p["analysisReasons"],
+                    p["satisfied"],
+                    p["requirement"]
+                ])
+            })
+            .collect()
     };
-    assert_eq!(strip(&cli), strip(&api), "API and CLI agree policy by policy");
+    assert_eq!(
+        strip(&cli),
+        strip(&api),
+        "API and CLI agree policy by policy"
+    );
     // The table form is readable too.
     let table = std::process::Command::new(env!("CARGO_BIN_EXE_gatepass"))
         .args(["ca", "what-if", "--policies"])
         .arg(dir.path().join("policies.json"))
         .arg("--strengths")
         .arg(dir.path().join("strengths.json"))
-        .args(["--user", "ca-admin@contoso.com", "--user-action", "registerSecurityInformation", "--methods", "temporaryAccessPassOneTime"])
+        .args([
+            "--user",
+            "ca-admin@contoso.com",
+            "--user-action",
+            "registerSecurityInformation",
+            "--methods",
+            "temporaryAccessPassOneTime",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&table.stdout);

@@ -136,7 +136,9 @@ impl TestApp {
     }
 
     pub async fn spawn_on(store: Arc<dyn Store>, dir: TempDir, extra_config: &str) -> TestApp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let issuer = format!("http://localhost:{}", addr.port());
         let settings = Settings::from_toml(
@@ -149,7 +151,8 @@ impl TestApp {
         // against its own wall clock.
         let clock = ManualClock::new(SystemClock.now());
         let state = AppState::with_store(settings, Arc::new(clock.clone()), store).expect("app");
-        let app = gatepass::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app =
+            gatepass::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -157,7 +160,15 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client");
-        TestApp { state, clock, issuer, addr, http, dir, server }
+        TestApp {
+            state,
+            clock,
+            issuer,
+            addr,
+            http,
+            dir,
+            server,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -165,7 +176,11 @@ impl TestApp {
     }
 
     /// Creates a user with a password directly in the directory.
-    pub async fn create_user(&self, upn: &str, password: Option<&str>) -> gatepass::directory::User {
+    pub async fn create_user(
+        &self,
+        upn: &str,
+        password: Option<&str>,
+    ) -> gatepass::directory::User {
         let hash = match password {
             Some(p) => Some(self.state.hasher.hash(p).await.expect("hash")),
             None => None,
@@ -186,7 +201,11 @@ impl TestApp {
             .expect("create user")
     }
 
-    pub async fn grant_role(&self, user: &gatepass::directory::User, role: gatepass::directory::roles::BuiltinRole) {
+    pub async fn grant_role(
+        &self,
+        user: &gatepass::directory::User,
+        role: gatepass::directory::roles::BuiltinRole,
+    ) {
         self.state
             .directory
             .assign_role(role, user.id, self.clock.now())
@@ -226,16 +245,26 @@ impl TestApp {
             .expect("token request");
         assert_eq!(r.status(), 200, "client_credentials failed");
         let body: serde_json::Value = r.json().await.expect("json");
-        body["access_token"].as_str().expect("access_token").to_owned()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     /// Issues a Temporary Access Pass through the Graph API (as the
     /// automation app); returns the create response.
-    pub async fn issue_tap(&self, user: &gatepass::directory::User, body: serde_json::Value) -> serde_json::Value {
+    pub async fn issue_tap(
+        &self,
+        user: &gatepass::directory::User,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
         let token = self.app_token(AUTOMATION_ID, AUTOMATION_SECRET).await;
         let r = self
             .http
-            .post(self.url(&format!("/v1.0/users/{}/authentication/temporaryAccessPassMethods", user.id)))
+            .post(self.url(&format!(
+                "/v1.0/users/{}/authentication/temporaryAccessPassMethods",
+                user.id
+            )))
             .bearer_auth(token)
             .json(&body)
             .send()
@@ -247,7 +276,12 @@ impl TestApp {
 
     /// Runs the whole code flow as `client_id` (confidential `rp`) and
     /// returns the token endpoint's JSON.
-    pub async fn user_tokens(&self, username: &str, password: &str, scope: &str) -> serde_json::Value {
+    pub async fn user_tokens(
+        &self,
+        username: &str,
+        password: &str,
+        scope: &str,
+    ) -> serde_json::Value {
         let browser = self.browser();
         let verifier = "verifier-0123456789-0123456789-0123456789-0123456789";
         let challenge = {
@@ -265,7 +299,11 @@ impl TestApp {
             .append_pair("code_challenge_method", "S256")
             .finish();
         let location = browser
-            .sign_in(&format!("{}/authorize?{query}", self.issuer), username, password)
+            .sign_in(
+                &format!("{}/authorize?{query}", self.issuer),
+                username,
+                password,
+            )
             .await
             .expect("sign-in redirect");
         let code = query_param(&location, "code").expect("code in redirect");
@@ -290,7 +328,10 @@ impl TestApp {
 /// Reads a query parameter from a URL.
 pub fn query_param(url: &str, name: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
-    parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    parsed
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// A browser: keeps cookies, follows no redirects on its own, reads forms.
@@ -349,7 +390,13 @@ impl Browser {
     }
 
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Page {
-        let r = self.http.post(self.absolute(url)).form(form).send().await.expect("POST");
+        let r = self
+            .http
+            .post(self.absolute(url))
+            .form(form)
+            .send()
+            .await
+            .expect("POST");
         Self::page(r).await
     }
 
@@ -361,31 +408,61 @@ impl Browser {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let html = r.text().await.unwrap_or_default();
-        Page { status, location, html }
+        Page {
+            status,
+            location,
+            html,
+        }
     }
 
     /// Username page → Next → password page → Sign in. Returns the final
     /// page (a redirect to the client on success).
-    pub async fn submit_credentials(&self, username_page: &Page, username: &str, password: &str) -> Page {
-        assert!(username_page.has_label("Username"), "no Username field: {}", username_page.html);
+    pub async fn submit_credentials(
+        &self,
+        username_page: &Page,
+        username: &str,
+        password: &str,
+    ) -> Page {
+        assert!(
+            username_page.has_label("Username"),
+            "no Username field: {}",
+            username_page.html
+        );
         assert!(username_page.has_button("Next"));
         let flow = username_page.hidden("flow").expect("flow");
         let csrf = username_page.hidden("csrf").expect("csrf");
         let after_username = self
-            .post_form("/signin/username", &[("flow", &flow), ("csrf", &csrf), ("username", username)])
+            .post_form(
+                "/signin/username",
+                &[("flow", &flow), ("csrf", &csrf), ("username", username)],
+            )
             .await;
-        let next = after_username.location.expect("redirect to the password page");
+        let next = after_username
+            .location
+            .expect("redirect to the password page");
         let password_page = self.get(&next).await;
-        assert!(password_page.has_label("Password"), "no Password field: {}", password_page.html);
+        assert!(
+            password_page.has_label("Password"),
+            "no Password field: {}",
+            password_page.html
+        );
         assert!(password_page.has_button("Sign in"));
         let csrf = password_page.hidden("csrf").expect("csrf");
-        self.post_form("/signin/password", &[("flow", &flow), ("csrf", &csrf), ("password", password)])
-            .await
+        self.post_form(
+            "/signin/password",
+            &[("flow", &flow), ("csrf", &csrf), ("password", password)],
+        )
+        .await
     }
 
     /// Full interactive sign-in from an authorization URL; the redirect
     /// back to the client, or `None` with the page that stopped it.
-    pub async fn sign_in(&self, authorize_url: &str, username: &str, password: &str) -> Result<String, Page> {
+    pub async fn sign_in(
+        &self,
+        authorize_url: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<String, Page> {
         let first = self.get(authorize_url).await;
         if let Some(loc) = first.location.clone() {
             return Ok(loc);
@@ -409,7 +486,9 @@ impl Browser {
 /// authenticatorData and clientDataJSON, not the handle, so the server
 /// verifies exactly what it would from real hardware.
 pub struct SoftAuthenticator {
-    inner: webauthn_authenticator_rs::WebauthnAuthenticator<webauthn_authenticator_rs::softpasskey::SoftPasskey>,
+    inner: webauthn_authenticator_rs::WebauthnAuthenticator<
+        webauthn_authenticator_rs::softpasskey::SoftPasskey,
+    >,
     pub origin: url::Url,
     pub user_handle: Option<String>,
     pub credential_id: Option<String>,
@@ -418,7 +497,9 @@ pub struct SoftAuthenticator {
 impl SoftAuthenticator {
     pub fn new(origin: &str) -> Self {
         Self {
-            inner: webauthn_authenticator_rs::WebauthnAuthenticator::new(webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true)),
+            inner: webauthn_authenticator_rs::WebauthnAuthenticator::new(
+                webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true),
+            ),
             origin: url::Url::parse(origin).expect("origin"),
             user_handle: None,
             credential_id: None,
@@ -428,13 +509,23 @@ impl SoftAuthenticator {
     /// Answers `navigator.credentials.create` options (as Gatepass sends them).
     pub fn register(&mut self, mut options: serde_json::Value) -> serde_json::Value {
         // SoftPasskey refuses residentKey=required; see the type's doc.
-        if let Some(sel) = options.pointer_mut("/publicKey/authenticatorSelection").and_then(|v| v.as_object_mut()) {
+        if let Some(sel) = options
+            .pointer_mut("/publicKey/authenticatorSelection")
+            .and_then(|v| v.as_object_mut())
+        {
             sel.insert("requireResidentKey".into(), false.into());
             sel.insert("residentKey".into(), "discouraged".into());
         }
-        self.user_handle = options.pointer("/publicKey/user/id").and_then(|v| v.as_str()).map(str::to_owned);
-        let ccr: webauthn_rs::prelude::CreationChallengeResponse = serde_json::from_value(options).expect("creation options");
-        let reg = self.inner.do_registration(self.origin.clone(), ccr).expect("soft passkey registration");
+        self.user_handle = options
+            .pointer("/publicKey/user/id")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let ccr: webauthn_rs::prelude::CreationChallengeResponse =
+            serde_json::from_value(options).expect("creation options");
+        let reg = self
+            .inner
+            .do_registration(self.origin.clone(), ccr)
+            .expect("soft passkey registration");
         let json = serde_json::to_value(&reg).expect("json");
         self.credential_id = json["id"].as_str().map(str::to_owned);
         json
@@ -448,13 +539,19 @@ impl SoftAuthenticator {
             .is_none_or(|a| a.is_empty());
         if discoverable {
             let id = self.credential_id.clone().expect("a registered credential");
-            options["publicKey"]["allowCredentials"] = serde_json::json!([{"type": "public-key", "id": id}]);
+            options["publicKey"]["allowCredentials"] =
+                serde_json::json!([{"type": "public-key", "id": id}]);
         }
-        let rcr: webauthn_rs::prelude::RequestChallengeResponse = serde_json::from_value(options).expect("request options");
-        let cred = self.inner.do_authentication(self.origin.clone(), rcr).expect("soft passkey assertion");
+        let rcr: webauthn_rs::prelude::RequestChallengeResponse =
+            serde_json::from_value(options).expect("request options");
+        let cred = self
+            .inner
+            .do_authentication(self.origin.clone(), rcr)
+            .expect("soft passkey assertion");
         let mut json = serde_json::to_value(&cred).expect("json");
         if discoverable {
-            json["response"]["userHandle"] = serde_json::Value::String(self.user_handle.clone().expect("user handle"));
+            json["response"]["userHandle"] =
+                serde_json::Value::String(self.user_handle.clone().expect("user handle"));
         }
         json
     }

@@ -5,8 +5,8 @@
 
 mod bad_input;
 mod browser;
-mod ca_flow;
 mod ca_engine;
+mod ca_flow;
 mod graph;
 mod harness;
 mod oidc;

@@ -6,19 +6,48 @@
 use crate::harness::*;
 use gatepass::clock::Clock;
 use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, Scope, TokenResponse};
+use openidconnect::{
+    AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, Scope,
+    TokenResponse,
+};
 use serde_json::{Value, json};
 
 /// Signs a browser in to the security-info page with a TAP; returns the page.
-pub async fn account_sign_in_with_tap(app: &TestApp, browser: &Browser, username: &str, tap: &str) -> Page {
+pub async fn account_sign_in_with_tap(
+    app: &TestApp,
+    browser: &Browser,
+    username: &str,
+    tap: &str,
+) -> Page {
     let first = browser.get("/account/security-info").await;
-    assert!(first.has_label("Username"), "not signed in: the sign-in page first");
+    assert!(
+        first.has_label("Username"),
+        "not signed in: the sign-in page first"
+    );
     let flow = first.hidden("flow").unwrap();
     let csrf = first.hidden("csrf").unwrap();
-    let next = browser.post_form("/signin/username", &[("flow", &flow), ("csrf", &csrf), ("username", username)]).await;
+    let next = browser
+        .post_form(
+            "/signin/username",
+            &[("flow", &flow), ("csrf", &csrf), ("username", username)],
+        )
+        .await;
     let tap_page = browser.get(&next.location.unwrap()).await;
-    assert!(tap_page.has_label("Temporary Access Pass"), "{}", tap_page.html);
-    let done = browser.post_form("/signin/tap", &[("flow", &flow), ("csrf", &tap_page.hidden("csrf").unwrap()), ("tap", tap)]).await;
+    assert!(
+        tap_page.has_label("Temporary Access Pass"),
+        "{}",
+        tap_page.html
+    );
+    let done = browser
+        .post_form(
+            "/signin/tap",
+            &[
+                ("flow", &flow),
+                ("csrf", &tap_page.hidden("csrf").unwrap()),
+                ("tap", tap),
+            ],
+        )
+        .await;
     assert_eq!(done.location.as_deref(), Some("/account/security-info"));
     let _ = app;
     browser.get("/account/security-info").await
@@ -30,7 +59,13 @@ fn meta_csrf(page: &Page) -> String {
     page.html[start..start + page.html[start..].find('"').unwrap()].to_owned()
 }
 
-async fn post_json(browser: &Browser, app: &TestApp, path: &str, csrf: Option<&str>, body: Value) -> (u16, Value) {
+async fn post_json(
+    browser: &Browser,
+    app: &TestApp,
+    path: &str,
+    csrf: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
     let mut req = browser.http.post(app.url(path)).json(&body);
     if let Some(c) = csrf {
         req = req.header("x-csrf-token", c);
@@ -41,34 +76,79 @@ async fn post_json(browser: &Browser, app: &TestApp, path: &str, csrf: Option<&s
 }
 
 /// Add passkey from the security-info page; returns (status, body).
-async fn add_passkey(app: &TestApp, browser: &Browser, auth: &mut SoftAuthenticator, name: &str) -> (u16, Value) {
+async fn add_passkey(
+    app: &TestApp,
+    browser: &Browser,
+    auth: &mut SoftAuthenticator,
+    name: &str,
+) -> (u16, Value) {
     let page = browser.get("/account/security-info").await;
     assert!(page.has_button("Add passkey"));
     let csrf = meta_csrf(&page);
-    let (status, start) = post_json(browser, app, "/account/passkeys/register/start", Some(&csrf), json!({})).await;
+    let (status, start) = post_json(
+        browser,
+        app,
+        "/account/passkeys/register/start",
+        Some(&csrf),
+        json!({}),
+    )
+    .await;
     if status != 200 {
         return (status, start);
     }
     let credential = auth.register(start["options"].clone());
-    post_json(browser, app, "/account/passkeys/register/finish", Some(&csrf), json!({"ceremony": start["ceremony"], "name": name, "credential": credential})).await
+    post_json(
+        browser,
+        app,
+        "/account/passkeys/register/finish",
+        Some(&csrf),
+        json!({"ceremony": start["ceremony"], "name": name, "credential": credential}),
+    )
+    .await
 }
 
 /// Starts a passkey ceremony from a sign-in page; returns the options.
 async fn passkey_start(app: &TestApp, browser: &Browser, page: &Page, mode: &str) -> (u16, Value) {
     let flow = page.hidden("flow").expect("flow");
     let csrf = page.hidden("csrf").expect("csrf");
-    post_json(browser, app, "/signin/passkey/start", None, json!({"flow": flow, "csrf": csrf, "mode": mode})).await
+    post_json(
+        browser,
+        app,
+        "/signin/passkey/start",
+        None,
+        json!({"flow": flow, "csrf": csrf, "mode": mode}),
+    )
+    .await
 }
 
-async fn passkey_finish(app: &TestApp, browser: &Browser, page: &Page, ceremony: &Value, credential: Value) -> (u16, Value) {
+async fn passkey_finish(
+    app: &TestApp,
+    browser: &Browser,
+    page: &Page,
+    ceremony: &Value,
+    credential: Value,
+) -> (u16, Value) {
     let flow = page.hidden("flow").expect("flow");
     let csrf = page.hidden("csrf").expect("csrf");
-    post_json(browser, app, "/signin/passkey/finish", None, json!({"flow": flow, "csrf": csrf, "ceremony": ceremony, "credential": credential})).await
+    post_json(
+        browser,
+        app,
+        "/signin/passkey/finish",
+        None,
+        json!({"flow": flow, "csrf": csrf, "ceremony": ceremony, "credential": credential}),
+    )
+    .await
 }
 
 fn rp_authorize(rp: &Rp, scopes: &[&str]) -> (String, openidconnect::PkceCodeVerifier, Nonce) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut req = rp.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge);
+    let mut req = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge);
     for s in scopes {
         req = req.add_scope(Scope::new((*s).to_owned()));
     }
@@ -81,7 +161,13 @@ async fn onboard(app: &TestApp, username: &str) -> (gatepass::directory::User, S
     let user = app.create_user(username, None).await;
     let created = app.issue_tap(&user, json!({"isUsableOnce": true})).await;
     let browser = app.browser();
-    account_sign_in_with_tap(app, &browser, username, created["temporaryAccessPass"].as_str().unwrap()).await;
+    account_sign_in_with_tap(
+        app,
+        &browser,
+        username,
+        created["temporaryAccessPass"].as_str().unwrap(),
+    )
+    .await;
     let mut auth = SoftAuthenticator::new(&app.issuer);
     let (status, body) = add_passkey(app, &browser, &mut auth, "Laptop").await;
     assert_eq!(status, 201, "{body}");
@@ -93,7 +179,12 @@ async fn passkey_onboarding_then_discoverable_and_username_first_sign_in_give_po
     let app = TestApp::spawn().await;
     let (user, mut auth) = onboard(&app, "onboardee").await;
 
-    let listed = app.state.passkeys.list(user.id, app.clock.now().unix_timestamp()).await.unwrap();
+    let listed = app
+        .state
+        .passkeys
+        .list(user.id, app.clock.now().unix_timestamp())
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].display_name, "Laptop");
 
@@ -105,37 +196,96 @@ async fn passkey_onboarding_then_discoverable_and_username_first_sign_in_give_po
     assert!(first.has_button("Sign in with a passkey"));
     let (status, start) = passkey_start(&app, &browser, &first, "discoverable").await;
     assert_eq!(status, 200, "{start}");
-    assert!(start["options"]["publicKey"]["allowCredentials"].as_array().is_none_or(|a| a.is_empty()));
-    assert_eq!(start["options"]["publicKey"]["userVerification"], "required");
+    assert!(
+        start["options"]["publicKey"]["allowCredentials"]
+            .as_array()
+            .is_none_or(|a| a.is_empty())
+    );
+    assert_eq!(
+        start["options"]["publicKey"]["userVerification"],
+        "required"
+    );
     let assertion = auth.authenticate(start["options"].clone());
-    let (status, done) = passkey_finish(&app, &browser, &first, &start["ceremony"], assertion).await;
+    let (status, done) =
+        passkey_finish(&app, &browser, &first, &start["ceremony"], assertion).await;
     assert_eq!(status, 200, "{done}");
     let code = query_param(done["redirect"].as_str().unwrap(), "code").unwrap();
-    let tokens = rp.exchange_code(AuthorizationCode::new(code)).unwrap().set_pkce_verifier(verifier).request_async(&app.http).await.unwrap();
-    let claims = tokens.id_token().unwrap().claims(&rp.id_token_verifier(), &nonce).unwrap();
-    let amr: Vec<&str> = claims.auth_method_refs().unwrap().iter().map(|a| a.as_str()).collect();
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&app.http)
+        .await
+        .unwrap();
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&rp.id_token_verifier(), &nonce)
+        .unwrap();
+    let amr: Vec<&str> = claims
+        .auth_method_refs()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
     assert_eq!(amr, ["pop", "mfa"]);
-    assert_eq!(claims.auth_context_ref().unwrap().as_str(), "phishing_resistant_mfa");
+    assert_eq!(
+        claims.auth_context_ref().unwrap().as_str(),
+        "phishing_resistant_mfa"
+    );
 
     // Username-first: the method page links to the passkey.
     let (url, verifier, nonce) = rp_authorize(&rp, &[]);
     let browser = app.browser();
     let first = browser.get(&url).await;
     let next = browser
-        .post_form("/signin/username", &[("flow", &first.hidden("flow").unwrap()), ("csrf", &first.hidden("csrf").unwrap()), ("username", "onboardee")])
+        .post_form(
+            "/signin/username",
+            &[
+                ("flow", &first.hidden("flow").unwrap()),
+                ("csrf", &first.hidden("csrf").unwrap()),
+                ("username", "onboardee"),
+            ],
+        )
         .await;
     let method_page = browser.get(&next.location.unwrap()).await;
-    assert!(method_page.html.contains(">Sign in with a passkey</a>"), "{}", method_page.html);
+    assert!(
+        method_page.html.contains(">Sign in with a passkey</a>"),
+        "{}",
+        method_page.html
+    );
     let (status, start) = passkey_start(&app, &browser, &method_page, "username").await;
     assert_eq!(status, 200);
-    assert_eq!(start["options"]["publicKey"]["allowCredentials"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        start["options"]["publicKey"]["allowCredentials"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let assertion = auth.authenticate(start["options"].clone());
-    let (status, done) = passkey_finish(&app, &browser, &method_page, &start["ceremony"], assertion).await;
+    let (status, done) =
+        passkey_finish(&app, &browser, &method_page, &start["ceremony"], assertion).await;
     assert_eq!(status, 200, "{done}");
     let code = query_param(done["redirect"].as_str().unwrap(), "code").unwrap();
-    let tokens = rp.exchange_code(AuthorizationCode::new(code)).unwrap().set_pkce_verifier(verifier).request_async(&app.http).await.unwrap();
-    let claims = tokens.id_token().unwrap().claims(&rp.id_token_verifier(), &nonce).unwrap();
-    let amr: Vec<&str> = claims.auth_method_refs().unwrap().iter().map(|a| a.as_str()).collect();
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&app.http)
+        .await
+        .unwrap();
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&rp.id_token_verifier(), &nonce)
+        .unwrap();
+    let amr: Vec<&str> = claims
+        .auth_method_refs()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
     assert_eq!(amr, ["pop", "mfa"]);
 }
 
@@ -153,7 +303,10 @@ async fn passkey_from_wrong_origin_replayed_or_of_another_user_is_refused() {
     let browser = app.browser();
     let page = browser.get(&url).await;
     let (_, start) = passkey_start(&app, &browser, &page, "discoverable").await;
-    let real_origin = std::mem::replace(&mut auth.origin, url::Url::parse("http://localhost:1").unwrap());
+    let real_origin = std::mem::replace(
+        &mut auth.origin,
+        url::Url::parse("http://localhost:1").unwrap(),
+    );
     let forged = auth.authenticate(start["options"].clone());
     auth.origin = real_origin;
     let (status, _) = passkey_finish(&app, &browser, &page, &start["ceremony"], forged).await;
@@ -164,27 +317,46 @@ async fn passkey_from_wrong_origin_replayed_or_of_another_user_is_refused() {
     let assertion = auth.authenticate(start["options"].clone());
     let browser2 = app.browser();
     let page2 = browser2.get(&url).await;
-    let (status, _) = passkey_finish(&app, &browser, &page, &start["ceremony"], assertion.clone()).await;
+    let (status, _) =
+        passkey_finish(&app, &browser, &page, &start["ceremony"], assertion.clone()).await;
     assert_eq!(status, 200);
-    let (status, _) = passkey_finish(&app, &browser, &page, &start["ceremony"], assertion.clone()).await;
+    let (status, _) =
+        passkey_finish(&app, &browser, &page, &start["ceremony"], assertion.clone()).await;
     assert_eq!(status, 400, "a ceremony finishes once");
     // ...and against a fresh ceremony (different challenge) it fails too.
     let (_, fresh) = passkey_start(&app, &browser2, &page2, "discoverable").await;
     let (status, _) = passkey_finish(&app, &browser2, &page2, &fresh["ceremony"], assertion).await;
-    assert_eq!(status, 400, "a replayed assertion does not match a new challenge");
+    assert_eq!(
+        status, 400,
+        "a replayed assertion does not match a new challenge"
+    );
 
     // Another user's credential in alice's username-first ceremony.
     let browser = app.browser();
     let first = browser.get(&url).await;
     let next = browser
-        .post_form("/signin/username", &[("flow", &first.hidden("flow").unwrap()), ("csrf", &first.hidden("csrf").unwrap()), ("username", "alice")])
+        .post_form(
+            "/signin/username",
+            &[
+                ("flow", &first.hidden("flow").unwrap()),
+                ("csrf", &first.hidden("csrf").unwrap()),
+                ("username", "alice"),
+            ],
+        )
         .await;
     let method_page = browser.get(&next.location.unwrap()).await;
     let (_, start) = passkey_start(&app, &browser, &method_page, "username").await;
     let mut options = start["options"].clone();
     options["publicKey"]["allowCredentials"] = json!([]);
     let bobs_assertion = bobs.authenticate(options);
-    let (status, _) = passkey_finish(&app, &browser, &method_page, &start["ceremony"], bobs_assertion).await;
+    let (status, _) = passkey_finish(
+        &app,
+        &browser,
+        &method_page,
+        &start["ceremony"],
+        bobs_assertion,
+    )
+    .await;
     assert_eq!(status, 400, "bob's passkey cannot finish alice's ceremony");
 }
 
@@ -204,8 +376,12 @@ async fn passkey_counter_regression_is_refused() {
     let newer = auth.authenticate(start_b["options"].clone()); // counter n + 1
     let (status, _) = passkey_finish(&app, &browser_b, &page_b, &start_b["ceremony"], newer).await;
     assert_eq!(status, 200);
-    let (status, body) = passkey_finish(&app, &browser_a, &page_a, &start_a["ceremony"], older).await;
-    assert_eq!(status, 400, "a counter that goes backwards means a cloned key: {body}");
+    let (status, body) =
+        passkey_finish(&app, &browser_a, &page_a, &start_a["ceremony"], older).await;
+    assert_eq!(
+        status, 400,
+        "a counter that goes backwards means a cloned key: {body}"
+    );
 }
 
 #[tokio::test]
@@ -214,33 +390,71 @@ async fn limiter_one_time_tap_window_then_step_up_and_password_session_must_step
     let user = app.create_user("late", Some("late password")).await;
     let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await;
     let browser = app.browser();
-    let page = account_sign_in_with_tap(&app, &browser, "late", tap["temporaryAccessPass"].as_str().unwrap()).await;
+    let page = account_sign_in_with_tap(
+        &app,
+        &browser,
+        "late",
+        tap["temporaryAccessPass"].as_str().unwrap(),
+    )
+    .await;
     assert!(page.html.contains("You can add a passkey until"));
 
     // Inside the window (exactly at its end): allowed.
     app.clock.advance(time::Duration::minutes(10));
     let csrf = meta_csrf(&page);
-    let (status, _) = post_json(&browser, &app, "/account/passkeys/register/start", Some(&csrf), json!({})).await;
+    let (status, _) = post_json(
+        &browser,
+        &app,
+        "/account/passkeys/register/start",
+        Some(&csrf),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 200);
     // One second later: a fresh strong sign-in is needed, and the page says why.
     app.clock.advance(time::Duration::seconds(1));
-    let (status, body) = post_json(&browser, &app, "/account/passkeys/register/start", Some(&csrf), json!({})).await;
+    let (status, body) = post_json(
+        &browser,
+        &app,
+        "/account/passkeys/register/start",
+        Some(&csrf),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 403);
     assert_eq!(body["error"], "limiter.window_closed");
     assert_eq!(body["step_up"], "/account/step-up");
     let page = browser.get("/account/security-info").await;
-    assert!(page.html.contains("only within 10 minutes"), "{}", page.html);
+    assert!(
+        page.html.contains("only within 10 minutes"),
+        "{}",
+        page.html
+    );
 
     // Step up: a strong-only sign-in. The one-time pass is used and there
     // is no passkey yet, so the page says what is needed — never a password.
     let step = browser.get("/account/step-up").await;
-    let passkey_page = browser.get(&step.location.expect("step-up goes to the method page")).await;
-    assert!(passkey_page.html.contains("Ask an administrator for a Temporary Access Pass"), "{}", passkey_page.html);
+    let passkey_page = browser
+        .get(&step.location.expect("step-up goes to the method page"))
+        .await;
+    assert!(
+        passkey_page
+            .html
+            .contains("Ask an administrator for a Temporary Access Pass"),
+        "{}",
+        passkey_page.html
+    );
     assert!(!passkey_page.has_label("Password"));
     // The admin issues a new pass (which ends the session the old one started);
     // the user signs in with it and is inside a fresh window.
     let tap2 = app.issue_tap(&user, json!({"isUsableOnce": true})).await;
-    let page = account_sign_in_with_tap(&app, &browser, "late", tap2["temporaryAccessPass"].as_str().unwrap()).await;
+    let page = account_sign_in_with_tap(
+        &app,
+        &browser,
+        "late",
+        tap2["temporaryAccessPass"].as_str().unwrap(),
+    )
+    .await;
     assert!(page.html.contains("You can add a passkey until"));
     let mut auth = SoftAuthenticator::new(&app.issuer);
     let (status, body) = add_passkey(&app, &browser, &mut auth, "Phone").await;
@@ -250,32 +464,77 @@ async fn limiter_one_time_tap_window_then_step_up_and_password_session_must_step
     let pw = app.browser();
     let first = pw.get("/account/security-info").await;
     let flow = first.hidden("flow").unwrap();
-    let next = pw.post_form("/signin/username", &[("flow", &flow), ("csrf", &first.hidden("csrf").unwrap()), ("username", "late")]).await;
+    let next = pw
+        .post_form(
+            "/signin/username",
+            &[
+                ("flow", &flow),
+                ("csrf", &first.hidden("csrf").unwrap()),
+                ("username", "late"),
+            ],
+        )
+        .await;
     let password_page = pw.get(&next.location.unwrap()).await;
     assert!(password_page.has_label("Password"));
-    let done = pw.post_form("/signin/password", &[("flow", &flow), ("csrf", &password_page.hidden("csrf").unwrap()), ("password", "late password")]).await;
+    let done = pw
+        .post_form(
+            "/signin/password",
+            &[
+                ("flow", &flow),
+                ("csrf", &password_page.hidden("csrf").unwrap()),
+                ("password", "late password"),
+            ],
+        )
+        .await;
     assert_eq!(done.location.as_deref(), Some("/account/security-info"));
     let page = pw.get("/account/security-info").await;
-    let (status, body) = post_json(&pw, &app, "/account/passkeys/register/start", Some(&meta_csrf(&page)), json!({})).await;
+    let (status, body) = post_json(
+        &pw,
+        &app,
+        "/account/passkeys/register/start",
+        Some(&meta_csrf(&page)),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 403);
     assert_eq!(body["error"], "limiter.no_strong_method");
 
     // Password + passkey step-up gives pwd pop mfa to relying parties.
     let step = pw.get("/account/step-up").await;
     let passkey_page = pw.get(&step.location.unwrap()).await;
-    assert!(passkey_page.has_button("Sign in with a passkey"), "{}", passkey_page.html);
+    assert!(
+        passkey_page.has_button("Sign in with a passkey"),
+        "{}",
+        passkey_page.html
+    );
     let (_, start) = passkey_start(&app, &pw, &passkey_page, "username").await;
     let assertion = auth.authenticate(start["options"].clone());
-    let (status, done) = passkey_finish(&app, &pw, &passkey_page, &start["ceremony"], assertion).await;
+    let (status, done) =
+        passkey_finish(&app, &pw, &passkey_page, &start["ceremony"], assertion).await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["redirect"], "/account/security-info");
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
     let (url, verifier, nonce) = rp_authorize(&rp, &[]);
     let sso = pw.get(&url).await;
     let code = query_param(&sso.location.unwrap(), "code").unwrap();
-    let tokens = rp.exchange_code(AuthorizationCode::new(code)).unwrap().set_pkce_verifier(verifier).request_async(&app.http).await.unwrap();
-    let claims = tokens.id_token().unwrap().claims(&rp.id_token_verifier(), &nonce).unwrap();
-    let amr: Vec<&str> = claims.auth_method_refs().unwrap().iter().map(|a| a.as_str()).collect();
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&app.http)
+        .await
+        .unwrap();
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&rp.id_token_verifier(), &nonce)
+        .unwrap();
+    let amr: Vec<&str> = claims
+        .auth_method_refs()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
     assert_eq!(amr, ["pwd", "pop", "mfa"]);
 }
 
@@ -285,15 +544,32 @@ async fn limiter_pass_deleted_mid_ceremony_registers_nothing() {
     let user = app.create_user("midway", None).await;
     let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await;
     let browser = app.browser();
-    let page = account_sign_in_with_tap(&app, &browser, "midway", tap["temporaryAccessPass"].as_str().unwrap()).await;
+    let page = account_sign_in_with_tap(
+        &app,
+        &browser,
+        "midway",
+        tap["temporaryAccessPass"].as_str().unwrap(),
+    )
+    .await;
     let csrf = meta_csrf(&page);
-    let (status, start) = post_json(&browser, &app, "/account/passkeys/register/start", Some(&csrf), json!({})).await;
+    let (status, start) = post_json(
+        &browser,
+        &app,
+        "/account/passkeys/register/start",
+        Some(&csrf),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 200);
     // The admin deletes the pass: the session it started ends.
     let admin = app.app_token(AUTOMATION_ID, AUTOMATION_SECRET).await;
     let r = app
         .http
-        .delete(app.url(&format!("/v1.0/users/{}/authentication/temporaryAccessPassMethods/{}", user.id, tap["id"].as_str().unwrap())))
+        .delete(app.url(&format!(
+            "/v1.0/users/{}/authentication/temporaryAccessPassMethods/{}",
+            user.id,
+            tap["id"].as_str().unwrap()
+        )))
         .bearer_auth(admin)
         .send()
         .await
@@ -301,27 +577,71 @@ async fn limiter_pass_deleted_mid_ceremony_registers_nothing() {
     assert_eq!(r.status(), 204);
     let mut auth = SoftAuthenticator::new(&app.issuer);
     let credential = auth.register(start["options"].clone());
-    let (status, _) = post_json(&browser, &app, "/account/passkeys/register/finish", Some(&csrf), json!({"ceremony": start["ceremony"], "name": "x", "credential": credential})).await;
+    let (status, _) = post_json(
+        &browser,
+        &app,
+        "/account/passkeys/register/finish",
+        Some(&csrf),
+        json!({"ceremony": start["ceremony"], "name": "x", "credential": credential}),
+    )
+    .await;
     assert_eq!(status, 401);
-    assert!(app.state.passkeys.list(user.id, app.clock.now().unix_timestamp()).await.unwrap().is_empty());
+    assert!(
+        app.state
+            .passkeys
+            .list(user.id, app.clock.now().unix_timestamp())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn limiter_tap_expiry_mid_session_ends_the_session() {
     let app = TestApp::spawn().await;
     let user = app.create_user("brief", None).await;
-    let tap = app.issue_tap(&user, json!({"isUsableOnce": false, "lifetimeInMinutes": 60})).await;
+    let tap = app
+        .issue_tap(
+            &user,
+            json!({"isUsableOnce": false, "lifetimeInMinutes": 60}),
+        )
+        .await;
     let browser = app.browser();
-    let page = account_sign_in_with_tap(&app, &browser, "brief", tap["temporaryAccessPass"].as_str().unwrap()).await;
+    let page = account_sign_in_with_tap(
+        &app,
+        &browser,
+        "brief",
+        tap["temporaryAccessPass"].as_str().unwrap(),
+    )
+    .await;
     let csrf = meta_csrf(&page);
     // A multi-use pass has no registration window, but ends with the pass.
     app.clock.advance(time::Duration::minutes(30));
-    let (status, _) = post_json(&browser, &app, "/account/passkeys/register/start", Some(&csrf), json!({})).await;
+    let (status, _) = post_json(
+        &browser,
+        &app,
+        "/account/passkeys/register/start",
+        Some(&csrf),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 200);
     app.clock.advance(time::Duration::minutes(30));
-    let (status, _) = post_json(&browser, &app, "/account/passkeys/register/start", Some(&csrf), json!({})).await;
+    let (status, _) = post_json(
+        &browser,
+        &app,
+        "/account/passkeys/register/start",
+        Some(&csrf),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 401, "the session ended with the pass");
-    assert!(browser.get("/account/security-info").await.has_label("Username"));
+    assert!(
+        browser
+            .get("/account/security-info")
+            .await
+            .has_label("Username")
+    );
 }
 
 #[tokio::test]
@@ -332,7 +652,10 @@ async fn sign_out_everywhere_ends_sessions_and_refresh_tokens() {
     // A refresh token from an RP sign-in in another browser.
     let (url, verifier, _) = rp_authorize(&rp, &["offline_access"]);
     let other = app.browser();
-    let loc = other.sign_in(&url, "leaver", "leaver password").await.unwrap();
+    let loc = other
+        .sign_in(&url, "leaver", "leaver password")
+        .await
+        .unwrap();
     let tokens = rp
         .exchange_code(AuthorizationCode::new(query_param(&loc, "code").unwrap()))
         .unwrap()
@@ -343,18 +666,49 @@ async fn sign_out_everywhere_ends_sessions_and_refresh_tokens() {
     // This browser: security info, then Sign out everywhere.
     let tap = app.issue_tap(&user, json!({"isUsableOnce": false})).await;
     let browser = app.browser();
-    let page = account_sign_in_with_tap(&app, &browser, "leaver", tap["temporaryAccessPass"].as_str().unwrap()).await;
+    let page = account_sign_in_with_tap(
+        &app,
+        &browser,
+        "leaver",
+        tap["temporaryAccessPass"].as_str().unwrap(),
+    )
+    .await;
     assert!(page.has_button("Sign out everywhere"));
     let form_csrf = page.hidden("csrf").unwrap();
-    let out = browser.post_form("/account/sign-out-everywhere", &[("csrf", &form_csrf)]).await;
+    let out = browser
+        .post_form("/account/sign-out-everywhere", &[("csrf", &form_csrf)])
+        .await;
     assert_eq!(out.status, 200);
     assert!(out.html.contains("signed out everywhere"));
-    assert!(browser.get("/account/security-info").await.has_label("Username"), "this session ended");
+    assert!(
+        browser
+            .get("/account/security-info")
+            .await
+            .has_label("Username"),
+        "this session ended"
+    );
     let (url, _, _) = rp_authorize(&rp, &[]);
     let silent = other.get(&format!("{url}&prompt=none")).await;
-    assert_eq!(query_param(&silent.location.unwrap(), "error").as_deref(), Some("login_required"), "the other browser's session ended");
-    assert!(rp.exchange_refresh_token(tokens.refresh_token().unwrap()).unwrap().request_async(&app.http).await.is_err(), "refresh tokens ended");
-    let r = app.http.get(app.url("/userinfo")).bearer_auth(tokens.access_token().secret()).send().await.unwrap();
+    assert_eq!(
+        query_param(&silent.location.unwrap(), "error").as_deref(),
+        Some("login_required"),
+        "the other browser's session ended"
+    );
+    assert!(
+        rp.exchange_refresh_token(tokens.refresh_token().unwrap())
+            .unwrap()
+            .request_async(&app.http)
+            .await
+            .is_err(),
+        "refresh tokens ended"
+    );
+    let r = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(tokens.access_token().secret())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 }
 
@@ -364,26 +718,79 @@ async fn security_info_lists_methods_and_deletes_with_the_last_strong_rule() {
     let user = app.create_user("lister", Some("lister password")).await;
     let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await;
     let browser = app.browser();
-    account_sign_in_with_tap(&app, &browser, "lister", tap["temporaryAccessPass"].as_str().unwrap()).await;
+    account_sign_in_with_tap(
+        &app,
+        &browser,
+        "lister",
+        tap["temporaryAccessPass"].as_str().unwrap(),
+    )
+    .await;
     let mut auth = SoftAuthenticator::new(&app.issuer);
     assert_eq!(add_passkey(&app, &browser, &mut auth, "Yubi").await.0, 201);
     let page = browser.get("/account/security-info").await;
-    assert!(page.html.contains("Password") && page.html.contains("Temporary Access Pass") && page.html.contains("Yubi, added"));
+    assert!(
+        page.html.contains("Password")
+            && page.html.contains("Temporary Access Pass")
+            && page.html.contains("Yubi, added")
+    );
     assert!(page.has_button("Delete"));
     let _ = tap;
     // After the window, deleting the only passkey needs a fresh strong sign-in.
     app.clock.advance(time::Duration::minutes(11));
-    let key = app.state.passkeys.list(user.id, app.clock.now().unix_timestamp()).await.unwrap()[0].id.clone();
+    let key = app
+        .state
+        .passkeys
+        .list(user.id, app.clock.now().unix_timestamp())
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
     let form_csrf = page.hidden("csrf").unwrap();
-    let r = browser.post_form("/account/methods/delete", &[("csrf", &form_csrf), ("method", &format!("passkey:{key}"))]).await;
-    assert_eq!(r.location.as_deref(), Some("/account/security-info?notice=last-strong"));
-    assert_eq!(app.state.passkeys.list(user.id, app.clock.now().unix_timestamp()).await.unwrap().len(), 1);
+    let r = browser
+        .post_form(
+            "/account/methods/delete",
+            &[("csrf", &form_csrf), ("method", &format!("passkey:{key}"))],
+        )
+        .await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/account/security-info?notice=last-strong")
+    );
+    assert_eq!(
+        app.state
+            .passkeys
+            .list(user.id, app.clock.now().unix_timestamp())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // The password can go (a passkey remains); a forged form cannot.
-    let forged = browser.post_form("/account/methods/delete", &[("csrf", "nope"), ("method", "password")]).await;
+    let forged = browser
+        .post_form(
+            "/account/methods/delete",
+            &[("csrf", "nope"), ("method", "password")],
+        )
+        .await;
     assert_eq!(forged.status, 403);
-    let r = browser.post_form("/account/methods/delete", &[("csrf", &form_csrf), ("method", "password")]).await;
-    assert_eq!(r.location.as_deref(), Some("/account/security-info?notice=deleted"));
-    assert!(app.state.directory.password_hash(user.id, app.clock.now()).await.unwrap().is_none());
+    let r = browser
+        .post_form(
+            "/account/methods/delete",
+            &[("csrf", &form_csrf), ("method", "password")],
+        )
+        .await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/account/security-info?notice=deleted")
+    );
+    assert!(
+        app.state
+            .directory
+            .password_hash(user.id, app.clock.now())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -393,7 +800,10 @@ async fn graph_fido2_methods_list_and_delete_passkeys() {
     let token = app.app_token(AUTOMATION_ID, AUTOMATION_SECRET).await;
     let list: Value = app
         .http
-        .get(app.url(&format!("/v1.0/users/{}/authentication/fido2Methods", user.id)))
+        .get(app.url(&format!(
+            "/v1.0/users/{}/authentication/fido2Methods",
+            user.id
+        )))
         .bearer_auth(&token)
         .send()
         .await
@@ -403,12 +813,18 @@ async fn graph_fido2_methods_list_and_delete_passkeys() {
         .unwrap();
     let items = list["value"].as_array().unwrap();
     assert_eq!(items.len(), 1);
-    assert_eq!(items[0]["@odata.type"], "#microsoft.graph.fido2AuthenticationMethod");
+    assert_eq!(
+        items[0]["@odata.type"],
+        "#microsoft.graph.fido2AuthenticationMethod"
+    );
     assert_eq!(items[0]["displayName"], "Laptop");
     assert!(items[0]["aaGuid"].is_string() && items[0]["createdDateTime"].is_string());
     let methods: Value = app
         .http
-        .get(app.url(&format!("/beta/users/{}/authentication/methods", user.user_principal_name)))
+        .get(app.url(&format!(
+            "/beta/users/{}/authentication/methods",
+            user.user_principal_name
+        )))
         .bearer_auth(&token)
         .send()
         .await
@@ -416,12 +832,21 @@ async fn graph_fido2_methods_list_and_delete_passkeys() {
         .json()
         .await
         .unwrap();
-    assert!(methods["value"].as_array().unwrap().iter().any(|m| m["@odata.type"] == "#microsoft.graph.fido2AuthenticationMethod"));
+    assert!(
+        methods["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["@odata.type"] == "#microsoft.graph.fido2AuthenticationMethod")
+    );
 
     let id = items[0]["id"].as_str().unwrap();
     let r = app
         .http
-        .delete(app.url(&format!("/v1.0/users/{}/authentication/fido2Methods/{id}", user.id)))
+        .delete(app.url(&format!(
+            "/v1.0/users/{}/authentication/fido2Methods/{id}",
+            user.id
+        )))
         .bearer_auth(&token)
         .send()
         .await
@@ -440,7 +865,10 @@ async fn graph_fido2_methods_list_and_delete_passkeys() {
     let reader = app.app_token(READER_APP_ID, READER_APP_SECRET).await;
     let r = app
         .http
-        .delete(app.url(&format!("/v1.0/users/{}/authentication/fido2Methods/{id}", user.id)))
+        .delete(app.url(&format!(
+            "/v1.0/users/{}/authentication/fido2Methods/{id}",
+            user.id
+        )))
         .bearer_auth(&reader)
         .send()
         .await

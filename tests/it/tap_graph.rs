@@ -1647,16 +1647,35 @@ async fn tap_create_audit_severity_is_high_for_admin_and_medium_for_member() {
 async fn tap_policy_naming_a_missing_group_or_create_with_unknown_property_is_400() {
     let app = TestApp::spawn().await;
     let token = automation(&app).await;
-    let r = patch(&app, POLICY, &token, json!({"includeTargets": [{"id": UNKNOWN_ID, "targetType": "group"}]})).await;
+    let r = patch(
+        &app,
+        POLICY,
+        &token,
+        json!({"includeTargets": [{"id": UNKNOWN_ID, "targetType": "group"}]}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.to_string().contains("includeTargets"), "{}", r.body);
     let policy = get(&app, POLICY, &token).await;
-    assert_eq!(policy.body["includeTargets"][0]["id"], "all_users", "the rejected PATCH changed nothing");
+    assert_eq!(
+        policy.body["includeTargets"][0]["id"], "all_users",
+        "the rejected PATCH changed nothing"
+    );
 
     let user = user_with(&app, "typo", None).await;
-    let r = post(&app, &passes_path("/v1.0", &user.id.to_string()), &token, json!({"lifetimeInMinutez": 60})).await;
+    let r = post(
+        &app,
+        &passes_path("/v1.0", &user.id.to_string()),
+        &token,
+        json!({"lifetimeInMinutez": 60}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body.to_string().contains("lifetimeInMinutez"), "{}", r.body);
+    assert!(
+        r.body.to_string().contains("lifetimeInMinutez"),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]
@@ -1670,11 +1689,23 @@ async fn per_user_mfa_state_reads_and_updates_with_validation() {
     assert_eq!(r.body["perUserMfaState"], "disabled");
     let r = patch(&app, &path, &token, json!({"perUserMfaState": "enforced"})).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(get(&app, &path, &token).await.body["perUserMfaState"], "enforced");
+    assert_eq!(
+        get(&app, &path, &token).await.body["perUserMfaState"],
+        "enforced"
+    );
     let r = patch(&app, &path, &token, json!({"perUserMfaState": "sometimes"})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text.contains("perUserMfaState"), "{}", r.text);
     let reader = app.app_token(TAP_READER_ID, TAP_READER_SECRET).await;
-    assert_eq!(patch(&app, &path, &reader, json!({"perUserMfaState": "disabled"})).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(get(&app, &path, &token).await.body["perUserMfaState"], "enforced", "the refused PATCH changed nothing");
+    assert_eq!(
+        patch(&app, &path, &reader, json!({"perUserMfaState": "disabled"}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(&app, &path, &token).await.body["perUserMfaState"],
+        "enforced",
+        "the refused PATCH changed nothing"
+    );
 }
