@@ -33,10 +33,16 @@ async fn redemption_rate(store: Arc<dyn Store>, dir: &Path, duration: Duration) 
         dir.join("unused.redb").display(),
         dir.join("keys").display()
     );
-    let settings = Settings::from_toml(&config, Path::new("bench.toml"), std::iter::empty()).unwrap();
+    let settings =
+        Settings::from_toml(&config, Path::new("bench.toml"), std::iter::empty()).unwrap();
     let state = AppState::with_store(settings, Arc::new(SystemClock), store).unwrap();
     let now = SystemClock.now();
-    let user = state.directory.bootstrap_admin("admin", None, now).await.unwrap().unwrap();
+    let user = state
+        .directory
+        .bootstrap_admin("admin", None, now)
+        .await
+        .unwrap()
+        .unwrap();
     let mut codes = Vec::new();
     for _ in 0..40_000 {
         let authorization = Authorization {
@@ -54,24 +60,46 @@ async fn redemption_rate(store: Arc<dyn Store>, dir: &Path, duration: Duration) 
             not_after: None,
             tap_id: None,
         };
-        codes.push(state.grants.issue_code(authorization, now).await.unwrap().expose().to_owned());
+        codes.push(
+            state
+                .grants
+                .issue_code(authorization, now)
+                .await
+                .unwrap()
+                .expose()
+                .to_owned(),
+        );
     }
     let app = gatepass::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let http = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap();
     let codes = Arc::new(std::sync::Mutex::new(codes));
     let done = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CONCURRENCY {
-        let (http, codes, done, url) = (http.clone(), codes.clone(), done.clone(), format!("{issuer}/token"));
+        let (http, codes, done, url) = (
+            http.clone(),
+            codes.clone(),
+            done.clone(),
+            format!("{issuer}/token"),
+        );
         tasks.push(tokio::spawn(async move {
             while start.elapsed() < duration {
-                let Some(code) = codes.lock().unwrap().pop() else { break };
+                let Some(code) = codes.lock().unwrap().pop() else {
+                    break;
+                };
                 let r = http
                     .post(&url)
                     .basic_auth("bench", Some("bench-secret-0123456789"))
-                    .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:9/cb")])
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", &code),
+                        ("redirect_uri", "http://127.0.0.1:9/cb"),
+                    ])
                     .send()
                     .await
                     .unwrap();
@@ -89,7 +117,10 @@ async fn redemption_rate(store: Arc<dyn Store>, dir: &Path, duration: Duration) 
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let secs = std::env::var("GATEPASS_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
         let duration = Duration::from_secs(secs);

@@ -28,7 +28,9 @@
 //! the phase. Single-thread figures (signing) use the thread's own
 //! nanosecond run time from `/proc/thread-self/schedstat`. Client and server
 //! still share the cores, so the wall-clock rates include the client's cost;
-//! the CPU figures do not.
+//! the CPU figures do not. Neither includes the kernel's background
+//! writeback of the store file's dirty pages (kernel threads, not ours);
+//! an fsync's writeback is counted, as the calling thread pays for it.
 //!
 //! Codes are minted through the library (the sign-in pages are not what is
 //! measured).

@@ -71,9 +71,12 @@
 //! load, ops pile up while a commit runs; alone, an op is committed at once.
 //! Before this design every write was its own `spawn_blocking` call and its
 //! own transaction, with up to 32 blocking threads queueing on redb's writer
-//! lock; on the 2-core benchmark machine that cost ~265 µs of CPU per
-//! ephemeral write and milliseconds per durable one under 32 concurrent
-//! callers, against ~20–40 µs and ~55–85 µs now (`benches/token_endpoint.rs`).
+//! lock. With 32 concurrent callers on the 2-core benchmark machine (random
+//! keys, 600-byte values; `benches/token_endpoint.rs`) an ephemeral put cost
+//! ~130–290 µs of CPU and a durable commit 6–16 ms; now ~40–50 µs and
+//! ~120–150 µs. What remains is redb's own copy-on-write: each write to a
+//! random key rewrites a 4 KiB leaf and its branch pages, checksums them and
+//! hands them to the kernel with `pwrite` at every commit, durable or not.
 //!
 //! An op that fails (a redb error, a record that does not decode) may
 //! already have written part of its effects, so the batch is rolled back,
