@@ -124,8 +124,19 @@ pub async fn introspect(
         .user(grant.authorization.user_id, now)
         .await
         .map_err(|e| OAuthJsonError::internal(e.code(), &e.to_string(), false))?;
+    // A grant from a TAP sign-in lives only while its pass does.
+    let tap_live = match &grant.authorization.tap_id {
+        None => true,
+        Some(tap) => state
+            .taps
+            .binding_is_live(grant.authorization.user_id, tap, now.unix_timestamp())
+            .await
+            .map_err(OAuthJsonError::from)?,
+    };
     match user {
-        Some(u) if u.account_enabled && u.session_epoch == grant.authorization.epoch => {
+        Some(u)
+            if tap_live && u.account_enabled && u.session_epoch == grant.authorization.epoch =>
+        {
             Ok(Json(json!({
                 "active": true,
                 "token_type": "refresh_token",

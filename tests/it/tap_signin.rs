@@ -729,3 +729,51 @@ async fn first_start_creates_admin_with_a_one_time_tap_once() {
     let page = enter_username(&app.browser(), &url, "admin").await;
     assert!(!page.has_label("Temporary Access Pass"));
 }
+
+#[tokio::test]
+async fn tap_deleted_makes_its_refresh_token_inactive_at_introspection() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("introspected", None).await;
+    let created = app
+        .issue_tap(
+            &user,
+            json!({"isUsableOnce": false, "lifetimeInMinutes": 120}),
+        )
+        .await;
+    let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
+    let (_, tokens) = tap_session(&app, &rp, "introspected", &secret(&created)).await;
+    let introspect = |token: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .http
+                .post(app.url("/introspect"))
+                .basic_auth(RP_ID, Some(RP_SECRET))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            r.json::<serde_json::Value>().await.unwrap()["active"].clone()
+        }
+    };
+    let refresh = tokens.refresh_token().unwrap().secret().clone();
+    assert_eq!(introspect(refresh.clone()).await, json!(true));
+    let admin = app.app_token(AUTOMATION_ID, AUTOMATION_SECRET).await;
+    let r = app
+        .http
+        .delete(app.url(&format!(
+            "/v1.0/users/{}/authentication/temporaryAccessPassMethods/{}",
+            user.id,
+            created["id"].as_str().unwrap()
+        )))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(introspect(refresh).await, json!(false));
+    assert_eq!(
+        introspect(tokens.access_token().secret().clone()).await,
+        json!(false)
+    );
+}
