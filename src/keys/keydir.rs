@@ -20,8 +20,6 @@ use super::{Algorithm, KeyError};
 const FILE_PREFIX: &str = "key-";
 const FILE_SUFFIX: &str = ".json";
 const TEMP_PREFIX: &str = ".tmp-key-";
-const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
-const PEM_END: &str = "-----END PRIVATE KEY-----";
 /// Far more than any key file needs (an RSA-2048 file is about 2 KiB).
 const MAX_FILE_LEN: u64 = 64 * 1024;
 
@@ -32,8 +30,9 @@ struct KeyFileJson {
     alg: Algorithm,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
-    /// PKCS#8 DER in PEM armour (`-----BEGIN PRIVATE KEY-----`).
-    private_key: String,
+    /// The PKCS#8 DER document, standard base64 (the file is already JSON,
+    /// so no PEM armour).
+    private_key_pkcs8: String,
 }
 
 /// What orders keys and decides publication; no secret in it.
@@ -129,14 +128,17 @@ fn read_key_file(path: &Path, seq: u64) -> Result<Option<StoredKey>, KeyError> {
         KeyError::corrupt(
             path,
             format!(
-                "expected a JSON object with kid, alg, created_at and private_key (error at line {}, column {})",
+                "expected a JSON object with kid, alg, created_at and private_key_pkcs8 (error at line {}, column {})",
                 e.line(),
                 e.column()
             ),
         )
     })?;
-    let der = pem_decode(&json.private_key)
-        .ok_or_else(|| KeyError::corrupt(path, "private_key is not a PEM \"PRIVATE KEY\""))?;
+    let der = STANDARD
+        .decode(json.private_key_pkcs8.trim())
+        .ok()
+        .filter(|der| !der.is_empty())
+        .ok_or_else(|| KeyError::corrupt(path, "private_key_pkcs8 is not base64 PKCS#8"))?;
     Ok(Some(StoredKey {
         path: path.to_owned(),
         seq,
@@ -164,7 +166,7 @@ pub(super) fn write_new(
         kid: meta.kid.clone(),
         alg: meta.algorithm,
         created_at: meta.created_at,
-        private_key: pem_encode(&pkcs8.0),
+        private_key_pkcs8: STANDARD.encode(&pkcs8.0),
     };
     let mut text = serde_json::to_string_pretty(&json).map_err(|_| KeyError::Sign {
         reason: "key file could not be serialized",
@@ -245,27 +247,6 @@ fn random_suffix(dir: &Path) -> Result<String, KeyError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn pem_encode(der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut pem = String::with_capacity(b64.len() + b64.len() / 64 + 64);
-    pem.push_str(PEM_BEGIN);
-    pem.push('\n');
-    // Base64 output is ASCII, so 64-byte chunks are valid UTF-8 lines.
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(line));
-        pem.push('\n');
-    }
-    pem.push_str(PEM_END);
-    pem.push('\n');
-    pem
-}
-
-fn pem_decode(pem: &str) -> Option<Vec<u8>> {
-    let body = pem.trim().strip_prefix(PEM_BEGIN)?.strip_suffix(PEM_END)?;
-    let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    STANDARD.decode(b64).ok().filter(|der| !der.is_empty())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -285,15 +266,5 @@ mod tests {
         ] {
             assert_eq!(seq_of(other), None, "{other}");
         }
-    }
-
-    #[test]
-    fn pem_round_trips_and_rejects_other_armour() {
-        let der: Vec<u8> = (0..=255).collect();
-        let pem = pem_encode(&der);
-        assert!(pem.lines().all(|l| l.len() <= 64 || l.starts_with("-----")));
-        assert_eq!(pem_decode(&pem).unwrap(), der);
-        assert!(pem_decode(&pem.replace("PRIVATE KEY", "PUBLIC KEY")).is_none());
-        assert!(pem_decode("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----").is_none());
     }
 }

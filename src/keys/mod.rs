@@ -10,11 +10,12 @@
 //! keys/
 //!   key-000001.json   {"kid": "…", "alg": "ES256",
 //!   key-000002.json    "created_at": "2025-01-01T00:00:00Z",
-//!                      "private_key": "-----BEGIN PRIVATE KEY-----\n…"}
+//!                      "private_key_pkcs8": "MIGHAgEA…"}
 //! ```
 //!
-//! `private_key` is the PKCS#8 DER document in PEM armour (so
-//! `jq -r .private_key key-000001.json | openssl pkey -noout -text` works).
+//! `private_key_pkcs8` is the PKCS#8 DER document in standard base64 (so
+//! `jq -r .private_key_pkcs8 key-000001.json | base64 -d | openssl pkey -inform DER -noout -text`
+//! works).
 //! `kid` is the RFC 7638 JWK thumbprint of the public key: it is derived, not
 //! chosen, so every instance computes the same one and loading checks that
 //! it still matches the key. Other files in the directory are ignored.
