@@ -20,6 +20,9 @@ pub const UPN_INDEX: &str = "user_upn";
 pub const PASSWORDS: &str = "password";
 pub const GROUPS: &str = "group";
 pub const GROUP_MEMBERS: &str = "group_member";
+/// The reverse of [`GROUP_MEMBERS`] (`{user}/{group}`), written in the same
+/// transactions, so a user's groups are one prefix read on every sign-in.
+pub const USER_GROUPS: &str = "user_group";
 pub const ROLE_ASSIGNMENTS: &str = "role_assignment";
 pub const MFA_REQUIREMENTS: &str = "mfa_requirement";
 
@@ -375,11 +378,15 @@ impl Directory {
                 .delete(UPN_INDEX, upn_key(&user.user_principal_name))
                 .delete(PASSWORDS, key.clone())
                 .delete(MFA_REQUIREMENTS, key.clone());
-            let suffix = format!("/{key}");
-            for (k, _) in self.store.scan(GROUP_MEMBERS, unix(now)).await? {
-                if k.ends_with(&suffix) {
-                    txn = txn.delete(GROUP_MEMBERS, k);
+            for (k, _) in self
+                .store
+                .scan_prefix(USER_GROUPS, &format!("{key}/"), unix(now))
+                .await?
+            {
+                if let Some(group) = k.strip_prefix(&format!("{key}/")) {
+                    txn = txn.delete(GROUP_MEMBERS, format!("{group}/{key}"));
                 }
+                txn = txn.delete(USER_GROUPS, k);
             }
             for a in self.role_assignments(now).await? {
                 if a.principal_id == id {
@@ -522,7 +529,8 @@ impl Directory {
             .require(GROUPS, group.to_string(), Precondition::Version(g.version))
             .require(USERS, user.to_string(), Precondition::Version(u.version))
             .require(GROUP_MEMBERS, key.clone(), Precondition::Absent)
-            .put(GROUP_MEMBERS, key.clone(), Vec::new(), None);
+            .put(GROUP_MEMBERS, key.clone(), Vec::new(), None)
+            .put(USER_GROUPS, format!("{user}/{group}"), Vec::new(), None);
         if self.store.commit(txn, unix(now)).await? {
             return Ok(());
         }
@@ -544,16 +552,19 @@ impl Directory {
         user: UserId,
         now: OffsetDateTime,
     ) -> Result<()> {
-        if self
-            .store
-            .delete(
+        let key = format!("{group}/{user}");
+        let Some(membership) = self.store.get(GROUP_MEMBERS, &key, unix(now)).await? else {
+            return Err(DirectoryError::NotFound("membership"));
+        };
+        let txn = Txn::new(Durability::Durable)
+            .require(
                 GROUP_MEMBERS,
-                &format!("{group}/{user}"),
-                Durability::Durable,
-                unix(now),
+                key.clone(),
+                Precondition::Version(membership.version),
             )
-            .await?
-        {
+            .delete(GROUP_MEMBERS, key)
+            .delete(USER_GROUPS, format!("{user}/{group}"));
+        if self.store.commit(txn, unix(now)).await? {
             Ok(())
         } else {
             Err(DirectoryError::NotFound("membership"))
@@ -563,7 +574,11 @@ impl Directory {
     pub async fn members(&self, group: GroupId, now: OffsetDateTime) -> Result<Vec<User>> {
         let prefix = format!("{group}/");
         let mut out = Vec::new();
-        for (k, _) in self.store.scan(GROUP_MEMBERS, unix(now)).await? {
+        for (k, _) in self
+            .store
+            .scan_prefix(GROUP_MEMBERS, &prefix, unix(now))
+            .await?
+        {
             if let Some(uid) = k.strip_prefix(&prefix).and_then(UserId::parse) {
                 if let Some(u) = self.user(uid, now).await? {
                     out.push(u);
@@ -574,13 +589,13 @@ impl Directory {
     }
 
     pub async fn groups_of(&self, user: UserId, now: OffsetDateTime) -> Result<BTreeSet<GroupId>> {
-        let suffix = format!("/{user}");
+        let prefix = format!("{user}/");
         Ok(self
             .store
-            .scan(GROUP_MEMBERS, unix(now))
+            .scan_prefix(USER_GROUPS, &prefix, unix(now))
             .await?
             .into_iter()
-            .filter_map(|(k, _)| k.strip_suffix(&suffix).and_then(GroupId::parse))
+            .filter_map(|(k, _)| k.strip_prefix(&prefix).and_then(GroupId::parse))
             .collect())
     }
 
@@ -687,7 +702,7 @@ impl Directory {
         let prefix = format!("unique/{user}/");
         Ok(self
             .store
-            .scan(ROLE_ASSIGNMENTS, unix(now))
+            .scan_prefix(ROLE_ASSIGNMENTS, &prefix, unix(now))
             .await?
             .into_iter()
             .filter_map(|(k, _)| k.strip_prefix(&prefix).and_then(BuiltinRole::resolve))

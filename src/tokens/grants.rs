@@ -343,8 +343,8 @@ impl Grants {
             self.revoke(current.grant, now).await?;
             return Err(GrantError::RefreshReused);
         }
-        let grant = self
-            .grant(current.grant, now)
+        let (grant, grant_version) = self
+            .grant_versioned(current.grant, now)
             .await?
             .ok_or(GrantError::RefreshUnknown)?;
         if grant.authorization.client_id != client_id {
@@ -360,7 +360,7 @@ impl Grants {
             .require(
                 GRANTS,
                 grant.id.to_string(),
-                Precondition::Version(self.grant_version(grant.id, now).await?.unwrap_or(0)),
+                Precondition::Version(grant_version),
             )
             .put(
                 REFRESH_TOKENS,
@@ -391,16 +391,19 @@ impl Grants {
         Err(GrantError::RefreshReused)
     }
 
-    async fn grant_version(
+    async fn grant_versioned(
         &self,
         id: GrantId,
         now: OffsetDateTime,
-    ) -> Result<Option<u64>, GrantError> {
-        Ok(self
+    ) -> Result<Option<(Grant, u64)>, GrantError> {
+        match self
             .store
             .get(GRANTS, &id.to_string(), now.unix_timestamp())
             .await?
-            .map(|r| r.version))
+        {
+            Some(r) => Ok(Some((decode(GRANTS, &r.value)?, r.version))),
+            None => Ok(None),
+        }
     }
 
     /// The live grant, if not revoked or expired.
@@ -409,14 +412,7 @@ impl Grants {
         id: GrantId,
         now: OffsetDateTime,
     ) -> Result<Option<Grant>, GrantError> {
-        match self
-            .store
-            .get(GRANTS, &id.to_string(), now.unix_timestamp())
-            .await?
-        {
-            Some(r) => Ok(Some(decode(GRANTS, &r.value)?)),
-            None => Ok(None),
-        }
+        Ok(self.grant_versioned(id, now).await?.map(|(g, _)| g))
     }
 
     /// Revokes a grant: its access tokens, refresh tokens and code all die.

@@ -111,7 +111,7 @@ pub async fn security_info(
         .directory
         .password_hash(user.id, now)
         .await
-        .map_err(dir_err)?
+        .map_err(PageError::from)?
         .is_some()
     {
         methods.push(MethodRow {
@@ -187,14 +187,6 @@ pub async fn security_info(
             step_up_reason,
         },
     ))
-}
-
-fn dir_err(e: crate::directory::DirectoryError) -> PageError {
-    let unavailable = matches!(
-        &e,
-        crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_))
-    );
-    super::error::internal_page(e.code(), &e.to_string(), unavailable)
 }
 
 fn pk_page_err(e: crate::authn::passkey::PasskeyError) -> PageError {
@@ -312,7 +304,7 @@ pub async fn delete_method(
         .directory
         .password_hash(user.id, now)
         .await
-        .map_err(dir_err)?
+        .map_err(PageError::from)?
         .is_some();
     let pass = state.taps.pass(user.id, t).await?;
     let passkeys = state.passkeys.list(user.id, t).await.map_err(pk_page_err)?;
@@ -346,7 +338,7 @@ pub async fn delete_method(
                 .directory
                 .remove_password(user.id, now)
                 .await
-                .map_err(dir_err)?,
+                .map_err(PageError::from)?,
             "Password",
         ),
         "tap" => match &pass {
@@ -403,7 +395,7 @@ pub async fn sign_out_everywhere(
         .directory
         .revoke_sessions(user.id, now)
         .await
-        .map_err(dir_err)?;
+        .map_err(PageError::from)?;
     audit(&state, &user, "Revoke sign-in sessions", vec![], now).await;
     let mut response = render(StatusCode::OK, &AccountSignedOutPage);
     response.headers_mut().append(

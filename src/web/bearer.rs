@@ -58,6 +58,40 @@ fn store_err(e: impl std::fmt::Display, unavailable: bool) -> BearerError {
     }
 }
 
+/// The grant's user, if the grant's tokens may still be used at all: the
+/// user exists and is enabled, has not signed out everywhere since, and —
+/// for a TAP sign-in — the pass is still the user's current, unexpired
+/// pass. The one place this rule lives: the token endpoint, bearer
+/// authentication and introspection all ask it.
+pub async fn grant_user(
+    state: &AppState,
+    grant: &crate::tokens::grants::Grant,
+    now: OffsetDateTime,
+) -> Result<Option<User>, crate::store::StoreError> {
+    use crate::directory::DirectoryError;
+    use crate::store::StoreError;
+    let user = match state.directory.user(grant.authorization.user_id, now).await {
+        Ok(u) => u,
+        Err(DirectoryError::Store(e)) => return Err(e),
+        Err(other) => return Err(StoreError::Corrupt(other.to_string())),
+    };
+    let Some(user) =
+        user.filter(|u| u.account_enabled && u.session_epoch == grant.authorization.epoch)
+    else {
+        return Ok(None);
+    };
+    if let Some(tap) = &grant.authorization.tap_id {
+        if !state
+            .taps
+            .binding_is_live(user.id, tap, now.unix_timestamp())
+            .await?
+        {
+            return Ok(None);
+        }
+    }
+    Ok(Some(user))
+}
+
 /// Verifies `token` and checks everything behind it is still live.
 pub async fn authenticate(
     state: &AppState,
@@ -103,34 +137,13 @@ pub async fn authenticate(
             if grant.authorization.user_id.to_string() != claims.sub {
                 return Err(BearerError::Revoked);
             }
-            let user = state
-                .directory
-                .user(grant.authorization.user_id, now)
+            let user = grant_user(state, &grant, now)
                 .await
                 .map_err(|e| {
-                    let unavailable = matches!(
-                        e,
-                        crate::directory::DirectoryError::Store(StoreError::Unavailable(_))
-                    );
+                    let unavailable = matches!(e, StoreError::Unavailable(_));
                     store_err(e, unavailable)
                 })?
                 .ok_or(BearerError::Revoked)?;
-            if !user.account_enabled || user.session_epoch != grant.authorization.epoch {
-                return Err(BearerError::Revoked);
-            }
-            if let Some(tap) = &grant.authorization.tap_id {
-                let live = state
-                    .taps
-                    .binding_is_live(user.id, tap, now.unix_timestamp())
-                    .await
-                    .map_err(|e| {
-                        let unavailable = matches!(e, StoreError::Unavailable(_));
-                        store_err(e, unavailable)
-                    })?;
-                if !live {
-                    return Err(BearerError::Revoked);
-                }
-            }
             if !grant.offline {
                 let live = state
                     .sessions

@@ -135,6 +135,16 @@ impl From<StoreError> for PageError {
     }
 }
 
+impl From<crate::directory::DirectoryError> for PageError {
+    fn from(e: crate::directory::DirectoryError) -> Self {
+        let unavailable = matches!(
+            &e,
+            crate::directory::DirectoryError::Store(StoreError::Unavailable(_))
+        );
+        internal_page(e.code(), &e.to_string(), unavailable)
+    }
+}
+
 /// An OAuth error at a JSON endpoint (token, revocation, introspection,
 /// userinfo).
 #[derive(Debug)]

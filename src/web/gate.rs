@@ -114,7 +114,7 @@ pub async fn check(
                 .directory
                 .mfa_state(user.id, now)
                 .await
-                .map_err(dir_err)?
+                .map_err(PageError::from)?
                 == PerUserMfaState::Enforced
             {
                 set.policies.extend(synthetic(
@@ -142,7 +142,7 @@ pub async fn check(
         .directory
         .groups_of(user.id, now)
         .await
-        .map_err(dir_err)?
+        .map_err(PageError::from)?
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -150,7 +150,7 @@ pub async fn check(
         .directory
         .roles_of(user.id, now)
         .await
-        .map_err(dir_err)?
+        .map_err(PageError::from)?
         .iter()
         .map(|r| r.template_id().to_owned())
         .collect();
@@ -230,7 +230,7 @@ async fn step_up(
         .directory
         .password_hash(user.id, now)
         .await
-        .map_err(dir_err)?
+        .map_err(PageError::from)?
         .is_some();
     let offer: Vec<AuthMethod> = candidates
         .into_iter()
@@ -257,12 +257,4 @@ async fn step_up(
             "This requires {requirement}. Sign in again with a method that satisfies it."
         ),
     })
-}
-
-fn dir_err(e: crate::directory::DirectoryError) -> PageError {
-    let unavailable = matches!(
-        &e,
-        crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_))
-    );
-    super::error::internal_page(e.code(), &e.to_string(), unavailable)
 }

@@ -119,37 +119,19 @@ pub async fn introspect(
     else {
         return inactive();
     };
-    let user = state
-        .directory
-        .user(grant.authorization.user_id, now)
-        .await
-        .map_err(|e| OAuthJsonError::internal(e.code(), &e.to_string(), false))?;
-    // A grant from a TAP sign-in lives only while its pass does.
-    let tap_live = match &grant.authorization.tap_id {
-        None => true,
-        Some(tap) => state
-            .taps
-            .binding_is_live(grant.authorization.user_id, tap, now.unix_timestamp())
-            .await
-            .map_err(OAuthJsonError::from)?,
-    };
-    match user {
-        Some(u)
-            if tap_live && u.account_enabled && u.session_epoch == grant.authorization.epoch =>
-        {
-            Ok(Json(json!({
-                "active": true,
-                "token_type": "refresh_token",
-                "scope": grant.authorization.scope.to_string(),
-                "client_id": grant.authorization.client_id,
-                "sub": u.id.to_string(),
-                "username": u.user_principal_name,
-                "iss": state.settings.issuer,
-                "exp": grant.expires_at,
-                "iat": grant.created_at,
-            }))
-            .into_response())
-        }
-        _ => inactive(),
+    match super::bearer::grant_user(&state, &grant, now).await? {
+        Some(u) => Ok(Json(json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "scope": grant.authorization.scope.to_string(),
+            "client_id": grant.authorization.client_id,
+            "sub": u.id.to_string(),
+            "username": u.user_principal_name,
+            "iss": state.settings.issuer,
+            "exp": grant.expires_at,
+            "iat": grant.created_at,
+        }))
+        .into_response()),
+        None => inactive(),
     }
 }

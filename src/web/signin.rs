@@ -587,7 +587,7 @@ async fn flow_user(
         .directory
         .user_by_upn(username, now)
         .await
-        .map_err(directory_page_error)?
+        .map_err(PageError::from)?
     else {
         return Ok((None, Offer::default()));
     };
@@ -599,7 +599,7 @@ async fn flow_user(
                 .directory
                 .password_hash(user.id, now)
                 .await
-                .map_err(directory_page_error)?
+                .map_err(PageError::from)?
                 .is_some(),
         tap: pass.is_some_and(|p| flow.allows(p.method())),
         passkey: flow.allows(AuthMethod::Passkey)
@@ -768,7 +768,7 @@ async fn credential_submit(
                 .directory
                 .user_by_upn(&username, now)
                 .await
-                .map_err(directory_page_error)?;
+                .map_err(PageError::from)?;
             record_sign_in(
                 &state,
                 &client_id,
@@ -1156,14 +1156,6 @@ pub async fn passkey_page(
             has_tap: offer.tap,
         },
     ))
-}
-
-fn directory_page_error(e: crate::directory::DirectoryError) -> PageError {
-    let unavailable = matches!(
-        &e,
-        crate::directory::DirectoryError::Store(crate::store::StoreError::Unavailable(_))
-    );
-    super::error::internal_page(e.code(), &e.to_string(), unavailable)
 }
 
 /// Issues the code and redirects back to the client.

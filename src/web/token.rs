@@ -255,26 +255,9 @@ async fn live_user(
     grant: &Grant,
     now: OffsetDateTime,
 ) -> Result<User, OAuthJsonError> {
-    let user = state
-        .directory
-        .user(grant.authorization.user_id, now)
-        .await
-        .map_err(|e| OAuthJsonError::internal(e.code(), &e.to_string(), false))?;
-    let tap_live = match &grant.authorization.tap_id {
-        None => true,
-        Some(tap) => state
-            .taps
-            .binding_is_live(grant.authorization.user_id, tap, now.unix_timestamp())
-            .await
-            .map_err(OAuthJsonError::from)?,
-    };
-    match user {
-        Some(u)
-            if tap_live && u.account_enabled && u.session_epoch == grant.authorization.epoch =>
-        {
-            Ok(u)
-        }
-        _ => {
+    match super::bearer::grant_user(state, grant, now).await? {
+        Some(u) => Ok(u),
+        None => {
             state
                 .grants
                 .revoke(grant.id, now)
