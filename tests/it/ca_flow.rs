@@ -5,8 +5,7 @@ use crate::harness::*;
 use crate::passkey::account_sign_in_with_tap;
 use gatepass::clock::Clock;
 use gatepass::policy::ca_store::CaKind;
-use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, TokenResponse};
+use openidconnect::{AuthorizationCode, Nonce, TokenResponse};
 use serde_json::{Value, json};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples");
@@ -33,29 +32,12 @@ async fn seed(app: &TestApp, kind: CaKind, file: &str) {
     }
 }
 
-fn authorize_url(rp: &Rp, extra: &str) -> (String, openidconnect::PkceCodeVerifier, Nonce) {
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _, nonce) = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge)
-        .url();
+/// Appends extra query parameters to an authorization URL.
+fn with_query(
+    (url, verifier, nonce): (String, openidconnect::PkceCodeVerifier, Nonce),
+    extra: &str,
+) -> (String, openidconnect::PkceCodeVerifier, Nonce) {
     (format!("{url}{extra}"), verifier, nonce)
-}
-
-async fn post_json(browser: &Browser, app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let r = browser
-        .http
-        .post(app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// From a passkey method page: run the username-first ceremony; returns
@@ -72,6 +54,7 @@ async fn passkey_on(
         browser,
         app,
         "/signin/passkey/start",
+        None,
         json!({"flow": flow, "csrf": csrf, "mode": "username"}),
     )
     .await;
@@ -81,39 +64,12 @@ async fn passkey_on(
         browser,
         app,
         "/signin/passkey/finish",
+        None,
         json!({"flow": flow, "csrf": csrf, "ceremony": start["ceremony"], "credential": assertion}),
     )
     .await;
     assert_eq!(status, 200, "{done}");
     done["redirect"].as_str().unwrap().to_owned()
-}
-
-async fn add_passkey(app: &TestApp, browser: &Browser, auth: &mut SoftAuthenticator) {
-    let page = browser.get("/account/security-info").await;
-    assert!(page.has_button("Add passkey"), "{}", page.html);
-    let marker = "<meta name=\"csrf\" content=\"";
-    let start = page.html.find(marker).unwrap() + marker.len();
-    let csrf = page.html[start..start + page.html[start..].find('"').unwrap()].to_owned();
-    let r = browser
-        .http
-        .post(app.url("/account/passkeys/register/start"))
-        .header("x-csrf-token", &csrf)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let start: Value = r.json().await.unwrap();
-    let credential = auth.register(start["options"].clone());
-    let r = browser
-        .http
-        .post(app.url("/account/passkeys/register/finish"))
-        .header("x-csrf-token", &csrf)
-        .json(&json!({"ceremony": start["ceremony"], "name": "Key", "credential": credential}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
 }
 
 async fn exchange(
@@ -158,7 +114,7 @@ async fn ca_recommended_pattern_tap_registers_passkey_but_app_needs_the_passkey(
 
     // The TAP signs the user in, but the app needs MFA without TAP: refused.
     let browser = app.browser();
-    let (url, _, _) = authorize_url(&rp, "");
+    let (url, _, _) = authorize_url(&rp, &[]);
     let first = browser.get(&url).await;
     let flow = first.hidden("flow").unwrap();
     let next = browser
@@ -194,10 +150,10 @@ async fn ca_recommended_pattern_tap_registers_passkey_but_app_needs_the_passkey(
 
     // The same session reaches security info (TAP allowed there) and adds a passkey.
     let mut auth = SoftAuthenticator::new(&app.issuer);
-    add_passkey(&app, &browser, &mut auth).await;
+    assert_eq!(add_passkey(&app, &browser, &mut auth, "Key").await.0, 201);
 
     // Back at the app: stepped up to the passkey, then let in.
-    let (url, verifier, nonce) = authorize_url(&rp, "");
+    let (url, verifier, nonce) = authorize_url(&rp, &[]);
     let step = browser.get(&url).await;
     let method_page = browser.get(&step.location.expect("step-up redirect")).await;
     assert!(
@@ -229,7 +185,10 @@ async fn ca_password_at_phishing_resistant_app_is_stepped_up_to_passkey() {
     let onboarding = app.browser();
     account_sign_in_with_tap(&app, &onboarding, "boss", &tap).await;
     let mut auth = SoftAuthenticator::new(&app.issuer);
-    add_passkey(&app, &onboarding, &mut auth).await;
+    assert_eq!(
+        add_passkey(&app, &onboarding, &mut auth, "Key").await.0,
+        201
+    );
     // A policy: the RP app requires Phishing-resistant MFA (built-in 0004).
     app.state
         .ca
@@ -246,7 +205,7 @@ async fn ca_password_at_phishing_resistant_app_is_stepped_up_to_passkey() {
         .unwrap();
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
     let browser = app.browser();
-    let (url, verifier, nonce) = authorize_url(&rp, "");
+    let (url, verifier, nonce) = authorize_url(&rp, &[]);
     let first = browser.get(&url).await;
     let done = browser
         .submit_credentials(&first, "boss", "boss password")
@@ -277,10 +236,16 @@ async fn ca_acr_values_phishing_resistant_steps_up_like_a_policy() {
     let onboarding = app.browser();
     account_sign_in_with_tap(&app, &onboarding, "acr-user", &tap).await;
     let mut auth = SoftAuthenticator::new(&app.issuer);
-    add_passkey(&app, &onboarding, &mut auth).await;
+    assert_eq!(
+        add_passkey(&app, &onboarding, &mut auth, "Key").await.0,
+        201
+    );
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
     let browser = app.browser();
-    let (url, verifier, nonce) = authorize_url(&rp, "&acr_values=phishing_resistant_mfa");
+    let (url, verifier, nonce) = with_query(
+        authorize_url(&rp, &[]),
+        "&acr_values=phishing_resistant_mfa",
+    );
     let first = browser.get(&url).await;
     let done = browser
         .submit_credentials(&first, "acr-user", "acr password")
@@ -297,7 +262,7 @@ async fn ca_acr_values_phishing_resistant_steps_up_like_a_policy() {
         br#"{"id_token":{"acr":{"essential":true,"value":"phishing_resistant_mfa"}}}"#,
     )
     .collect::<String>();
-    let (url, _, _) = authorize_url(&rp, &format!("&claims={claims}"));
+    let (url, _, _) = with_query(authorize_url(&rp, &[]), &format!("&claims={claims}"));
     let browser = app.browser();
     let first = browser.get(&url).await;
     let done = browser
@@ -313,7 +278,7 @@ async fn ca_block_outside_named_location_and_report_only_is_logged_not_enforced(
     seed(&app, CaKind::NamedLocation, "named-locations.json").await;
     seed(&app, CaKind::Policy, "ca-block-outside-named-location.json").await;
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
-    let (url, _, _) = authorize_url(&rp, "");
+    let (url, _, _) = authorize_url(&rp, &[]);
     let browser = app.browser();
     let first = browser.get(&url).await;
     let done = browser
@@ -372,7 +337,7 @@ async fn ca_per_user_mfa_enforced_requires_mfa() {
         .await
         .unwrap();
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
-    let (url, _, _) = authorize_url(&rp, "");
+    let (url, _, _) = authorize_url(&rp, &[]);
     let browser = app.browser();
     let first = browser.get(&url).await;
     let done = browser
@@ -387,7 +352,7 @@ async fn ca_per_user_mfa_enforced_requires_mfa() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (url, verifier, nonce) = authorize_url(&rp, "");
+    let (url, verifier, nonce) = authorize_url(&rp, &[]);
     let browser = app.browser();
     let first = browser.get(&url).await;
     let flow = first.hidden("flow").unwrap();

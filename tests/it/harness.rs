@@ -556,3 +556,90 @@ impl SoftAuthenticator {
         json
     }
 }
+
+/// A PKCE authorization URL for `rp` with extra `scopes`; returns the URL,
+/// the verifier to redeem the code with, and the nonce to check.
+pub fn authorize_url(
+    rp: &Rp,
+    scopes: &[&str],
+) -> (
+    String,
+    openidconnect::PkceCodeVerifier,
+    openidconnect::Nonce,
+) {
+    use openidconnect::core::CoreAuthenticationFlow;
+    use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, Scope};
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut req = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge);
+    for s in scopes {
+        req = req.add_scope(Scope::new((*s).to_owned()));
+    }
+    let (url, _, nonce) = req.url();
+    (url.to_string(), verifier, nonce)
+}
+
+/// The security-info page's CSRF token (its `<meta name="csrf">`).
+pub fn meta_csrf(page: &Page) -> String {
+    let marker = "<meta name=\"csrf\" content=\"";
+    let start = page.html.find(marker).expect("csrf meta") + marker.len();
+    page.html[start..start + page.html[start..].find('"').expect("closing quote")].to_owned()
+}
+
+/// POSTs JSON as the browser's script does (optionally with the CSRF
+/// header); returns the status and the JSON body (`null` if none).
+pub async fn post_json(
+    browser: &Browser,
+    app: &TestApp,
+    path: &str,
+    csrf: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut req = browser.http.post(app.url(path)).json(&body);
+    if let Some(c) = csrf {
+        req = req.header("x-csrf-token", c);
+    }
+    let r = req.send().await.expect("POST");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Add passkey from the security-info page; returns (status, body) of the
+/// step that answered last.
+pub async fn add_passkey(
+    app: &TestApp,
+    browser: &Browser,
+    auth: &mut SoftAuthenticator,
+    name: &str,
+) -> (u16, serde_json::Value) {
+    let page = browser.get("/account/security-info").await;
+    assert!(page.has_button("Add passkey"), "{}", page.html);
+    let csrf = meta_csrf(&page);
+    let (status, start) = post_json(
+        browser,
+        app,
+        "/account/passkeys/register/start",
+        Some(&csrf),
+        serde_json::json!({}),
+    )
+    .await;
+    if status != 200 {
+        return (status, start);
+    }
+    let credential = auth.register(start["options"].clone());
+    let body =
+        serde_json::json!({"ceremony": start["ceremony"], "name": name, "credential": credential});
+    post_json(
+        browser,
+        app,
+        "/account/passkeys/register/finish",
+        Some(&csrf),
+        body,
+    )
+    .await
+}

@@ -5,11 +5,7 @@
 
 use crate::harness::*;
 use gatepass::clock::Clock;
-use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{
-    AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, Scope,
-    TokenResponse,
-};
+use openidconnect::{AuthorizationCode, OAuth2TokenResponse, TokenResponse};
 use serde_json::{Value, json};
 
 /// Signs a browser in to the security-info page with a TAP; returns the page.
@@ -53,60 +49,6 @@ pub async fn account_sign_in_with_tap(
     browser.get("/account/security-info").await
 }
 
-fn meta_csrf(page: &Page) -> String {
-    let marker = "<meta name=\"csrf\" content=\"";
-    let start = page.html.find(marker).expect("csrf meta") + marker.len();
-    page.html[start..start + page.html[start..].find('"').unwrap()].to_owned()
-}
-
-async fn post_json(
-    browser: &Browser,
-    app: &TestApp,
-    path: &str,
-    csrf: Option<&str>,
-    body: Value,
-) -> (u16, Value) {
-    let mut req = browser.http.post(app.url(path)).json(&body);
-    if let Some(c) = csrf {
-        req = req.header("x-csrf-token", c);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-/// Add passkey from the security-info page; returns (status, body).
-async fn add_passkey(
-    app: &TestApp,
-    browser: &Browser,
-    auth: &mut SoftAuthenticator,
-    name: &str,
-) -> (u16, Value) {
-    let page = browser.get("/account/security-info").await;
-    assert!(page.has_button("Add passkey"));
-    let csrf = meta_csrf(&page);
-    let (status, start) = post_json(
-        browser,
-        app,
-        "/account/passkeys/register/start",
-        Some(&csrf),
-        json!({}),
-    )
-    .await;
-    if status != 200 {
-        return (status, start);
-    }
-    let credential = auth.register(start["options"].clone());
-    post_json(
-        browser,
-        app,
-        "/account/passkeys/register/finish",
-        Some(&csrf),
-        json!({"ceremony": start["ceremony"], "name": name, "credential": credential}),
-    )
-    .await
-}
-
 /// Starts a passkey ceremony from a sign-in page; returns the options.
 async fn passkey_start(app: &TestApp, browser: &Browser, page: &Page, mode: &str) -> (u16, Value) {
     let flow = page.hidden("flow").expect("flow");
@@ -138,22 +80,6 @@ async fn passkey_finish(
         json!({"flow": flow, "csrf": csrf, "ceremony": ceremony, "credential": credential}),
     )
     .await
-}
-
-fn rp_authorize(rp: &Rp, scopes: &[&str]) -> (String, openidconnect::PkceCodeVerifier, Nonce) {
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut req = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge);
-    for s in scopes {
-        req = req.add_scope(Scope::new((*s).to_owned()));
-    }
-    let (url, _, nonce) = req.url();
-    (url.to_string(), verifier, nonce)
 }
 
 /// A user onboarded the DESIGN way: TAP → security info → Add passkey.
@@ -190,7 +116,7 @@ async fn passkey_onboarding_then_discoverable_and_username_first_sign_in_give_po
 
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
     // Discoverable: no username typed.
-    let (url, verifier, nonce) = rp_authorize(&rp, &[]);
+    let (url, verifier, nonce) = authorize_url(&rp, &[]);
     let browser = app.browser();
     let first = browser.get(&url).await;
     assert!(first.has_button("Sign in with a passkey"));
@@ -235,7 +161,7 @@ async fn passkey_onboarding_then_discoverable_and_username_first_sign_in_give_po
     );
 
     // Username-first: the method page links to the passkey.
-    let (url, verifier, nonce) = rp_authorize(&rp, &[]);
+    let (url, verifier, nonce) = authorize_url(&rp, &[]);
     let browser = app.browser();
     let first = browser.get(&url).await;
     let next = browser
@@ -295,7 +221,7 @@ async fn passkey_from_wrong_origin_replayed_or_of_another_user_is_refused() {
     let (_, mut auth) = onboard(&app, "alice").await;
     let (_, mut bobs) = onboard(&app, "bob").await;
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
-    let (url, _, _) = rp_authorize(&rp, &[]);
+    let (url, _, _) = authorize_url(&rp, &[]);
 
     // Wrong origin: a site on the same host but another port (so the
     // authenticator's RP-id check passes) relays the challenge; the client
@@ -365,7 +291,7 @@ async fn passkey_counter_regression_is_refused() {
     let app = TestApp::spawn().await;
     let (_, mut auth) = onboard(&app, "carol").await;
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
-    let (url, _, _) = rp_authorize(&rp, &[]);
+    let (url, _, _) = authorize_url(&rp, &[]);
     let browser_a = app.browser();
     let page_a = browser_a.get(&url).await;
     let browser_b = app.browser();
@@ -514,7 +440,7 @@ async fn limiter_one_time_tap_window_then_step_up_and_password_session_must_step
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["redirect"], "/account/security-info");
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
-    let (url, verifier, nonce) = rp_authorize(&rp, &[]);
+    let (url, verifier, nonce) = authorize_url(&rp, &[]);
     let sso = pw.get(&url).await;
     let code = query_param(&sso.location.unwrap(), "code").unwrap();
     let tokens = rp
@@ -650,7 +576,7 @@ async fn sign_out_everywhere_ends_sessions_and_refresh_tokens() {
     let user = app.create_user("leaver", Some("leaver password")).await;
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
     // A refresh token from an RP sign-in in another browser.
-    let (url, verifier, _) = rp_authorize(&rp, &["offline_access"]);
+    let (url, verifier, _) = authorize_url(&rp, &["offline_access"]);
     let other = app.browser();
     let loc = other
         .sign_in(&url, "leaver", "leaver password")
@@ -687,7 +613,7 @@ async fn sign_out_everywhere_ends_sessions_and_refresh_tokens() {
             .has_label("Username"),
         "this session ended"
     );
-    let (url, _, _) = rp_authorize(&rp, &[]);
+    let (url, _, _) = authorize_url(&rp, &[]);
     let silent = other.get(&format!("{url}&prompt=none")).await;
     assert_eq!(
         query_param(&silent.location.unwrap(), "error").as_deref(),
@@ -854,7 +780,7 @@ async fn graph_fido2_methods_list_and_delete_passkeys() {
     assert_eq!(r.status(), 204);
     // The deleted passkey no longer signs in.
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
-    let (url, _, _) = rp_authorize(&rp, &[]);
+    let (url, _, _) = authorize_url(&rp, &[]);
     let browser = app.browser();
     let page = browser.get(&url).await;
     let (_, start) = passkey_start(&app, &browser, &page, "discoverable").await;

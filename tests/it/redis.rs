@@ -17,11 +17,7 @@ use gatepass::config::Settings;
 use gatepass::store::conformance::{self, NOW};
 use gatepass::store::redis::RedisStore;
 use gatepass::store::{Durability, Precondition, Store, StoreError, StoreResult, Txn};
-use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{
-    AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    Scope, TokenResponse, TokenUrl,
-};
+use openidconnect::{AuthorizationCode, OAuth2TokenResponse, TokenResponse, TokenUrl};
 use reqwest::StatusCode;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
@@ -833,22 +829,6 @@ impl Pair {
     fn at_b(&self, url: &str) -> String {
         url.replacen(&self.a.issuer, &self.b.base, 1)
     }
-}
-
-fn authorize_url(rp: &Rp, scopes: &[&str]) -> (String, PkceCodeVerifier, Nonce) {
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut req = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge);
-    for s in scopes {
-        req = req.add_scope(Scope::new((*s).to_owned()));
-    }
-    let (url, _, nonce) = req.url();
-    (url.to_string(), verifier, nonce)
 }
 
 async fn refresh_at(

@@ -5,30 +5,9 @@
 use crate::harness::*;
 use crate::oidc::jwt_payload;
 use gatepass::clock::Clock;
-use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{
-    AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, Scope,
-    TokenResponse,
-};
+use openidconnect::{AuthorizationCode, OAuth2TokenResponse, TokenResponse};
 use serde_json::json;
 use std::sync::Arc;
-
-/// The authorization URL for the confidential RP, with PKCE.
-fn authorize_url(rp: &Rp, scopes: &[&str]) -> (String, openidconnect::PkceCodeVerifier, Nonce) {
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut req = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge);
-    for s in scopes {
-        req = req.add_scope(Scope::new((*s).to_owned()));
-    }
-    let (url, _, nonce) = req.url();
-    (url.to_string(), verifier, nonce)
-}
 
 /// Username page → Next; returns the page the browser lands on.
 async fn enter_username(browser: &Browser, authorize: &str, username: &str) -> Page {
