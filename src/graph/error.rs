@@ -159,12 +159,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
             "The request body is too large or could not be read.",
         )
     })?;
-    let json_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json_type {
+    if !crate::web::is_json(headers) {
         return Err(GraphError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "BadRequest",

@@ -207,23 +207,21 @@ pub fn set_cookie(
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static("gp_invalid=; Max-Age=0"))
 }
 
-/// Whether a request body is `application/json`.
-pub fn is_json(headers: &HeaderMap) -> bool {
+/// Whether the request body's media type is `mime` (parameters ignored).
+fn content_type_is(headers: &HeaderMap, mime: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(mime))
+}
+
+/// Whether a request body is `application/json`.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    content_type_is(headers, "application/json")
 }
 
 /// Whether a request body is `application/x-www-form-urlencoded`.
 pub fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+    content_type_is(headers, "application/x-www-form-urlencoded")
 }
