@@ -66,13 +66,15 @@ pub async fn run_all(store: Arc<dyn Store>) -> StoreResult<()> {
     scan_prefix_empty_is_whole_table(s).await?;
     scan_prefix_returns_only_live_records(s).await?;
     purge_expired_removes_only_expired(s).await?;
+    durability_changes_keep_one_record(s).await?;
     ping_succeeds(s).await?;
     concurrent_takes_have_one_winner(Arc::clone(&store)).await?;
     concurrent_compare_and_swaps_have_one_winner(Arc::clone(&store)).await?;
     concurrent_inserts_have_one_winner(Arc::clone(&store)).await?;
     concurrent_commits_have_one_winner(Arc::clone(&store)).await?;
     concurrent_deletes_have_one_winner(Arc::clone(&store)).await?;
-    concurrent_increments_are_exact(store).await?;
+    concurrent_increments_are_exact(Arc::clone(&store)).await?;
+    concurrent_mixed_durability_commits_have_one_winner(store).await?;
     Ok(())
 }
 
@@ -778,6 +780,67 @@ pub async fn purge_expired_removes_only_expired(store: &dyn Store) -> StoreResul
     Ok(())
 }
 
+/// A key written with one durability and then the other is still one
+/// record: every read and scan sees its latest write, once. (A backend may
+/// keep ephemeral records apart from durable ones, as the embedded one
+/// does.)
+pub async fn durability_changes_keep_one_record(store: &dyn Store) -> StoreResult<()> {
+    let run = Run::new();
+    let (key, other, made) = (run.key("code"), run.key("grant"), run.key("made"));
+    let (e, d) = (Durability::Ephemeral, Durability::Durable);
+    let only_key = |scanned: Vec<(String, Record)>| -> Vec<(String, Record)> {
+        scanned.into_iter().filter(|(k, _)| *k == key).collect()
+    };
+    let expect_one = |scanned: Vec<(String, Record)>, v: u64, value: &[u8]| {
+        assert_eq!(only_key(scanned), vec![(key.clone(), record(value, v, None))]);
+    };
+
+    let v1 = store.put(TABLE, &key, b"issued".to_vec(), None, e).await?;
+    expect_one(store.scan(TABLE, NOW).await?, v1, b"issued");
+    let v2 = store
+        .compare_and_swap(TABLE, &key, v1, Some(b"redeemed".to_vec()), None, d, NOW)
+        .await?
+        .expect("durable swap of an ephemeral record");
+    assert_eq!(store.get(TABLE, &key, NOW).await?, Some(record(b"redeemed", v2, None)));
+    expect_one(store.scan_prefix(TABLE, &key, NOW).await?, v2, b"redeemed");
+    let v3 = store
+        .compare_and_swap(TABLE, &key, v2, Some(b"again".to_vec()), None, e, NOW)
+        .await?
+        .expect("ephemeral swap of a durable record");
+    assert_eq!(store.get(TABLE, &key, NOW).await?, Some(record(b"again", v3, None)));
+    expect_one(store.scan(TABLE, NOW).await?, v3, b"again");
+    assert!(v1 < v2 && v2 < v3);
+
+    // An ephemeral transaction that checks a durable record and writes
+    // both kinds of key, then a durable one over the same keys.
+    let v_other = store.put(OTHER, &other, b"g".to_vec(), None, d).await?;
+    let txn = Txn::new(e)
+        .require(OTHER, other.clone(), Precondition::Version(v_other))
+        .require(TABLE, key.clone(), Precondition::Version(v3))
+        .require(TABLE, made.clone(), Precondition::Absent)
+        .put(TABLE, key.clone(), b"txn".to_vec(), None)
+        .put(TABLE, made.clone(), b"new".to_vec(), None)
+        .put(OTHER, other.clone(), b"g2".to_vec(), None);
+    assert!(store.commit(txn, NOW).await?);
+    let v4 = version_of(store, &key).await?.expect("written by the txn");
+    let v_made = version_of(store, &made).await?.expect("written by the txn");
+    let txn = Txn::new(d)
+        .require(TABLE, key.clone(), Precondition::Version(v4))
+        .require(TABLE, made.clone(), Precondition::Version(v_made))
+        .delete(TABLE, made.clone())
+        .put(TABLE, key.clone(), b"durable".to_vec(), None);
+    assert!(store.commit(txn, NOW).await?);
+    assert_eq!(store.get(TABLE, &made, NOW).await?, None);
+    let v5 = version_of(store, &key).await?.expect("written by the txn");
+    expect_one(store.scan(TABLE, NOW).await?, v5, b"durable");
+
+    // Taken once, whichever durability the take asks for.
+    assert!(store.take(TABLE, &key, e, NOW).await?.is_some());
+    assert_eq!(store.take(TABLE, &key, d, NOW).await?, None);
+    assert_eq!(only_key(store.scan(TABLE, NOW).await?), vec![]);
+    Ok(())
+}
+
 pub async fn ping_succeeds(store: &dyn Store) -> StoreResult<()> {
     store.ping().await
 }
@@ -932,6 +995,64 @@ pub async fn concurrent_increments_are_exact(store: Arc<dyn Store>) -> StoreResu
     );
     Ok(())
 }
+
+/// Code redemption's shape: an ephemeral code, redeemed by durable
+/// transactions (offline grants) and ephemeral ones (online grants) at
+/// once, each also writing a key of its own. One wins, and only its write
+/// lands. The ephemeral racers yield a few times first, so some arrive
+/// while a durable one is being committed (a backend that commits
+/// ephemeral work by another path must not let them in then).
+pub async fn concurrent_mixed_durability_commits_have_one_winner(
+    store: Arc<dyn Store>,
+) -> StoreResult<()> {
+    // The overlap this looks for is short; several rounds make missing it
+    // every time unlikely.
+    for round in 0..10 {
+        let run = Run::new();
+        let code = run.key("code");
+        let issued = store
+            .put(TABLE, &code, b"issued".to_vec(), Some(NOW + 60), Durability::Ephemeral)
+            .await?;
+
+        let committed = race(&store, |store, i| {
+            let durability = if i % 2 == 0 {
+                Durability::Durable
+            } else {
+                Durability::Ephemeral
+            };
+            let txn = Txn::new(durability)
+                .require(TABLE, code.clone(), Precondition::Version(issued))
+                .put(TABLE, code.clone(), format!("redeemed-{i}").into_bytes(), None)
+                .put(OTHER, run.key(&format!("grant-{i}")), b"grant".to_vec(), None);
+            let yields = match durability {
+                Durability::Durable => 0,
+                Durability::Ephemeral => 20 * i,
+            };
+            async move {
+                for _ in 0..yields {
+                    tokio::task::yield_now().await;
+                }
+                store.commit(txn, NOW).await
+            }
+        })
+        .await?;
+        let winners: Vec<usize> = (0..RACERS).filter(|&i| committed[i]).collect();
+        assert_eq!(winners.len(), 1, "mixed-durability commit winners, round {round}");
+        let winner = winners[0];
+        assert_eq!(
+            store.get(TABLE, &code, NOW).await?.map(|r| r.value),
+            Some(format!("redeemed-{winner}").into_bytes())
+        );
+        let grants: Vec<String> = run
+            .only_mine(store.scan(OTHER, NOW).await?)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(grants, vec![run.key(&format!("grant-{winner}"))]);
+    }
+    Ok(())
+}
+
 
 /// Starts [`RACERS`] tasks at once (a barrier lines them up) and returns
 /// their results in task order.

@@ -110,10 +110,10 @@
 //! read. Scans are unbounded in size, so [`Store::scan`] and
 //! [`Store::scan_prefix`] still run on the blocking pool.
 
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
@@ -141,8 +141,8 @@ const QUEUE_DEPTH: usize = 1024;
 
 /// Most bytes the memory tier holds (see "Memory tier" in the module doc).
 pub const MEMORY_BUDGET: usize = 256 << 20;
-/// What one memory record costs beyond its key and value bytes (map node,
-/// two `Vec` headers), counted against [`MEMORY_BUDGET`].
+/// What one memory record costs beyond its key and value bytes (map entry,
+/// `String` and `Vec` headers), counted against [`MEMORY_BUDGET`].
 const MEMORY_ENTRY_OVERHEAD: usize = 64;
 
 const FORMAT: u8 = 1;
@@ -157,11 +157,19 @@ pub struct EmbeddedStore {
 }
 
 struct Inner {
-    db: Arc<Database>,
-    memory: Arc<Memory>,
+    shared: Arc<Shared>,
     /// `None` only while dropping.
     jobs: Option<mpsc::Sender<Box<dyn Job>>>,
     writer: Option<JoinHandle<()>>,
+}
+
+/// What callers and the writer thread share.
+struct Shared {
+    db: Database,
+    memory: Mutex<MemoryState>,
+    versions: Versions,
+    /// Most bytes the memory tier may hold; [`MEMORY_BUDGET`] outside tests.
+    budget: usize,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -207,31 +215,38 @@ impl EmbeddedStore {
                 other => backend(other),
             })
         })?;
-        let engine = Engine::new(db, MEMORY_BUDGET).map_err(with_path)?;
-        let db = Arc::clone(&engine.db);
-        let memory = Arc::clone(&engine.memory);
+        let shared = Arc::new(Shared::new(db, MEMORY_BUDGET).map_err(with_path)?);
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let writer = std::thread::Builder::new()
             .name("gatepass-store-writer".to_owned())
-            .spawn(move || run_writer(engine, queue))
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || run_writer(&shared, queue)
+            })
             .map_err(|e| with_path(StoreError::Unavailable(format!("writer thread: {e}"))))?;
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
-                db,
-                memory,
+                shared,
                 jobs: Some(jobs),
                 writer: Some(writer),
             }),
         })
     }
 
-    /// Queues `op` for the writer and waits for its committed result. `op`
-    /// must be repeatable: it runs again if another op of its batch fails.
+    /// Runs `op` and returns its result once it is visible to every reader:
+    /// inline if it is ephemeral and touches only the memory tier (see
+    /// "Memory tier"), otherwise through the writer. `op` must be
+    /// repeatable: it may run more than once, and only its last run counts.
     async fn write<T: Send + 'static>(
         &self,
         durability: Durability,
-        op: impl Fn(&mut Writer<'_, '_>) -> StoreResult<T> + Send + 'static,
+        op: impl Fn(&mut Writer<'_>) -> OpResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        if durability == Durability::Ephemeral {
+            if let Some(done) = self.inner.shared.try_inline(&op) {
+                return done;
+            }
+        }
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             op,
@@ -247,13 +262,72 @@ impl EmbeddedStore {
     /// Runs a read of unbounded size on tokio's blocking pool.
     async fn read_blocking<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&Database, &Memory) -> StoreResult<T> + Send + 'static,
+        op: impl FnOnce(&Shared) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let db = Arc::clone(&self.inner.db);
-        let memory = Arc::clone(&self.inner.memory);
-        tokio::task::spawn_blocking(move || op(&db, &memory))
+        let shared = Arc::clone(&self.inner.shared);
+        tokio::task::spawn_blocking(move || op(&shared))
             .await
             .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+}
+
+impl Shared {
+    fn new(db: Database, budget: usize) -> StoreResult<Shared> {
+        let ceiling = prepare(&db)?;
+        Ok(Shared {
+            db,
+            memory: Mutex::default(),
+            versions: Versions {
+                next: AtomicU64::new(ceiling),
+                ceiling: AtomicU64::new(ceiling),
+            },
+            budget,
+        })
+    }
+
+    /// Only ever held for a few map operations, none of which can leave the
+    /// tier half-changed, so a lock poisoned by a panic elsewhere still
+    /// guards consistent maps.
+    fn memory(&self) -> MutexGuard<'_, MemoryState> {
+        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs an ephemeral `op` on the calling thread, holding the memory
+    /// tier's lock throughout. `None` if it needs the writer: it would
+    /// write to the file, or touched a key the writer's current batch holds,
+    /// or needs the version ceiling raised. Nothing it did is kept then.
+    fn try_inline<T>(
+        &self,
+        op: &dyn Fn(&mut Writer<'_>) -> OpResult<T>,
+    ) -> Option<StoreResult<T>> {
+        let mut state = self.memory();
+        let room = self.budget.saturating_sub(state.bytes);
+        let (result, changes) = {
+            let mut writer = Writer {
+                file: File::Snapshot {
+                    db: &self.db,
+                    records: None,
+                },
+                tier: Tier::Locked(&mut state),
+                changes: Keyed::default(),
+                room,
+                durability: Durability::Ephemeral,
+                versions: &self.versions,
+                ceiling: self.versions.ceiling.load(Ordering::Acquire),
+                file_changed: false,
+                must_persist: false,
+            };
+            let result = op(&mut writer);
+            (result, writer.changes)
+        };
+        match result {
+            Ok(value) => {
+                state.apply(changes);
+                Some(Ok(value))
+            }
+            Err(OpError::Store(e)) => Some(Err(e)),
+            Err(OpError::NeedsWriter) => None,
+        }
     }
 }
 
@@ -279,13 +353,16 @@ impl Store for EmbeddedStore {
     async fn get(&self, table: Table, key: &str, now: i64) -> StoreResult<Option<Record>> {
         // Inline: see "Reads" in the module doc. Memory first: see "Memory
         // tier" for why that order sees every record.
-        let key = record_key(table, key);
-        let record = match self.inner.memory.record(&key) {
+        let shared = &self.inner.shared;
+        let in_memory = shared.memory().records.get(table, key).map(|v| decode_record(v));
+        let record = match in_memory {
             Some(record) => Some(record?),
             None => {
-                let txn = self.inner.db.begin_read().map_err(backend)?;
+                let txn = shared.db.begin_read().map_err(backend)?;
                 let records = txn.open_table(RECORDS).map_err(backend)?;
-                let found = records.get(key.as_slice()).map_err(backend)?;
+                let found = records
+                    .get(record_key(table, key).as_slice())
+                    .map_err(backend)?;
                 found.map(|v| decode_record(v.value())).transpose()?
             }
         };
@@ -300,8 +377,8 @@ impl Store for EmbeddedStore {
         expires_at: Option<i64>,
         durability: Durability,
     ) -> StoreResult<u64> {
-        let key = record_key(table, key);
-        self.write(durability, move |w| w.put(&key, &value, expires_at))
+        let key = key.to_owned();
+        self.write(durability, move |w| w.put(table, &key, &value, expires_at))
             .await
     }
 
@@ -314,12 +391,12 @@ impl Store for EmbeddedStore {
         durability: Durability,
         now: i64,
     ) -> StoreResult<Option<u64>> {
-        let key = record_key(table, key);
+        let key = key.to_owned();
         self.write(durability, move |w| {
-            if w.live(&key, now)?.is_some() {
+            if w.live(table, &key, now)?.is_some() {
                 return Ok(None);
             }
-            w.put(&key, &value, expires_at).map(Some)
+            w.put(table, &key, &value, expires_at).map(Some)
         })
         .await
     }
@@ -331,9 +408,9 @@ impl Store for EmbeddedStore {
         durability: Durability,
         now: i64,
     ) -> StoreResult<Option<Record>> {
-        let key = record_key(table, key);
+        let key = key.to_owned();
         self.write(durability, move |w| {
-            Ok(w.remove(&key)?.filter(|r| is_live(r, now)))
+            Ok(w.remove(table, &key)?.filter(|r| is_live(r, now)))
         })
         .await
     }
@@ -348,15 +425,15 @@ impl Store for EmbeddedStore {
         durability: Durability,
         now: i64,
     ) -> StoreResult<Option<u64>> {
-        let key = record_key(table, key);
+        let key = key.to_owned();
         self.write(durability, move |w| {
-            match w.live(&key, now)? {
+            match w.live(table, &key, now)? {
                 Some(current) if current.version == expected => {}
                 _ => return Ok(None),
             }
             match &new_value {
-                Some(value) => w.put(&key, value, expires_at).map(Some),
-                None => w.remove(&key).map(|_| Some(0)),
+                Some(value) => w.put(table, &key, value, expires_at).map(Some),
+                None => w.remove(table, &key).map(|_| Some(0)),
             }
         })
         .await
@@ -369,9 +446,9 @@ impl Store for EmbeddedStore {
         durability: Durability,
         now: i64,
     ) -> StoreResult<bool> {
-        let key = record_key(table, key);
+        let key = key.to_owned();
         self.write(durability, move |w| {
-            Ok(w.remove(&key)?.is_some_and(|r| is_live(&r, now)))
+            Ok(w.remove(table, &key)?.is_some_and(|r| is_live(&r, now)))
         })
         .await
     }
@@ -386,14 +463,14 @@ impl Store for EmbeddedStore {
         expires_at: Option<i64>,
         now: i64,
     ) -> StoreResult<i64> {
-        let key = record_key(table, key);
+        let key = key.to_owned();
         self.write(Durability::Durable, move |w| {
-            let (current, expires_at) = match w.live(&key, now)? {
+            let (current, expires_at) = match w.live(table, &key, now)? {
                 Some(record) => (parse_counter(&record.value, table)?, record.expires_at),
                 None => (0, expires_at),
             };
             let next = current.saturating_add(delta);
-            w.put(&key, next.to_string().as_bytes(), expires_at)?;
+            w.put(table, &key, next.to_string().as_bytes(), expires_at)?;
             Ok(next)
         })
         .await
@@ -402,7 +479,7 @@ impl Store for EmbeddedStore {
     async fn commit(&self, txn: Txn, now: i64) -> StoreResult<bool> {
         self.write(txn.durability, move |w| {
             for (table, key, pre) in &txn.checks {
-                let live = w.live(&record_key(table, key), now)?;
+                let live = w.live(table, key, now)?;
                 let holds = match (pre, live) {
                     (Precondition::Absent, live) => live.is_none(),
                     (Precondition::Version(v), Some(record)) => record.version == *v,
@@ -420,10 +497,10 @@ impl Store for EmbeddedStore {
                         value,
                         expires_at,
                     } => {
-                        w.put(&record_key(table, key), value, *expires_at)?;
+                        w.put(table, key, value, *expires_at)?;
                     }
                     Write::Delete { table, key } => {
-                        w.remove(&record_key(table, key))?;
+                        w.remove(table, key)?;
                     }
                 }
             }
@@ -433,7 +510,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn scan(&self, table: Table, now: i64) -> StoreResult<Vec<(String, Record)>> {
-        self.read_blocking(move |db, memory| scan_range(db, memory, table, "", now))
+        self.read_blocking(move |shared| scan_range(shared, table, "", now))
             .await
     }
 
@@ -444,7 +521,7 @@ impl Store for EmbeddedStore {
         now: i64,
     ) -> StoreResult<Vec<(String, Record)>> {
         let prefix = prefix.to_owned();
-        self.read_blocking(move |db, memory| scan_range(db, memory, table, &prefix, now))
+        self.read_blocking(move |shared| scan_range(shared, table, &prefix, now))
             .await
     }
 
@@ -458,28 +535,32 @@ impl Store for EmbeddedStore {
         if self.inner.jobs.as_ref().is_none_or(|jobs| jobs.is_closed()) {
             return Err(writer_stopped());
         }
-        let txn = self.inner.db.begin_read().map_err(backend)?;
+        let txn = self.inner.shared.db.begin_read().map_err(backend)?;
         txn.open_table(RECORDS).map_err(backend)?;
         Ok(())
     }
 }
 
 /// The live records of `table` whose key starts with `prefix`, from both
-/// tiers: the memory tier's range, then one range read in the file from the
-/// first possible key to the first key past the prefix.
+/// tiers: the memory tier's, then one range read in the file from the first
+/// possible key to the first key past the prefix.
 fn scan_range(
-    db: &Database,
-    memory: &Memory,
+    shared: &Shared,
     table: Table,
     prefix: &str,
     now: i64,
 ) -> StoreResult<Vec<(String, Record)>> {
-    let table_prefix_len = record_key(table, "").len();
-    let start = record_key(table, prefix);
     // Memory first (see "Memory tier"). A record that moved to the file
     // between the two reads is seen twice; the higher version is the newer.
-    let mut found = memory.range(&start)?;
-    let txn = db.begin_read().map_err(backend)?;
+    let mut found = BTreeMap::new();
+    if let Some(records) = shared.memory().records.table(table) {
+        for (key, value) in records.iter().filter(|(k, _)| k.starts_with(prefix)) {
+            found.insert(key.clone(), decode_record(value)?);
+        }
+    }
+    let table_prefix_len = record_key(table, "").len();
+    let start = record_key(table, prefix);
+    let txn = shared.db.begin_read().map_err(backend)?;
     let records = txn.open_table(RECORDS).map_err(backend)?;
     for entry in records.range(start.as_slice()..).map_err(backend)? {
         let (k, v) = entry.map_err(backend)?;
@@ -488,127 +569,138 @@ fn scan_range(
         if !k.starts_with(&start) {
             break;
         }
+        let key = String::from_utf8(k[table_prefix_len..].to_vec())
+            .map_err(|_| StoreError::Corrupt(format!("non-UTF-8 key in table {table}")))?;
         let record = decode_record(v.value())?;
-        match found.entry(k.to_vec()) {
-            Entry::Vacant(slot) => {
-                slot.insert(record);
-            }
-            Entry::Occupied(mut slot) => {
-                if record.version > slot.get().version {
-                    slot.insert(record);
-                }
-            }
+        if found
+            .get(&key)
+            .is_none_or(|seen: &Record| record.version > seen.version)
+        {
+            found.insert(key, record);
         }
     }
-    let mut live = Vec::with_capacity(found.len());
-    for (k, record) in found {
-        if is_live(&record, now) {
-            let key = String::from_utf8(k[table_prefix_len..].to_vec())
-                .map_err(|_| StoreError::Corrupt(format!("non-UTF-8 key in table {table}")))?;
-            live.push((key, record));
-        }
+    Ok(found
+        .into_iter()
+        .filter(|(_, record)| is_live(record, now))
+        .collect())
+}
+
+/// Values by table and key, so a lookup by `(table, &str)` allocates
+/// nothing.
+#[derive(Debug)]
+struct Keyed<V>(HashMap<Table, HashMap<String, V>>);
+
+impl<V> Default for Keyed<V> {
+    fn default() -> Self {
+        Keyed(HashMap::new())
     }
-    Ok(live)
+}
+
+impl<V> Keyed<V> {
+    fn get(&self, table: Table, key: &str) -> Option<&V> {
+        self.0.get(table)?.get(key)
+    }
+
+    fn contains(&self, table: Table, key: &str) -> bool {
+        self.get(table, key).is_some()
+    }
+
+    fn insert(&mut self, table: Table, key: &str, value: V) -> Option<V> {
+        self.0
+            .entry(table)
+            .or_default()
+            .insert(key.to_owned(), value)
+    }
+
+    fn remove(&mut self, table: Table, key: &str) -> Option<V> {
+        self.0.get_mut(table)?.remove(key)
+    }
+
+    fn table(&self, table: Table) -> Option<&HashMap<String, V>> {
+        self.0.get(table)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.values().all(HashMap::is_empty)
+    }
+
+    fn into_entries(self) -> impl Iterator<Item = (Table, String, V)> {
+        self.0
+            .into_iter()
+            .flat_map(|(table, keys)| keys.into_iter().map(move |(k, v)| (table, k, v)))
+    }
 }
 
 /// The memory tier: records whose latest write was ephemeral, kept out of
-/// the file. Holds encoded records (the file's value format), by full key.
-/// A key is never in both tiers at once (see "Memory tier").
-#[derive(Default)]
-struct Memory {
-    state: RwLock<MemoryState>,
-}
-
+/// the file, as encoded records (the file's value format). A key is never
+/// in both tiers once a change is published (see "Memory tier").
 #[derive(Default)]
 struct MemoryState {
-    records: BTreeMap<Vec<u8>, Vec<u8>>,
+    records: Keyed<Vec<u8>>,
     /// Sum of [`memory_cost`] over `records`.
     bytes: usize,
+    /// Keys the writer's current batch has touched: until it publishes,
+    /// inline ops leave them to the writer.
+    busy: Keyed<()>,
 }
 
-/// One batch's changes to the memory tier: `Some` writes an encoded
-/// record, `None` removes the key.
-type MemoryChanges = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+/// Changes to the memory tier: `Some` writes an encoded record, `None`
+/// removes the key.
+type MemoryChanges = Keyed<Option<Vec<u8>>>;
 
-impl Memory {
-    /// Only the writer thread takes the write lock, for a few map inserts
-    /// that cannot leave the map half-changed, so a poisoned lock (a panic
-    /// elsewhere while holding it) still guards a consistent map.
-    fn read(&self) -> RwLockReadGuard<'_, MemoryState> {
-        self.state.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The decoded record under `key`, if the tier holds one.
-    fn record(&self, key: &[u8]) -> Option<StoreResult<Record>> {
-        self.read().records.get(key).map(|v| decode_record(v))
-    }
-
-    fn contains(&self, key: &[u8]) -> bool {
-        self.read().records.contains_key(key)
-    }
-
-    fn bytes(&self) -> usize {
-        self.read().bytes
-    }
-
-    /// Every record whose key starts with `prefix`, decoded.
-    fn range(&self, prefix: &[u8]) -> StoreResult<BTreeMap<Vec<u8>, Record>> {
-        let state = self.read();
-        let mut found = BTreeMap::new();
-        for (k, v) in state.records.range(prefix.to_vec()..) {
-            if !k.starts_with(prefix) {
-                break;
-            }
-            found.insert(k.clone(), decode_record(v)?);
-        }
-        Ok(found)
-    }
-
-    /// The keys of records whose expiry is at or before `now`.
-    fn expired(&self, now: i64) -> StoreResult<Vec<Vec<u8>>> {
-        let state = self.read();
-        let mut expired = Vec::new();
-        for (k, v) in &state.records {
-            if expires_at(v)?.is_some_and(|at| at <= now) {
-                expired.push(k.clone());
-            }
-        }
-        Ok(expired)
-    }
-
-    fn apply(&self, changes: MemoryChanges) {
-        if changes.is_empty() {
-            return;
-        }
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        for (key, change) in changes {
-            if let Some(old) = state.records.remove(&key) {
-                state.bytes -= memory_cost(&key, &old);
+impl MemoryState {
+    fn apply(&mut self, changes: MemoryChanges) {
+        for (table, key, change) in changes.into_entries() {
+            if let Some(old) = self.records.remove(table, &key) {
+                self.bytes -= memory_cost(table, &key, &old);
             }
             if let Some(value) = change {
-                state.bytes += memory_cost(&key, &value);
-                state.records.insert(key, value);
+                self.bytes += memory_cost(table, &key, &value);
+                self.records.insert(table, &key, value);
             }
         }
     }
 
-    fn take_all(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        state.bytes = 0;
-        std::mem::take(&mut state.records)
+    fn release(&mut self, claimed: Keyed<()>) {
+        for (table, key, ()) in claimed.into_entries() {
+            self.busy.remove(table, &key);
+        }
     }
 }
 
-fn memory_cost(key: &[u8], value: &[u8]) -> usize {
-    key.len() + value.len() + MEMORY_ENTRY_OVERHEAD
+fn memory_cost(table: Table, key: &str, value: &[u8]) -> usize {
+    table.len() + key.len() + value.len() + MEMORY_ENTRY_OVERHEAD
 }
+
+/// The version counter, shared by inline ops and the writer: the next
+/// version to hand out, and the durable ceiling every handed-out version
+/// stays below (see "Versions").
+struct Versions {
+    next: AtomicU64,
+    ceiling: AtomicU64,
+}
+
+/// Why an op did not complete.
+enum OpError {
+    Store(StoreError),
+    /// Only from an inline run: the op must go to the writer.
+    NeedsWriter,
+}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> Self {
+        OpError::Store(e)
+    }
+}
+
+type OpResult<T> = Result<T, OpError>;
 
 /// One queued write: an op, what the writer must do for it, and where its
 /// answer goes.
 trait Job: Send {
     fn durability(&self) -> Durability;
     /// Applies the op to the batch's transaction and keeps its result.
-    fn apply(&mut self, w: &mut Writer<'_, '_>) -> StoreResult<()>;
+    fn apply(&mut self, w: &mut Writer<'_>) -> StoreResult<()>;
     /// Answers the caller: the kept result if the batch committed.
     fn reply(self: Box<Self>, committed: StoreResult<()>);
 }
@@ -623,15 +715,24 @@ struct Pending<T, F> {
 impl<T, F> Job for Pending<T, F>
 where
     T: Send,
-    F: Fn(&mut Writer<'_, '_>) -> StoreResult<T> + Send,
+    F: Fn(&mut Writer<'_>) -> OpResult<T> + Send,
 {
     fn durability(&self) -> Durability {
         self.durability
     }
 
-    fn apply(&mut self, w: &mut Writer<'_, '_>) -> StoreResult<()> {
-        self.result = Some((self.op)(w)?);
-        Ok(())
+    fn apply(&mut self, w: &mut Writer<'_>) -> StoreResult<()> {
+        match (self.op)(w) {
+            Ok(result) => {
+                self.result = Some(result);
+                Ok(())
+            }
+            Err(OpError::Store(e)) => Err(e),
+            // The writer can do everything; see `Writer::needs_writer`.
+            Err(OpError::NeedsWriter) => Err(StoreError::Corrupt(
+                "store op asked the writer for the writer".to_owned(),
+            )),
+        }
     }
 
     fn reply(self: Box<Self>, committed: StoreResult<()>) {
@@ -649,12 +750,12 @@ where
 
 /// The writer thread: applies queued ops in batches until every handle to
 /// the store is gone, then commits the memory tier to the file.
-fn run_writer(mut engine: Engine, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+fn run_writer(shared: &Shared, mut queue: mpsc::Receiver<Box<dyn Job>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        engine.commit_batch(&mut batch);
+        commit_batch(shared, &mut batch);
     }
-    engine.save_memory();
+    save_memory(shared);
 }
 
 /// Why a batch did not commit.
@@ -665,142 +766,139 @@ enum BatchFailure {
     Txn(StoreError),
 }
 
-/// The version counter: the next version to hand out, and the durable
-/// ceiling every handed-out version stays below.
-#[derive(Debug, Clone, Copy)]
-struct Versions {
-    next: u64,
-    ceiling: u64,
-}
-
-/// What the writer thread owns: the file, the memory tier, and the version
-/// counter as of the last commit.
-struct Engine {
-    db: Arc<Database>,
-    memory: Arc<Memory>,
-    /// Most bytes the memory tier may hold; [`MEMORY_BUDGET`] outside tests.
-    budget: usize,
-    versions: Versions,
-}
-
-impl Engine {
-    fn new(db: Database, budget: usize) -> StoreResult<Engine> {
-        let ceiling = prepare(&db)?;
-        Ok(Engine {
-            db: Arc::new(db),
-            memory: Arc::new(Memory::default()),
-            budget,
-            versions: Versions {
-                next: ceiling,
-                ceiling,
-            },
-        })
-    }
-
-    /// Commits `batch` (emptying it) and answers every op in it.
-    fn commit_batch(&mut self, batch: &mut Vec<Box<dyn Job>>) {
-        while !batch.is_empty() {
-            match self.apply_batch(batch) {
-                Ok(()) => {
-                    for job in batch.drain(..) {
-                        job.reply(Ok(()));
-                    }
+/// Commits `batch` (emptying it) and answers every op in it.
+fn commit_batch(shared: &Shared, batch: &mut Vec<Box<dyn Job>>) {
+    while !batch.is_empty() {
+        match apply_batch(shared, batch) {
+            Ok(()) => {
+                for job in batch.drain(..) {
+                    job.reply(Ok(()));
                 }
-                // Roll back, answer the failed op, redo the rest without it.
-                Err(BatchFailure::Op(i, e)) => batch.remove(i).reply(Err(e)),
-                Err(BatchFailure::Txn(e)) => {
-                    for job in batch.drain(..) {
-                        job.reply(Err(same_error(&e)));
-                    }
+            }
+            // Roll back, answer the failed op, redo the rest without it.
+            Err(BatchFailure::Op(i, e)) => batch.remove(i).reply(Err(e)),
+            Err(BatchFailure::Txn(e)) => {
+                for job in batch.drain(..) {
+                    job.reply(Err(same_error(&e)));
                 }
             }
         }
     }
+}
 
-    /// Applies every op of `batch` in order in one write transaction and
-    /// commits it, then publishes the batch's memory-tier changes. Any error
-    /// rolls back both.
-    fn apply_batch(&mut self, batch: &mut [Box<dyn Job>]) -> Result<(), BatchFailure> {
-        let whole = BatchFailure::Txn;
-        let mut txn = self.db.begin_write().map_err(|e| whole(backend(e)))?;
-        let done = {
-            let mut writer = Writer {
+/// Applies every op of `batch` in order in one write transaction, commits
+/// it, then publishes the batch's memory-tier changes and releases the keys
+/// it held. Any error rolls back both tiers.
+fn apply_batch(shared: &Shared, batch: &mut [Box<dyn Job>]) -> Result<(), BatchFailure> {
+    let whole = BatchFailure::Txn;
+    let mut txn = shared.db.begin_write().map_err(|e| whole(backend(e)))?;
+    let (failed, done) = {
+        let mut writer = Writer {
+            file: File::Txn {
                 records: txn.open_table(RECORDS).map_err(|e| whole(backend(e)))?,
                 meta: txn.open_table(META).map_err(|e| whole(backend(e)))?,
-                memory: &self.memory,
-                changes: MemoryChanges::new(),
-                room: self.budget.saturating_sub(self.memory.bytes()),
-                durability: Durability::Durable,
-                versions: self.versions,
-                file_changed: false,
-                must_persist: false,
-            };
-            for (i, job) in batch.iter_mut().enumerate() {
-                writer.durability = job.durability();
-                // Dropping `txn` and `writer` without committing rolls both
-                // back.
-                job.apply(&mut writer).map_err(|e| BatchFailure::Op(i, e))?;
-            }
-            Done {
-                changes: writer.changes,
-                versions: writer.versions,
-                file_changed: writer.file_changed,
-                must_persist: writer.must_persist,
-            }
+            },
+            tier: Tier::Claiming {
+                memory: &shared.memory,
+                claimed: Keyed::default(),
+            },
+            changes: Keyed::default(),
+            room: shared.budget.saturating_sub(shared.memory().bytes),
+            durability: Durability::Durable,
+            versions: &shared.versions,
+            ceiling: shared.versions.ceiling.load(Ordering::Acquire),
+            file_changed: false,
+            must_persist: false,
         };
-        if done.file_changed {
-            let durable =
-                done.must_persist || batch.iter().any(|j| j.durability() == Durability::Durable);
+        let mut failed = None;
+        for (i, job) in batch.iter_mut().enumerate() {
+            writer.durability = job.durability();
+            if let Err(e) = job.apply(&mut writer) {
+                failed = Some(BatchFailure::Op(i, e));
+                break;
+            }
+        }
+        let claimed = match writer.tier {
+            Tier::Claiming { claimed, .. } => claimed,
+            Tier::Locked(_) => Keyed::default(),
+        };
+        let done = Done {
+            changes: writer.changes,
+            claimed,
+            ceiling: writer.ceiling,
+            file_changed: writer.file_changed,
+            must_persist: writer.must_persist,
+        };
+        (failed, done)
+    };
+    let outcome = match failed {
+        // Dropping `txn` without committing rolls it back.
+        Some(failure) => Err(failure),
+        None if done.file_changed => {
+            let durable = done.must_persist
+                || batch.iter().any(|j| j.durability() == Durability::Durable);
             txn.set_durability(if durable {
                 redb::Durability::Immediate
             } else {
                 redb::Durability::None
             });
-            txn.commit().map_err(|e| whole(backend(e)))?;
-        } else {
-            // Nothing for the file (every op touched only the memory tier,
-            // only read, or failed a precondition): no commit, no fsync.
-            txn.abort().map_err(|e| whole(backend(e)))?;
+            txn.commit().map_err(|e| whole(backend(e)))
         }
-        // Only now, with the file committed: a record that moves from memory
-        // to the file is in the file before it leaves memory.
-        self.memory.apply(done.changes);
-        self.versions = done.versions;
-        Ok(())
+        // Nothing for the file (every op touched only the memory tier, only
+        // read, or failed a precondition): no commit, no fsync.
+        None => txn.abort().map_err(|e| whole(backend(e))),
+    };
+    // Only now, with the file committed: a record that moves from memory to
+    // the file is in the file before it leaves memory.
+    let mut state = shared.memory();
+    if outcome.is_ok() {
+        state.apply(done.changes);
+        shared.versions
+            .ceiling
+            .fetch_max(done.ceiling, Ordering::Release);
     }
-
-    /// Moves the memory tier into the file in one durable commit, so a
-    /// graceful shutdown loses nothing.
-    fn save_memory(&self) {
-        let records = self.memory.take_all();
-        if records.is_empty() {
-            return;
-        }
-        let saved = (|| {
-            let mut txn = self.db.begin_write().map_err(backend)?;
-            {
-                let mut table = txn.open_table(RECORDS).map_err(backend)?;
-                for (key, value) in &records {
-                    table
-                        .insert(key.as_slice(), value.as_slice())
-                        .map_err(backend)?;
-                }
-            }
-            txn.set_durability(redb::Durability::Immediate);
-            txn.commit().map_err(backend)
-        })();
-        if let Err(e) = saved {
-            tracing::warn!(error = %e, records = records.len(), "could not save in-memory records at shutdown; they are lost");
-        }
-    }
+    state.release(done.claimed);
+    outcome
 }
 
 /// What a batch's ops left to do once they have all applied.
 struct Done {
     changes: MemoryChanges,
-    versions: Versions,
+    claimed: Keyed<()>,
+    ceiling: u64,
     file_changed: bool,
     must_persist: bool,
+}
+
+/// Moves the memory tier into the file in one durable commit, so a
+/// graceful shutdown loses nothing.
+fn save_memory(shared: &Shared) {
+    let records = {
+        let mut state = shared.memory();
+        state.bytes = 0;
+        std::mem::take(&mut state.records)
+    };
+    if records.is_empty() {
+        return;
+    }
+    let mut saved = 0_usize;
+    let result = (|| {
+        let mut txn = shared.db.begin_write().map_err(backend)?;
+        {
+            let mut table = txn.open_table(RECORDS).map_err(backend)?;
+            for (name, key, value) in records.into_entries() {
+                table
+                    .insert(record_key(name, &key).as_slice(), value.as_slice())
+                    .map_err(backend)?;
+                saved += 1;
+            }
+        }
+        txn.set_durability(redb::Durability::Immediate);
+        txn.commit().map_err(backend)
+    })();
+    if let Err(e) = result {
+        tracing::warn!(error = %e, records = saved, "could not save in-memory store records at shutdown; they are lost");
+    }
 }
 
 fn writer_stopped() -> StoreError {
@@ -815,109 +913,208 @@ fn same_error(e: &StoreError) -> StoreError {
     }
 }
 
-/// One batch's view of both tiers: the file's open tables, the memory tier
-/// with this batch's changes over it, and what the ops so far have done.
-struct Writer<'txn, 'm> {
-    records: redb::Table<'txn, &'static [u8], &'static [u8]>,
-    meta: redb::Table<'txn, &'static str, u64>,
-    memory: &'m Memory,
-    /// This batch's memory-tier changes, published after the commit.
+/// The file as an op sees it.
+enum File<'txn> {
+    /// On the writer thread: the batch's write transaction.
+    Txn {
+        records: redb::Table<'txn, &'static [u8], &'static [u8]>,
+        meta: redb::Table<'txn, &'static str, u64>,
+    },
+    /// Inline: committed state, read-only, opened on first use (under the
+    /// memory lock, so no batch can commit a key the op has seen as free).
+    Snapshot {
+        db: &'txn Database,
+        records: Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    },
+}
+
+/// The memory tier as an op sees it.
+enum Tier<'a> {
+    /// Inline: the op holds the lock for its whole run.
+    Locked(&'a mut MemoryState),
+    /// On the writer thread: locked per access; every key touched is marked
+    /// busy until the batch is published, so no inline op can change it
+    /// under the batch.
+    Claiming {
+        memory: &'a Mutex<MemoryState>,
+        claimed: Keyed<()>,
+    },
+}
+
+/// One op's (inline) or one batch's (writer) view of both tiers, and what
+/// it has done so far. The methods are the whole vocabulary of ops.
+struct Writer<'a> {
+    file: File<'a>,
+    tier: Tier<'a>,
+    /// Memory-tier changes so far, applied only if everything succeeds.
     changes: MemoryChanges,
-    /// Bytes the memory tier may still take in this batch.
+    /// Bytes the memory tier may still take.
     room: usize,
     /// The durability of the op being applied.
     durability: Durability,
-    versions: Versions,
+    versions: &'a Versions,
+    /// The ceiling, as raised by this batch (only the writer raises it).
+    ceiling: u64,
     file_changed: bool,
     /// Set when the ceiling was raised, which must reach the disk.
     must_persist: bool,
 }
 
-impl Writer<'_, '_> {
-    /// The encoded record under `key` in the memory tier, as this batch has
-    /// left it so far.
-    fn in_memory(&self, key: &[u8]) -> Option<StoreResult<Record>> {
-        match self.changes.get(key) {
-            Some(change) => change.as_deref().map(decode_record),
-            None => self.memory.record(key),
+impl<'a> Writer<'a> {
+    /// The encoded memory record under the key, as this op or batch has
+    /// left it. On the writer thread the key is claimed first; inline, a
+    /// key the writer holds sends the op to the writer.
+    fn in_memory(&mut self, table: Table, key: &str) -> OpResult<Option<Vec<u8>>> {
+        if let Some(change) = self.changes.get(table, key) {
+            return Ok(change.clone());
+        }
+        match &mut self.tier {
+            Tier::Locked(state) => {
+                if state.busy.contains(table, key) {
+                    return Err(OpError::NeedsWriter);
+                }
+                Ok(state.records.get(table, key).cloned())
+            }
+            Tier::Claiming { memory, claimed } => {
+                let mut state = memory.lock().unwrap_or_else(PoisonError::into_inner);
+                if !claimed.contains(table, key) {
+                    claimed.insert(table, key, ());
+                    state.busy.insert(table, key, ());
+                }
+                Ok(state.records.get(table, key).cloned())
+            }
         }
     }
 
-    fn is_in_memory(&self, key: &[u8]) -> bool {
-        match self.changes.get(key) {
-            Some(change) => change.is_some(),
-            None => self.memory.contains(key),
+    /// The encoded file record under the key (only for keys not in memory).
+    fn in_file(&mut self, table: Table, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let key = record_key(table, key);
+        match &mut self.file {
+            File::Txn { records, .. } => Ok(records
+                .get(key.as_slice())
+                .map_err(backend)?
+                .map(|v| v.value().to_vec())),
+            File::Snapshot { db, records } => {
+                let records = match records {
+                    Some(records) => records,
+                    None => {
+                        let txn = db.begin_read().map_err(backend)?;
+                        records.insert(txn.open_table(RECORDS).map_err(backend)?)
+                    }
+                };
+                Ok(records
+                    .get(key.as_slice())
+                    .map_err(backend)?
+                    .map(|v| v.value().to_vec()))
+            }
         }
     }
 
-    /// The record under `key`, live or expired, from whichever tier has it.
-    fn stored(&self, key: &[u8]) -> StoreResult<Option<Record>> {
-        if let Some(record) = self.in_memory(key) {
-            return record.map(Some);
-        }
-        let found = self.records.get(key).map_err(backend)?;
-        found.map(|v| decode_record(v.value())).transpose()
+    fn live(&mut self, table: Table, key: &str, now: i64) -> OpResult<Option<Record>> {
+        let stored = match self.in_memory(table, key)? {
+            Some(bytes) => Some(bytes),
+            None => self.in_file(table, key)?,
+        };
+        let record = stored.map(|v| decode_record(&v)).transpose()?;
+        Ok(record.filter(|r| is_live(r, now)))
     }
 
-    fn live(&self, key: &[u8], now: i64) -> StoreResult<Option<Record>> {
-        Ok(self.stored(key)?.filter(|r| is_live(r, now)))
+    /// The file's write transaction, or [`OpError::NeedsWriter`] inline.
+    fn file_txn(&mut self) -> OpResult<&mut redb::Table<'a, &'static [u8], &'static [u8]>> {
+        match &mut self.file {
+            File::Txn { records, .. } => Ok(records),
+            File::Snapshot { .. } => Err(OpError::NeedsWriter),
+        }
     }
 
     /// Writes a record under a fresh version and returns it. An ephemeral
     /// write stays in (or goes to) the memory tier unless the key is already
     /// in the file or the tier is full; a durable write goes to the file and
     /// takes the key out of memory.
-    fn put(&mut self, key: &[u8], value: &[u8], expires_at: Option<i64>) -> StoreResult<u64> {
+    fn put(
+        &mut self,
+        table: Table,
+        key: &str,
+        value: &[u8],
+        expires_at: Option<i64>,
+    ) -> OpResult<u64> {
+        let in_memory = self.in_memory(table, key)?.is_some();
         let version = self.next_version()?;
         let encoded = encode_record(version, expires_at, value);
-        let in_memory = self.is_in_memory(key);
+        let cost = memory_cost(table, key, &encoded);
         let to_memory = self.durability == Durability::Ephemeral
-            && (in_memory
-                || (memory_cost(key, &encoded) <= self.room
-                    && self.records.get(key).map_err(backend)?.is_none()));
+            && (in_memory || (cost <= self.room && self.in_file(table, key)?.is_none()));
         if to_memory {
-            self.room = self.room.saturating_sub(memory_cost(key, &encoded));
-            self.changes.insert(key.to_vec(), Some(encoded));
+            self.room = self.room.saturating_sub(cost);
+            self.changes.insert(table, key, Some(encoded));
         } else {
-            self.records
-                .insert(key, encoded.as_slice())
+            self.file_txn()?
+                .insert(record_key(table, key).as_slice(), encoded.as_slice())
                 .map_err(backend)?;
             self.file_changed = true;
             if in_memory {
-                self.changes.insert(key.to_vec(), None);
+                self.changes.insert(table, key, None);
             }
         }
         Ok(version)
     }
 
     /// Removes whatever is stored, live or expired, and returns it.
-    fn remove(&mut self, key: &[u8]) -> StoreResult<Option<Record>> {
-        if let Some(record) = self.in_memory(key) {
-            let record = record?;
-            self.changes.insert(key.to_vec(), None);
+    fn remove(&mut self, table: Table, key: &str) -> OpResult<Option<Record>> {
+        if let Some(bytes) = self.in_memory(table, key)? {
+            let record = decode_record(&bytes)?;
+            self.changes.insert(table, key, None);
             return Ok(Some(record));
         }
-        let removed = self.records.remove(key).map_err(backend)?;
-        let record = removed.map(|v| decode_record(v.value())).transpose()?;
-        self.file_changed |= record.is_some();
-        Ok(record)
+        if self.in_file(table, key)?.is_none() {
+            return Ok(None);
+        }
+        let removed = self
+            .file_txn()?
+            .remove(record_key(table, key).as_slice())
+            .map_err(backend)?
+            .map(|v| decode_record(v.value()))
+            .transpose()?;
+        self.file_changed = true;
+        Ok(removed)
     }
 
     /// Removes every record expired at `now` from both tiers; returns how
-    /// many. Always commits the file durably, which also flushes earlier
-    /// ephemeral commits to disk and frees their pages.
-    fn purge(&mut self, now: i64) -> StoreResult<u64> {
-        let mut purged = 0;
-        for key in self.memory.expired(now)? {
-            // An op earlier in this batch may have rewritten it.
-            if !self.changes.contains_key(&key) {
-                self.changes.insert(key, None);
-                purged += 1;
+    /// many. Runs on the writer only, and always commits the file durably,
+    /// which also flushes earlier ephemeral commits to disk and frees their
+    /// pages.
+    fn purge(&mut self, now: i64) -> OpResult<u64> {
+        let Tier::Claiming { memory, claimed } = &mut self.tier else {
+            return Err(OpError::NeedsWriter);
+        };
+        let mut expired = Vec::new();
+        {
+            let mut state = memory.lock().unwrap_or_else(PoisonError::into_inner);
+            let MemoryState { records, busy, .. } = &mut *state;
+            for (&table, keys) in &records.0 {
+                for (key, value) in keys {
+                    // An op earlier in this batch may have rewritten it.
+                    if self.changes.contains(table, key) {
+                        continue;
+                    }
+                    if expires_at(value)?.is_some_and(|at| at <= now) {
+                        if !claimed.contains(table, key) {
+                            claimed.insert(table, key, ());
+                            busy.insert(table, key, ());
+                        }
+                        expired.push((table, key.clone()));
+                    }
+                }
             }
         }
-        let before = self.records.len().map_err(backend)?;
+        let mut purged = expired.len() as u64;
+        for (table, key) in expired {
+            self.changes.insert(table, &key, None);
+        }
+        let records = self.file_txn()?;
+        let before = records.len().map_err(backend)?;
         let mut undecodable = false;
-        self.records
+        records
             .retain(|_, v| match expires_at(v) {
                 Ok(at) => at.is_none_or(|at| at > now),
                 Err(_) => {
@@ -929,28 +1126,33 @@ impl Writer<'_, '_> {
         if undecodable {
             return Err(StoreError::Corrupt(
                 "undecodable record header found while purging".to_owned(),
-            ));
+            )
+            .into());
         }
-        purged += before - self.records.len().map_err(backend)?;
+        purged += before - records.len().map_err(backend)?;
         self.file_changed = true;
         Ok(purged)
     }
 
-    fn next_version(&mut self) -> StoreResult<u64> {
-        let Versions { next, ceiling } = self.versions;
-        let exhausted = || StoreError::Corrupt("version counter exhausted".to_owned());
-        let after = next.checked_add(1).ok_or_else(exhausted)?;
-        if after > ceiling {
-            let raised = after.checked_add(VERSION_BLOCK).ok_or_else(exhausted)?;
-            self.meta
-                .insert(VERSION_CEILING, raised)
-                .map_err(backend)?;
-            self.versions.ceiling = raised;
-            self.file_changed = true;
-            self.must_persist = true;
+    /// A fresh version. Inline ops use versions below the durable ceiling
+    /// only; the writer raises the ceiling, durably, when it runs out.
+    fn next_version(&mut self) -> OpResult<u64> {
+        let version = self.versions.next.fetch_add(1, Ordering::Relaxed);
+        if version >= u64::MAX - VERSION_BLOCK {
+            return Err(StoreError::Corrupt("version counter exhausted".to_owned()).into());
         }
-        self.versions.next = after;
-        Ok(next)
+        if version < self.ceiling {
+            return Ok(version);
+        }
+        let File::Txn { meta, .. } = &mut self.file else {
+            return Err(OpError::NeedsWriter);
+        };
+        let raised = version + 1 + VERSION_BLOCK;
+        meta.insert(VERSION_CEILING, raised).map_err(backend)?;
+        self.ceiling = raised;
+        self.file_changed = true;
+        self.must_persist = true;
+        Ok(version)
     }
 }
 
@@ -1085,21 +1287,21 @@ mod tests {
         assert_ne!(record_key("user", "sx"), record_key("users", "x"));
     }
 
-    fn temp_engine_with_budget(budget: usize) -> (tempfile::TempDir, Engine) {
+    fn temp_store_with_budget(budget: usize) -> (tempfile::TempDir, Shared) {
         let dir = tempfile::TempDir::new().unwrap();
         let db = Database::create(dir.path().join("batch.redb")).unwrap();
-        (dir, Engine::new(db, budget).unwrap())
+        (dir, Shared::new(db, budget).unwrap())
     }
 
-    fn temp_engine() -> (tempfile::TempDir, Engine) {
-        temp_engine_with_budget(MEMORY_BUDGET)
+    fn temp_store() -> (tempfile::TempDir, Shared) {
+        temp_store_with_budget(MEMORY_BUDGET)
     }
 
     type Answer<T> = oneshot::Receiver<StoreResult<T>>;
 
     fn job<T: Send + 'static>(
         durability: Durability,
-        op: impl Fn(&mut Writer<'_, '_>) -> StoreResult<T> + Send + 'static,
+        op: impl Fn(&mut Writer<'_>) -> OpResult<T> + Send + 'static,
     ) -> (Box<dyn Job>, Answer<T>) {
         let (reply, answer) = oneshot::channel();
         let job = Pending {
@@ -1117,62 +1319,67 @@ mod tests {
     }
 
     /// The record under `key` in the file alone.
-    fn stored(db: &Database, key: &[u8]) -> Option<Record> {
+    fn stored(db: &Database, key: &str) -> Option<Record> {
         let txn = db.begin_read().unwrap();
         let records = txn.open_table(RECORDS).unwrap();
-        let found = records.get(key).unwrap();
+        let found = records.get(record_key("t", key).as_slice()).unwrap();
         found.map(|v| decode_record(v.value()).unwrap())
     }
 
-    fn in_file(engine: &Engine, key: &str) -> Option<Record> {
-        stored(&engine.db, &record_key("t", key))
+    fn in_file(shared: &Shared, key: &str) -> Option<Record> {
+        stored(&shared.db, key)
     }
 
-    fn in_memory(engine: &Engine, key: &str) -> Option<Record> {
-        engine
-            .memory
-            .record(&record_key("t", key))
-            .transpose()
-            .unwrap()
+    fn in_memory(shared: &Shared, key: &str) -> Option<Record> {
+        shared
+            .memory()
+            .records
+            .get("t", key)
+            .map(|v| decode_record(v).unwrap())
     }
 
-    /// Runs one op alone and returns its answer.
+    fn nothing_busy(shared: &Shared) -> bool {
+        shared.memory().busy.is_empty()
+    }
+
+    /// Runs one op alone on the writer and returns its answer.
     fn run<T: Send + 'static>(
-        engine: &mut Engine,
+        shared: &Shared,
         durability: Durability,
-        op: impl Fn(&mut Writer<'_, '_>) -> StoreResult<T> + Send + 'static,
+        op: impl Fn(&mut Writer<'_>) -> OpResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (job, reply) = job(durability, op);
-        engine.commit_batch(&mut vec![job]);
+        commit_batch(shared, &mut vec![job]);
         answer(reply)
     }
 
-    fn put(engine: &mut Engine, durability: Durability, key: &'static str, value: &'static [u8]) -> u64 {
-        run(engine, durability, move |w| {
-            w.put(&record_key("t", key), value, None)
-        })
-        .unwrap()
+    fn put(shared: &Shared, durability: Durability, key: &'static str, value: &'static [u8]) -> u64 {
+        run(shared, durability, move |w| w.put("t", key, value, None)).unwrap()
     }
 
     fn put_job(key: &'static str, value: &'static [u8]) -> (Box<dyn Job>, Answer<u64>) {
-        job(Durability::Ephemeral, move |w| {
-            w.put(&record_key("t", key), value, None)
-        })
+        job(Durability::Ephemeral, move |w| w.put("t", key, value, None))
+    }
+
+    /// An inline ephemeral put: `None` if it needs the writer.
+    fn put_inline(shared: &Shared, key: &'static str, value: &'static [u8]) -> Option<u64> {
+        shared
+            .try_inline(&move |w: &mut Writer<'_>| w.put("t", key, value, None))
+            .map(|r| r.unwrap())
     }
 
     #[test]
     fn batched_op_sees_the_ops_before_it() {
-        let (_dir, mut engine) = temp_engine();
+        let (_dir, shared) = temp_store();
         let (first, first_answer) = put_job("k", b"first");
         let (second, second_answer) = job(Durability::Ephemeral, |w| {
-            let key = record_key("t", "k");
-            if w.live(&key, 0)?.is_some() {
+            if w.live("t", "k", 0)?.is_some() {
                 return Ok(None);
             }
-            w.put(&key, b"second", None).map(Some)
+            w.put("t", "k", b"second", None).map(Some)
         });
         let mut batch = vec![first, second];
-        engine.commit_batch(&mut batch);
+        commit_batch(&shared, &mut batch);
 
         assert!(batch.is_empty());
         let version = answer(first_answer).unwrap();
@@ -1182,33 +1389,34 @@ mod tests {
             "insert after a put in the same batch"
         );
         assert_eq!(
-            in_memory(&engine, "k"),
+            in_memory(&shared, "k"),
             Some(Record {
                 value: b"first".to_vec(),
                 version,
                 expires_at: None
             })
         );
+        assert!(nothing_busy(&shared));
     }
 
     #[test]
     fn failing_op_leaves_no_partial_write_and_spares_its_batch() {
-        let (_dir, mut engine) = temp_engine();
+        let (_dir, shared) = temp_store();
         let (before, before_answer) = put_job("before", b"b");
         // Writes to the file, then fails: its write must not be committed.
         let (failing, failing_answer) = job(Durability::Durable, |w| {
-            w.put(&record_key("t", "partial"), b"p", None)?;
-            Err::<(), _>(StoreError::Corrupt("boom".to_owned()))
+            w.put("t", "partial", b"p", None)?;
+            Err::<(), _>(StoreError::Corrupt("boom".to_owned()).into())
         });
         // Writes to the memory tier, then fails: nothing may show either.
         let (failing_in_memory, failing_in_memory_answer) = job(Durability::Ephemeral, |w| {
-            w.put(&record_key("t", "partial-memory"), b"p", None)?;
-            w.remove(&record_key("t", "before"))?;
-            Err::<(), _>(StoreError::Corrupt("boom".to_owned()))
+            w.put("t", "partial-memory", b"p", None)?;
+            w.remove("t", "before")?;
+            Err::<(), _>(StoreError::Corrupt("boom".to_owned()).into())
         });
         let (after, after_answer) = put_job("after", b"a");
         let mut batch = vec![before, failing, failing_in_memory, after];
-        engine.commit_batch(&mut batch);
+        commit_batch(&shared, &mut batch);
 
         for failed in [failing_answer, failing_in_memory_answer] {
             assert!(matches!(
@@ -1219,18 +1427,16 @@ mod tests {
         let v_before = answer(before_answer).unwrap();
         let v_after = answer(after_answer).unwrap();
         assert_ne!(v_before, v_after);
-        assert_eq!(in_file(&engine, "partial"), None);
-        assert_eq!(in_memory(&engine, "partial"), None);
-        assert_eq!(in_memory(&engine, "partial-memory"), None);
-        assert_eq!(in_file(&engine, "partial-memory"), None);
+        for partial in ["partial", "partial-memory"] {
+            assert_eq!(in_file(&shared, partial), None);
+            assert_eq!(in_memory(&shared, partial), None);
+        }
         assert_eq!(
-            in_memory(&engine, "before").map(|r| r.version),
+            in_memory(&shared, "before").map(|r| r.version),
             Some(v_before)
         );
-        assert_eq!(
-            in_memory(&engine, "after").map(|r| r.version),
-            Some(v_after)
-        );
+        assert_eq!(in_memory(&shared, "after").map(|r| r.version), Some(v_after));
+        assert!(nothing_busy(&shared), "a rolled-back batch releases its keys");
     }
 
     /// A copy of the file is what a crash leaves: only durable commits.
@@ -1238,78 +1444,110 @@ mod tests {
         let copy = dir.path().join(format!("crash-{key}.redb"));
         std::fs::copy(dir.path().join("batch.redb"), &copy).unwrap();
         let crashed = Database::create(&copy).unwrap();
-        stored(&crashed, &record_key("t", key))
+        stored(&crashed, key)
     }
 
     #[test]
     fn ephemeral_records_stay_in_memory_until_a_durable_write_moves_them() {
-        let (dir, mut engine) = temp_engine();
+        let (dir, shared) = temp_store();
         let ephemeral = Durability::Ephemeral;
-        let v1 = put(&mut engine, ephemeral, "code", b"issued");
-        assert_eq!(in_memory(&engine, "code").map(|r| r.version), Some(v1));
-        assert_eq!(in_file(&engine, "code"), None);
+        let v1 = put(&shared, ephemeral, "code", b"issued");
+        assert_eq!(in_memory(&shared, "code").map(|r| r.version), Some(v1));
+        assert_eq!(in_file(&shared, "code"), None);
 
-        let v2 = put(&mut engine, ephemeral, "code", b"again");
-        assert_eq!(in_memory(&engine, "code").map(|r| r.version), Some(v2));
+        let v2 = put_inline(&shared, "code", b"again").unwrap();
+        assert_eq!(in_memory(&shared, "code").map(|r| r.version), Some(v2));
         assert_eq!(after_crash(&dir, "code"), None, "never on disk");
 
         // A durable write moves the key to the file, on disk at once.
-        let v3 = put(&mut engine, Durability::Durable, "code", b"redeemed");
-        assert_eq!(in_memory(&engine, "code"), None);
-        assert_eq!(in_file(&engine, "code").map(|r| r.version), Some(v3));
+        let v3 = put(&shared, Durability::Durable, "code", b"redeemed");
+        assert_eq!(in_memory(&shared, "code"), None);
+        assert_eq!(in_file(&shared, "code").map(|r| r.version), Some(v3));
         assert_eq!(after_crash(&dir, "code").map(|r| r.version), Some(v3));
 
         // Once in the file, ephemeral writes stay there, so no crash can
-        // bring back an older durable value from under a lost memory one.
-        let v4 = put(&mut engine, ephemeral, "code", b"later");
-        assert_eq!(in_memory(&engine, "code"), None);
-        assert_eq!(in_file(&engine, "code").map(|r| r.version), Some(v4));
+        // bring back an older durable value from under a lost memory one;
+        // inline, that means handing the op to the writer.
+        assert_eq!(put_inline(&shared, "code", b"later"), None);
+        assert_eq!(in_file(&shared, "code").map(|r| r.version), Some(v3));
+        let v4 = put(&shared, ephemeral, "code", b"later");
+        assert_eq!(in_memory(&shared, "code"), None);
+        assert_eq!(in_file(&shared, "code").map(|r| r.version), Some(v4));
         assert!(v1 < v2 && v2 < v3 && v3 < v4);
 
         // Removing it from the file frees the key for the memory tier.
-        let removed = run(&mut engine, ephemeral, |w| w.remove(&record_key("t", "code")));
+        let removed = run(&shared, ephemeral, |w| w.remove("t", "code"));
         assert_eq!(removed.unwrap().map(|r| r.version), Some(v4));
-        put(&mut engine, ephemeral, "code", b"new");
-        assert_eq!(in_file(&engine, "code"), None);
-        assert!(in_memory(&engine, "code").is_some());
+        assert!(put_inline(&shared, "code", b"new").is_some());
+        assert_eq!(in_file(&shared, "code"), None);
+        assert!(in_memory(&shared, "code").is_some());
+    }
+
+    #[test]
+    fn inline_ops_leave_keys_held_by_a_batch_to_the_writer() {
+        let (_dir, shared) = temp_store();
+        put(&shared, Durability::Ephemeral, "warm", b"w");
+        put(&shared, Durability::Ephemeral, "held", b"v1");
+        let before = in_memory(&shared, "held");
+        // What the writer does while it applies a batch that reads "held".
+        shared.memory().busy.insert("t", "held", ());
+        assert_eq!(put_inline(&shared, "held", b"v2"), None);
+        assert_eq!(in_memory(&shared, "held"), before, "nothing applied");
+        assert!(put_inline(&shared, "free", b"v").is_some());
+        shared.memory().busy.remove("t", "held");
+        assert!(put_inline(&shared, "held", b"v2").is_some());
+    }
+
+    #[test]
+    fn inline_ops_only_use_versions_below_the_durable_ceiling() {
+        let (dir, shared) = temp_store();
+        // A fresh file: the counter starts at the ceiling, which only the
+        // writer may raise.
+        assert_eq!(put_inline(&shared, "k", b"v"), None);
+        let first = put(&shared, Durability::Ephemeral, "k", b"v");
+        assert!(first < shared.versions.ceiling.load(Ordering::Acquire));
+        let inline = put_inline(&shared, "k", b"w").unwrap();
+        assert!(inline > first);
+        // The ceiling that covers `inline` is on disk.
+        let copy = dir.path().join("copy.redb");
+        std::fs::copy(dir.path().join("batch.redb"), &copy).unwrap();
+        let ceiling = prepare(&Database::create(&copy).unwrap()).unwrap();
+        assert!(inline < ceiling);
     }
 
     #[test]
     fn a_memory_only_batch_leaves_the_file_alone() {
-        let (dir, mut engine) = temp_engine();
+        let (dir, shared) = temp_store();
         // The first write raises the version ceiling, durably.
-        put(&mut engine, Durability::Durable, "warm", b"w");
+        put(&shared, Durability::Durable, "warm", b"w");
         let file_len = || std::fs::metadata(dir.path().join("batch.redb")).unwrap().len();
         let before = file_len();
-        let ceiling = engine.versions.ceiling;
+        let ceiling = shared.versions.ceiling.load(Ordering::Acquire);
         for _ in 0..100 {
-            put(&mut engine, Durability::Ephemeral, "flow", b"f");
+            put(&shared, Durability::Ephemeral, "flow", b"f");
         }
-        let (take, taken) = job(Durability::Durable, |w| w.remove(&record_key("t", "flow")));
-        engine.commit_batch(&mut vec![take]);
-        assert!(answer(taken).unwrap().is_some());
+        let taken = run(&shared, Durability::Durable, |w| w.remove("t", "flow"));
+        assert!(taken.unwrap().is_some());
         assert_eq!(file_len(), before);
-        assert_eq!(engine.versions.ceiling, ceiling);
+        assert_eq!(shared.versions.ceiling.load(Ordering::Acquire), ceiling);
         assert_eq!(after_crash(&dir, "flow"), None);
     }
 
     #[test]
     fn one_durable_op_makes_its_batch_durable() {
-        let (dir, mut engine) = temp_engine();
-        put(&mut engine, Durability::Durable, "file", b"v1");
+        let (dir, shared) = temp_store();
+        put(&shared, Durability::Durable, "file", b"v1");
         // An ephemeral write to a key in the file is an ephemeral commit of
         // the file: visible at once, on disk only with a durable commit.
-        let (alone, alone_answer) = put_job("file", b"v2");
-        engine.commit_batch(&mut vec![alone]);
-        let v2 = answer(alone_answer).unwrap();
-        assert_eq!(in_file(&engine, "file").map(|r| r.version), Some(v2));
+        let v2 = put(&shared, Durability::Ephemeral, "file", b"v2");
+        assert_eq!(in_file(&shared, "file").map(|r| r.version), Some(v2));
         assert_ne!(after_crash(&dir, "file").map(|r| r.version), Some(v2));
 
         let (ephemeral, ephemeral_answer) = put_job("file", b"v3");
         let (durable, durable_answer) = job(Durability::Durable, |w| {
-            w.put(&record_key("t", "durable"), b"d", None)
+            w.put("t", "durable", b"d", None)
         });
-        engine.commit_batch(&mut vec![ephemeral, durable]);
+        commit_batch(&shared, &mut vec![ephemeral, durable]);
         let v3 = answer(ephemeral_answer).unwrap();
         answer(durable_answer).unwrap();
         assert!(after_crash(&dir, "durable").is_some());
@@ -1322,28 +1560,26 @@ mod tests {
 
     #[test]
     fn a_full_memory_tier_sends_ephemeral_writes_to_the_file() {
-        let one = memory_cost(&record_key("t", "a"), &encode_record(0, None, b"value"));
-        let (_dir, mut engine) = temp_engine_with_budget(one);
-        put(&mut engine, Durability::Ephemeral, "a", b"value");
-        put(&mut engine, Durability::Ephemeral, "b", b"value");
-        assert!(in_memory(&engine, "a").is_some());
-        assert_eq!(in_file(&engine, "a"), None);
-        assert!(in_file(&engine, "b").is_some(), "spilled");
-        assert_eq!(in_memory(&engine, "b"), None);
-        assert_eq!(engine.memory.bytes(), one);
+        let one = memory_cost("t", "a", &encode_record(0, None, b"value"));
+        let (_dir, shared) = temp_store_with_budget(one);
+        put(&shared, Durability::Ephemeral, "a", b"value");
+        assert_eq!(put_inline(&shared, "b", b"value"), None, "no room");
+        put(&shared, Durability::Ephemeral, "b", b"value");
+        assert!(in_memory(&shared, "a").is_some());
+        assert_eq!(in_file(&shared, "a"), None);
+        assert!(in_file(&shared, "b").is_some(), "spilled");
+        assert_eq!(in_memory(&shared, "b"), None);
+        assert_eq!(shared.memory().bytes, one);
 
         // Rewriting a record the tier already holds never spills it.
-        put(&mut engine, Durability::Ephemeral, "a", b"other");
-        assert!(in_memory(&engine, "a").is_some());
-        assert_eq!(in_file(&engine, "a"), None);
+        assert!(put_inline(&shared, "a", b"other").is_some());
+        assert!(in_memory(&shared, "a").is_some());
+        assert_eq!(in_file(&shared, "a"), None);
     }
 
     #[test]
     fn purge_removes_expired_records_from_both_tiers() {
-        let (_dir, mut engine) = temp_engine();
-        let expiring = |key: &'static str, at: i64, durability| {
-            job(durability, move |w| w.put(&record_key("t", key), b"x", Some(at)))
-        };
+        let (_dir, shared) = temp_store();
         let mut batch = Vec::new();
         let mut answers = Vec::new();
         for (key, at, durability) in [
@@ -1352,27 +1588,28 @@ mod tests {
             ("file-old", 10, Durability::Durable),
             ("file-new", 30, Durability::Durable),
         ] {
-            let (j, a) = expiring(key, at, durability);
+            let (j, a) = job(durability, move |w| w.put("t", key, b"x", Some(at)));
             batch.push(j);
             answers.push(a);
         }
-        engine.commit_batch(&mut batch);
+        commit_batch(&shared, &mut batch);
         for a in answers {
             answer(a).unwrap();
         }
-        assert_eq!(run(&mut engine, Durability::Durable, |w| w.purge(20)).unwrap(), 2);
-        assert_eq!(in_memory(&engine, "memory-old"), None);
-        assert!(in_memory(&engine, "memory-new").is_some());
-        assert_eq!(in_file(&engine, "file-old"), None);
-        assert!(in_file(&engine, "file-new").is_some());
+        assert_eq!(run(&shared, Durability::Durable, |w| w.purge(20)).unwrap(), 2);
+        assert_eq!(in_memory(&shared, "memory-old"), None);
+        assert!(in_memory(&shared, "memory-new").is_some());
+        assert_eq!(in_file(&shared, "file-old"), None);
+        assert!(in_file(&shared, "file-new").is_some());
+        assert!(nothing_busy(&shared));
     }
 
     #[test]
     fn shutdown_saves_the_memory_tier_with_its_versions() {
-        let (dir, mut engine) = temp_engine();
-        let version = put(&mut engine, Durability::Ephemeral, "flow", b"f");
-        engine.save_memory();
-        assert_eq!(engine.memory.bytes(), 0);
+        let (dir, shared) = temp_store();
+        let version = put(&shared, Durability::Ephemeral, "flow", b"f");
+        save_memory(&shared);
+        assert_eq!(shared.memory().bytes, 0);
         assert_eq!(after_crash(&dir, "flow").map(|r| r.version), Some(version));
     }
 

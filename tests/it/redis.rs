@@ -333,6 +333,7 @@ conformance!(
     scan_prefix_empty_is_whole_table,
     scan_prefix_returns_only_live_records,
     purge_expired_removes_only_expired,
+    durability_changes_keep_one_record,
     ping_succeeds,
 );
 
@@ -343,6 +344,7 @@ race!(
     concurrent_commits_have_one_winner,
     concurrent_deletes_have_one_winner,
     concurrent_increments_are_exact,
+    concurrent_mixed_durability_commits_have_one_winner,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
