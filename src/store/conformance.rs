@@ -792,22 +792,31 @@ pub async fn durability_changes_keep_one_record(store: &dyn Store) -> StoreResul
         scanned.into_iter().filter(|(k, _)| *k == key).collect()
     };
     let expect_one = |scanned: Vec<(String, Record)>, v: u64, value: &[u8]| {
-        assert_eq!(only_key(scanned), vec![(key.clone(), record(value, v, None))]);
+        assert_eq!(
+            only_key(scanned),
+            vec![(key.clone(), record(value, v, None))]
+        );
     };
 
     let v1 = store.put(TABLE, &key, b"issued".to_vec(), None, e).await?;
     expect_one(store.scan(TABLE, NOW).await?, v1, b"issued");
     let v2 = store
         .compare_and_swap(TABLE, &key, v1, Some(b"redeemed".to_vec()), None, d, NOW)
-        .await?
-        .expect("durable swap of an ephemeral record");
-    assert_eq!(store.get(TABLE, &key, NOW).await?, Some(record(b"redeemed", v2, None)));
+        .await?;
+    let v2 = required(v2, "durable swap of an ephemeral record");
+    assert_eq!(
+        store.get(TABLE, &key, NOW).await?,
+        Some(record(b"redeemed", v2, None))
+    );
     expect_one(store.scan_prefix(TABLE, &key, NOW).await?, v2, b"redeemed");
     let v3 = store
         .compare_and_swap(TABLE, &key, v2, Some(b"again".to_vec()), None, e, NOW)
-        .await?
-        .expect("ephemeral swap of a durable record");
-    assert_eq!(store.get(TABLE, &key, NOW).await?, Some(record(b"again", v3, None)));
+        .await?;
+    let v3 = required(v3, "ephemeral swap of a durable record");
+    assert_eq!(
+        store.get(TABLE, &key, NOW).await?,
+        Some(record(b"again", v3, None))
+    );
     expect_one(store.scan(TABLE, NOW).await?, v3, b"again");
     assert!(v1 < v2 && v2 < v3);
 
@@ -822,8 +831,8 @@ pub async fn durability_changes_keep_one_record(store: &dyn Store) -> StoreResul
         .put(TABLE, made.clone(), b"new".to_vec(), None)
         .put(OTHER, other.clone(), b"g2".to_vec(), None);
     assert!(store.commit(txn, NOW).await?);
-    let v4 = version_of(store, &key).await?.expect("written by the txn");
-    let v_made = version_of(store, &made).await?.expect("written by the txn");
+    let v4 = required(version_of(store, &key).await?, "written by the txn");
+    let v_made = required(version_of(store, &made).await?, "written by the txn");
     let txn = Txn::new(d)
         .require(TABLE, key.clone(), Precondition::Version(v4))
         .require(TABLE, made.clone(), Precondition::Version(v_made))
@@ -831,7 +840,7 @@ pub async fn durability_changes_keep_one_record(store: &dyn Store) -> StoreResul
         .put(TABLE, key.clone(), b"durable".to_vec(), None);
     assert!(store.commit(txn, NOW).await?);
     assert_eq!(store.get(TABLE, &made, NOW).await?, None);
-    let v5 = version_of(store, &key).await?.expect("written by the txn");
+    let v5 = required(version_of(store, &key).await?, "written by the txn");
     expect_one(store.scan(TABLE, NOW).await?, v5, b"durable");
 
     // Taken once, whichever durability the take asks for.
@@ -1011,7 +1020,13 @@ pub async fn concurrent_mixed_durability_commits_have_one_winner(
         let run = Run::new();
         let code = run.key("code");
         let issued = store
-            .put(TABLE, &code, b"issued".to_vec(), Some(NOW + 60), Durability::Ephemeral)
+            .put(
+                TABLE,
+                &code,
+                b"issued".to_vec(),
+                Some(NOW + 60),
+                Durability::Ephemeral,
+            )
             .await?;
 
         let committed = race(&store, |store, i| {
@@ -1022,8 +1037,18 @@ pub async fn concurrent_mixed_durability_commits_have_one_winner(
             };
             let txn = Txn::new(durability)
                 .require(TABLE, code.clone(), Precondition::Version(issued))
-                .put(TABLE, code.clone(), format!("redeemed-{i}").into_bytes(), None)
-                .put(OTHER, run.key(&format!("grant-{i}")), b"grant".to_vec(), None);
+                .put(
+                    TABLE,
+                    code.clone(),
+                    format!("redeemed-{i}").into_bytes(),
+                    None,
+                )
+                .put(
+                    OTHER,
+                    run.key(&format!("grant-{i}")),
+                    b"grant".to_vec(),
+                    None,
+                );
             let yields = match durability {
                 Durability::Durable => 0,
                 Durability::Ephemeral => 20 * i,
@@ -1037,7 +1062,11 @@ pub async fn concurrent_mixed_durability_commits_have_one_winner(
         })
         .await?;
         let winners: Vec<usize> = (0..RACERS).filter(|&i| committed[i]).collect();
-        assert_eq!(winners.len(), 1, "mixed-durability commit winners, round {round}");
+        assert_eq!(
+            winners.len(),
+            1,
+            "mixed-durability commit winners, round {round}"
+        );
         let winner = winners[0];
         assert_eq!(
             store.get(TABLE, &code, NOW).await?.map(|r| r.value),
@@ -1052,7 +1081,6 @@ pub async fn concurrent_mixed_durability_commits_have_one_winner(
     }
     Ok(())
 }
-
 
 /// Starts [`RACERS`] tasks at once (a barrier lines them up) and returns
 /// their results in task order.
@@ -1136,6 +1164,13 @@ fn record(value: &[u8], version: u64, expires_at: Option<i64>) -> Record {
         version,
         expires_at,
     }
+}
+
+/// The value a check cannot go on without (this module is not test-only,
+/// so it asserts rather than unwraps).
+fn required<T: Default>(value: Option<T>, what: &str) -> T {
+    assert!(value.is_some(), "missing: {what}");
+    value.unwrap_or_default()
 }
 
 async fn version_of(store: &dyn Store, key: &str) -> StoreResult<Option<u64>> {

@@ -1,4 +1,5 @@
-//! The embedded backend: every table in one crash-safe [redb] file.
+//! The embedded backend: every table in one crash-safe [redb] file, with
+//! ephemeral records kept beside it in memory.
 //!
 //! # Layout
 //!
@@ -24,32 +25,62 @@
 //!
 //! # Versions
 //!
-//! Versions come from one counter for the whole file, advanced in the same
-//! write transaction as the record, so a deleted-then-recreated key never
-//! sees an old version again. Ephemeral commits can be lost in a crash and
-//! take their counter updates with them; to keep versions unique even then,
-//! the counter runs below a `version_ceiling` that is only ever raised by a
-//! durable commit, and [`EmbeddedStore::open`] restarts the counter at the
-//! ceiling. Raising it costs one extra fsync per [`VERSION_BLOCK`] writes.
+//! Versions come from one counter for the whole store, so a
+//! deleted-then-recreated key never sees an old version again. The counter
+//! itself lives in memory ([`Versions`]); only a `version_ceiling` is kept
+//! in the file, raised by a durable commit before any version at or above it
+//! is handed out, and [`EmbeddedStore::open`] restarts the counter at the
+//! ceiling. So versions stay unique even across a crash that lost records
+//! written after the last durable commit, at the price of one extra fsync
+//! per [`VERSION_BLOCK`] writes.
 //!
-//! # Durability
+//! # Durability and the memory tier
 //!
-//! [`Durability::Durable`] maps to redb's `Immediate` (fsync before commit
-//! returns). [`Durability::Ephemeral`] maps to redb's `None`: the commit is
-//! visible to every later transaction at once and reaches the disk with the
-//! next durable commit. redb only frees pages in durable commits, so a burst
-//! of ephemeral writes grows the file until the next durable one;
-//! [`Store::purge_expired`] commits durably and so doubles as that flush.
+//! [`Durability::Durable`] writes go to the file and map to redb's
+//! `Immediate` (fsync before the commit returns). [`Durability::Ephemeral`]
+//! records (codes, sign-in flows, ceremonies, grants without refresh tokens)
+//! may be lost in a crash, so they skip the file: they live in the *memory
+//! tier*, a map in the process beside it. Writing one to redb, even without
+//! an fsync, costs a copy-on-write rewrite of a 4 KiB leaf and its branch
+//! pages, checksums and a `pwrite` per commit: about 84 µs of a code
+//! redemption's 260 µs of server CPU before the tier existed
+//! (`benches/token_endpoint.rs`).
+//!
+//! The rules that keep the two tiers one store:
+//!
+//! - A key is in at most one tier. An ephemeral write goes to the tier only
+//!   if the key is there already, or absent from the file and the tier has
+//!   room ([`MEMORY_BUDGET`]); otherwise it is an ephemeral redb commit
+//!   (redb's `None` durability: visible at once, on disk with the next
+//!   durable commit). So an ephemeral write never shadows a durable value
+//!   that a crash could bring back.
+//! - A durable write goes to the file and takes the key out of the tier.
+//! - A write that moves a key from the tier to the file is committed to the
+//!   file before it leaves the tier, and readers look in the tier first, so
+//!   no reader ever finds the key in neither. A scan that meets a key in
+//!   both keeps the higher version.
+//! - Closing the store (dropping the last handle) writes the tier to the file
+//!   in one durable commit, so a graceful restart loses nothing.
+//!   [`Store::purge_expired`] purges both tiers.
+//!
 //! Counters ([`Store::increment`]) are written durably: they count failed
 //! sign-in attempts, and a crash must not wipe a lockout.
 //!
-//! # Writes: one writer thread, group commit
+//! # Writes: inline for the memory tier, one writer thread for the file
+//!
+//! An ephemeral op first runs on the calling thread, holding the tier's
+//! lock, against a read snapshot of the file (opened under that lock). It
+//! completes there if it touches only the tier; if it would write the file,
+//! needs the version ceiling raised, or touches a key the writer's current
+//! batch holds, it is dropped unapplied and goes to the writer instead. A
+//! code redemption without `offline_access` (read the code, then check it,
+//! rewrite it and add a grant) so makes no thread hand-off at all.
 //!
 //! redb admits one write transaction at a time, and its cost is mostly per
 //! transaction, not per key: opening the tables, copying the B-tree path to
 //! the root, and on a durable commit an fsync that takes as long for one
-//! record as for a hundred. So every write goes to one dedicated thread,
-//! the *writer*, which owns all write transactions:
+//! record as for a hundred. So every other write goes to one dedicated
+//! thread, the *writer*, which owns all write transactions:
 //!
 //! ```text
 //!  callers ──(op, reply)──▶ queue ──▶ writer: take every queued op (≤ MAX_BATCH)
@@ -57,42 +88,38 @@
 //!                                       apply op 1, op 2, … in arrival order
 //!                                       commit once ── Durable if any op (or
 //!                                       │              the version ceiling) needs it
+//!                                       publish the batch's memory-tier changes
 //!                                       └─▶ reply to each op
 //! ```
 //!
-//! Each op runs against the transaction as the previous ops left it, exactly
-//! as if it had run alone right after them, so every op keeps its own
-//! atomicity and preconditions; a failed precondition is that op's normal
-//! answer and does not touch the others. The commit and its fsync are shared
-//! by everything queued while the previous batch committed, which is what
-//! lets concurrent requests (and above all durable refresh rotations) stop
-//! paying one commit each; the price is that an ephemeral op queued next to
-//! a durable one waits for that fsync too. Batching needs no timer: under
+//! Each op runs against both tiers as the previous ops left them, exactly as
+//! if it had run alone right after them, so every op keeps its own atomicity
+//! and preconditions; a failed precondition is that op's normal answer and
+//! does not touch the others. Every key a batch touches is marked busy in
+//! the tier until the batch is published, so no inline op can change a key
+//! between the writer reading it and committing. The commit and its fsync
+//! are shared by everything queued while the previous batch committed, which
+//! is what lets concurrent requests (and above all durable refresh
+//! rotations) stop paying one commit each. Batching needs no timer: under
 //! load, ops pile up while a commit runs; alone, an op is committed at once.
-//! Before this design every write was its own `spawn_blocking` call and its
-//! own transaction, with up to 32 blocking threads queueing on redb's writer
-//! lock. With 32 concurrent callers on the 2-core benchmark machine (random
-//! keys, 600-byte values; `benches/token_endpoint.rs`) an ephemeral put cost
-//! ~130–290 µs of CPU and a durable commit 6–16 ms; now ~40–50 µs and
-//! ~120–150 µs. What remains is redb's own copy-on-write: each write to a
-//! random key rewrites a 4 KiB leaf and its branch pages, checksums them and
-//! hands them to the kernel with `pwrite` at every commit, durable or not.
+//! A batch that changed only the tier skips the commit.
 //!
 //! An op that fails (a redb error, a record that does not decode) may
-//! already have written part of its effects, so the batch is rolled back,
-//! that op alone gets its error, and the others are applied again in a fresh
-//! transaction; nobody has seen their results yet, so their versions may
-//! change. If the commit itself fails nothing was written and every op of
-//! the batch gets the error. A caller is answered only after the commit, so
-//! the write is visible to whatever it does next.
+//! already have written part of its effects, so the batch is rolled back
+//! (file and tier), that op alone gets its error, and the others are applied
+//! again in a fresh transaction; nobody has seen their results yet, so their
+//! versions may change. If the commit itself fails nothing was written and
+//! every op of the batch gets the error. A caller is answered only after the
+//! commit and the publication, so the write is visible to whatever it does
+//! next.
 //!
 //! A caller that gives up waiting does not cancel its op once queued: the op
 //! still commits or rolls back with its batch, so a `take` may consume a
 //! record that nobody receives, which fails closed. Dropping the last handle
 //! to the store closes the queue and waits for the writer to finish its
-//! batch, so the file can be reopened at once. The writer only stops early
-//! if redb panics; then every queued and later write, and [`Store::ping`],
-//! fail as unavailable instead of hanging.
+//! batch and save the tier, so the file can be reopened at once. The writer
+//! only stops early if redb panics; then every queued and later write, and
+//! [`Store::ping`], fail as unavailable instead of hanging.
 //!
 //! # Reads
 //!
@@ -108,7 +135,9 @@
 //! used: it panics on the current-thread runtime (the tests' default) and
 //! hands the worker's queue to another thread, which costs more than the
 //! read. Scans are unbounded in size, so [`Store::scan`] and
-//! [`Store::scan_prefix`] still run on the blocking pool.
+//! [`Store::scan_prefix`] still run on the blocking pool. A point read looks
+//! in the memory tier first (a hash lookup under its lock), then in the
+//! file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -296,10 +325,7 @@ impl Shared {
     /// tier's lock throughout. `None` if it needs the writer: it would
     /// write to the file, or touched a key the writer's current batch holds,
     /// or needs the version ceiling raised. Nothing it did is kept then.
-    fn try_inline<T>(
-        &self,
-        op: &dyn Fn(&mut Writer<'_>) -> OpResult<T>,
-    ) -> Option<StoreResult<T>> {
+    fn try_inline<T>(&self, op: &dyn Fn(&mut Writer<'_>) -> OpResult<T>) -> Option<StoreResult<T>> {
         let mut state = self.memory();
         let room = self.budget.saturating_sub(state.bytes);
         let (result, changes) = {
@@ -354,7 +380,11 @@ impl Store for EmbeddedStore {
         // Inline: see "Reads" in the module doc. Memory first: see "Memory
         // tier" for why that order sees every record.
         let shared = &self.inner.shared;
-        let in_memory = shared.memory().records.get(table, key).map(|v| decode_record(v));
+        let in_memory = shared
+            .memory()
+            .records
+            .get(table, key)
+            .map(|v| decode_record(v));
         let record = match in_memory {
             Some(record) => Some(record?),
             None => {
@@ -835,8 +865,8 @@ fn apply_batch(shared: &Shared, batch: &mut [Box<dyn Job>]) -> Result<(), BatchF
         // Dropping `txn` without committing rolls it back.
         Some(failure) => Err(failure),
         None if done.file_changed => {
-            let durable = done.must_persist
-                || batch.iter().any(|j| j.durability() == Durability::Durable);
+            let durable =
+                done.must_persist || batch.iter().any(|j| j.durability() == Durability::Durable);
             txn.set_durability(if durable {
                 redb::Durability::Immediate
             } else {
@@ -853,7 +883,8 @@ fn apply_batch(shared: &Shared, batch: &mut [Box<dyn Job>]) -> Result<(), BatchF
     let mut state = shared.memory();
     if outcome.is_ok() {
         state.apply(done.changes);
-        shared.versions
+        shared
+            .versions
             .ceiling
             .fetch_max(done.ceiling, Ordering::Release);
     }
@@ -1353,7 +1384,12 @@ mod tests {
         answer(reply)
     }
 
-    fn put(shared: &Shared, durability: Durability, key: &'static str, value: &'static [u8]) -> u64 {
+    fn put(
+        shared: &Shared,
+        durability: Durability,
+        key: &'static str,
+        value: &'static [u8],
+    ) -> u64 {
         run(shared, durability, move |w| w.put("t", key, value, None)).unwrap()
     }
 
@@ -1435,8 +1471,14 @@ mod tests {
             in_memory(&shared, "before").map(|r| r.version),
             Some(v_before)
         );
-        assert_eq!(in_memory(&shared, "after").map(|r| r.version), Some(v_after));
-        assert!(nothing_busy(&shared), "a rolled-back batch releases its keys");
+        assert_eq!(
+            in_memory(&shared, "after").map(|r| r.version),
+            Some(v_after)
+        );
+        assert!(
+            nothing_busy(&shared),
+            "a rolled-back batch releases its keys"
+        );
     }
 
     /// A copy of the file is what a crash leaves: only durable commits.
@@ -1520,7 +1562,11 @@ mod tests {
         let (dir, shared) = temp_store();
         // The first write raises the version ceiling, durably.
         put(&shared, Durability::Durable, "warm", b"w");
-        let file_len = || std::fs::metadata(dir.path().join("batch.redb")).unwrap().len();
+        let file_len = || {
+            std::fs::metadata(dir.path().join("batch.redb"))
+                .unwrap()
+                .len()
+        };
         let before = file_len();
         let ceiling = shared.versions.ceiling.load(Ordering::Acquire);
         for _ in 0..100 {
@@ -1544,9 +1590,8 @@ mod tests {
         assert_ne!(after_crash(&dir, "file").map(|r| r.version), Some(v2));
 
         let (ephemeral, ephemeral_answer) = put_job("file", b"v3");
-        let (durable, durable_answer) = job(Durability::Durable, |w| {
-            w.put("t", "durable", b"d", None)
-        });
+        let (durable, durable_answer) =
+            job(Durability::Durable, |w| w.put("t", "durable", b"d", None));
         commit_batch(&shared, &mut vec![ephemeral, durable]);
         let v3 = answer(ephemeral_answer).unwrap();
         answer(durable_answer).unwrap();
@@ -1596,7 +1641,10 @@ mod tests {
         for a in answers {
             answer(a).unwrap();
         }
-        assert_eq!(run(&shared, Durability::Durable, |w| w.purge(20)).unwrap(), 2);
+        assert_eq!(
+            run(&shared, Durability::Durable, |w| w.purge(20)).unwrap(),
+            2
+        );
         assert_eq!(in_memory(&shared, "memory-old"), None);
         assert!(in_memory(&shared, "memory-new").is_some());
         assert_eq!(in_file(&shared, "file-old"), None);

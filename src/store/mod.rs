@@ -23,10 +23,11 @@
 //! deleted-then-recreated record never reuses an old one (no ABA).
 //!
 //! Durability is chosen per write: [`Durability::Durable`] records (users,
-//! credentials, TAPs, policies, role assignments, grants) are on disk before
-//! the call returns; [`Durability::Ephemeral`] records (authorization codes,
-//! sign-in flow and ceremony state) may be lost in a crash, which only forces
-//! a user to start that sign-in again.
+//! credentials, TAPs, policies, role assignments, grants with refresh tokens)
+//! are on disk before the call returns; [`Durability::Ephemeral`] records
+//! (authorization codes, grants without refresh tokens, sign-in flow and
+//! ceremony state) may be lost in a crash, which only forces a user to start
+//! that sign-in again.
 
 pub mod conformance;
 pub mod embedded;
@@ -53,7 +54,8 @@ pub enum Durability {
     /// On stable storage before returning (fsync on the embedded backend).
     Durable,
     /// Visible at once to every reader, but may be lost if the process or
-    /// machine crashes before the next durable write.
+    /// machine crashes (the embedded backend keeps such records in memory
+    /// until it closes).
     Ephemeral,
 }
 

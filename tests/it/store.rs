@@ -112,7 +112,7 @@ async fn embedded_store_reopened_keeps_durable_writes() {
 }
 
 #[tokio::test]
-async fn embedded_store_ephemeral_writes_before_durable_one_survive_reopen() {
+async fn embedded_store_closed_cleanly_keeps_its_ephemeral_writes() {
     let dir = TempDir::new().unwrap();
     {
         let store = EmbeddedStore::open(&store_path(&dir)).unwrap();
