@@ -27,12 +27,12 @@
 //!
 //! Versions come from one counter for the whole store, so a
 //! deleted-then-recreated key never sees an old version again. The counter
-//! itself lives in memory ([`Versions`]); only a `version_ceiling` is kept
+//! itself lives in memory (`Versions`); only a `version_ceiling` is kept
 //! in the file, raised by a durable commit before any version at or above it
 //! is handed out, and [`EmbeddedStore::open`] restarts the counter at the
 //! ceiling. So versions stay unique even across a crash that lost records
 //! written after the last durable commit, at the price of one extra fsync
-//! per [`VERSION_BLOCK`] writes.
+//! per `VERSION_BLOCK` writes.
 //!
 //! # Durability and the memory tier
 //!
@@ -59,6 +59,10 @@
 //!   file before it leaves the tier, and readers look in the tier first, so
 //!   no reader ever finds the key in neither. A scan that meets a key in
 //!   both keeps the higher version.
+//! - Atomicity holds while the process lives; across a crash it holds per
+//!   tier. An ephemeral [`Txn`] whose writes landed in both tiers (one key
+//!   already in the file, another new) may come back from a crash with only
+//!   its file part (see [`Durability::Ephemeral`]).
 //! - Closing the store (dropping the last handle) writes the tier to the file
 //!   in one durable commit, so a graceful restart loses nothing.
 //!   [`Store::purge_expired`] purges both tiers.

@@ -55,7 +55,11 @@ pub enum Durability {
     Durable,
     /// Visible at once to every reader, but may be lost if the process or
     /// machine crashes (the embedded backend keeps such records in memory
-    /// until it closes).
+    /// until it closes). A crash may keep some of an ephemeral [`Txn`]'s
+    /// writes and lose others; each lost write is as if it never happened.
+    /// Gatepass's one multi-write ephemeral transaction, a code redemption
+    /// without a refresh token, fails closed either way: a redeemed code
+    /// without its grant, or a grant whose code is gone.
     Ephemeral,
 }
 
