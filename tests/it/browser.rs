@@ -53,6 +53,12 @@ struct Cdp {
 
 impl Cdp {
     async fn call(&mut self, method: &str, params: Value) -> Value {
+        let answer = self.try_call(method, params).await;
+        answer.unwrap_or_else(|error| panic!("{method} failed: {error}"))
+    }
+
+    /// One DevTools call: its result, or the error DevTools answered with.
+    async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -72,8 +78,10 @@ impl Cdp {
             let Message::Text(text) = frame else { continue };
             let value: Value = serde_json::from_str(&text).expect("cdp json");
             if value["id"] == json!(id) {
-                assert!(value.get("error").is_none(), "{method} failed: {value}");
-                return value["result"].clone();
+                return match value.get("error") {
+                    Some(_) => Err(value),
+                    None => Ok(value["result"].clone()),
+                };
             }
         }
     }
@@ -86,10 +94,21 @@ impl Cdp {
         r["result"]["value"].clone()
     }
 
-    /// Waits until `condition` (a JS expression) is true.
+    /// Waits until `condition` (a JS expression) is true. A poll that
+    /// meets a navigation ("Inspected target navigated or closed") counts
+    /// as not yet: the next poll runs in the new page.
     async fn wait_for(&mut self, condition: &str, what: &str) {
         for _ in 0..200 {
-            if self.eval(&format!("(() => {{ try {{ return !!({condition}); }} catch (_) {{ return false; }} }})()")).await == json!(true) {
+            let poll = format!(
+                "(() => {{ try {{ return !!({condition}); }} catch (_) {{ return false; }} }})()"
+            );
+            let answer = self
+                .try_call(
+                    "Runtime.evaluate",
+                    json!({"expression": poll, "returnByValue": true}),
+                )
+                .await;
+            if answer.is_ok_and(|r| r["result"]["value"] == json!(true)) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
