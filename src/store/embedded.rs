@@ -332,24 +332,14 @@ impl Shared {
     fn try_inline<T>(&self, op: &dyn Fn(&mut Writer<'_>) -> OpResult<T>) -> Option<StoreResult<T>> {
         let mut state = self.memory();
         let room = self.budget.saturating_sub(state.bytes);
-        let (result, changes) = {
-            let mut writer = Writer {
-                file: File::Snapshot {
-                    db: &self.db,
-                    records: None,
-                },
-                tier: Tier::Locked(&mut state),
-                changes: Keyed::default(),
-                room,
-                durability: Durability::Ephemeral,
-                versions: &self.versions,
-                ceiling: self.versions.ceiling.load(Ordering::Acquire),
-                file_changed: false,
-                must_persist: false,
-            };
-            let result = op(&mut writer);
-            (result, writer.changes)
+        let file = File::Snapshot {
+            db: &self.db,
+            records: None,
         };
+        let mut writer = Writer::new(self, file, Tier::Locked(&mut state), room);
+        writer.durability = Durability::Ephemeral;
+        let result = op(&mut writer);
+        let changes = writer.finish().changes;
         match result {
             Ok(value) => {
                 state.apply(changes);
@@ -826,45 +816,25 @@ fn commit_batch(shared: &Shared, batch: &mut Vec<Box<dyn Job>>) {
 fn apply_batch(shared: &Shared, batch: &mut [Box<dyn Job>]) -> Result<(), BatchFailure> {
     let whole = BatchFailure::Txn;
     let mut txn = shared.db.begin_write().map_err(|e| whole(backend(e)))?;
-    let (failed, done) = {
-        let mut writer = Writer {
-            file: File::Txn {
-                records: txn.open_table(RECORDS).map_err(|e| whole(backend(e)))?,
-                meta: txn.open_table(META).map_err(|e| whole(backend(e)))?,
-            },
-            tier: Tier::Claiming {
-                memory: &shared.memory,
-                claimed: Keyed::default(),
-            },
-            changes: Keyed::default(),
-            room: shared.budget.saturating_sub(shared.memory().bytes),
-            durability: Durability::Durable,
-            versions: &shared.versions,
-            ceiling: shared.versions.ceiling.load(Ordering::Acquire),
-            file_changed: false,
-            must_persist: false,
-        };
-        let mut failed = None;
-        for (i, job) in batch.iter_mut().enumerate() {
-            writer.durability = job.durability();
-            if let Err(e) = job.apply(&mut writer) {
-                failed = Some(BatchFailure::Op(i, e));
-                break;
-            }
-        }
-        let claimed = match writer.tier {
-            Tier::Claiming { claimed, .. } => claimed,
-            Tier::Locked(_) => Keyed::default(),
-        };
-        let done = Done {
-            changes: writer.changes,
-            claimed,
-            ceiling: writer.ceiling,
-            file_changed: writer.file_changed,
-            must_persist: writer.must_persist,
-        };
-        (failed, done)
+    let file = File::Txn {
+        records: txn.open_table(RECORDS).map_err(|e| whole(backend(e)))?,
+        meta: txn.open_table(META).map_err(|e| whole(backend(e)))?,
     };
+    let tier = Tier::Claiming {
+        memory: &shared.memory,
+        claimed: Keyed::default(),
+    };
+    let room = shared.budget.saturating_sub(shared.memory().bytes);
+    let mut writer = Writer::new(shared, file, tier, room);
+    let mut failed = None;
+    for (i, job) in batch.iter_mut().enumerate() {
+        writer.durability = job.durability();
+        if let Err(e) = job.apply(&mut writer) {
+            failed = Some(BatchFailure::Op(i, e));
+            break;
+        }
+    }
+    let done = writer.finish();
     let outcome = match failed {
         // Dropping `txn` without committing rolls it back.
         Some(failure) => Err(failure),
@@ -896,7 +866,7 @@ fn apply_batch(shared: &Shared, batch: &mut [Box<dyn Job>]) -> Result<(), BatchF
     outcome
 }
 
-/// What a batch's ops left to do once they have all applied.
+/// What an op's or a batch's view left to do once it has applied.
 struct Done {
     changes: MemoryChanges,
     claimed: Keyed<()>,
@@ -996,6 +966,38 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
+    /// A view for one inline op or one batch; `room` is what the memory tier
+    /// may still take. Durability starts `Durable` and is set per op.
+    fn new(shared: &'a Shared, file: File<'a>, tier: Tier<'a>, room: usize) -> Writer<'a> {
+        Writer {
+            file,
+            tier,
+            changes: Keyed::default(),
+            room,
+            durability: Durability::Durable,
+            versions: &shared.versions,
+            ceiling: shared.versions.ceiling.load(Ordering::Acquire),
+            file_changed: false,
+            must_persist: false,
+        }
+    }
+
+    /// Ends the view (releasing the file's tables) and returns what is left
+    /// to do: publish the changes, release the claimed keys, commit or not.
+    fn finish(self) -> Done {
+        let claimed = match self.tier {
+            Tier::Claiming { claimed, .. } => claimed,
+            Tier::Locked(_) => Keyed::default(),
+        };
+        Done {
+            changes: self.changes,
+            claimed,
+            ceiling: self.ceiling,
+            file_changed: self.file_changed,
+            must_persist: self.must_persist,
+        }
+    }
+
     /// The encoded memory record under the key, as this op or batch has
     /// left it. On the writer thread the key is claimed first; inline, a
     /// key the writer holds sends the op to the writer.
@@ -1101,8 +1103,13 @@ impl<'a> Writer<'a> {
             self.changes.insert(table, key, None);
             return Ok(Some(record));
         }
-        if self.in_file(table, key)?.is_none() {
-            return Ok(None);
+        if let File::Snapshot { .. } = self.file {
+            // Inline: nothing to remove is fine; anything else needs the
+            // writer.
+            return match self.in_file(table, key)? {
+                Some(_) => Err(OpError::NeedsWriter),
+                None => Ok(None),
+            };
         }
         let removed = self
             .file_txn()?
@@ -1110,7 +1117,7 @@ impl<'a> Writer<'a> {
             .map_err(backend)?
             .map(|v| decode_record(v.value()))
             .transpose()?;
-        self.file_changed = true;
+        self.file_changed |= removed.is_some();
         Ok(removed)
     }
 
@@ -1576,6 +1583,8 @@ mod tests {
         for _ in 0..100 {
             put(&shared, Durability::Ephemeral, "flow", b"f");
         }
+        assert!(in_memory(&shared, "flow").is_some());
+        assert_eq!(in_file(&shared, "flow"), None);
         let taken = run(&shared, Durability::Durable, |w| w.remove("t", "flow"));
         assert!(taken.unwrap().is_some());
         assert_eq!(file_len(), before);
