@@ -7,10 +7,11 @@
 //! client and ask for Graph scopes, exactly as a script against Microsoft
 //! Graph would.
 
+use crate::graph_client::*;
 use crate::harness::*;
 use gatepass::clock::Clock;
 use gatepass::directory::roles::BuiltinRole;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -24,73 +25,6 @@ const UNKNOWN_ID: &str = "0b9c3a6e-2f1d-4c8b-9a7e-5d4f3c2b1a09";
 
 /// Every Graph scope the `rp` client may request for a signed-in user.
 const ALL_SCOPES: &str = "openid User.ReadWrite.All Group.ReadWrite.All RoleManagement.ReadWrite.Directory AuditLog.Read.All";
-
-/// A Graph response: status, parsed JSON (`Null` when empty) and raw text.
-#[derive(Debug)]
-struct Resp {
-    status: StatusCode,
-    body: Value,
-    text: String,
-}
-
-impl Resp {
-    fn error_code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or_default()
-    }
-
-    fn error_message(&self) -> &str {
-        self.body["error"]["message"].as_str().unwrap_or_default()
-    }
-}
-
-/// Sends one request; `path` is either absolute (a nextLink) or relative
-/// to the issuer.
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> Resp {
-    let url = if path.starts_with("http") {
-        path.to_owned()
-    } else {
-        app.url(path)
-    };
-    let mut req = app.http.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let r = req.send().await.expect("graph request");
-    let status = r.status();
-    let text = r.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).expect("JSON body")
-    };
-    Resp { status, body, text }
-}
-
-async fn get(app: &TestApp, path: &str, token: &str) -> Resp {
-    send(app, Method::GET, path, token, None).await
-}
-
-async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> Resp {
-    send(app, Method::POST, path, token, Some(&body)).await
-}
-
-async fn patch(app: &TestApp, path: &str, token: &str, body: Value) -> Resp {
-    send(app, Method::PATCH, path, token, Some(&body)).await
-}
-
-async fn delete(app: &TestApp, path: &str, token: &str) -> Resp {
-    send(app, Method::DELETE, path, token, None).await
-}
-
-async fn automation(app: &TestApp) -> String {
-    app.app_token(AUTOMATION_ID, AUTOMATION_SECRET).await
-}
 
 /// A delegated Graph access token for `upn`, obtained through the browser.
 async fn delegated(app: &TestApp, upn: &str, password: &str, scope: &str) -> String {
@@ -109,14 +43,6 @@ async fn admin_with(app: &TestApp, upn: &str, role: Option<BuiltinRole>) -> Stri
         app.grant_role(&user, r).await;
     }
     delegated(app, upn, &password, ALL_SCOPES).await
-}
-
-fn keys(v: &Value) -> BTreeSet<&str> {
-    v.as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect()
 }
 
 fn set<'a>(items: &[&'a str]) -> BTreeSet<&'a str> {

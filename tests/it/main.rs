@@ -8,6 +8,7 @@ mod browser;
 mod ca_engine;
 mod ca_flow;
 mod graph;
+mod graph_client;
 mod harness;
 mod oidc;
 mod passkey;

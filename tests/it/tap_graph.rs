@@ -8,6 +8,7 @@
 //! Delegated tokens are obtained before any pass exists for their user: a
 //! user with a usable pass is asked for it (not the password) at sign-in.
 
+use crate::graph_client::*;
 use crate::harness::*;
 use gatepass::clock::Clock;
 use gatepass::directory::User;
@@ -38,86 +39,6 @@ const PASS_KEYS: [&str; 9] = [
     "methodUsabilityReason",
     "temporaryAccessPass",
 ];
-
-// --- HTTP helpers (the style of `graph.rs`) ----------------------------------
-
-/// A Graph response: status, parsed JSON (`Null` when empty) and raw text.
-#[derive(Debug)]
-struct Resp {
-    status: StatusCode,
-    body: Value,
-    text: String,
-}
-
-impl Resp {
-    fn error_code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or_default()
-    }
-
-    fn error_message(&self) -> &str {
-        self.body["error"]["message"].as_str().unwrap_or_default()
-    }
-}
-
-/// Sends one request; `body` is raw bytes with an optional content type, so
-/// an empty body can be sent exactly as a script would.
-async fn send_raw(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<(&str, &str)>,
-) -> Resp {
-    let mut req = app.http.request(method, app.url(path)).bearer_auth(token);
-    if let Some((content_type, text)) = body {
-        req = req
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(text.to_owned());
-    }
-    let r = req.send().await.expect("graph request");
-    let status = r.status();
-    let text = r.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).expect("JSON body")
-    };
-    Resp { status, body, text }
-}
-
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> Resp {
-    let text = body.map(Value::to_string);
-    let raw = text.as_deref().map(|t| ("application/json", t));
-    send_raw(app, method, path, token, raw).await
-}
-
-async fn get(app: &TestApp, path: &str, token: &str) -> Resp {
-    send(app, Method::GET, path, token, None).await
-}
-
-async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> Resp {
-    send(app, Method::POST, path, token, Some(&body)).await
-}
-
-async fn patch(app: &TestApp, path: &str, token: &str, body: Value) -> Resp {
-    send(app, Method::PATCH, path, token, Some(&body)).await
-}
-
-async fn delete(app: &TestApp, path: &str, token: &str) -> Resp {
-    send(app, Method::DELETE, path, token, None).await
-}
-
-/// A fresh token for the automation app. Fetch one after moving the clock:
-/// access tokens live ten minutes.
-async fn automation(app: &TestApp) -> String {
-    app.app_token(AUTOMATION_ID, AUTOMATION_SECRET).await
-}
 
 /// A user with a password and, optionally, a directory role.
 async fn user_with(app: &TestApp, upn: &str, role: Option<BuiltinRole>) -> User {
@@ -186,14 +107,6 @@ async fn group_with(app: &TestApp, token: &str, name: &str, members: &[&User]) -
 
 fn group_target(id: &str) -> Value {
     json!([{"id": id, "targetType": "group", "isRegistrationRequired": false}])
-}
-
-fn keys(v: &Value) -> BTreeSet<&str> {
-    v.as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect()
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
