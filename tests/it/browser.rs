@@ -15,10 +15,7 @@
 use crate::harness::*;
 use futures_util::{SinkExt, StreamExt};
 use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl,
-    TokenResponse,
-};
+use openidconnect::{ClientId, ClientSecret, CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -341,25 +338,9 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
         .expect("code");
 
     // 5. The RP redeems the code and verifies the ID token independently.
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.http)
-        .await
-        .unwrap();
-    let claims = tokens
-        .id_token()
-        .unwrap()
-        .claims(&rp.id_token_verifier(), &nonce)
-        .unwrap();
-    let amr: Vec<&str> = claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str())
-        .collect();
-    assert_eq!(amr, ["pop", "mfa"]);
+    let tokens = redeem(&app, &rp, code, verifier).await;
+    let claims = id_claims(&rp, &tokens, &nonce);
+    assert_eq!(amr(&claims), ["pop", "mfa"]);
     assert_eq!(
         claims.auth_context_ref().unwrap().as_str(),
         "phishing_resistant_mfa"

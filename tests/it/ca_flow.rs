@@ -5,7 +5,7 @@ use crate::harness::*;
 use crate::passkey::account_sign_in_with_tap;
 use gatepass::clock::Clock;
 use gatepass::policy::ca_store::CaKind;
-use openidconnect::{AuthorizationCode, Nonce, TokenResponse};
+use openidconnect::Nonce;
 use serde_json::{Value, json};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples");
@@ -80,24 +80,8 @@ async fn exchange(
     nonce: &Nonce,
 ) -> Vec<String> {
     let code = query_param(location, "code").unwrap_or_else(|| panic!("no code in {location}"));
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.http)
-        .await
-        .unwrap();
-    let claims = tokens
-        .id_token()
-        .unwrap()
-        .claims(&rp.id_token_verifier(), nonce)
-        .unwrap();
-    claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().to_owned())
-        .collect()
+    let tokens = redeem(app, rp, code, verifier).await;
+    amr(&id_claims(rp, &tokens, nonce))
 }
 
 #[tokio::test]

@@ -584,6 +584,48 @@ pub fn authorize_url(
     (url.to_string(), verifier, nonce)
 }
 
+/// Redeems `code` at the token endpoint as the relying party does, with
+/// the PKCE verifier from [`authorize_url`]; panics if it is refused.
+pub async fn redeem(
+    app: &TestApp,
+    rp: &Rp,
+    code: String,
+    verifier: openidconnect::PkceCodeVerifier,
+) -> openidconnect::core::CoreTokenResponse {
+    rp.exchange_code(openidconnect::AuthorizationCode::new(code))
+        .expect("token endpoint configured")
+        .set_pkce_verifier(verifier)
+        .request_async(&app.http)
+        .await
+        .expect("code exchange")
+}
+
+/// The ID token's claims, verified by the relying party (signature,
+/// issuer, audience, expiry, `nonce`).
+pub fn id_claims(
+    rp: &Rp,
+    tokens: &openidconnect::core::CoreTokenResponse,
+    nonce: &openidconnect::Nonce,
+) -> openidconnect::core::CoreIdTokenClaims {
+    use openidconnect::TokenResponse;
+    tokens
+        .id_token()
+        .expect("id_token")
+        .claims(&rp.id_token_verifier(), nonce)
+        .expect("verified ID token")
+        .clone()
+}
+
+/// The claims' `amr` values.
+pub fn amr(claims: &openidconnect::core::CoreIdTokenClaims) -> Vec<String> {
+    claims
+        .auth_method_refs()
+        .expect("amr")
+        .iter()
+        .map(|a| a.as_str().to_owned())
+        .collect()
+}
+
 /// The security-info page's CSRF token (its `<meta name="csrf">`).
 pub fn meta_csrf(page: &Page) -> String {
     let marker = "<meta name=\"csrf\" content=\"";

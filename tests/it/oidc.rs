@@ -47,13 +47,7 @@ async fn code_flow(
         Some(app.issuer.as_str())
     );
     let code = query_param(&location, "code").expect("code");
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(code))
-        .expect("token endpoint configured")
-        .set_pkce_verifier(verifier)
-        .request_async(&app.http)
-        .await
-        .expect("code exchange");
+    let tokens = redeem(app, rp, code, verifier).await;
     (tokens, nonce)
 }
 
@@ -438,15 +432,8 @@ async fn logout_ends_the_session_and_redirects_to_registered_uri() {
         .sign_in(url.as_str(), "gina", "gina password")
         .await
         .unwrap();
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(
-            query_param(&location, "code").unwrap(),
-        ))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.http)
-        .await
-        .unwrap();
+    let code = query_param(&location, "code").unwrap();
+    let tokens = redeem(&app, &rp, code, verifier).await;
 
     // Single sign-on: a second authorization needs no credentials.
     let (challenge, _) = PkceCodeChallenge::new_random_sha256();

@@ -5,7 +5,7 @@
 
 use crate::harness::*;
 use gatepass::clock::Clock;
-use openidconnect::{AuthorizationCode, OAuth2TokenResponse, TokenResponse};
+use openidconnect::OAuth2TokenResponse;
 use serde_json::{Value, json};
 
 /// Signs a browser in to the security-info page with a TAP; returns the page.
@@ -136,25 +136,9 @@ async fn passkey_onboarding_then_discoverable_and_username_first_sign_in_give_po
         passkey_finish(&app, &browser, &first, &start["ceremony"], assertion).await;
     assert_eq!(status, 200, "{done}");
     let code = query_param(done["redirect"].as_str().unwrap(), "code").unwrap();
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.http)
-        .await
-        .unwrap();
-    let claims = tokens
-        .id_token()
-        .unwrap()
-        .claims(&rp.id_token_verifier(), &nonce)
-        .unwrap();
-    let amr: Vec<&str> = claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str())
-        .collect();
-    assert_eq!(amr, ["pop", "mfa"]);
+    let tokens = redeem(&app, &rp, code, verifier).await;
+    let claims = id_claims(&rp, &tokens, &nonce);
+    assert_eq!(amr(&claims), ["pop", "mfa"]);
     assert_eq!(
         claims.auth_context_ref().unwrap().as_str(),
         "phishing_resistant_mfa"
@@ -194,25 +178,9 @@ async fn passkey_onboarding_then_discoverable_and_username_first_sign_in_give_po
         passkey_finish(&app, &browser, &method_page, &start["ceremony"], assertion).await;
     assert_eq!(status, 200, "{done}");
     let code = query_param(done["redirect"].as_str().unwrap(), "code").unwrap();
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.http)
-        .await
-        .unwrap();
-    let claims = tokens
-        .id_token()
-        .unwrap()
-        .claims(&rp.id_token_verifier(), &nonce)
-        .unwrap();
-    let amr: Vec<&str> = claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str())
-        .collect();
-    assert_eq!(amr, ["pop", "mfa"]);
+    let tokens = redeem(&app, &rp, code, verifier).await;
+    let claims = id_claims(&rp, &tokens, &nonce);
+    assert_eq!(amr(&claims), ["pop", "mfa"]);
 }
 
 #[tokio::test]
@@ -443,25 +411,9 @@ async fn limiter_one_time_tap_window_then_step_up_and_password_session_must_step
     let (url, verifier, nonce) = authorize_url(&rp, &[]);
     let sso = pw.get(&url).await;
     let code = query_param(&sso.location.unwrap(), "code").unwrap();
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.http)
-        .await
-        .unwrap();
-    let claims = tokens
-        .id_token()
-        .unwrap()
-        .claims(&rp.id_token_verifier(), &nonce)
-        .unwrap();
-    let amr: Vec<&str> = claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str())
-        .collect();
-    assert_eq!(amr, ["pwd", "pop", "mfa"]);
+    let tokens = redeem(&app, &rp, code, verifier).await;
+    let claims = id_claims(&rp, &tokens, &nonce);
+    assert_eq!(amr(&claims), ["pwd", "pop", "mfa"]);
 }
 
 #[tokio::test]
@@ -582,13 +534,7 @@ async fn sign_out_everywhere_ends_sessions_and_refresh_tokens() {
         .sign_in(&url, "leaver", "leaver password")
         .await
         .unwrap();
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(query_param(&loc, "code").unwrap()))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.http)
-        .await
-        .unwrap();
+    let tokens = redeem(&app, &rp, query_param(&loc, "code").unwrap(), verifier).await;
     // This browser: security info, then Sign out everywhere.
     let tap = app.issue_tap(&user, json!({"isUsableOnce": false})).await;
     let browser = app.browser();

@@ -17,7 +17,7 @@ use gatepass::config::Settings;
 use gatepass::store::conformance::{self, NOW};
 use gatepass::store::redis::RedisStore;
 use gatepass::store::{Durability, Precondition, Store, StoreError, StoreResult, Txn};
-use openidconnect::{AuthorizationCode, OAuth2TokenResponse, TokenResponse, TokenUrl};
+use openidconnect::{AuthorizationCode, OAuth2TokenResponse, TokenUrl};
 use reqwest::StatusCode;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
@@ -911,11 +911,7 @@ async fn redis_code_issued_by_a_is_redeemed_at_b_once() {
         .request_async(&b.http)
         .await
         .expect("A's code redeems at B");
-    let claims = tokens
-        .id_token()
-        .expect("ID token")
-        .claims(&rp.id_token_verifier(), &nonce)
-        .expect("B's ID token verifies");
+    let claims = id_claims(&rp, &tokens, &nonce);
     assert_eq!(claims.subject().as_str(), user.id.to_string());
 
     // B's access token works at A.

@@ -5,7 +5,7 @@
 use crate::harness::*;
 use crate::oidc::jwt_payload;
 use gatepass::clock::Clock;
-use openidconnect::{AuthorizationCode, OAuth2TokenResponse, TokenResponse};
+use openidconnect::OAuth2TokenResponse;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -73,25 +73,9 @@ async fn tap_only_user_signs_in_through_core_client_with_tap_otp_mfa_amr() {
     let location = done.location.expect("redirect to the RP");
     let code = query_param(&location, "code").expect("code");
 
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.http)
-        .await
-        .expect("code exchange");
-    let claims = tokens
-        .id_token()
-        .unwrap()
-        .claims(&rp.id_token_verifier(), &nonce)
-        .expect("verified");
-    let amr: Vec<&str> = claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str())
-        .collect();
-    assert_eq!(amr, ["tap", "otp", "mfa"]);
+    let tokens = redeem(&app, &rp, code, verifier).await;
+    let claims = id_claims(&rp, &tokens, &nonce);
+    assert_eq!(amr(&claims), ["tap", "otp", "mfa"]);
     assert_eq!(claims.auth_context_ref().unwrap().as_str(), "mfa");
 
     // Tokens end no later than the pass.
@@ -133,25 +117,9 @@ async fn tap_multi_use_gives_tap_mfa_amr_and_works_twice() {
             "code",
         )
         .unwrap();
-        let tokens = rp
-            .exchange_code(AuthorizationCode::new(code))
-            .unwrap()
-            .set_pkce_verifier(verifier)
-            .request_async(&app.http)
-            .await
-            .unwrap();
-        let claims = tokens
-            .id_token()
-            .unwrap()
-            .claims(&rp.id_token_verifier(), &nonce)
-            .unwrap();
-        let amr: Vec<&str> = claims
-            .auth_method_refs()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str())
-            .collect();
-        assert_eq!(amr, ["tap", "mfa"]);
+        let tokens = redeem(&app, &rp, code, verifier).await;
+        let claims = id_claims(&rp, &tokens, &nonce);
+        assert_eq!(amr(&claims), ["tap", "mfa"]);
         assert_eq!(claims.auth_context_ref().unwrap().as_str(), "mfa");
     }
 }
@@ -280,13 +248,7 @@ async fn tap_session(
         "code",
     )
     .unwrap();
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.http)
-        .await
-        .unwrap();
+    let tokens = redeem(app, rp, code, verifier).await;
     (browser, tokens)
 }
 
@@ -685,25 +647,9 @@ async fn first_start_creates_admin_with_a_one_time_tap_once() {
         "code",
     )
     .unwrap();
-    let tokens = rp
-        .exchange_code(AuthorizationCode::new(code))
-        .unwrap()
-        .set_pkce_verifier(verifier)
-        .request_async(&app.http)
-        .await
-        .unwrap();
-    let claims = tokens
-        .id_token()
-        .unwrap()
-        .claims(&rp.id_token_verifier(), &nonce)
-        .unwrap();
-    let amr: Vec<&str> = claims
-        .auth_method_refs()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str())
-        .collect();
-    assert_eq!(amr, ["tap", "otp", "mfa"]);
+    let tokens = redeem(&app, &rp, code, verifier).await;
+    let claims = id_claims(&rp, &tokens, &nonce);
+    assert_eq!(amr(&claims), ["tap", "otp", "mfa"]);
     // One-time: a second sign-in with it fails.
     let page = enter_username(&app.browser(), &url, "admin").await;
     assert!(!page.has_label("Temporary Access Pass"));
