@@ -1,10 +1,21 @@
 //! Stored conditional-access objects: policies, named locations and custom
 //! authentication strengths, kept as the Graph JSON they were written in
 //! (so fields Gatepass does not interpret survive a round trip).
+//!
+//! Every sign-in evaluates the whole set, so [`CaObjects::policy_set`] keeps
+//! the typed set in memory, keyed by the version of one *generation*
+//! record. Every write here rewrites that record in the same transaction
+//! as the object, so one point read per sign-in tells whether the cached
+//! set is current, on this instance and on every other instance sharing
+//! the store.
 
-use crate::store::{Durability, Store, StoreError, decode, encode};
+use crate::store::{Durability, Precondition, Store, StoreError, Txn, decode, encode};
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The record whose version changes with every conditional-access write.
+const GENERATION: &str = "ca_generation";
+const GENERATION_KEY: &str = "current";
 
 /// The three kinds of object, each its own table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,11 +39,29 @@ impl CaKind {
 #[derive(Clone)]
 pub struct CaObjects {
     store: Arc<dyn Store>,
+    cache: Arc<Mutex<Option<Cached>>>,
+}
+
+/// The typed set as of one version of the generation record (`None`: no
+/// conditional-access write yet).
+#[derive(Clone)]
+struct Cached {
+    generation: Option<u64>,
+    set: Arc<PolicySet>,
 }
 
 impl CaObjects {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            cache: Arc::default(),
+        }
+    }
+
+    /// A durable transaction that starts with the generation bump; the
+    /// caller adds the object's write.
+    fn bump_generation() -> Txn {
+        Txn::new(Durability::Durable).put(GENERATION, GENERATION_KEY, Vec::new(), None)
     }
 
     pub async fn list(&self, kind: CaKind, now: i64) -> Result<Vec<Value>, StoreError> {
@@ -52,10 +81,9 @@ impl CaObjects {
     }
 
     pub async fn put(&self, kind: CaKind, id: &str, value: &Value) -> Result<(), StoreError> {
-        self.store
-            .put(kind.table(), id, encode(value)?, None, Durability::Durable)
-            .await
-            .map(|_| ())
+        let txn = Self::bump_generation().put(kind.table(), id, encode(value)?, None);
+        // No preconditions, so the commit's clock is never consulted.
+        self.store.commit(txn, 0).await.map(|_| ())
     }
 
     /// Creates only if absent; `false` if the id exists.
@@ -66,24 +94,26 @@ impl CaObjects {
         value: &Value,
         now: i64,
     ) -> Result<bool, StoreError> {
-        Ok(self
-            .store
-            .insert(
-                kind.table(),
-                id,
-                encode(value)?,
-                None,
-                Durability::Durable,
-                now,
-            )
-            .await?
-            .is_some())
+        let txn = Self::bump_generation()
+            .require(kind.table(), id, Precondition::Absent)
+            .put(kind.table(), id, encode(value)?, None);
+        self.store.commit(txn, now).await
     }
 
+    /// Deletes the object; `true` if it existed.
     pub async fn delete(&self, kind: CaKind, id: &str, now: i64) -> Result<bool, StoreError> {
-        self.store
-            .delete(kind.table(), id, Durability::Durable, now)
-            .await
+        loop {
+            let Some(current) = self.store.get(kind.table(), id, now).await? else {
+                return Ok(false);
+            };
+            let txn = Self::bump_generation()
+                .require(kind.table(), id, Precondition::Version(current.version))
+                .delete(kind.table(), id);
+            if self.store.commit(txn, now).await? {
+                return Ok(true);
+            }
+            // Changed in between: look again.
+        }
     }
 }
 
@@ -95,9 +125,35 @@ pub struct PolicySet {
 }
 
 impl CaObjects {
+    /// Every stored object, typed; from memory while no conditional-access
+    /// write has happened since it was loaded (one point read to know).
+    pub async fn policy_set(&self, now: i64) -> Result<Arc<PolicySet>, StoreError> {
+        let generation = self
+            .store
+            .get(GENERATION, GENERATION_KEY, now)
+            .await?
+            .map(|r| r.version);
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(cached) = cached.filter(|c| c.generation == generation) {
+            return Ok(cached.set);
+        }
+        // Loaded after reading the generation, so it holds at least every
+        // write up to that generation; a later write changes the version.
+        let set = Arc::new(self.load(now).await?);
+        *self.cache.lock().unwrap_or_else(PoisonError::into_inner) = Some(Cached {
+            generation,
+            set: Arc::clone(&set),
+        });
+        Ok(set)
+    }
+
     /// Loads and types every stored object. They were validated when
     /// written, so a failure here is corruption.
-    pub async fn policy_set(&self, now: i64) -> Result<PolicySet, StoreError> {
+    async fn load(&self, now: i64) -> Result<PolicySet, StoreError> {
         fn typed<T: serde::de::DeserializeOwned>(
             kind: CaKind,
             values: Vec<Value>,
@@ -123,5 +179,62 @@ impl CaObjects {
             strengths: super::conditional_access::StrengthSet::with_custom(custom),
             locations,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    const POLICY: &str = include_str!("../../config/examples/ca-admins-phishing-resistant.json");
+
+    fn two_instances() -> (tempfile::TempDir, CaObjects, CaObjects) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("ca.redb")).unwrap());
+        // Two caches over one store: what two instances sharing Redis see.
+        (
+            dir,
+            CaObjects::new(Arc::clone(&store)),
+            CaObjects::new(store),
+        )
+    }
+
+    #[tokio::test]
+    async fn policy_set_is_reused_until_any_instance_writes() {
+        let (_dir, a, b) = two_instances();
+        let policy: Value = serde_json::from_str(POLICY).unwrap();
+        let id = policy["id"].as_str().unwrap();
+
+        let first = a.policy_set(0).await.unwrap();
+        assert!(first.policies.is_empty());
+        assert!(
+            Arc::ptr_eq(&first, &a.policy_set(0).await.unwrap()),
+            "cached"
+        );
+
+        assert!(b.insert(CaKind::Policy, id, &policy, 0).await.unwrap());
+        let after_insert = a.policy_set(0).await.unwrap();
+        assert_eq!(after_insert.policies.len(), 1, "B's write reached A");
+
+        let mut renamed = policy.clone();
+        renamed["displayName"] = Value::from("Renamed");
+        b.put(CaKind::Policy, id, &renamed).await.unwrap();
+        assert_eq!(
+            a.policy_set(0).await.unwrap().policies[0].display_name,
+            "Renamed"
+        );
+
+        assert!(b.delete(CaKind::Policy, id, 0).await.unwrap());
+        assert!(!b.delete(CaKind::Policy, id, 0).await.unwrap());
+        assert!(a.policy_set(0).await.unwrap().policies.is_empty());
+
+        assert!(a.insert(CaKind::Policy, id, &policy, 0).await.unwrap());
+        assert!(
+            !b.insert(CaKind::Policy, id, &policy, 0).await.unwrap(),
+            "the id exists"
+        );
     }
 }

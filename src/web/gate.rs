@@ -103,7 +103,9 @@ pub async fn check(
     now: OffsetDateTime,
 ) -> Result<GateResult, PageError> {
     let t = now.unix_timestamp();
-    let mut set = state.ca.policy_set(t).await?;
+    let set = state.ca.policy_set(t).await?;
+    // The stored policies, plus any this request adds for itself.
+    let mut policies = std::borrow::Cow::Borrowed(set.policies.as_slice());
     let ca_target = match target {
         GateTarget::App {
             client_id,
@@ -117,7 +119,7 @@ pub async fn check(
                 .map_err(PageError::from)?
                 == PerUserMfaState::Enforced
             {
-                set.policies.extend(synthetic(
+                policies.to_mut().extend(synthetic(
                     "gatepass-per-user-mfa",
                     "Per-user MFA (enforced)",
                     user,
@@ -125,7 +127,7 @@ pub async fn check(
                 ));
             }
             if let Some(strength) = requested_strength(acr_values, *essential_acr) {
-                set.policies.extend(synthetic(
+                policies.to_mut().extend(synthetic(
                     "gatepass-requested-acr",
                     "Authentication strength requested by the application (acr)",
                     user,
@@ -157,7 +159,7 @@ pub async fn check(
     context.ip_address = ip;
     context.device_platform = user_agent.and_then(platform_from_user_agent);
     context.auth_time = OffsetDateTime::from_unix_timestamp(auth_time).ok();
-    let decision: Decision = evaluate(&set.policies, &set.strengths, &set.locations, &context, now);
+    let decision: Decision = evaluate(&policies, &set.strengths, &set.locations, &context, now);
     let applied: Vec<Value> = decision
         .applied_conditional_access_policies()
         .into_iter()
