@@ -144,19 +144,51 @@ impl Sessions {
         let Some(user) = self.directory.user(session.user_id, now).await? else {
             return Ok(None);
         };
+        Ok(self
+            .holds_for(&session, &user, now)
+            .await?
+            .then_some((session, user)))
+    }
+
+    /// Whether the session under `digest` is still live for `user`, whom the
+    /// caller has just read (bearer auth for a grant tied to its browser
+    /// session): the same rules as [`Sessions::resume_digest`] without
+    /// reading the user again.
+    pub async fn is_live_for(
+        &self,
+        digest: &SecretDigest,
+        user: &User,
+        now: OffsetDateTime,
+    ) -> Result<bool, SessionError> {
+        let Some(record) = self
+            .store
+            .get(SESSIONS, digest.as_str(), now.unix_timestamp())
+            .await?
+        else {
+            return Ok(false);
+        };
+        let session: Session = decode(SESSIONS, &record.value)?;
+        Ok(session.user_id == user.id && self.holds_for(&session, user, now).await?)
+    }
+
+    /// The session's user is enabled, not signed out everywhere since, and
+    /// any pass the session is bound to still runs.
+    async fn holds_for(
+        &self,
+        session: &Session,
+        user: &User,
+        now: OffsetDateTime,
+    ) -> Result<bool, SessionError> {
         if !user.account_enabled || user.session_epoch != session.epoch {
-            return Ok(None);
+            return Ok(false);
         }
-        if let Some(tap) = &session.tap_id {
-            if !self
+        match &session.tap_id {
+            Some(tap) => Ok(self
                 .taps
                 .binding_is_live(user.id, tap, now.unix_timestamp())
-                .await?
-            {
-                return Ok(None);
-            }
+                .await?),
+            None => Ok(true),
         }
-        Ok(Some((session, user)))
     }
 
     /// The session record's store version (guards a change that must not

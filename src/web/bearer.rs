@@ -144,15 +144,14 @@ pub async fn authenticate(
                     store_err(e, unavailable)
                 })?
                 .ok_or(BearerError::Revoked)?;
-            if !grant.offline {
-                let live = state
+            if !grant.offline
+                && !state
                     .sessions
-                    .resume_digest(&grant.authorization.session, now)
+                    .is_live_for(&grant.authorization.session, &user, now)
                     .await
-                    .map_err(|e| store_err(e, false))?;
-                if live.is_none() {
-                    return Err(BearerError::Revoked);
-                }
+                    .map_err(|e| store_err(e, false))?
+            {
+                return Err(BearerError::Revoked);
             }
             Ok(Principal {
                 claims,
