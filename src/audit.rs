@@ -162,10 +162,31 @@ pub struct TargetResource {
     pub user_principal_name: Option<String>,
 }
 
+impl TargetResource {
+    /// A user, as Entra names one in the audit log.
+    pub fn user(user: &crate::directory::User) -> TargetResource {
+        TargetResource {
+            id: user.id.to_string(),
+            kind: "User".to_owned(),
+            display_name: Some(user.display_name.clone()),
+            user_principal_name: Some(user.user_principal_name.clone()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
     pub key: String,
     pub value: String,
+}
+
+impl KeyValue {
+    pub fn new(key: &str, value: impl Into<String>) -> KeyValue {
+        KeyValue {
+            key: key.to_owned(),
+            value: value.into(),
+        }
+    }
 }
 
 /// Graph `directoryAudit`: one change to the directory or its policies.
@@ -181,6 +202,29 @@ pub struct DirectoryAudit {
     pub initiated_by: Initiator,
     pub target_resources: Vec<TargetResource>,
     pub additional_details: Vec<KeyValue>,
+}
+
+impl DirectoryAudit {
+    /// A successful change to one target, made at `now`.
+    pub fn success(
+        activity: &str,
+        category: &str,
+        initiated_by: Initiator,
+        target: TargetResource,
+        additional_details: Vec<KeyValue>,
+        now: OffsetDateTime,
+    ) -> Result<DirectoryAudit, crate::ids::RandomError> {
+        Ok(DirectoryAudit {
+            id: LogEntryId::generate()?,
+            activity_date_time: now,
+            activity_display_name: activity.to_owned(),
+            category: category.to_owned(),
+            result: "success".to_owned(),
+            initiated_by,
+            target_resources: vec![target],
+            additional_details,
+        })
+    }
 }
 
 #[derive(Clone)]

@@ -1,6 +1,7 @@
 //! Running the server: first start, background upkeep, graceful shutdown.
 
 use crate::app::AppState;
+use crate::audit::{DirectoryAudit, Initiator, KeyValue, TargetResource};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -42,37 +43,10 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<String>, String> {
         .await
         .map_err(|e| e.to_string())?;
     for activity in ["Add user", "Admin registered security info"] {
-        let entry = crate::audit::DirectoryAudit {
-            id: crate::ids::LogEntryId::generate().map_err(|e| e.to_string())?,
-            activity_date_time: now,
-            activity_display_name: activity.into(),
-            category: "UserManagement".into(),
-            result: "success".into(),
-            initiated_by: crate::audit::Initiator::System,
-            target_resources: vec![crate::audit::TargetResource {
-                id: user.id.to_string(),
-                kind: "User".into(),
-                display_name: Some(user.display_name.clone()),
-                user_principal_name: Some(user.user_principal_name.clone()),
-            }],
-            additional_details: vec![crate::audit::KeyValue {
-                key: "reason".into(),
-                value: "first start".into(),
-            }],
-        };
-        state
-            .audit
-            .record_directory(&entry)
-            .await
-            .map_err(|e| e.to_string())?;
+        let reason = KeyValue::new("reason", "first start");
+        record_system_change(state, &user, activity, vec![reason], now).await?;
     }
-    let end = time::OffsetDateTime::from_unix_timestamp(issued.pass.end_at())
-        .ok()
-        .and_then(|e| {
-            e.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+    let end = pass_end(&issued.pass);
     let sign_in_url = sign_in_url(state);
     // Deliberately printed, not logged: this is the one time the operator
     // sees the pass, and it must not land in log pipelines.
@@ -154,42 +128,12 @@ pub async fn issue_recovery_tap(
         .issue(&state.hasher, user.id, &policy, true, &request, t)
         .await
         .map_err(|e| e.to_string())?;
-    let entry = crate::audit::DirectoryAudit {
-        id: crate::ids::LogEntryId::generate().map_err(|e| e.to_string())?,
-        activity_date_time: now,
-        activity_display_name: "Admin registered security info".into(),
-        category: "UserManagement".into(),
-        result: "success".into(),
-        initiated_by: crate::audit::Initiator::System,
-        target_resources: vec![crate::audit::TargetResource {
-            id: user.id.to_string(),
-            kind: "User".into(),
-            display_name: Some(user.display_name.clone()),
-            user_principal_name: Some(user.user_principal_name.clone()),
-        }],
-        additional_details: vec![
-            crate::audit::KeyValue {
-                key: "methodType".into(),
-                value: "TemporaryAccessPass".into(),
-            },
-            crate::audit::KeyValue {
-                key: "reason".into(),
-                value: "issued from the command line".into(),
-            },
-        ],
-    };
-    state
-        .audit
-        .record_directory(&entry)
-        .await
-        .map_err(|e| e.to_string())?;
-    let end = time::OffsetDateTime::from_unix_timestamp(issued.pass.end_at())
-        .ok()
-        .and_then(|e| {
-            e.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+    let details = vec![
+        KeyValue::new("methodType", "TemporaryAccessPass"),
+        KeyValue::new("reason", "issued from the command line"),
+    ];
+    record_system_change(state, &user, "Admin registered security info", details, now).await?;
+    let end = pass_end(&issued.pass);
     println!(
         "Temporary Access Pass for {upn} ({}, valid until {end}): {}",
         if issued.pass.is_usable_once {
@@ -288,4 +232,40 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: draining in-flight requests");
+}
+
+/// Records a change Gatepass made itself (first start, the command line) to
+/// `user` in the directory audit.
+async fn record_system_change(
+    state: &AppState,
+    user: &crate::directory::User,
+    activity: &str,
+    details: Vec<KeyValue>,
+    now: time::OffsetDateTime,
+) -> Result<(), String> {
+    let entry = DirectoryAudit::success(
+        activity,
+        "UserManagement",
+        Initiator::System,
+        TargetResource::user(user),
+        details,
+        now,
+    )
+    .map_err(|e| e.to_string())?;
+    state
+        .audit
+        .record_directory(&entry)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// When a pass ends, as RFC 3339 (empty if out of range).
+fn pass_end(pass: &crate::authn::tap::TemporaryAccessPass) -> String {
+    time::OffsetDateTime::from_unix_timestamp(pass.end_at())
+        .ok()
+        .and_then(|e| {
+            e.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }

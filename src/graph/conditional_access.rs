@@ -369,10 +369,7 @@ async fn audit(
             .map(str::to_owned),
         user_principal_name: None,
     };
-    let details = vec![KeyValue {
-        key: "value".into(),
-        value: value.to_string(),
-    }];
+    let details = vec![KeyValue::new("value", value.to_string())];
     record_change(state, caller, activity, "Policy", target, details, now).await;
 }
 

@@ -179,26 +179,15 @@ async fn delete_for(
     if !deleted {
         return Err(GraphError::not_found(method));
     }
-    let target = TargetResource {
-        id: user.id.to_string(),
-        kind: "User".into(),
-        display_name: Some(user.display_name.clone()),
-        user_principal_name: Some(user.user_principal_name.clone()),
-    };
+    let target = TargetResource::user(&user);
     let activity = if id.is_none() {
         "User deleted security info"
     } else {
         "Admin deleted security info"
     };
     let details = vec![
-        KeyValue {
-            key: "methodType".into(),
-            value: "Fido2".into(),
-        },
-        KeyValue {
-            key: "methodId".into(),
-            value: method.to_owned(),
-        },
+        KeyValue::new("methodType", "Fido2"),
+        KeyValue::new("methodId", method.to_owned()),
     ];
     record_change(
         state,

@@ -196,10 +196,7 @@ pub async fn add_member(
         "Add member to group",
         "GroupManagement",
         group_target(&group),
-        vec![KeyValue {
-            key: "memberId".into(),
-            value: member.to_string(),
-        }],
+        vec![KeyValue::new("memberId", member.to_string())],
         now,
     )
     .await;
@@ -223,10 +220,7 @@ pub async fn remove_member(
         "Remove member from group",
         "GroupManagement",
         group_target(&group),
-        vec![KeyValue {
-            key: "memberId".into(),
-            value: member.to_string(),
-        }],
+        vec![KeyValue::new("memberId", member.to_string())],
         now,
     )
     .await;

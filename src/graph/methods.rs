@@ -184,15 +184,6 @@ async fn targeted(
     Ok(policy.targets(&groups))
 }
 
-fn pass_target(user: &User) -> TargetResource {
-    TargetResource {
-        id: user.id.to_string(),
-        kind: "User".to_owned(),
-        display_name: Some(user.display_name.clone()),
-        user_principal_name: Some(user.user_principal_name.clone()),
-    }
-}
-
 /// Resolves the path user, or the caller for `/me`.
 async fn subject(
     state: &AppState,
@@ -304,48 +295,30 @@ pub async fn create_pass(
         .map_err(issue_error)?;
     let target_is_admin = !state.directory.roles_of(user.id, now).await?.is_empty();
     let mut details = vec![
-        KeyValue {
-            key: "methodType".into(),
-            value: "TemporaryAccessPass".into(),
-        },
-        KeyValue {
-            key: "methodId".into(),
-            value: issued.pass.id.clone(),
-        },
-        KeyValue {
-            key: "isUsableOnce".into(),
-            value: issued.pass.is_usable_once.to_string(),
-        },
-        KeyValue {
-            key: "lifetimeInMinutes".into(),
-            value: issued.pass.lifetime_in_minutes.to_string(),
-        },
+        KeyValue::new("methodType", "TemporaryAccessPass"),
+        KeyValue::new("methodId", issued.pass.id.clone()),
+        KeyValue::new("isUsableOnce", issued.pass.is_usable_once.to_string()),
+        KeyValue::new(
+            "lifetimeInMinutes",
+            issued.pass.lifetime_in_minutes.to_string(),
+        ),
         // Microsoft rates a TAP on a privileged account as high severity.
-        KeyValue {
-            key: "severity".into(),
-            value: if target_is_admin { "High" } else { "Medium" }.into(),
-        },
+        KeyValue::new("severity", if target_is_admin { "High" } else { "Medium" }),
     ];
     let status_reason = match &issued.replaced {
         Some(old) => {
-            details.push(KeyValue {
-                key: "replacedMethodId".into(),
-                value: old.id.clone(),
-            });
+            details.push(KeyValue::new("replacedMethodId", old.id.clone()));
             "Admin replaced temporary access pass method for user"
         }
         None => "Admin registered temporary access pass method for user",
     };
-    details.push(KeyValue {
-        key: "StatusReason".into(),
-        value: status_reason.into(),
-    });
+    details.push(KeyValue::new("StatusReason", status_reason));
     record_change(
         &state,
         &caller,
         "Admin registered security info",
         "UserManagement",
-        pass_target(&user),
+        TargetResource::user(&user),
         details,
         now,
     )
@@ -474,25 +447,16 @@ async fn delete_pass_for(
         )
     };
     let details = vec![
-        KeyValue {
-            key: "methodType".into(),
-            value: "TemporaryAccessPass".into(),
-        },
-        KeyValue {
-            key: "methodId".into(),
-            value: method_id.to_owned(),
-        },
-        KeyValue {
-            key: "StatusReason".into(),
-            value: reason.into(),
-        },
+        KeyValue::new("methodType", "TemporaryAccessPass"),
+        KeyValue::new("methodId", method_id.to_owned()),
+        KeyValue::new("StatusReason", reason),
     ];
     record_change(
         state,
         caller,
         activity,
         "UserManagement",
-        pass_target(&user),
+        TargetResource::user(&user),
         details,
         now,
     )
@@ -742,14 +706,8 @@ pub async fn update_policy(
     }
     state.taps.set_policy(&p).await?;
     let details = vec![
-        KeyValue {
-            key: "before".into(),
-            value: serde_json::to_string(&before).unwrap_or_default(),
-        },
-        KeyValue {
-            key: "after".into(),
-            value: serde_json::to_string(&p).unwrap_or_default(),
-        },
+        KeyValue::new("before", serde_json::to_string(&before).unwrap_or_default()),
+        KeyValue::new("after", serde_json::to_string(&p).unwrap_or_default()),
     ];
     let target = TargetResource {
         id: "TemporaryAccessPass".into(),

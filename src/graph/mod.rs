@@ -328,18 +328,15 @@ pub async fn record_change(
     details: Vec<crate::audit::KeyValue>,
     now: time::OffsetDateTime,
 ) {
-    let Ok(id) = crate::ids::LogEntryId::generate() else {
+    let Ok(entry) = crate::audit::DirectoryAudit::success(
+        activity,
+        category,
+        caller.initiator(),
+        target,
+        details,
+        now,
+    ) else {
         return;
-    };
-    let entry = crate::audit::DirectoryAudit {
-        id,
-        activity_date_time: now,
-        activity_display_name: activity.to_owned(),
-        category: category.to_owned(),
-        result: "success".to_owned(),
-        initiated_by: caller.initiator(),
-        target_resources: vec![target],
-        additional_details: details,
     };
     if let Err(e) = state.audit.record_directory(&entry).await {
         tracing::error!(error = %e, activity, "could not write the directory audit");

@@ -98,16 +98,11 @@ pub async fn update(
         .directory
         .set_mfa_state(user.id, patch.per_user_mfa_state, now)
         .await?;
-    let target = TargetResource {
-        id: user.id.to_string(),
-        kind: "User".into(),
-        display_name: Some(user.display_name.clone()),
-        user_principal_name: Some(user.user_principal_name.clone()),
-    };
-    let details = vec![KeyValue {
-        key: "perUserMfaState".into(),
-        value: state_name(patch.per_user_mfa_state).into(),
-    }];
+    let target = TargetResource::user(&user);
+    let details = vec![KeyValue::new(
+        "perUserMfaState",
+        state_name(patch.per_user_mfa_state),
+    )];
     record_change(
         &state,
         &caller,

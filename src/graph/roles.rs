@@ -80,10 +80,7 @@ pub async fn create(
             display_name: target.as_ref().map(|u| u.display_name.clone()),
             user_principal_name: target.map(|u| u.user_principal_name),
         },
-        vec![KeyValue {
-            key: "Role.DisplayName".into(),
-            value: role.display_name().into(),
-        }],
+        vec![KeyValue::new("Role.DisplayName", role.display_name())],
         now,
     )
     .await;
@@ -165,10 +162,10 @@ pub async fn remove(
             display_name: None,
             user_principal_name: None,
         },
-        vec![KeyValue {
-            key: "Role.DisplayName".into(),
-            value: removed.role.display_name().into(),
-        }],
+        vec![KeyValue::new(
+            "Role.DisplayName",
+            removed.role.display_name(),
+        )],
         now,
     )
     .await;

@@ -87,15 +87,6 @@ async fn hash_password(state: &AppState, profile: &PasswordProfile) -> Result<St
         .map_err(|e| GraphError::internal(e.code(), "hashing failed", false))
 }
 
-fn user_target(u: &User) -> TargetResource {
-    TargetResource {
-        id: u.id.to_string(),
-        kind: "User".to_owned(),
-        display_name: Some(u.display_name.clone()),
-        user_principal_name: Some(u.user_principal_name.clone()),
-    }
-}
-
 pub async fn find(
     state: &AppState,
     id: &str,
@@ -139,7 +130,7 @@ pub async fn create(
         &caller,
         "Add user",
         "UserManagement",
-        user_target(&user),
+        TargetResource::user(&user),
         vec![],
         now,
     )
@@ -214,7 +205,7 @@ pub async fn update(
         &caller,
         "Update user",
         "UserManagement",
-        user_target(&updated),
+        TargetResource::user(&updated),
         vec![],
         now,
     )
@@ -225,7 +216,7 @@ pub async fn update(
             &caller,
             "Reset user password",
             "UserManagement",
-            user_target(&updated),
+            TargetResource::user(&updated),
             vec![],
             now,
         )
@@ -256,7 +247,7 @@ pub async fn remove(
         &caller,
         "Delete user",
         "UserManagement",
-        user_target(&deleted),
+        TargetResource::user(&deleted),
         vec![],
         now,
     )
@@ -288,7 +279,7 @@ async fn revoke(
         caller,
         "Revoke sign-in sessions",
         "UserManagement",
-        user_target(&user),
+        TargetResource::user(&user),
         vec![],
         now,
     )

@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::audit::{DirectoryAudit, Initiator, KeyValue, TargetResource};
 use crate::authn::session::{SESSIONS, Session};
 use crate::directory::User;
-use crate::ids::{LogEntryId, SecretDigest, secrets_equal};
+use crate::ids::{SecretDigest, secrets_equal};
 use crate::policy::session_limiter::{Admission, admit};
 use askama::Template;
 use axum::Json;
@@ -228,26 +228,15 @@ async fn audit(
     details: Vec<KeyValue>,
     now: OffsetDateTime,
 ) {
-    let Ok(id) = LogEntryId::generate() else {
-        return;
+    let initiator = Initiator::User {
+        id: user.id.to_string(),
+        user_principal_name: user.user_principal_name.clone(),
     };
-    let entry = DirectoryAudit {
-        id,
-        activity_date_time: now,
-        activity_display_name: activity.to_owned(),
-        category: "UserManagement".to_owned(),
-        result: "success".to_owned(),
-        initiated_by: Initiator::User {
-            id: user.id.to_string(),
-            user_principal_name: user.user_principal_name.clone(),
-        },
-        target_resources: vec![TargetResource {
-            id: user.id.to_string(),
-            kind: "User".into(),
-            display_name: Some(user.display_name.clone()),
-            user_principal_name: Some(user.user_principal_name.clone()),
-        }],
-        additional_details: details,
+    let target = TargetResource::user(user);
+    let Ok(entry) =
+        DirectoryAudit::success(activity, "UserManagement", initiator, target, details, now)
+    else {
+        return;
     };
     if let Err(e) = state.audit.record_directory(&entry).await {
         tracing::error!(error = %e, "could not write the directory audit");
@@ -371,10 +360,7 @@ pub async fn delete_method(
         &state,
         &user,
         "User deleted security info",
-        vec![KeyValue {
-            key: "methodType".into(),
-            value: detail.into(),
-        }],
+        vec![KeyValue::new("methodType", detail)],
         now,
     )
     .await;
@@ -529,14 +515,8 @@ pub async fn register_finish(
         &user,
         "User registered security info",
         vec![
-            KeyValue {
-                key: "methodType".into(),
-                value: "Fido2".into(),
-            },
-            KeyValue {
-                key: "methodId".into(),
-                value: stored.id.clone(),
-            },
+            KeyValue::new("methodType", "Fido2"),
+            KeyValue::new("methodId", stored.id.clone()),
         ],
         now,
     )
