@@ -163,6 +163,8 @@ struct RawClient {
     #[serde(default)]
     delegated_permissions: Vec<String>,
     display_name: Option<String>,
+    #[serde(default)]
+    introspect_all_tokens: bool,
 }
 
 fn default_grant_types() -> Vec<String> {
@@ -270,6 +272,9 @@ pub struct Client {
     pub grant_types: BTreeSet<GrantType>,
     pub app_permissions: BTreeSet<String>,
     pub delegated_permissions: BTreeSet<String>,
+    /// A resource server that may introspect tokens issued to any client
+    /// (RFC 7662); otherwise a client introspects only its own tokens.
+    pub introspect_all_tokens: bool,
 }
 
 impl Client {
@@ -411,6 +416,7 @@ pub const GRAPH_PERMISSIONS: &[&str] = &[
     "User.Read",
     "User.Read.All",
     "User.ReadWrite.All",
+    "User-PasswordProfile.ReadWrite.All",
     "UserAuthenticationMethod.Read.All",
     "UserAuthenticationMethod.ReadWrite.All",
     "UserAuthMethod-TAP.Read.All",
@@ -942,6 +948,7 @@ fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
         grant_types,
         app_permissions: c.app_permissions.into_iter().collect(),
         delegated_permissions: c.delegated_permissions.into_iter().collect(),
+        introspect_all_tokens: c.introspect_all_tokens,
     })
 }
 

@@ -12,6 +12,7 @@ use super::password::PasswordHasher;
 use super::tap::{Redeemed, TapPolicy, Taps, TemporaryAccessPass, UsabilityReason};
 use super::throttle::{Locked, NewLockout, Throttle};
 use crate::directory::{Directory, DirectoryError, User};
+use crate::policy::session_limiter::MethodInventory;
 use crate::store::StoreError;
 use std::net::IpAddr;
 use time::OffsetDateTime;
@@ -60,6 +61,30 @@ impl VerifyError {
     }
 }
 
+/// Why the method inventory could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Passkey(#[from] super::passkey::PasskeyError),
+}
+
+impl InventoryError {
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            InventoryError::Verify(e) => e.is_unavailable(),
+            InventoryError::Directory(DirectoryError::Store(StoreError::Unavailable(_)))
+            | InventoryError::Passkey(super::passkey::PasskeyError::Store(
+                StoreError::Unavailable(_),
+            )) => true,
+            InventoryError::Directory(_) | InventoryError::Passkey(_) => false,
+        }
+    }
+}
+
 /// The services one verification needs.
 #[derive(Clone, Copy)]
 pub struct Verifier<'a> {
@@ -102,6 +127,21 @@ impl Verifier<'_> {
             (pass.usability(&policy, targeted, t) == UsabilityReason::EnabledByPolicy)
                 .then_some(pass),
         )
+    }
+
+    /// What the user could sign in with right now, as the removal rule
+    /// ([`crate::policy::session_limiter::admit_removal`]) counts it.
+    pub async fn inventory(
+        &self,
+        passkeys: &super::passkey::Passkeys,
+        user: &User,
+        now: OffsetDateTime,
+    ) -> Result<MethodInventory, InventoryError> {
+        Ok(MethodInventory {
+            password: self.directory.password_hash(user.id, now).await?.is_some(),
+            usable_pass: self.usable_pass(user, now).await?.is_some(),
+            passkeys: passkeys.list(user.id, now.unix_timestamp()).await?.len(),
+        })
     }
 
     /// One sign-in attempt.

@@ -5,6 +5,7 @@
 //! [`Txn`], so the UPN index can never point at a missing user or the other
 //! way round, even under concurrent requests.
 
+pub mod authority;
 pub mod roles;
 
 use crate::ids::{GroupId, RoleAssignmentId, UserId};
@@ -317,6 +318,9 @@ impl Directory {
                 user.account_enabled = enabled;
             }
             if let Some(hash) = &patch.password_hash {
+                // A password set by an administrator ends every session and
+                // refresh token: whoever held the old one is out.
+                user.session_epoch += 1;
                 txn = txn.put(PASSWORDS, key.clone(), hash.clone().into_bytes(), None);
             }
             txn = txn.put(USERS, key, encode(&user)?, None);

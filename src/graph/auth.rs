@@ -8,6 +8,7 @@
 use super::error::GraphError;
 use crate::app::AppState;
 use crate::directory::User;
+use crate::directory::authority::{self, Actor, Delegation, Subject, UserAction};
 use crate::directory::roles::BuiltinRole;
 use crate::tokens::IdentityType;
 use crate::web::bearer::{self, BearerError};
@@ -26,6 +27,8 @@ pub enum Caller {
         client_id: String,
         scopes: BTreeSet<String>,
         roles: BTreeSet<BuiltinRole>,
+        /// The sign-in the token rests on (methods, `auth_time`).
+        sign_in: bearer::SignInFacts,
     },
 }
 
@@ -51,20 +54,6 @@ pub const USERS_READ: Access = Access {
 pub const USERS_WRITE: Access = Access {
     permissions: &["User.ReadWrite.All", "Directory.ReadWrite.All"],
     roles: Some(&[GlobalAdministrator, UserAdministrator]),
-};
-/// Ending a user's sessions is an authentication-administration act.
-pub const USERS_REVOKE_SESSIONS: Access = Access {
-    permissions: &[
-        "User.ReadWrite.All",
-        "Directory.ReadWrite.All",
-        "UserAuthenticationMethod.ReadWrite.All",
-    ],
-    roles: Some(&[
-        GlobalAdministrator,
-        UserAdministrator,
-        PrivilegedAuthenticationAdministrator,
-        AuthenticationAdministrator,
-    ]),
 };
 pub const GROUPS_READ: Access = Access {
     permissions: &[
@@ -125,12 +114,12 @@ impl Caller {
                 "Access token validation failure: the audience is not the Graph API of this issuer.",
             ));
         }
-        match (claims.idtyp, principal.user) {
-            (IdentityType::App, _) => Ok(Caller::App {
+        match (claims.idtyp, principal.user, principal.sign_in) {
+            (IdentityType::App, _, _) => Ok(Caller::App {
                 client_id: claims.client_id,
                 permissions: claims.roles.unwrap_or_default().into_iter().collect(),
             }),
-            (IdentityType::User, Some(user)) => {
+            (IdentityType::User, Some(user), Some(sign_in)) => {
                 let roles = state.directory.roles_of(user.id, now).await?;
                 Ok(Caller::User {
                     client_id: claims.client_id,
@@ -143,9 +132,10 @@ impl Caller {
                         .collect(),
                     roles,
                     user,
+                    sign_in,
                 })
             }
-            (IdentityType::User, None) => Err(GraphError::unauthenticated(
+            (IdentityType::User, _, _) => Err(GraphError::unauthenticated(
                 "Access token validation failure.",
             )),
         }
@@ -178,6 +168,41 @@ impl Caller {
         Ok(())
     }
 
+    /// The caller as the directory's authorization rules see it.
+    pub fn actor(&self) -> Actor<'_> {
+        match self {
+            Caller::App { permissions, .. } => Actor::App { permissions },
+            Caller::User {
+                user,
+                scopes,
+                roles,
+                ..
+            } => Actor::User {
+                id: user.id,
+                roles,
+                delegation: Delegation::Scopes(scopes),
+            },
+        }
+    }
+
+    /// May this caller do `action` to `target`? Asks the directory's one
+    /// rule ([`authority::check`]) with the target's roles read from the
+    /// store; a refusal is a 403 that names the rule.
+    pub async fn authorize_on(
+        &self,
+        state: &AppState,
+        action: UserAction,
+        target: &User,
+        now: OffsetDateTime,
+    ) -> Result<(), GraphError> {
+        let roles = state.directory.roles_of(target.id, now).await?;
+        let subject = Subject {
+            id: target.id,
+            roles: &roles,
+        };
+        authority::check(&self.actor(), action, &subject).map_err(denied)
+    }
+
     /// The directory-audit initiator for this caller.
     pub fn initiator(&self) -> crate::audit::Initiator {
         match self {
@@ -191,6 +216,17 @@ impl Caller {
             },
         }
     }
+}
+
+/// A refusal of the directory's rules as Graph words it.
+pub fn denied(d: authority::Denial) -> GraphError {
+    if d.invalid_request {
+        return GraphError::bad_request(d.message);
+    }
+    GraphError::forbidden(format!(
+        "Insufficient privileges to complete the operation: {}",
+        d.message
+    ))
 }
 
 fn bearer_error(e: BearerError) -> GraphError {

@@ -1,30 +1,25 @@
 //! `/users/{id}/authentication/fido2Methods` (and `/me/...`): the user's
-//! passkeys as Graph `fido2AuthenticationMethod`s. Reading needs the same
-//! permission and roles as reading other authentication methods; deleting
-//! needs the write permission and, for delegated callers on someone else,
-//! an authentication administrator role.
+//! passkeys as Graph `fido2AuthenticationMethod`s. Who may read and delete
+//! them is the directory's rule ([`crate::directory::authority`]); a user
+//! deleting their own through `/me` is held to the rule on the last strong
+//! method, as on the security-info page.
 
 use super::ApiVersion;
 use super::GraphPath;
-use super::auth::{Access, Caller};
+use super::auth::Caller;
 use super::error::GraphError;
 use super::record_change;
 use crate::app::AppState;
 use crate::audit::{KeyValue, TargetResource};
 use crate::authn::passkey::StoredPasskey;
 use crate::directory::User;
-use crate::directory::roles::BuiltinRole::*;
+use crate::directory::authority::UserAction;
+use crate::policy::session_limiter::Removal;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-
-const READ: &[&str] = &[
-    "UserAuthenticationMethod.Read.All",
-    "UserAuthenticationMethod.ReadWrite.All",
-];
-const WRITE: &[&str] = &["UserAuthenticationMethod.ReadWrite.All"];
 
 pub fn fido2_json(p: &StoredPasskey) -> Value {
     let created = OffsetDateTime::from_unix_timestamp(p.created_at)
@@ -45,6 +40,8 @@ pub fn fido2_json(p: &StoredPasskey) -> Value {
     })
 }
 
+/// The path user (or the caller for `/me`), once the directory's rules
+/// allow `action` on them.
 async fn subject(
     state: &AppState,
     caller: &Caller,
@@ -61,27 +58,13 @@ async fn subject(
             ));
         }
     };
-    caller.require(&Access {
-        permissions: if write { WRITE } else { READ },
-        roles: None,
-    })?;
-    if let Caller::User {
-        user: me, roles, ..
-    } = caller
-    {
-        if me.id != user.id {
-            let target_is_admin = !state.directory.roles_of(user.id, now).await?.is_empty();
-            let allowed = roles.contains(&GlobalAdministrator)
-                || roles.contains(&PrivilegedAuthenticationAdministrator)
-                || (roles.contains(&AuthenticationAdministrator) && !target_is_admin)
-                || (!write && roles.contains(&GlobalReader));
-            if !allowed {
-                return Err(GraphError::forbidden(
-                    "Insufficient privileges to complete the operation: managing another user's passkeys needs an authentication administrator role.",
-                ));
-            }
-        }
-    }
+    let action = match (id.is_some(), write) {
+        (true, false) => UserAction::ReadMethods,
+        (true, true) => UserAction::DeletePasskey,
+        (false, false) => UserAction::ViewOwnMethods,
+        (false, true) => UserAction::DeleteOwnPasskey,
+    };
+    caller.authorize_on(state, action, &user, now).await?;
     Ok(user)
 }
 
@@ -171,6 +154,9 @@ async fn delete_for(
 ) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
     let user = subject(state, caller, id, true, now).await?;
+    if id.is_none() {
+        super::methods::admit_own_removal(state, caller, &user, Removal::Passkey, now).await?;
+    }
     let deleted = state
         .passkeys
         .delete(user.id, method, now.unix_timestamp())

@@ -1,19 +1,13 @@
 //! Authentication methods: `/users/{id}/authentication/...` and the
 //! Temporary Access Pass policy (DESIGN §3).
 //!
-//! Who may issue, view and delete a pass (delegated callers):
-//!
-//! | caller role | member target | admin target | self |
-//! | --- | --- | --- | --- |
-//! | Global Administrator | issue, view, delete | issue, view, delete | no |
-//! | Privileged Authentication Administrator | issue, view, delete | issue, view, delete | no |
-//! | Authentication Administrator | issue, view, delete | no | no |
-//! | Global Reader | view (never the secret) | view | no |
-//!
-//! "Admin" means any directory role. Through `/me` a user may view and
-//! delete their own pass (as on the security-info page) but never issue one.
-//! Application callers need `UserAuthenticationMethod.ReadWrite.All` or
-//! `UserAuthMethod-TAP.ReadWrite.All` to write, and a `.Read` form to read.
+//! Who may issue, view and delete a pass is the directory's rule
+//! ([`crate::directory::authority`]): Global Administrators and Privileged
+//! Authentication Administrators for anyone but themselves, Authentication
+//! Administrators for users without an administrator role, Global Readers
+//! view only. Through `/me` a user may view and delete their own pass (as
+//! on the security-info page, and under the same rule on removing the last
+//! strong method) but never issue one.
 
 use super::GraphPath;
 use super::auth::{Access, Caller};
@@ -26,7 +20,9 @@ use crate::authn::tap::{
     TemporaryAccessPass,
 };
 use crate::directory::User;
-use crate::directory::roles::BuiltinRole::{self, *};
+use crate::directory::authority::UserAction;
+use crate::directory::roles::BuiltinRole::*;
+use crate::policy::session_limiter::{Removal, admit_removal};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -41,17 +37,6 @@ type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
 /// The fixed id Graph gives every user's password method.
 const PASSWORD_METHOD_ID: &str = "28c10230-6103-485e-b985-444c60001490";
-
-const TAP_READ_PERMISSIONS: &[&str] = &[
-    "UserAuthenticationMethod.Read.All",
-    "UserAuthenticationMethod.ReadWrite.All",
-    "UserAuthMethod-TAP.Read.All",
-    "UserAuthMethod-TAP.ReadWrite.All",
-];
-const TAP_WRITE_PERMISSIONS: &[&str] = &[
-    "UserAuthenticationMethod.ReadWrite.All",
-    "UserAuthMethod-TAP.ReadWrite.All",
-];
 
 const POLICY_READ: Access = Access {
     permissions: &[
@@ -79,18 +64,8 @@ enum Action {
     Delete,
 }
 
-impl Action {
-    fn verb(self) -> &'static str {
-        match self {
-            Action::Issue => "issue",
-            Action::View => "view",
-            Action::Delete => "delete",
-        }
-    }
-}
-
-/// Applies the role matrix in the module doc. `via_me`: the request came
-/// through `/me/...`.
+/// Asks the directory's rules: through `/me` (`id` absent) the user acts
+/// on their own pass; otherwise an administrator on someone's.
 async fn authorize(
     state: &AppState,
     caller: &Caller,
@@ -99,46 +74,14 @@ async fn authorize(
     via_me: bool,
     now: OffsetDateTime,
 ) -> Result<(), GraphError> {
-    let needed = if action == Action::View {
-        TAP_READ_PERMISSIONS
-    } else {
-        TAP_WRITE_PERMISSIONS
+    let action = match (action, via_me) {
+        (Action::Issue, _) => UserAction::IssueTap,
+        (Action::View, false) => UserAction::ViewTap,
+        (Action::Delete, false) => UserAction::DeleteTap,
+        (Action::View, true) => UserAction::ViewOwnMethods,
+        (Action::Delete, true) => UserAction::DeleteOwnTap,
     };
-    caller.require(&Access {
-        permissions: needed,
-        roles: None,
-    })?;
-    let Caller::User { user, roles, .. } = caller else {
-        return Ok(());
-    };
-    if user.id == target.id {
-        if via_me && action != Action::Issue {
-            return Ok(());
-        }
-        return Err(GraphError::forbidden(format!(
-            "You cannot {} a Temporary Access Pass for yourself; another administrator must do it.",
-            action.verb()
-        )));
-    }
-    let target_is_admin = !state.directory.roles_of(target.id, now).await?.is_empty();
-    let has = |r: BuiltinRole| roles.contains(&r);
-    let allowed = has(GlobalAdministrator)
-        || has(PrivilegedAuthenticationAdministrator)
-        || (has(AuthenticationAdministrator) && !target_is_admin)
-        || (action == Action::View && has(GlobalReader));
-    if allowed {
-        return Ok(());
-    }
-    let why = if has(AuthenticationAdministrator) && target_is_admin {
-        "Authentication Administrators may manage Temporary Access Passes only for users without an administrator role; this needs a Privileged Authentication Administrator."
-    } else if has(GlobalReader) {
-        "Global Readers may view Temporary Access Pass details but not issue or delete passes."
-    } else {
-        "Managing Temporary Access Passes needs the Global Administrator, Privileged Authentication Administrator or Authentication Administrator role."
-    };
-    Err(GraphError::forbidden(format!(
-        "Insufficient privileges to complete the operation: {why}"
-    )))
+    caller.authorize_on(state, action, target, now).await
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -427,6 +370,9 @@ async fn delete_pass_for(
     let now = state.clock.now();
     let user = subject(state, caller, id, now).await?;
     authorize(state, caller, &user, Action::Delete, id.is_none(), now).await?;
+    if id.is_none() {
+        admit_own_removal(state, caller, &user, Removal::Pass, now).await?;
+    }
     if !state
         .taps
         .delete(user.id, method_id, now.unix_timestamp())
@@ -486,10 +432,35 @@ pub async fn delete_my_pass(
 
 // --- authentication/methods ----------------------------------------------
 
-const METHODS_READ: &[&str] = &[
-    "UserAuthenticationMethod.Read.All",
-    "UserAuthenticationMethod.ReadWrite.All",
-];
+/// The rule on removing one's own method (the same as the security-info
+/// page's): never the only one, and the last strong one only after a fresh
+/// strong sign-in — judged on the sign-in the caller's token rests on.
+pub async fn admit_own_removal(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    removing: Removal,
+    now: OffsetDateTime,
+) -> Result<(), GraphError> {
+    let Caller::User { sign_in, .. } = caller else {
+        return Ok(());
+    };
+    let inventory = crate::web::signin::verifier(state)
+        .inventory(&state.passkeys, user, now)
+        .await
+        .map_err(|e| {
+            GraphError::internal("methods.inventory", &e.to_string(), e.is_unavailable())
+        })?;
+    admit_removal(
+        inventory,
+        removing,
+        &sign_in.methods,
+        sign_in.auth_time,
+        now.unix_timestamp(),
+        state.settings.registration_window,
+    )
+    .map_err(|refusal| GraphError::forbidden(refusal.message()))
+}
 
 async fn methods_for(
     state: &AppState,
@@ -500,32 +471,12 @@ async fn methods_for(
     let now = state.clock.now();
     let t = now.unix_timestamp();
     let user = subject(state, caller, id, now).await?;
-    if id.is_some() {
-        caller.require(&Access {
-            permissions: METHODS_READ,
-            roles: None,
-        })?;
-        if let Caller::User {
-            user: me, roles, ..
-        } = caller
-        {
-            // The list carries the pass's details, so it follows the same
-            // matrix as viewing the pass: an Authentication Administrator
-            // reads only the methods of users without an admin role.
-            let has = |r: BuiltinRole| roles.contains(&r);
-            let allowed = me.id == user.id
-                || has(GlobalAdministrator)
-                || has(PrivilegedAuthenticationAdministrator)
-                || has(GlobalReader)
-                || (has(AuthenticationAdministrator)
-                    && state.directory.roles_of(user.id, now).await?.is_empty());
-            if !allowed {
-                return Err(GraphError::forbidden(
-                    "Insufficient privileges to complete the operation: reading another user's authentication methods needs Global Administrator, Privileged Authentication Administrator, Global Reader, or Authentication Administrator (for users without an administrator role).",
-                ));
-            }
-        }
-    }
+    let action = if id.is_some() {
+        UserAction::ReadMethods
+    } else {
+        UserAction::ViewOwnMethods
+    };
+    caller.authorize_on(state, action, &user, now).await?;
     let mut items = Vec::new();
     if state.directory.password_hash(user.id, now).await?.is_some() {
         items.push(json!({

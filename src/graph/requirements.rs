@@ -3,40 +3,19 @@
 //! enforced). `enforced` makes every sign-in of the user require MFA.
 
 use super::GraphPath;
-use super::auth::{Access, Caller};
+use super::auth::Caller;
 use super::error::{GraphError, parse_json};
 use super::record_change;
 use crate::app::AppState;
 use crate::audit::{KeyValue, TargetResource};
 use crate::directory::PerUserMfaState;
-use crate::directory::roles::BuiltinRole::*;
+use crate::directory::authority::UserAction;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-const READ: Access = Access {
-    permissions: &[
-        "UserAuthenticationMethod.Read.All",
-        "UserAuthenticationMethod.ReadWrite.All",
-    ],
-    roles: Some(&[
-        GlobalAdministrator,
-        PrivilegedAuthenticationAdministrator,
-        AuthenticationAdministrator,
-        GlobalReader,
-    ]),
-};
-const WRITE: Access = Access {
-    permissions: &["UserAuthenticationMethod.ReadWrite.All"],
-    roles: Some(&[
-        GlobalAdministrator,
-        PrivilegedAuthenticationAdministrator,
-        AuthenticationAdministrator,
-    ]),
-};
 
 fn state_name(s: PerUserMfaState) -> &'static str {
     match s {
@@ -53,8 +32,10 @@ pub async fn get(
 ) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
-    caller.require(&READ)?;
     let user = super::users::find(&state, &id, now).await?;
+    caller
+        .authorize_on(&state, UserAction::ReadMfaState, &user, now)
+        .await?;
     let mfa = state.directory.mfa_state(user.id, now).await?;
     Ok(Json(json!({
         "@odata.context": format!("{}/beta/$metadata#users('{}')/authentication/requirements", state.settings.issuer, user.id),
@@ -76,23 +57,10 @@ pub async fn update(
 ) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
-    caller.require(&WRITE)?;
     let user = super::users::find(&state, &id, now).await?;
-    if let Caller::User {
-        roles, user: me, ..
-    } = &caller
-    {
-        let target_is_admin = !state.directory.roles_of(user.id, now).await?.is_empty();
-        if me.id != user.id
-            && target_is_admin
-            && !(roles.contains(&GlobalAdministrator)
-                || roles.contains(&PrivilegedAuthenticationAdministrator))
-        {
-            return Err(GraphError::forbidden(
-                "Insufficient privileges to complete the operation: changing an administrator's MFA requirement needs a Privileged Authentication Administrator.",
-            ));
-        }
-    }
+    caller
+        .authorize_on(&state, UserAction::SetMfaState, &user, now)
+        .await?;
     let patch: Patch = parse_json(&headers, body)?;
     state
         .directory

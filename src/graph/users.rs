@@ -7,6 +7,7 @@ use super::{ApiVersion, ListQuery, collection, record_change};
 use crate::app::AppState;
 use crate::audit::TargetResource;
 use crate::authn::password::{Password, PasswordError};
+use crate::directory::authority::UserAction;
 use crate::directory::{NewUser, User, UserPatch};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -63,6 +64,26 @@ pub struct UpdateUser {
     #[serde(default, deserialize_with = "double_option")]
     mail: Option<Option<String>>,
     password_profile: Option<PasswordProfile>,
+}
+
+impl UpdateUser {
+    /// The directory actions this patch performs.
+    fn actions(&self) -> Vec<UserAction> {
+        let mut actions = Vec::new();
+        if self.display_name.is_some() {
+            actions.push(UserAction::UpdateProfile);
+        }
+        if self.user_principal_name.is_some() || self.mail.is_some() {
+            actions.push(UserAction::UpdateIdentity);
+        }
+        if self.account_enabled.is_some() {
+            actions.push(UserAction::SetAccountEnabled);
+        }
+        if self.password_profile.is_some() {
+            actions.push(UserAction::ResetPassword);
+        }
+        actions
+    }
 }
 
 /// Distinguishes `"mail": null` (clear) from an absent `mail` (keep).
@@ -178,9 +199,13 @@ pub async fn update(
 ) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
-    caller.require(&auth::USERS_WRITE)?;
     let user = find(&state, &id, now).await?;
     let input: UpdateUser = parse_json(&headers, body)?;
+    // Every property the patch touches is its own action under the
+    // directory's rules; all must be allowed before anything is written.
+    for action in input.actions() {
+        caller.authorize_on(&state, action, &user, now).await?;
+    }
     let password_hash = match &input.password_profile {
         Some(p) => Some(hash_password(&state, p).await?),
         None => None,
@@ -232,15 +257,10 @@ pub async fn remove(
 ) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
-    caller.require(&auth::USERS_WRITE)?;
     let user = find(&state, &id, now).await?;
-    if let Caller::User { user: me, .. } = &caller {
-        if me.id == user.id {
-            return Err(GraphError::bad_request(
-                "You cannot delete your own account.",
-            ));
-        }
-    }
+    caller
+        .authorize_on(&state, UserAction::Delete, &user, now)
+        .await?;
     let deleted = state.directory.delete_user(user.id, now).await?;
     record_change(
         &state,
@@ -262,8 +282,10 @@ pub async fn revoke_sign_in_sessions(
 ) -> Result<Json<Value>, GraphError> {
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
-    caller.require(&auth::USERS_REVOKE_SESSIONS)?;
     let user = find(&state, &id, now).await?;
+    caller
+        .authorize_on(&state, UserAction::RevokeSessions, &user, now)
+        .await?;
     revoke(&state, &caller, user, now).await
 }
 

@@ -338,6 +338,7 @@ mod tests {
             grant_types: [GrantType::AuthorizationCode].into_iter().collect(),
             app_permissions: BTreeSet::new(),
             delegated_permissions: ["User.Read".to_owned()].into_iter().collect(),
+            introspect_all_tokens: false,
         }
     }
 

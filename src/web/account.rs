@@ -18,7 +18,9 @@ use crate::audit::{DirectoryAudit, Initiator, KeyValue, TargetResource};
 use crate::authn::session::{SESSIONS, Session};
 use crate::directory::User;
 use crate::ids::{SecretDigest, secrets_equal};
-use crate::policy::session_limiter::{Admission, admit};
+use crate::policy::session_limiter::{
+    Admission, Removal, RemovalRefusal, StepUpReason, admit, admit_removal,
+};
 use askama::Template;
 use axum::Json;
 use axum::body::Bytes;
@@ -72,10 +74,10 @@ fn notice_text(key: &str) -> Option<&'static str> {
     match key {
         "passkey-added" => Some("Your passkey was added. You can now sign in with it."),
         "deleted" => Some("The sign-in method was deleted."),
-        "last-strong" => Some(
-            "Deleting your last passkey or Temporary Access Pass needs a fresh sign-in with one of them first.",
-        ),
-        "last-method" => Some("You cannot delete your only sign-in method."),
+        "last-strong" => {
+            Some(RemovalRefusal::LastStrongMethod(StepUpReason::NoStrongMethod).message())
+        }
+        "last-method" => Some(RemovalRefusal::OnlyMethod.message()),
         _ => None,
     }
 }
@@ -289,38 +291,32 @@ pub async fn delete_method(
     let form = checked_form(&headers, &body, &session)?;
     let method = form.get("method").map(String::as_str).unwrap_or("");
 
-    let has_password = state
-        .directory
-        .password_hash(user.id, now)
+    let removing = match method {
+        "password" => Removal::Password,
+        "tap" => Removal::Pass,
+        m if m.starts_with("passkey:") => Removal::Passkey,
+        _ => return Err(PageError::bad_request("Unknown sign-in method.")),
+    };
+    let inventory = super::signin::verifier(&state)
+        .inventory(&state.passkeys, &user, now)
         .await
-        .map_err(PageError::from)?
-        .is_some();
+        .map_err(|e| {
+            super::error::internal_page("inventory", &e.to_string(), e.is_unavailable())
+        })?;
+    if let Err(refusal) = admit_removal(
+        inventory,
+        removing,
+        &session.methods,
+        session.auth_time,
+        t,
+        state.settings.registration_window,
+    ) {
+        return Ok(back(match refusal {
+            RemovalRefusal::OnlyMethod => "last-method",
+            RemovalRefusal::LastStrongMethod(_) => "last-strong",
+        }));
+    }
     let pass = state.taps.pass(user.id, t).await?;
-    let passkeys = state.passkeys.list(user.id, t).await.map_err(pk_page_err)?;
-    // Only a pass that could still sign in counts as a way back in.
-    let usable_pass = super::signin::verifier(&state)
-        .usable_pass(&user, now)
-        .await
-        .map_err(|e| super::error::internal_page("verify", &e.to_string(), e.is_unavailable()))?;
-    let strong_count = passkeys.len() + usize::from(usable_pass.is_some());
-    let total = strong_count + usize::from(has_password);
-    let deleting_strong = method == "tap" || method.starts_with("passkey:");
-    if total <= 1 {
-        return Ok(back("last-method"));
-    }
-    // Removing the last strong method is as sensitive as adding one: it
-    // needs the same fresh strong sign-in the limiter asks for.
-    if deleting_strong
-        && strong_count == 1
-        && admit(
-            &session.methods,
-            session.auth_time,
-            t,
-            state.settings.registration_window,
-        ) != Admission::Allowed
-    {
-        return Ok(back("last-strong"));
-    }
     let (deleted, detail) = match method {
         "password" => (
             state

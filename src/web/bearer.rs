@@ -35,6 +35,16 @@ pub struct Principal {
     pub claims: AccessTokenClaims,
     /// The signed-in user, for delegated (user) tokens.
     pub user: Option<User>,
+    /// How and when that user signed in (the grant's methods and
+    /// `auth_time`), for rules that ask for a fresh strong sign-in.
+    pub sign_in: Option<SignInFacts>,
+}
+
+/// The sign-in a delegated token rests on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInFacts {
+    pub methods: Vec<crate::authn::AuthMethod>,
+    pub auth_time: i64,
 }
 
 /// Extracts the token from `Authorization: Bearer …`.
@@ -119,7 +129,11 @@ pub async fn authenticate(
             if state.settings.client(&claims.client_id).is_none() {
                 return Err(BearerError::Revoked);
             }
-            Ok(Principal { claims, user: None })
+            Ok(Principal {
+                claims,
+                user: None,
+                sign_in: None,
+            })
         }
         IdentityType::User => {
             let grant_id = claims
@@ -153,9 +167,14 @@ pub async fn authenticate(
             {
                 return Err(BearerError::Revoked);
             }
+            let sign_in = SignInFacts {
+                methods: grant.authorization.methods,
+                auth_time: grant.authorization.auth_time,
+            };
             Ok(Principal {
                 claims,
                 user: Some(user),
+                sign_in: Some(sign_in),
             })
         }
     }

@@ -61,7 +61,10 @@ pub async fn revoke(
 }
 
 /// RFC 7662 §2: tells an authenticated confidential client whether a token
-/// is active, and what it carries.
+/// is active, and what it carries. A client learns only about tokens issued
+/// to itself, unless it is a resource server configured with
+/// `introspect_all_tokens`; any other token is `{"active": false}` (§2.2:
+/// "not allowed to introspect this particular token"), never its contents.
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -80,7 +83,10 @@ pub async fn introspect(
         .map_err(OAuthJsonError::bad_request)?;
     let inactive = || Ok(Json(json!({"active": false})).into_response());
 
+    let may_see =
+        |token_client: &str| client.introspect_all_tokens || token_client == client.client_id;
     match bearer::authenticate(&state, token, now).await {
+        Ok(p) if !may_see(&p.claims.client_id) => return inactive(),
         Ok(p) => {
             let c = p.claims;
             let mut body = json!({
@@ -119,6 +125,9 @@ pub async fn introspect(
     else {
         return inactive();
     };
+    if !may_see(&grant.authorization.client_id) {
+        return inactive();
+    }
     match super::bearer::grant_user(&state, &grant, now).await? {
         Some(u) => Ok(Json(json!({
             "active": true,

@@ -29,6 +29,12 @@ pub const TAP_WRITER_SECRET: &str = "tap-writer-secret-0123456789";
 pub const TAP_READER_ID: &str = "tap-reader";
 pub const TAP_READER_SECRET: &str = "tap-reader-secret-0123456789";
 pub const READER_APP_ID: &str = "reader";
+/// An app holding `User.ReadWrite.All` and nothing else.
+pub const USER_WRITER_ID: &str = "user-writer";
+pub const USER_WRITER_SECRET: &str = "user-writer-secret-0123456789";
+/// A resource server allowed to introspect every client's tokens.
+pub const INTROSPECTOR_ID: &str = "introspector";
+pub const INTROSPECTOR_SECRET: &str = "introspector-secret-0123456789";
 pub const READER_APP_SECRET: &str = "reader-secret-0123456789";
 
 pub type Rp = CoreClient<
@@ -96,7 +102,7 @@ grant_types = ["authorization_code", "refresh_token"]
 client_id = "{AUTOMATION_ID}"
 client_secret = "{AUTOMATION_SECRET}"
 grant_types = ["client_credentials"]
-app_permissions = ["User.ReadWrite.All", "Group.ReadWrite.All", "RoleManagement.ReadWrite.Directory", "AuditLog.Read.All", "UserAuthenticationMethod.ReadWrite.All", "Policy.ReadWrite.AuthenticationMethod", "Policy.ReadWrite.ConditionalAccess"]
+app_permissions = ["User.ReadWrite.All", "User-PasswordProfile.ReadWrite.All", "Group.ReadWrite.All", "RoleManagement.ReadWrite.Directory", "AuditLog.Read.All", "UserAuthenticationMethod.ReadWrite.All", "Policy.ReadWrite.AuthenticationMethod", "Policy.ReadWrite.ConditionalAccess"]
 
 [[clients]]
 client_id = "{TAP_WRITER_ID}"
@@ -109,6 +115,18 @@ client_id = "{TAP_READER_ID}"
 client_secret = "{TAP_READER_SECRET}"
 grant_types = ["client_credentials"]
 app_permissions = ["UserAuthMethod-TAP.Read.All"]
+
+[[clients]]
+client_id = "{USER_WRITER_ID}"
+client_secret = "{USER_WRITER_SECRET}"
+grant_types = ["client_credentials"]
+app_permissions = ["User.ReadWrite.All"]
+
+[[clients]]
+client_id = "{INTROSPECTOR_ID}"
+client_secret = "{INTROSPECTOR_SECRET}"
+grant_types = ["client_credentials"]
+introspect_all_tokens = true
 
 [[clients]]
 client_id = "{READER_APP_ID}"
@@ -282,6 +300,30 @@ impl TestApp {
         password: &str,
         scope: &str,
     ) -> serde_json::Value {
+        self.tokens_after(scope, |browser, url| async move {
+            browser.sign_in(&url, username, password).await
+        })
+        .await
+    }
+
+    /// [`TestApp::user_tokens`], signing in with a Temporary Access Pass.
+    pub async fn tap_user_tokens(
+        &self,
+        username: &str,
+        tap: &str,
+        scope: &str,
+    ) -> serde_json::Value {
+        self.tokens_after(scope, |browser, url| async move {
+            browser.sign_in_with_tap(&url, username, tap).await
+        })
+        .await
+    }
+
+    async fn tokens_after<F, Fut>(&self, scope: &str, sign_in: F) -> serde_json::Value
+    where
+        F: FnOnce(Browser, String) -> Fut,
+        Fut: std::future::Future<Output = Result<String, Page>>,
+    {
         let browser = self.browser();
         let verifier = "verifier-0123456789-0123456789-0123456789-0123456789";
         let challenge = {
@@ -298,12 +340,7 @@ impl TestApp {
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256")
             .finish();
-        let location = browser
-            .sign_in(
-                &format!("{}/authorize?{query}", self.issuer),
-                username,
-                password,
-            )
+        let location = sign_in(browser, format!("{}/authorize?{query}", self.issuer))
             .await
             .expect("sign-in redirect");
         let code = query_param(&location, "code").expect("code in redirect");
@@ -453,6 +490,38 @@ impl Browser {
             &[("flow", &flow), ("csrf", &csrf), ("password", password)],
         )
         .await
+    }
+
+    /// Username page → Next → Temporary Access Pass page → Sign in; the
+    /// redirect back to the client, or the page that stopped it.
+    pub async fn sign_in_with_tap(
+        &self,
+        authorize_url: &str,
+        username: &str,
+        tap: &str,
+    ) -> Result<String, Page> {
+        let first = self.get(authorize_url).await;
+        let flow = first.hidden("flow").expect("flow");
+        let csrf = first.hidden("csrf").expect("csrf");
+        let next = self
+            .post_form(
+                "/signin/username",
+                &[("flow", &flow), ("csrf", &csrf), ("username", username)],
+            )
+            .await;
+        let page = self.get(&next.location.expect("redirect")).await;
+        assert!(page.has_label("Temporary Access Pass"), "{}", page.html);
+        let csrf = page.hidden("csrf").expect("csrf");
+        let done = self
+            .post_form(
+                "/signin/tap",
+                &[("flow", &flow), ("csrf", &csrf), ("tap", tap)],
+            )
+            .await;
+        match done.location.clone() {
+            Some(loc) if done.status.is_redirection() => Ok(loc),
+            _ => Err(done),
+        }
     }
 
     /// Full interactive sign-in from an authorization URL; the redirect

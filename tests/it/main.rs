@@ -9,6 +9,7 @@ mod ca_engine;
 mod ca_flow;
 mod graph;
 mod graph_client;
+mod hardening;
 mod harness;
 mod oidc;
 mod passkey;

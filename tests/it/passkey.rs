@@ -83,7 +83,10 @@ async fn passkey_finish(
 }
 
 /// A user onboarded the DESIGN way: TAP → security info → Add passkey.
-async fn onboard(app: &TestApp, username: &str) -> (gatepass::directory::User, SoftAuthenticator) {
+pub async fn onboard(
+    app: &TestApp,
+    username: &str,
+) -> (gatepass::directory::User, SoftAuthenticator) {
     let user = app.create_user(username, None).await;
     let created = app.issue_tap(&user, json!({"isUsableOnce": true})).await;
     let browser = app.browser();

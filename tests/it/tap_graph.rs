@@ -1272,12 +1272,18 @@ async fn tap_via_me_lists_and_deletes_own_pass_but_cannot_create() {
     let r = delete(&app, &pass_path("/v1.0", &uid, id), &token).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
 
-    let r = delete(
-        &app,
-        &format!("/v1.0/me/authentication/temporaryAccessPassMethods/{id}"),
-        &token,
-    )
-    .await;
+    // The pass is the user's only strong method: removing it needs a
+    // fresh strong sign-in (as on the security-info page), which a
+    // password sign-in is not.
+    let own_pass = format!("/v1.0/me/authentication/temporaryAccessPassMethods/{id}");
+    let r = delete(&app, &own_pass, &token).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.error_message().contains("fresh sign-in"), "{}", r.text);
+    let strong = app
+        .tap_user_tokens(&user.user_principal_name, &secret, TAP_SCOPE)
+        .await;
+    let strong = strong["access_token"].as_str().unwrap();
+    let r = delete(&app, &own_pass, strong).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     assert_eq!(
         get(&app, &passes_path("/v1.0", &uid), &automation)
