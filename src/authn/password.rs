@@ -9,6 +9,7 @@ use crate::config::PasswordHashing;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Shortest password a `passwordProfile` may set (DESIGN §6).
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -64,6 +65,9 @@ pub struct PasswordHasher {
     argon: Arc<Argon2<'static>>,
     /// A hash of a random value, verified against when the user is unknown.
     dummy: Arc<String>,
+    /// Verifications run so far (real and dummy), for metrics and for
+    /// tests that prove lockout keeps guesses away from the verifier.
+    verifications: Arc<AtomicU64>,
 }
 
 impl PasswordHasher {
@@ -77,6 +81,7 @@ impl PasswordHasher {
         Ok(Self {
             argon: Arc::new(argon),
             dummy: Arc::new(dummy),
+            verifications: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -93,6 +98,7 @@ impl PasswordHasher {
     /// come from the stored hash, so raising the cost later keeps old hashes
     /// verifiable.
     pub async fn verify(&self, secret: &str, phc: &str) -> bool {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let argon = self.argon.clone();
         let bytes = secret.as_bytes().to_vec();
         let phc = phc.to_owned();
@@ -106,6 +112,11 @@ impl PasswordHasher {
         let dummy = self.dummy.clone();
         let _ = self.verify(secret, &dummy).await;
         false
+    }
+
+    /// How many verifications (real and dummy) this hasher has started.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// Synchronous verification, for benchmarks.

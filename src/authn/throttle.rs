@@ -1,17 +1,39 @@
 //! Failed sign-in throttling, per account and per source address.
 //!
+//! An attempt is *counted before its credential is checked*, in one atomic
+//! store step, so concurrent guesses get no extra tries: of any number of
+//! simultaneous attempts at one account, at most `max_failures` per window
+//! ever reach the (expensive) verifier.
+//!
 //! ```text
-//!  failure ──▶ count(user) ≥ max_failures?  ──yes──▶ lock user for
-//!          └─▶ count(source) ≥ max_per_source? ─yes─▶ lock source for
-//!                  lockout × 2^(lockouts in the last 24 h − 1), capped
+//!  attempt ──▶ locked (account or source)? ──yes──▶ refused, no hash
+//!     │ no
+//!     ▼
+//!  n = increment(attempts in this episode)  ── n > max ──▶ refused, no hash
+//!     │ n ≤ max
+//!     ▼
+//!  verify ──ok────▶ attempts reset (the source count forgets this one)
+//!     │ failed
+//!     └── n = max ──▶ lock for lockout × 2^(episodes in 24 h − 1), capped;
+//!                     episode + 1 (the next window starts clean)
 //! ```
 //!
+//! Exactly one attempt per episode sees `n = max`, so one burst is one
+//! lockout and the doubling counts lockout *episodes*, never failures.
+//! Attempt counters are keyed by the episode they belong to: a straggler of
+//! a burst that counts after the lock was set lands in the old episode's
+//! counter, already past the limit, and is refused.
+//!
 //! Counters and locks live in the store with their expiry as data, so every
-//! instance sharing a store shares them, and each count is one atomic
-//! increment. Accounts are keyed by the normalised username as typed, so an
-//! unknown username locks exactly like a real one and lockouts reveal
-//! nothing about which accounts exist. A locked account or source is refused
-//! before any password hash is computed.
+//! instance sharing a store shares them. Attempt counters are ephemeral (a
+//! crash forgets at most one window of failures); locks and episode counts
+//! are durable. Accounts are keyed by the normalised username as typed, so
+//! an unknown username locks exactly like a real one and lockouts reveal
+//! nothing about which accounts exist.
+//!
+//! Attempts refused by an active lockout write nothing durable each: they
+//! are counted (ephemerally), and only the first of an episode is reported
+//! to the caller for the sign-in log.
 
 use crate::store::{Durability, Store, StoreError};
 use std::net::IpAddr;
@@ -21,9 +43,9 @@ pub const THROTTLE: &str = "throttle";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleSettings {
-    /// Failures per account within `window` before it locks.
+    /// Attempts per account within `window` before it locks.
     pub max_failures: i64,
-    /// Failures per source address within `window` before it locks.
+    /// Failed attempts per source address within `window` before it locks.
     pub max_failures_per_source: i64,
     pub window: time::Duration,
     /// First lockout; each further lockout within 24 h doubles it.
@@ -43,11 +65,20 @@ impl Default for ThrottleSettings {
     }
 }
 
-/// Why a sign-in attempt is refused before checking credentials.
+/// What is locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Locked {
     Account { until: i64 },
     Source { until: i64 },
+}
+
+/// An attempt refused before its credential was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub locked: Locked,
+    /// The first refusal of this lockout: the one the sign-in log records
+    /// (later ones are only counted).
+    pub first: bool,
 }
 
 /// A lockout that a failure just started (for the sign-in log).
@@ -57,18 +88,73 @@ pub struct NewLockout {
     pub duration_secs: i64,
 }
 
+/// An attempt that was counted and may be verified; hand it back with the
+/// outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    account: Counted,
+    source: Counted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counted {
+    episode: i64,
+    count: i64,
+}
+
+/// The throttle's answer to a new attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Admitted(Ticket),
+    Refused(Refused),
+}
+
+/// One throttled subject: an account or a source address.
+struct Subject {
+    /// `user/{normalised name}` or `ip/{address}`.
+    id: String,
+    max: i64,
+    locked: fn(i64) -> Locked,
+}
+
+impl Subject {
+    fn account(username: &str, max: i64) -> Self {
+        Self {
+            id: format!("user/{}", username.trim().to_lowercase()),
+            max,
+            locked: |until| Locked::Account { until },
+        }
+    }
+
+    fn source(ip: IpAddr, max: i64) -> Self {
+        Self {
+            id: format!("ip/{ip}"),
+            max,
+            locked: |until| Locked::Source { until },
+        }
+    }
+
+    fn lock_key(&self) -> String {
+        format!("lock/{}", self.id)
+    }
+
+    fn episodes_key(&self) -> String {
+        format!("lockouts/{}", self.id)
+    }
+
+    fn attempts_key(&self, episode: i64) -> String {
+        format!("fail/{}/{episode}", self.id)
+    }
+
+    fn refused_key(&self) -> String {
+        format!("refused/{}", self.id)
+    }
+}
+
 #[derive(Clone)]
 pub struct Throttle {
     store: Arc<dyn Store>,
     settings: ThrottleSettings,
-}
-
-fn account_key(kind: &str, username: &str) -> String {
-    format!("{kind}/user/{}", username.trim().to_lowercase())
-}
-
-fn source_key(kind: &str, ip: IpAddr) -> String {
-    format!("{kind}/ip/{ip}")
 }
 
 impl Throttle {
@@ -76,130 +162,198 @@ impl Throttle {
         Self { store, settings }
     }
 
-    /// Refuses the attempt if the account or the source is locked.
-    pub async fn check(
-        &self,
-        username: &str,
-        ip: IpAddr,
-        now: i64,
-    ) -> Result<Option<Locked>, StoreError> {
-        if let Some(r) = self
-            .store
-            .get(THROTTLE, &account_key("lock", username), now)
-            .await?
-        {
-            return Ok(Some(Locked::Account {
-                until: r.expires_at.unwrap_or(now),
-            }));
-        }
-        if let Some(r) = self
-            .store
-            .get(THROTTLE, &source_key("lock", ip), now)
-            .await?
-        {
-            return Ok(Some(Locked::Source {
-                until: r.expires_at.unwrap_or(now),
-            }));
-        }
-        Ok(None)
+    fn subjects(&self, username: &str, ip: IpAddr) -> [Subject; 2] {
+        [
+            Subject::account(username, self.settings.max_failures),
+            Subject::source(ip, self.settings.max_failures_per_source),
+        ]
     }
 
-    /// Counts a failure; starts a lockout when a threshold is reached.
+    /// Counts an attempt at `username` from `ip`, or refuses it: a locked
+    /// account or source, or an attempt past the limit of its episode.
+    pub async fn admit(&self, username: &str, ip: IpAddr, now: i64) -> Result<Attempt, StoreError> {
+        let subjects = self.subjects(username, ip);
+        // The episode is read *before* the lock: a lock is set before its
+        // episode advances, so whoever sees the new episode sees the lock,
+        // and whoever read the old one counts past its limit.
+        let mut episodes = [0; 2];
+        for (episode, subject) in episodes.iter_mut().zip(&subjects) {
+            *episode = self.episode(subject, now).await?;
+        }
+        for subject in &subjects {
+            if let Some(lock) = self.store.get(THROTTLE, &subject.lock_key(), now).await? {
+                let until = lock.expires_at.unwrap_or(now);
+                return self.refuse(subject, until, now).await;
+            }
+        }
+        let window_end = now + self.settings.window.whole_seconds();
+        let mut counted = Vec::with_capacity(2);
+        for (subject, episode) in subjects.iter().zip(episodes) {
+            let key = subject.attempts_key(episode);
+            let count = self.count(&key, 1, window_end, now).await?;
+            if count > subject.max {
+                // Part of a burst past the limit (its lock is being set).
+                // Attempts that never reach the verifier must not count
+                // against the other subject: a locked source could
+                // otherwise lock any account it names, and a locked
+                // account every address behind a shared proxy.
+                for (done, earlier) in counted.iter().zip(&subjects) {
+                    let Counted { episode, .. } = *done;
+                    self.count(&earlier.attempts_key(episode), -1, window_end, now)
+                        .await?;
+                }
+                return self.refuse(subject, window_end, now).await;
+            }
+            counted.push(Counted { episode, count });
+        }
+        match counted[..] {
+            [account, source] => Ok(Attempt::Admitted(Ticket { account, source })),
+            _ => Err(StoreError::Corrupt(format!("{THROTTLE}: attempt count"))),
+        }
+    }
+
+    /// Adds `delta` to an attempt counter (ephemeral, expiring with the
+    /// window).
+    async fn count(
+        &self,
+        key: &str,
+        delta: i64,
+        window_end: i64,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        self.store
+            .increment(
+                THROTTLE,
+                key,
+                delta,
+                Some(window_end),
+                Durability::Ephemeral,
+                now,
+            )
+            .await
+    }
+
+    /// The attempt's credential was wrong: the one attempt that reached the
+    /// limit starts a lockout of its account or source (or both).
     pub async fn record_failure(
         &self,
+        ticket: &Ticket,
         username: &str,
         ip: IpAddr,
         now: i64,
-    ) -> Result<Option<NewLockout>, StoreError> {
+    ) -> Result<Vec<NewLockout>, StoreError> {
+        let [account, source] = self.subjects(username, ip);
+        let mut started = Vec::new();
+        for (c, subject) in [(ticket.account, account), (ticket.source, source)] {
+            if c.count == subject.max {
+                started.extend(self.lock(&subject, now).await?);
+            }
+        }
+        Ok(started)
+    }
+
+    /// The attempt succeeded: the account's attempts start over, and the
+    /// source's count forgets this one (successes must not lock a shared
+    /// address).
+    pub async fn record_success(
+        &self,
+        ticket: &Ticket,
+        username: &str,
+        ip: IpAddr,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let [account, source] = self.subjects(username, ip);
         let window_end = now + self.settings.window.whole_seconds();
-        let user_failures = self
-            .store
-            .increment(
+        self.store
+            .delete(
                 THROTTLE,
-                &account_key("fail", username),
-                1,
-                Some(window_end),
+                &account.attempts_key(ticket.account.episode),
+                Durability::Ephemeral,
                 now,
             )
             .await?;
-        let source_failures = self
-            .store
-            .increment(THROTTLE, &source_key("fail", ip), 1, Some(window_end), now)
-            .await?;
-        if user_failures >= self.settings.max_failures {
-            return self
-                .lock(
-                    account_key("lock", username),
-                    account_key("fail", username),
-                    account_key("lockouts", username),
-                    now,
-                    |until| Locked::Account { until },
-                )
-                .await;
-        }
-        if source_failures >= self.settings.max_failures_per_source {
-            return self
-                .lock(
-                    source_key("lock", ip),
-                    source_key("fail", ip),
-                    source_key("lockouts", ip),
-                    now,
-                    |until| Locked::Source { until },
-                )
-                .await;
-        }
-        Ok(None)
+        self.count(
+            &source.attempts_key(ticket.source.episode),
+            -1,
+            window_end,
+            now,
+        )
+        .await?;
+        Ok(())
     }
 
-    async fn lock(
-        &self,
-        lock_key: String,
-        fail_key: String,
-        lockouts_key: String,
-        now: i64,
-        kind: impl Fn(i64) -> Locked,
-    ) -> Result<Option<NewLockout>, StoreError> {
-        // Escalate: the n-th lockout within 24 h lasts lockout × 2^(n−1).
-        let n = self
+    /// The subject's current episode: how many lockouts it had in 24 h.
+    async fn episode(&self, subject: &Subject, now: i64) -> Result<i64, StoreError> {
+        match self
             .store
-            .increment(THROTTLE, &lockouts_key, 1, Some(now + 86_400), now)
-            .await?;
+            .get(THROTTLE, &subject.episodes_key(), now)
+            .await?
+        {
+            Some(r) => std::str::from_utf8(&r.value)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("{THROTTLE}: episode counter"))),
+            None => Ok(0),
+        }
+    }
+
+    async fn lock(&self, subject: &Subject, now: i64) -> Result<Option<NewLockout>, StoreError> {
+        // Escalate: the n-th lockout within 24 h lasts lockout × 2^(n−1).
+        let n = self.episode(subject, now).await? + 1;
         let base = self.settings.lockout.whole_seconds();
         let shift = u32::try_from((n - 1).clamp(0, 20)).unwrap_or(20);
         let duration = base
             .saturating_mul(1i64 << shift)
             .min(self.settings.max_lockout.whole_seconds());
         let until = now + duration;
-        // Only the first concurrent failure past the threshold creates the
-        // lock; the counter restarts so the next window starts clean.
+        // The lock first, then the episode (see `admit`).
         let created = self
             .store
             .insert(
                 THROTTLE,
-                &lock_key,
+                &subject.lock_key(),
                 Vec::new(),
                 Some(until),
                 Durability::Durable,
                 now,
             )
             .await?;
+        if created.is_none() {
+            return Ok(None);
+        }
         self.store
-            .delete(THROTTLE, &fail_key, Durability::Durable, now)
+            .increment(
+                THROTTLE,
+                &subject.episodes_key(),
+                1,
+                Some(now + 86_400),
+                Durability::Durable,
+                now,
+            )
             .await?;
-        Ok(created.map(|_| NewLockout {
-            locked: kind(until),
+        Ok(Some(NewLockout {
+            locked: (subject.locked)(until),
             duration_secs: duration,
         }))
     }
 
-    /// A successful sign-in clears the account's failure count.
-    pub async fn record_success(&self, username: &str, now: i64) -> Result<(), StoreError> {
-        let key = account_key("fail", username);
-        if self.store.get(THROTTLE, &key, now).await?.is_some() {
-            self.store
-                .delete(THROTTLE, &key, Durability::Durable, now)
-                .await?;
-        }
-        Ok(())
+    /// Counts a refused attempt (ephemerally); only the first of a lockout
+    /// is `first`.
+    async fn refuse(&self, subject: &Subject, until: i64, now: i64) -> Result<Attempt, StoreError> {
+        let refusals = self
+            .store
+            .increment(
+                THROTTLE,
+                &subject.refused_key(),
+                1,
+                Some(until.max(now + 1)),
+                Durability::Ephemeral,
+                now,
+            )
+            .await?;
+        Ok(Attempt::Refused(Refused {
+            locked: (subject.locked)(until),
+            first: refusals == 1,
+        }))
     }
 }

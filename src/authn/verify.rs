@@ -10,7 +10,7 @@
 
 use super::password::PasswordHasher;
 use super::tap::{Redeemed, TapPolicy, Taps, TemporaryAccessPass, UsabilityReason};
-use super::throttle::{Locked, NewLockout, Throttle};
+use super::throttle::{Attempt, NewLockout, Refused, Throttle};
 use crate::directory::{Directory, DirectoryError, User};
 use crate::policy::session_limiter::MethodInventory;
 use crate::store::StoreError;
@@ -31,15 +31,16 @@ pub enum Verdict {
         user: User,
         pass: Option<TemporaryAccessPass>,
     },
-    /// Refused before checking the credential.
-    Locked(Locked),
+    /// Refused before checking the credential (a lockout).
+    Locked(Refused),
     /// Wrong credential, unknown or disabled user, unusable pass. `reason`
     /// is for the sign-in log only; `error_code` is Entra's AADSTS number.
     Failed {
         user: Option<User>,
         reason: &'static str,
         error_code: u32,
-        lockout: Option<NewLockout>,
+        /// Lockouts this failure started (of the account, the source).
+        lockouts: Vec<NewLockout>,
     },
 }
 
@@ -153,9 +154,11 @@ impl Verifier<'_> {
         now: OffsetDateTime,
     ) -> Result<Verdict, VerifyError> {
         let t = now.unix_timestamp();
-        if let Some(locked) = self.throttle.check(username, ip, t).await? {
-            return Ok(Verdict::Locked(locked));
-        }
+        // Counted before any hash runs: concurrent guesses get no extra tries.
+        let ticket = match self.throttle.admit(username, ip, t).await? {
+            Attempt::Admitted(ticket) => ticket,
+            Attempt::Refused(refused) => return Ok(Verdict::Locked(refused)),
+        };
         let user = self.directory.user_by_upn(username, now).await?;
         let secret = match credential {
             Credential::Password(s) | Credential::TemporaryAccessPass(s) => s,
@@ -215,23 +218,28 @@ impl Verifier<'_> {
         };
         match (outcome, user) {
             (Ok(pass), Some(user)) => {
-                self.throttle.record_success(username, t).await?;
+                self.throttle
+                    .record_success(&ticket, username, ip, t)
+                    .await?;
                 Ok(Verdict::Accepted { user, pass })
             }
             (Err((reason, error_code)), user) => {
-                let lockout = self.throttle.record_failure(username, ip, t).await?;
+                let lockouts = self
+                    .throttle
+                    .record_failure(&ticket, username, ip, t)
+                    .await?;
                 Ok(Verdict::Failed {
                     user,
                     reason,
                     error_code,
-                    lockout,
+                    lockouts,
                 })
             }
             (Ok(_), None) => Ok(Verdict::Failed {
                 user: None,
                 reason: "User account not found",
                 error_code: 50034,
-                lockout: None,
+                lockouts: Vec::new(),
             }),
         }
     }

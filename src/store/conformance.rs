@@ -168,9 +168,13 @@ pub async fn versions_are_fresh_and_never_reused(store: &dyn Store) -> StoreResu
         "delete via compare_and_swap"
     );
 
-    store.increment(TABLE, &key, 1, None, NOW).await?;
+    store
+        .increment(TABLE, &key, 1, None, Durability::Durable, NOW)
+        .await?;
     seen.fresh_opt(version_of(store, &key).await?, "increment creating");
-    store.increment(TABLE, &key, 1, None, NOW).await?;
+    store
+        .increment(TABLE, &key, 1, None, Durability::Durable, NOW)
+        .await?;
     seen.fresh_opt(version_of(store, &key).await?, "increment");
 
     let txn = Txn::new(d).put(TABLE, key.clone(), b"d".to_vec(), None);
@@ -329,17 +333,29 @@ pub async fn increment_counts_and_keeps_first_expiry(store: &dyn Store) -> Store
 
     assert_eq!(
         store
-            .increment(TABLE, &key, 1, Some(NOW + 100), NOW)
+            .increment(TABLE, &key, 1, Some(NOW + 100), Durability::Durable, NOW)
             .await?,
         1
     );
     assert_eq!(
         store
-            .increment(TABLE, &key, 4, Some(NOW + 999), NOW + 1)
+            .increment(
+                TABLE,
+                &key,
+                4,
+                Some(NOW + 999),
+                Durability::Durable,
+                NOW + 1
+            )
             .await?,
         5
     );
-    assert_eq!(store.increment(TABLE, &key, -2, None, NOW + 2).await?, 3);
+    assert_eq!(
+        store
+            .increment(TABLE, &key, -2, None, Durability::Durable, NOW + 2)
+            .await?,
+        3
+    );
     let counter = store.get(TABLE, &key, NOW + 2).await?;
     assert_eq!(
         counter.as_ref().map(|r| (r.value.as_slice(), r.expires_at)),
@@ -349,7 +365,12 @@ pub async fn increment_counts_and_keeps_first_expiry(store: &dyn Store) -> Store
     assert_eq!(store.get(TABLE, &key, NOW + 100).await?, None);
 
     let forever = run.key("forever");
-    assert_eq!(store.increment(TABLE, &forever, -7, None, NOW).await?, -7);
+    assert_eq!(
+        store
+            .increment(TABLE, &forever, -7, None, Durability::Durable, NOW)
+            .await?,
+        -7
+    );
     let counter = store.get(TABLE, &forever, NOW).await?;
     assert_eq!(
         counter.as_ref().map(|r| (r.value.as_slice(), r.expires_at)),
@@ -363,12 +384,21 @@ pub async fn expired_counter_restarts(store: &dyn Store) -> StoreResult<()> {
     let key = run.key("window");
 
     assert_eq!(
-        store.increment(TABLE, &key, 5, Some(NOW + 10), NOW).await?,
+        store
+            .increment(TABLE, &key, 5, Some(NOW + 10), Durability::Durable, NOW)
+            .await?,
         5
     );
     assert_eq!(
         store
-            .increment(TABLE, &key, 1, Some(NOW + 20), NOW + 10)
+            .increment(
+                TABLE,
+                &key,
+                1,
+                Some(NOW + 20),
+                Durability::Durable,
+                NOW + 10
+            )
             .await?,
         1,
         "an expired counter starts again from 0"
@@ -970,8 +1000,19 @@ pub async fn concurrent_deletes_have_one_winner(store: Arc<dyn Store>) -> StoreR
     Ok(())
 }
 
-/// Each increment's result is unique, so together they are exactly 1..=n.
+/// Each increment's result is unique, so together they are exactly 1..=n,
+/// at either durability (lockout counters count attempts ephemerally).
 pub async fn concurrent_increments_are_exact(store: Arc<dyn Store>) -> StoreResult<()> {
+    for durability in [Durability::Durable, Durability::Ephemeral] {
+        concurrent_increments_are_exact_at(Arc::clone(&store), durability).await?;
+    }
+    Ok(())
+}
+
+async fn concurrent_increments_are_exact_at(
+    store: Arc<dyn Store>,
+    durability: Durability,
+) -> StoreResult<()> {
     const PER_TASK: usize = 4;
     let run = Run::new();
     let key = run.key("attempts");
@@ -983,7 +1024,7 @@ pub async fn concurrent_increments_are_exact(store: Arc<dyn Store>) -> StoreResu
             for _ in 0..PER_TASK {
                 seen.push(
                     store
-                        .increment(TABLE, &key, 1, Some(NOW + 600), NOW)
+                        .increment(TABLE, &key, 1, Some(NOW + 600), durability, NOW)
                         .await?,
                 );
             }

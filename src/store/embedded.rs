@@ -67,8 +67,10 @@
 //!   in one durable commit, so a graceful restart loses nothing.
 //!   [`Store::purge_expired`] purges both tiers.
 //!
-//! Counters ([`Store::increment`]) are written durably: they count failed
-//! sign-in attempts, and a crash must not wipe a lockout.
+//! Counters ([`Store::increment`]) take a durability like any write:
+//! lockout *locks* and their episode counts are durable (a crash must not
+//! wipe a lockout), attempt counters ephemeral (a crash forgets at most one
+//! window of attempts, and each sign-in costs no fsync for them).
 //!
 //! # Writes: inline for the memory tier, one writer thread for the file
 //!
@@ -485,10 +487,11 @@ impl Store for EmbeddedStore {
         key: &str,
         delta: i64,
         expires_at: Option<i64>,
+        durability: Durability,
         now: i64,
     ) -> StoreResult<i64> {
         let key = key.to_owned();
-        self.write(Durability::Durable, move |w| {
+        self.write(durability, move |w| {
             let (current, expires_at) = match w.live(table, &key, now)? {
                 Some(record) => (parse_counter(&record.value, table)?, record.expires_at),
                 None => (0, expires_at),

@@ -227,12 +227,14 @@ pub trait Store: Send + Sync + 'static {
     /// missing or expired counter starts from 0 and takes `expires_at`; an
     /// existing one keeps its expiry. Counters read through `get` hold their
     /// value as ASCII decimal.
+    #[allow(clippy::too_many_arguments)]
     async fn increment(
         &self,
         table: Table,
         key: &str,
         delta: i64,
         expires_at: Option<i64>,
+        durability: Durability,
         now: i64,
     ) -> StoreResult<i64>;
 

@@ -617,6 +617,7 @@ impl Store for RedisStore {
         key: &str,
         delta: i64,
         expires_at: Option<i64>,
+        _durability: Durability,
         now: i64,
     ) -> StoreResult<i64> {
         let keys = &self.inner.keys;

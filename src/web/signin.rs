@@ -755,32 +755,36 @@ async fn credential_submit(
 
     let (user, pass) = match verdict {
         Verdict::Accepted { user, pass } => (user, pass),
-        Verdict::Locked(locked) => {
-            let reason = match locked {
-                Locked::Account { .. } => {
-                    "Account is temporarily locked after repeated failed sign-ins"
-                }
-                Locked::Source { .. } => {
-                    "Source address is temporarily locked after repeated failed sign-ins"
-                }
-            };
-            let user = state
-                .directory
-                .user_by_upn(&username, now)
-                .await
-                .map_err(PageError::from)?;
-            record_sign_in(
-                &state,
-                &client_id,
-                user.as_ref(),
-                &username,
-                &ip_text,
-                method,
-                None,
-                Some((50053, reason)),
-                now,
-            )
-            .await;
+        Verdict::Locked(refused) => {
+            // One log entry per lockout: later refusals are only counted,
+            // so a flood of attempts at a locked account writes nothing.
+            if refused.first {
+                let reason = match refused.locked {
+                    Locked::Account { .. } => {
+                        "Account is temporarily locked after repeated failed sign-ins; further attempts during this lockout are counted, not logged one by one"
+                    }
+                    Locked::Source { .. } => {
+                        "Source address is temporarily locked after repeated failed sign-ins; further attempts during this lockout are counted, not logged one by one"
+                    }
+                };
+                let user = state
+                    .directory
+                    .user_by_upn(&username, now)
+                    .await
+                    .map_err(PageError::from)?;
+                record_sign_in(
+                    &state,
+                    &client_id,
+                    user.as_ref(),
+                    &username,
+                    &ip_text,
+                    method,
+                    None,
+                    Some((50053, reason)),
+                    now,
+                )
+                .await;
+            }
             return Ok(failure_or_page(
                 step,
                 flow_id,
@@ -794,7 +798,7 @@ async fn credential_submit(
             user,
             reason,
             error_code,
-            lockout,
+            lockouts,
         } => {
             record_sign_in(
                 &state,
@@ -808,7 +812,7 @@ async fn credential_submit(
                 now,
             )
             .await;
-            if let Some(l) = lockout {
+            for l in lockouts {
                 let what = match l.locked {
                     Locked::Account { .. } => "Account locked after repeated failed sign-ins",
                     Locked::Source { .. } => "Source address locked after repeated failed sign-ins",

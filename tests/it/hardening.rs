@@ -403,3 +403,131 @@ async fn introspection_answers_only_for_the_callers_own_tokens() {
         assert_eq!(rs["client_id"], RP_ID);
     }
 }
+
+// --- item 9: atomic lockout ------------------------------------------------------
+
+/// The harness's `[throttling] max_failures`.
+const MAX_FAILURES: u64 = 5;
+
+/// A password page for `username` (username entered), in a fresh browser.
+async fn password_page(app: &TestApp, username: &str) -> (Browser, String, String) {
+    let browser = app.browser();
+    let url = format!(
+        "{}/authorize?client_id={RP_ID}&response_type=code&scope=openid&redirect_uri={}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        app.issuer,
+        url::form_urlencoded::byte_serialize(RP_REDIRECT.as_bytes()).collect::<String>()
+    );
+    let first = browser.get(&url).await;
+    let flow = first.hidden("flow").unwrap();
+    let csrf = first.hidden("csrf").unwrap();
+    let next = browser
+        .post_form(
+            "/signin/username",
+            &[("flow", &flow), ("csrf", &csrf), ("username", username)],
+        )
+        .await;
+    let page = browser.get(&next.location.unwrap()).await;
+    assert!(page.has_label("Password"), "{}", page.html);
+    let csrf = page.hidden("csrf").unwrap();
+    (browser, flow, csrf)
+}
+
+/// Posts `n` wrong passwords at once on one flow; returns the pages.
+async fn burst(app: &TestApp, username: &str, n: usize) -> Vec<Page> {
+    let (browser, flow, csrf) = password_page(app, username).await;
+    let browser = std::sync::Arc::new(browser);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (browser, flow, csrf) = (browser.clone(), flow.clone(), csrf.clone());
+        tasks.spawn(async move {
+            let guess = format!("wrong guess {i}");
+            browser
+                .post_form(
+                    "/signin/password",
+                    &[("flow", &flow), ("csrf", &csrf), ("password", &guess)],
+                )
+                .await
+        });
+    }
+    let mut pages = Vec::new();
+    while let Some(page) = tasks.join_next().await {
+        pages.push(page.unwrap());
+    }
+    pages
+}
+
+#[tokio::test]
+async fn lockout_concurrent_wrong_guesses_reach_the_verifier_at_most_max_failures_times() {
+    let app = TestApp::spawn().await;
+    app.create_user("victim@contoso.com", Some("victim password 1"))
+        .await;
+    let before = app.state.hasher.verifications();
+    let pages = burst(&app, "victim@contoso.com", 100).await;
+    let verified = app.state.hasher.verifications() - before;
+    assert!(
+        verified <= MAX_FAILURES,
+        "100 concurrent guesses reached the verifier {verified} times (limit {MAX_FAILURES})"
+    );
+    assert!(
+        pages.iter().all(|p| p.location.is_none()),
+        "no guess signed in"
+    );
+    let locked = pages
+        .iter()
+        .filter(|p| p.html.contains("temporarily locked"))
+        .count();
+    assert!(
+        locked >= 95,
+        "{locked} of 100 were told the account is locked"
+    );
+}
+
+#[tokio::test]
+async fn lockout_one_burst_is_one_lockout_of_the_base_duration_and_one_refusal_entry() {
+    let app = TestApp::spawn().await;
+    let user = app
+        .create_user("victim@contoso.com", Some("victim password 1"))
+        .await;
+    burst(&app, "victim@contoso.com", 60).await;
+    // More refused attempts while locked: counted, not logged one by one.
+    burst(&app, "victim@contoso.com", 20).await;
+
+    let log = app.state.audit.sign_ins(app.clock.now()).await.unwrap();
+    let lockouts = log
+        .iter()
+        .filter(|e| {
+            e.status
+                .failure_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("Account locked"))
+        })
+        .count();
+    assert_eq!(lockouts, 1, "one burst, one lockout");
+    let refusals = log
+        .iter()
+        .filter(|e| {
+            e.status
+                .failure_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("temporarily locked"))
+        })
+        .count();
+    assert_eq!(refusals, 1, "refused attempts are counted, not logged each");
+    assert!(
+        log.len() <= MAX_FAILURES as usize + 2,
+        "{} entries for 80 attempts",
+        log.len()
+    );
+
+    // The first lockout lasts the base 5 minutes, not 2^n of them.
+    app.clock.advance(time::Duration::seconds(5 * 60 - 1));
+    assert!(
+        !password_works(&app, &user, "victim password 1").await,
+        "still locked"
+    );
+    app.clock.advance(time::Duration::seconds(2));
+    assert!(
+        password_works(&app, &user, "victim password 1").await,
+        "the first lockout of a burst is the base lockout"
+    );
+}

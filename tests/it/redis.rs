@@ -606,17 +606,23 @@ async fn redis_values_keys_versions_and_counters_are_exact() {
     // Counters use all of i64 and saturate like the embedded backend.
     assert_eq!(
         store
-            .increment("n", "max", i64::MAX - 1, None, NOW)
+            .increment("n", "max", i64::MAX - 1, None, Durability::Durable, NOW)
             .await
             .unwrap(),
         i64::MAX - 1
     );
     assert_eq!(
-        store.increment("n", "max", 1, None, NOW).await.unwrap(),
+        store
+            .increment("n", "max", 1, None, Durability::Durable, NOW)
+            .await
+            .unwrap(),
         i64::MAX
     );
     assert_eq!(
-        store.increment("n", "max", 5, None, NOW).await.unwrap(),
+        store
+            .increment("n", "max", 5, None, Durability::Durable, NOW)
+            .await
+            .unwrap(),
         i64::MAX
     );
     assert_eq!(
@@ -625,17 +631,23 @@ async fn redis_values_keys_versions_and_counters_are_exact() {
     );
     assert_eq!(
         store
-            .increment("n", "min", i64::MIN, None, NOW)
+            .increment("n", "min", i64::MIN, None, Durability::Durable, NOW)
             .await
             .unwrap(),
         i64::MIN
     );
     assert_eq!(
-        store.increment("n", "min", -1, None, NOW).await.unwrap(),
+        store
+            .increment("n", "min", -1, None, Durability::Durable, NOW)
+            .await
+            .unwrap(),
         i64::MIN
     );
     assert_eq!(
-        store.increment("n", "min", 3, None, NOW).await.unwrap(),
+        store
+            .increment("n", "min", 3, None, Durability::Durable, NOW)
+            .await
+            .unwrap(),
         i64::MIN + 3
     );
     ns.remove().await;
@@ -688,7 +700,7 @@ async fn redis_foreign_data_is_corrupt_and_blocks_the_whole_transaction() {
         assert!(matches!(err, StoreError::Corrupt(_)), "{key}: {err}");
     }
     let err = store
-        .increment("t", "counter", 1, None, NOW)
+        .increment("t", "counter", 1, None, Durability::Durable, NOW)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err}");

@@ -92,7 +92,10 @@ async fn embedded_store_reopened_keeps_durable_writes() {
             .put(TABLE, "user", b"alice".to_vec(), None, Durability::Durable)
             .await
             .unwrap();
-        store.increment(TABLE, "count", 3, None, NOW).await.unwrap();
+        store
+            .increment(TABLE, "count", 3, None, Durability::Durable, NOW)
+            .await
+            .unwrap();
         v
     };
 
@@ -106,7 +109,10 @@ async fn embedded_store_reopened_keeps_durable_writes() {
         })
     );
     assert_eq!(
-        store.increment(TABLE, "count", 1, None, NOW).await.unwrap(),
+        store
+            .increment(TABLE, "count", 1, None, Durability::Durable, NOW)
+            .await
+            .unwrap(),
         4
     );
 }
@@ -223,7 +229,9 @@ async fn embedded_store_failing_write_does_not_fail_concurrent_ones() {
         tasks.spawn(async move {
             barrier.wait().await;
             if i % 8 == 0 {
-                let failed = store.increment(TABLE, "not-a-counter", 1, None, NOW).await;
+                let failed = store
+                    .increment(TABLE, "not-a-counter", 1, None, Durability::Durable, NOW)
+                    .await;
                 assert!(matches!(failed, Err(StoreError::Corrupt(_))), "{failed:?}");
                 None
             } else {
