@@ -16,7 +16,6 @@ use gatepass::ids::SecretDigest;
 use gatepass::protocol::scope::Scope;
 use gatepass::store::Store;
 use gatepass::tokens::grants::Authorization;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,8 +69,11 @@ async fn redemption_rate(store: Arc<dyn Store>, dir: &Path, duration: Duration) 
                 .to_owned(),
         );
     }
-    let app = gatepass::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = tokio::spawn(gatepass::server::serve_on(
+        listener,
+        state,
+        std::future::pending(),
+    ));
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()

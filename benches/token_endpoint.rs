@@ -54,7 +54,6 @@ use gatepass::store::embedded::EmbeddedStore;
 use gatepass::store::{Durability, Precondition, Store, Txn};
 use gatepass::tokens::grants::{Authorization, Redemption};
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -609,8 +608,12 @@ async fn server_main() {
     redb_reads(&meter, dir.path(), quick).await;
     println!();
 
-    let app = gatepass::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // The server `gatepass serve` runs, limits and timeouts included.
+    tokio::spawn(gatepass::server::serve_on(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
 
     println!("HTTP, load generator in a child process ({CONCURRENCY} concurrent clients):");
     let discovery = http_phase(&meter, &issuer, Phase::Discovery, None).await;

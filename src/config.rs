@@ -63,6 +63,34 @@ struct RawConfig {
     throttling: RawThrottling,
     #[serde(default)]
     conditional_access: RawConditionalAccess,
+    #[serde(default)]
+    server: RawServer,
+}
+
+/// `[server]`: connection limits and the reverse proxies to trust.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    trusted_proxies: Vec<String>,
+    header_read_timeout_seconds: i64,
+    body_read_timeout_seconds: i64,
+    request_timeout_seconds: i64,
+    max_connections: i64,
+    shutdown_grace_seconds: i64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        let d = ServerSettings::default();
+        Self {
+            trusted_proxies: Vec::new(),
+            header_read_timeout_seconds: d.header_read_timeout.as_secs().try_into().unwrap_or(10),
+            body_read_timeout_seconds: d.body_read_timeout.as_secs().try_into().unwrap_or(10),
+            request_timeout_seconds: d.request_timeout.as_secs().try_into().unwrap_or(30),
+            max_connections: d.max_connections.try_into().unwrap_or(1024),
+            shutdown_grace_seconds: d.shutdown_grace.as_secs().try_into().unwrap_or(10),
+        }
+    }
 }
 
 /// Files that seed the conditional-access objects on first start.
@@ -211,6 +239,10 @@ struct RawPasswordHashing {
     memory_kib: u32,
     iterations: u32,
     parallelism: u32,
+    /// Hashes at once; default from cores and memory (see `validate`).
+    max_concurrent: Option<usize>,
+    /// Hashes waiting for a slot before requests are refused (503).
+    max_queued: Option<usize>,
 }
 
 impl Default for RawPasswordHashing {
@@ -219,6 +251,8 @@ impl Default for RawPasswordHashing {
             memory_kib: 19456,
             iterations: 2,
             parallelism: 1,
+            max_concurrent: None,
+            max_queued: None,
         }
     }
 }
@@ -307,12 +341,64 @@ pub struct TokenLifetimes {
     pub refresh_token: time::Duration,
 }
 
-/// argon2id cost parameters.
+/// argon2id cost parameters and the bound on hashes in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PasswordHashing {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// Hashes running at once.
+    pub max_concurrent: usize,
+    /// Hashes waiting for a slot; beyond, requests get 503.
+    pub max_queued: usize,
+}
+
+/// Memory all concurrent hashes may hold by default (`max_concurrent` is
+/// the number of cores, but no more than fit in this).
+pub const DEFAULT_HASHING_MEMORY_KIB: u64 = 256 * 1024;
+
+impl PasswordHashing {
+    /// The default number of concurrent hashes: one per core, within
+    /// [`DEFAULT_HASHING_MEMORY_KIB`] (at least one).
+    pub fn default_concurrency(memory_kib: u32) -> usize {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let fit = DEFAULT_HASHING_MEMORY_KIB / u64::from(memory_kib.max(1));
+        cores.min(usize::try_from(fit).unwrap_or(usize::MAX)).max(1)
+    }
+}
+
+/// How the HTTP server protects itself, and whom it believes about client
+/// addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Reverse proxies whose `X-Forwarded-For` is believed; the client is
+    /// the right-most hop not in these ranges. Empty: the TCP peer.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A request's headers must arrive within this; an idle keep-alive
+    /// connection is closed after it too.
+    pub header_read_timeout: std::time::Duration,
+    /// A request's body must arrive within this.
+    pub body_read_timeout: std::time::Duration,
+    /// A request must be answered within this (408 otherwise).
+    pub request_timeout: std::time::Duration,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// On SIGTERM, in-flight requests get this long; then connections are
+    /// closed and the store is saved.
+    pub shutdown_grace: std::time::Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            header_read_timeout: std::time::Duration::from_secs(10),
+            body_read_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(30),
+            max_connections: 1024,
+            shutdown_grace: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 /// Validated configuration.
@@ -337,6 +423,7 @@ pub struct Settings {
     pub throttling: ThrottleSettings,
     /// Graph JSON objects that seed conditional access on first start.
     pub conditional_access_seed: ConditionalAccessSeed,
+    pub server: ServerSettings,
 }
 
 /// Conditional-access objects from `[conditional_access]` files, validated
@@ -387,11 +474,18 @@ const OVERRIDABLE: &[&str] = &[
     "password_hashing.memory_kib",
     "password_hashing.iterations",
     "password_hashing.parallelism",
+    "password_hashing.max_concurrent",
+    "password_hashing.max_queued",
     "throttling.max_failures",
     "throttling.max_failures_per_source",
     "throttling.window_minutes",
     "throttling.lockout_minutes",
     "throttling.max_lockout_minutes",
+    "server.header_read_timeout_seconds",
+    "server.body_read_timeout_seconds",
+    "server.request_timeout_seconds",
+    "server.max_connections",
+    "server.shutdown_grace_seconds",
 ];
 
 const INTEGER_KEYS: &[&str] = &[
@@ -404,11 +498,18 @@ const INTEGER_KEYS: &[&str] = &[
     "password_hashing.memory_kib",
     "password_hashing.iterations",
     "password_hashing.parallelism",
+    "password_hashing.max_concurrent",
+    "password_hashing.max_queued",
     "throttling.max_failures",
     "throttling.max_failures_per_source",
     "throttling.window_minutes",
     "throttling.lockout_minutes",
     "throttling.max_lockout_minutes",
+    "server.header_read_timeout_seconds",
+    "server.body_read_timeout_seconds",
+    "server.request_timeout_seconds",
+    "server.max_connections",
+    "server.shutdown_grace_seconds",
 ];
 
 /// Graph application/delegated permission names a client may hold.
@@ -675,6 +776,24 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             format!("invalid argon2id parameters ({e}); memory_kib must be at least 8 × parallelism, iterations ≥ 1, parallelism 1–16777215"),
         )
     })?;
+    let max_concurrent = ph
+        .max_concurrent
+        .unwrap_or_else(|| PasswordHashing::default_concurrency(ph.memory_kib));
+    if !(1..=1024).contains(&max_concurrent) {
+        return Err(invalid(
+            "password_hashing.max_concurrent",
+            "must be between 1 and 1024",
+        ));
+    }
+    // A short queue by default: a burst waits a moment, a flood is refused.
+    let max_queued = ph.max_queued.unwrap_or(4 * max_concurrent);
+    if max_queued > 100_000 {
+        return Err(invalid(
+            "password_hashing.max_queued",
+            "must be at most 100000",
+        ));
+    }
+    let server = validate_server(&raw.server)?;
     let tap_policy = validate_tap(&raw.tap)?;
     let conditional_access_seed = load_ca_seed(&raw.conditional_access)?;
     let th = &raw.throttling;
@@ -705,6 +824,7 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         max_lockout: time::Duration::minutes(th.max_lockout_minutes),
     };
     Ok(Settings {
+        server,
         conditional_access_seed,
         tap_policy,
         throttling,
@@ -722,6 +842,8 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             memory_kib: ph.memory_kib,
             iterations: ph.iterations,
             parallelism: ph.parallelism,
+            max_concurrent,
+            max_queued,
         },
     })
 }
@@ -842,6 +964,62 @@ fn validate_tap(t: &RawTap) -> Result<TapPolicy, ConfigError> {
         invalid(key, v.message)
     })?;
     Ok(policy)
+}
+
+fn validate_server(raw: &RawServer) -> Result<ServerSettings, ConfigError> {
+    let seconds = |key: &str, v: i64, min: i64, max: i64| {
+        if (min..=max).contains(&v) {
+            Ok(std::time::Duration::from_secs(v.unsigned_abs()))
+        } else {
+            Err(invalid(
+                format!("server.{key}"),
+                format!("must be between {min} and {max} seconds, got {v}"),
+            ))
+        }
+    };
+    let mut trusted_proxies = Vec::new();
+    for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
+        // A bare address is a one-address range.
+        let net = cidr
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                invalid(
+                    format!("server.trusted_proxies[{i}]"),
+                    format!("{cidr:?} is not an IP address or CIDR range such as 10.0.0.0/8"),
+                )
+            })?;
+        trusted_proxies.push(net.trunc());
+    }
+    if !(1..=1_000_000).contains(&raw.max_connections) {
+        return Err(invalid(
+            "server.max_connections",
+            "must be between 1 and 1000000",
+        ));
+    }
+    Ok(ServerSettings {
+        trusted_proxies,
+        header_read_timeout: seconds(
+            "header_read_timeout_seconds",
+            raw.header_read_timeout_seconds,
+            1,
+            300,
+        )?,
+        body_read_timeout: seconds(
+            "body_read_timeout_seconds",
+            raw.body_read_timeout_seconds,
+            1,
+            300,
+        )?,
+        request_timeout: seconds(
+            "request_timeout_seconds",
+            raw.request_timeout_seconds,
+            1,
+            600,
+        )?,
+        max_connections: usize::try_from(raw.max_connections).unwrap_or(1024),
+        shutdown_grace: seconds("shutdown_grace_seconds", raw.shutdown_grace_seconds, 0, 600)?,
+    })
 }
 
 fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
@@ -985,9 +1163,14 @@ dir = "keys"
             PasswordHashing {
                 memory_kib: 19456,
                 iterations: 2,
-                parallelism: 1
+                parallelism: 1,
+                max_concurrent: PasswordHashing::default_concurrency(19456),
+                max_queued: 4 * PasswordHashing::default_concurrency(19456),
             }
         );
+        // One hash per core by default, within 256 MiB of hashing memory.
+        assert!(PasswordHashing::default_concurrency(19456) >= 1);
+        assert_eq!(PasswordHashing::default_concurrency(256 * 1024), 1);
         assert_eq!(s.tokens.access_token, time::Duration::minutes(10));
     }
 

@@ -2,7 +2,6 @@
 
 use crate::app::AppState;
 use crate::audit::{DirectoryAudit, Initiator, KeyValue, TargetResource};
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -174,19 +173,109 @@ fn sign_in_url(state: &AppState) -> String {
     }
 }
 
-/// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
+/// Serves until SIGTERM or Ctrl-C, then drains in-flight requests for at
+/// most `[server] shutdown_grace_seconds`, and returns only once every
+/// connection and background job has let go of the state, so the store is
+/// closed (the embedded store saves its memory tier) when the caller drops
+/// it.
 pub async fn serve(state: AppState) -> std::io::Result<()> {
     let listener = TcpListener::bind(state.settings.listen).await?;
     tracing::info!(listen = %state.settings.listen, issuer = %state.settings.issuer, "Gatepass is listening");
-    spawn_upkeep(state.clone());
-    let app = crate::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    let upkeep = spawn_upkeep(state.clone());
+    serve_on(listener, state, shutdown_signal()).await;
+    upkeep.abort();
+    let _ = upkeep.await;
+    Ok(())
+}
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes, with the
+/// limits of `[server]`:
+/// - a request's headers must arrive within `header_read_timeout` (an idle
+///   keep-alive connection is closed after it too), so a connection that
+///   sends half a header cannot hold a slot or stall shutdown;
+/// - at most `max_connections` connections are served at once; further ones
+///   wait in the kernel's accept backlog;
+/// - body and whole-request timeouts are layers of the router
+///   ([`crate::web::router`]);
+/// - on `shutdown`, accepting stops, open connections finish their current
+///   request, and after `shutdown_grace` whatever is left is closed.
+pub async fn serve_on(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use std::sync::Arc;
+    let limits = state.settings.server.clone();
+    let router = crate::router(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, and
+                    // keep serving the connections already open.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request.map(axum::body::Body::new)
+            },
+        );
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        let connection = graceful.watch(connection);
+        connections.spawn(async move {
+            let _slot = slot;
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let open = connections.len();
+    tracing::info!(
+        connections = open,
+        "shutting down: draining in-flight requests"
+    );
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = connections.len(),
+            "shutdown grace period over: closing the remaining connections"
+        );
+    }
+    connections.shutdown().await;
 }
 
 /// Periodic jobs: pick up rotated keys, purge expired records.
-pub fn spawn_upkeep(state: AppState) {
+pub fn spawn_upkeep(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         let mut rounds: u64 = 0;
@@ -207,7 +296,7 @@ pub fn spawn_upkeep(state: AppState) {
                 }
             }
         }
-    });
+    })
 }
 
 async fn shutdown_signal() {
@@ -231,7 +320,6 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("shutting down: draining in-flight requests");
 }
 
 /// Records a change Gatepass made itself (first start, the command line) to

@@ -4,12 +4,21 @@
 //! tokio's blocking pool, never on a request worker. Verifying against an
 //! unknown user still burns one hash (`verify_dummy`) so response time does
 //! not reveal whether a username exists.
+//!
+//! Each hash holds `memory_kib` of memory while it runs, and anyone can ask
+//! for one (a sign-in form needs no account), so hashes are *bounded*: at
+//! most `max_concurrent` run at once, at most `max_queued` more wait for a
+//! slot, and any request beyond that is refused at once with
+//! [`PasswordError::Busy`] (HTTP 503 with `Retry-After`) instead of
+//! queueing without limit. Memory for hashing therefore stays below
+//! `max_concurrent × memory_kib` however many requests arrive.
 
 use crate::config::PasswordHashing;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Shortest password a `passwordProfile` may set (DESIGN §6).
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -22,6 +31,9 @@ pub enum PasswordError {
     TooLong,
     #[error("password hashing failed")]
     Hashing,
+    /// Every hashing slot and queue place is taken: retry shortly.
+    #[error("too many sign-ins at once; retry shortly")]
+    Busy,
 }
 
 impl PasswordError {
@@ -30,6 +42,7 @@ impl PasswordError {
             PasswordError::TooShort => "password.too_short",
             PasswordError::TooLong => "password.too_long",
             PasswordError::Hashing => "password.hashing",
+            PasswordError::Busy => "password.busy",
         }
     }
 }
@@ -59,10 +72,11 @@ impl Password {
     }
 }
 
-/// argon2id hasher with the configured cost.
+/// argon2id hasher with the configured cost, behind a bounded queue.
 #[derive(Clone)]
 pub struct PasswordHasher {
     argon: Arc<Argon2<'static>>,
+    slots: Arc<Slots>,
     /// A hash of a random value, verified against when the user is unknown.
     dummy: Arc<String>,
     /// Verifications run so far (real and dummy), for metrics and for
@@ -79,6 +93,12 @@ impl PasswordHasher {
         crate::ids::fill_random(&mut random).map_err(|_| PasswordError::Hashing)?;
         let dummy = hash_with(&argon, &random)?;
         Ok(Self {
+            slots: Arc::new(Slots {
+                running: Arc::new(Semaphore::new(cost.max_concurrent)),
+                capacity: cost.max_concurrent,
+                queued: AtomicUsize::new(0),
+                max_queued: cost.max_queued,
+            }),
             argon: Arc::new(argon),
             dummy: Arc::new(dummy),
             verifications: Arc::new(AtomicU64::new(0)),
@@ -87,31 +107,44 @@ impl PasswordHasher {
 
     /// Hashes a new secret (password or TAP) into a PHC string.
     pub async fn hash(&self, secret: &str) -> Result<String, PasswordError> {
+        let slot = self.slots.take().await?;
         let argon = self.argon.clone();
         let bytes = secret.as_bytes().to_vec();
-        tokio::task::spawn_blocking(move || hash_with(&argon, &bytes))
-            .await
-            .map_err(|_| PasswordError::Hashing)?
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            hash_with(&argon, &bytes)
+        })
+        .await
+        .map_err(|_| PasswordError::Hashing)?
     }
 
     /// Verifies `secret` against a PHC string in constant time. Parameters
     /// come from the stored hash, so raising the cost later keeps old hashes
-    /// verifiable.
-    pub async fn verify(&self, secret: &str, phc: &str) -> bool {
+    /// verifiable. `Err(Busy)` when no slot is free (nothing was verified).
+    pub async fn verify(&self, secret: &str, phc: &str) -> Result<bool, PasswordError> {
+        let slot = self.slots.take().await?;
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let argon = self.argon.clone();
         let bytes = secret.as_bytes().to_vec();
         let phc = phc.to_owned();
-        tokio::task::spawn_blocking(move || verify_with(&argon, &bytes, &phc))
-            .await
-            .unwrap_or(false)
+        Ok(tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            verify_with(&argon, &bytes, &phc)
+        })
+        .await
+        .unwrap_or(false))
     }
 
-    /// Burns the same time as a real verification; always `false`.
-    pub async fn verify_dummy(&self, secret: &str) -> bool {
+    /// Burns the same time as a real verification; `Ok(false)` unless busy.
+    pub async fn verify_dummy(&self, secret: &str) -> Result<bool, PasswordError> {
         let dummy = self.dummy.clone();
-        let _ = self.verify(secret, &dummy).await;
-        false
+        self.verify(secret, &dummy).await.map(|_| false)
+    }
+
+    /// Hashes running or waiting right now (for metrics).
+    pub fn queue_depth(&self) -> usize {
+        let running = self.slots.capacity - self.slots.running.available_permits();
+        running + self.slots.queued.load(Ordering::Relaxed)
     }
 
     /// How many verifications (real and dummy) this hasher has started.
@@ -122,6 +155,31 @@ impl PasswordHasher {
     /// Synchronous verification, for benchmarks.
     pub fn verify_blocking(&self, secret: &str, phc: &str) -> bool {
         verify_with(&self.argon, secret.as_bytes(), phc)
+    }
+}
+
+/// The bounded hashing queue: `running` slots, and a count of waiters.
+struct Slots {
+    running: Arc<Semaphore>,
+    capacity: usize,
+    queued: AtomicUsize,
+    max_queued: usize,
+}
+
+impl Slots {
+    /// A running slot, waiting in the queue if there is room in it.
+    async fn take(&self) -> Result<OwnedSemaphorePermit, PasswordError> {
+        if let Ok(slot) = self.running.clone().try_acquire_owned() {
+            return Ok(slot);
+        }
+        // Reserve a queue place first; give it back if there was none.
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(PasswordError::Busy);
+        }
+        let slot = self.running.clone().acquire_owned().await;
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        slot.map_err(|_| PasswordError::Hashing)
     }
 }
 
@@ -144,7 +202,7 @@ fn verify_with(argon: &Argon2<'_>, secret: &[u8], phc: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     fn cheap() -> PasswordHasher {
@@ -152,6 +210,8 @@ mod tests {
             memory_kib: 64,
             iterations: 1,
             parallelism: 1,
+            max_concurrent: 2,
+            max_queued: 4,
         })
         .unwrap()
     }
@@ -162,10 +222,40 @@ mod tests {
         let phc = h.hash("correct horse").await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         assert!(!phc.contains("correct horse"));
-        assert!(h.verify("correct horse", &phc).await);
-        assert!(!h.verify("correct hors", &phc).await);
-        assert!(!h.verify("x", "not a phc string").await);
-        assert!(!h.verify_dummy("correct horse").await);
+        assert!(h.verify("correct horse", &phc).await.unwrap());
+        assert!(!h.verify("correct hors", &phc).await.unwrap());
+        assert!(!h.verify("x", "not a phc string").await.unwrap());
+        assert!(!h.verify_dummy("correct horse").await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashing_beyond_slots_and_queue_is_busy_and_bounded() {
+        let h = PasswordHasher::new(PasswordHashing {
+            memory_kib: 8 * 1024,
+            iterations: 4,
+            parallelism: 1,
+            max_concurrent: 2,
+            max_queued: 3,
+        })
+        .unwrap();
+        let phc = h.hash("secret").await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..40 {
+            let (h, phc) = (h.clone(), phc.clone());
+            tasks.spawn(async move { h.verify("secret", &phc).await });
+        }
+        let (mut ok, mut busy) = (0, 0);
+        while let Some(r) = tasks.join_next().await {
+            match r.unwrap() {
+                Ok(true) => ok += 1,
+                Err(PasswordError::Busy) => busy += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(ok >= 5, "slots and queue were served: {ok}");
+        assert!(busy >= 1, "the rest were refused, not queued without limit");
+        assert_eq!(ok + busy, 40);
+        assert_eq!(h.queue_depth(), 0);
     }
 
     #[test]

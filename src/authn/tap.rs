@@ -383,8 +383,20 @@ pub enum IssueFailure {
     Rule(#[from] IssueError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Every hashing slot is taken: retry shortly.
+    #[error("too many passwords and passes are being hashed; retry shortly")]
+    Busy,
     #[error("{0}")]
     Internal(String),
+}
+
+/// Why a presented pass could not be checked (not: why it was wrong).
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hashing(#[from] super::password::PasswordError),
 }
 
 /// Store access for passes and the policy.
@@ -531,10 +543,10 @@ impl Taps {
         let len = usize::try_from(policy.default_length).unwrap_or(8);
         let secret = generate_secret(len)
             .map_err(|_| IssueFailure::Internal("random source failed".into()))?;
-        let hash = hasher
-            .hash(secret.expose())
-            .await
-            .map_err(|_| IssueFailure::Internal("hashing failed".into()))?;
+        let hash = hasher.hash(secret.expose()).await.map_err(|e| match e {
+            super::password::PasswordError::Busy => IssueFailure::Busy,
+            other => IssueFailure::Internal(other.to_string()),
+        })?;
         let id = crate::ids::random_uuid()
             .map_err(|_| IssueFailure::Internal("random source failed".into()))?
             .to_string();
@@ -616,17 +628,17 @@ impl Taps {
         targeted: bool,
         presented: &str,
         now: i64,
-    ) -> Result<Redeemed, StoreError> {
+    ) -> Result<Redeemed, RedeemError> {
         let Some((pass, version)) = self.pass(user, now).await? else {
-            hasher.verify_dummy(presented).await;
+            hasher.verify_dummy(presented).await?;
             return Ok(Redeemed::Rejected);
         };
         let reason = pass.usability(policy, targeted, now);
         if reason != UsabilityReason::EnabledByPolicy {
-            hasher.verify_dummy(presented).await;
+            hasher.verify_dummy(presented).await?;
             return Ok(Redeemed::Unusable(reason));
         }
-        if presented.is_empty() || !hasher.verify(presented, &pass.hash).await {
+        if presented.is_empty() || !hasher.verify(presented, &pass.hash).await? {
             return Ok(Redeemed::Rejected);
         }
         if pass.is_usable_once && !self.consume(&pass, version, now).await? {

@@ -282,6 +282,24 @@ impl Throttle {
         Ok(())
     }
 
+    /// The attempt was never verified (no hashing slot, store trouble):
+    /// it must not count.
+    pub async fn forget(
+        &self,
+        ticket: &Ticket,
+        username: &str,
+        ip: IpAddr,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let window_end = now + self.settings.window.whole_seconds();
+        let [account, source] = self.subjects(username, ip);
+        for (c, subject) in [(ticket.account, account), (ticket.source, source)] {
+            self.count(&subject.attempts_key(c.episode), -1, window_end, now)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The subject's current episode: how many lockouts it had in 24 h.
     async fn episode(&self, subject: &Subject, now: i64) -> Result<i64, StoreError> {
         match self

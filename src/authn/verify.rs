@@ -8,9 +8,9 @@
 //! against), so timing reveals neither whether the user exists nor which
 //! part failed; a one-time pass is consumed by one compare-and-swap.
 
-use super::password::PasswordHasher;
-use super::tap::{Redeemed, TapPolicy, Taps, TemporaryAccessPass, UsabilityReason};
-use super::throttle::{Attempt, NewLockout, Refused, Throttle};
+use super::password::{PasswordError, PasswordHasher};
+use super::tap::{RedeemError, Redeemed, TapPolicy, Taps, TemporaryAccessPass, UsabilityReason};
+use super::throttle::{Attempt, NewLockout, Refused, Throttle, Ticket};
 use crate::directory::{Directory, DirectoryError, User};
 use crate::policy::session_limiter::MethodInventory;
 use crate::store::StoreError;
@@ -50,6 +50,32 @@ pub enum VerifyError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// Every hashing slot and queue place is taken; nothing was verified
+    /// (and the attempt was not counted).
+    #[error("too many sign-ins at once; retry shortly")]
+    Busy,
+    #[error("hashing failed")]
+    Hashing,
+}
+
+impl From<PasswordError> for VerifyError {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::Busy => VerifyError::Busy,
+            PasswordError::TooShort | PasswordError::TooLong | PasswordError::Hashing => {
+                VerifyError::Hashing
+            }
+        }
+    }
+}
+
+impl From<RedeemError> for VerifyError {
+    fn from(e: RedeemError) -> Self {
+        match e {
+            RedeemError::Store(s) => VerifyError::Store(s),
+            RedeemError::Hashing(h) => h.into(),
+        }
+    }
 }
 
 impl VerifyError {
@@ -85,6 +111,10 @@ impl InventoryError {
         }
     }
 }
+
+/// A checked credential: the pass it used (if any), or the log's reason
+/// and Entra error code for a failure.
+type CheckOutcome = Result<Option<TemporaryAccessPass>, (&'static str, u32)>;
 
 /// The services one verification needs.
 #[derive(Clone, Copy)]
@@ -159,34 +189,50 @@ impl Verifier<'_> {
             Attempt::Admitted(ticket) => ticket,
             Attempt::Refused(refused) => return Ok(Verdict::Locked(refused)),
         };
+        match self.check(username, credential, now).await {
+            Ok((outcome, user)) => self.settle(&ticket, username, ip, outcome, user, t).await,
+            Err(e) => {
+                // Not verified (busy, store down): the attempt never happened.
+                self.throttle.forget(&ticket, username, ip, t).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks the credential: exactly one argon2id verification.
+    async fn check(
+        &self,
+        username: &str,
+        credential: Credential<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(CheckOutcome, Option<User>), VerifyError> {
+        let t = now.unix_timestamp();
         let user = self.directory.user_by_upn(username, now).await?;
         let secret = match credential {
             Credential::Password(s) | Credential::TemporaryAccessPass(s) => s,
         };
-        let outcome: Result<Option<TemporaryAccessPass>, (&'static str, u32)> = match (
-            &user, credential,
-        ) {
+        let outcome: CheckOutcome = match (&user, credential) {
             (None, _) => {
-                self.hasher.verify_dummy(secret).await;
+                self.hasher.verify_dummy(secret).await?;
                 Err(("User account not found", 50034))
             }
             // Checked before the credential so a disabled account never
             // consumes a one-time pass.
             (Some(u), _) if !u.account_enabled => {
-                self.hasher.verify_dummy(secret).await;
+                self.hasher.verify_dummy(secret).await?;
                 Err(("User account is disabled", 50057))
             }
             (Some(u), Credential::Password(password)) => {
                 match self.directory.password_hash(u.id, now).await? {
                     Some(phc) if !password.is_empty() => {
-                        if self.hasher.verify(password, &phc).await {
+                        if self.hasher.verify(password, &phc).await? {
                             Ok(None)
                         } else {
                             Err(("Invalid username or password", 50126))
                         }
                     }
                     _ => {
-                        self.hasher.verify_dummy(password).await;
+                        self.hasher.verify_dummy(password).await?;
                         Err(("Invalid username or password", 50126))
                     }
                 }
@@ -216,17 +262,30 @@ impl Verifier<'_> {
                 }
             }
         };
+        Ok((outcome, user))
+    }
+
+    /// Tells the throttle how the attempt went and builds the verdict.
+    async fn settle(
+        &self,
+        ticket: &Ticket,
+        username: &str,
+        ip: IpAddr,
+        outcome: CheckOutcome,
+        user: Option<User>,
+        t: i64,
+    ) -> Result<Verdict, VerifyError> {
         match (outcome, user) {
             (Ok(pass), Some(user)) => {
                 self.throttle
-                    .record_success(&ticket, username, ip, t)
+                    .record_success(ticket, username, ip, t)
                     .await?;
                 Ok(Verdict::Accepted { user, pass })
             }
             (Err((reason, error_code)), user) => {
                 let lockouts = self
                     .throttle
-                    .record_failure(&ticket, username, ip, t)
+                    .record_failure(ticket, username, ip, t)
                     .await?;
                 Ok(Verdict::Failed {
                     user,

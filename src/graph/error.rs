@@ -59,6 +59,16 @@ impl GraphError {
         )
     }
 
+    /// Every hashing slot is taken (a flood of password work): 503, and
+    /// the router adds `Retry-After`.
+    pub fn busy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "serviceNotAvailable",
+            "Too many password operations at once. Retry shortly.",
+        )
+    }
+
     pub fn internal(kind: &str, detail: &str, unavailable: bool) -> Self {
         let id = crate::web::error::log_internal(kind, detail);
         let (status, code, message) = if unavailable {

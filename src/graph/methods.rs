@@ -183,6 +183,7 @@ fn issue_error(e: IssueFailure) -> GraphError {
             GraphError::new(status, code, rule.to_string())
         }
         IssueFailure::Store(s) => s.into(),
+        IssueFailure::Busy => GraphError::busy(),
         IssueFailure::Internal(d) => GraphError::internal("tap.issue", &d, false),
     }
 }

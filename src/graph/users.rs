@@ -99,13 +99,17 @@ async fn hash_password(state: &AppState, profile: &PasswordProfile) -> Result<St
         PasswordError::TooShort | PasswordError::TooLong => GraphError::bad_request(format!(
             "Invalid value specified for property 'passwordProfile.password': {e}."
         )),
+        PasswordError::Busy => GraphError::busy(),
         PasswordError::Hashing => GraphError::internal(e.code(), "hashing failed", false),
     })?;
     state
         .hasher
         .hash(password.expose())
         .await
-        .map_err(|e| GraphError::internal(e.code(), "hashing failed", false))
+        .map_err(|e| match e {
+            PasswordError::Busy => GraphError::busy(),
+            other => GraphError::internal(other.code(), "hashing failed", false),
+        })
 }
 
 pub async fn find(

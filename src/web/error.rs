@@ -96,6 +96,18 @@ impl IntoResponse for PageError {
     }
 }
 
+impl PageError {
+    /// Too many sign-ins are being checked at once: 503 (the router adds
+    /// `Retry-After`). Not an internal error: nothing is logged per request.
+    pub fn busy() -> Self {
+        PageError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "Gatepass is handling many sign-ins right now. Try again in a moment.",
+        )
+    }
+}
+
 /// Logs an unexpected failure once and returns the id the user sees.
 pub fn log_internal(kind: &str, detail: &str) -> String {
     let id = crate::ids::random_uuid()

@@ -34,6 +34,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 /// The whole HTTP surface: OIDC, sign-in pages, Graph API, health.
 pub fn router(state: AppState) -> Router {
+    let limits = state.settings.server.clone();
     Router::new()
         .route(paths::DISCOVERY, get(discovery_document))
         .route(paths::JWKS, get(jwks))
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/gatepass.css", get(stylesheet))
         .merge(crate::graph::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(retry_after_on_unavailable))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
@@ -116,8 +118,29 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
+        // A body must arrive in time, and every request is answered in time
+        // (408), so slow uploads cannot pin connections and memory.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.body_read_timeout,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Every 503 (store unreachable, hashing queue full) tells the client when
+/// to come back (RFC 9110 §10.2.3), whichever layer produced it.
+async fn retry_after_on_unavailable(mut response: Response) -> Response {
+    if response.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .entry(header::RETRY_AFTER)
+            .or_insert(HeaderValue::from_static("1"));
+    }
+    response
 }
 
 async fn discovery_document(State(state): State<AppState>) -> Response {

@@ -748,10 +748,21 @@ async fn credential_submit(
     };
     let ip_text = ip.to_string();
     let client_id = flow.client_id().to_owned();
-    let verdict = verifier(&state)
+    let verdict = match verifier(&state)
         .verify(&username, ip, credential, now)
         .await
-        .map_err(verify_page_error)?;
+    {
+        Ok(verdict) => verdict,
+        // Too many sign-ins at once: the same page, to submit again in a
+        // moment (503; the router adds Retry-After). Nothing was counted.
+        Err(VerifyError::Busy) => {
+            let (_, offer) = flow_user(&state, &flow, now).await?;
+            let mut page = failure_or_page(step, flow_id, &flow.csrf, &username, Some(BUSY), offer);
+            *page.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            return Ok(page);
+        }
+        Err(e) => return Err(verify_page_error(e)),
+    };
 
     let (user, pass) = match verdict {
         Verdict::Accepted { user, pass } => (user, pass),
@@ -874,6 +885,9 @@ async fn credential_submit(
     )
     .await
 }
+
+/// What a sign-in refused for lack of hashing capacity says.
+const BUSY: &str = "Gatepass is handling many sign-ins right now. Sign in again in a moment.";
 
 /// A step-up flow refuses the password: it exists to prove more than that.
 const STRONG_NEEDED: &str = "This step needs a passkey or a Temporary Access Pass.";
@@ -1068,7 +1082,10 @@ pub fn verifier(state: &AppState) -> Verifier<'_> {
 }
 
 fn verify_page_error(e: VerifyError) -> PageError {
-    super::error::internal_page("verify", &e.to_string(), e.is_unavailable())
+    match e {
+        VerifyError::Busy => PageError::busy(),
+        other => super::error::internal_page("verify", &other.to_string(), other.is_unavailable()),
+    }
 }
 
 /// Renders a credential page, with an error message after a failure.

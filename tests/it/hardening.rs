@@ -531,3 +531,225 @@ async fn lockout_one_burst_is_one_lockout_of_the_base_duration_and_one_refusal_e
         "the first lockout of a burst is the base lockout"
     );
 }
+
+// --- item 8: bounded hashing --------------------------------------------------------
+
+/// One sign-in flow up to the password page, in the shared `browser`.
+async fn flow_at_password_page(
+    browser: &Browser,
+    issuer: &str,
+    username: &str,
+) -> (String, String) {
+    let url = format!(
+        "{issuer}/authorize?client_id=rp&response_type=code&scope=openid&redirect_uri={}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        url::form_urlencoded::byte_serialize(RP_REDIRECT.as_bytes()).collect::<String>()
+    );
+    let first = browser.get(&url).await;
+    let flow = first.hidden("flow").expect("flow");
+    let csrf = first.hidden("csrf").expect("csrf");
+    browser
+        .post_form(
+            "/signin/username",
+            &[("flow", &flow), ("csrf", &csrf), ("username", username)],
+        )
+        .await;
+    (flow, csrf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hashing_flood_of_500_password_posts_keeps_memory_bounded_and_health_answering() {
+    // Default argon2id cost (19 MiB a hash); only lockout is out of the way,
+    // so every post reaches the hasher.
+    let server =
+        crate::process::Process::start("[throttling]\nmax_failures_per_source = 100000\n", &[])
+            .await;
+    let baseline = server.memory_kib("VmRSS");
+    let browser = std::sync::Arc::new(Browser::new(server.issuer.clone()));
+    let mut flows = Vec::new();
+    for i in 0..500 {
+        flows.push(flow_at_password_page(&browser, &server.issuer, &format!("nobody{i}")).await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (flow, csrf) in flows {
+        let browser = browser.clone();
+        let url = format!("{}/signin/password", server.issuer);
+        tasks.spawn(async move {
+            let r = browser
+                .http
+                .post(url)
+                .form(&[
+                    ("flow", &flow),
+                    ("csrf", &csrf),
+                    ("password", &"x".repeat(64)),
+                ])
+                .send()
+                .await
+                .expect("password post");
+            (r.status(), r.headers().get("retry-after").cloned())
+        });
+    }
+    // While the flood is in: the server still answers its health check.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let health = reqwest::Client::new()
+        .get(server.url("/healthz"))
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .await
+        .expect("/healthz during the flood");
+    assert!(health.status().is_success());
+    let (mut answered, mut busy) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        let (status, retry_after) = r.unwrap();
+        match status.as_u16() {
+            200 => answered += 1,
+            503 => {
+                assert!(retry_after.is_some(), "503 without Retry-After");
+                busy += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let peak = server.memory_kib("VmHWM");
+    eprintln!(
+        "500 concurrent password posts: {answered} verified, {busy} refused with 503; RSS {} MiB before, peak {} MiB",
+        baseline / 1024,
+        peak / 1024
+    );
+    assert!(busy > 0, "a flood beyond the queue is refused");
+    assert!(answered >= 2, "the slots and the queue are served");
+    assert!(
+        peak < 256 * 1024,
+        "peak RSS {} MiB: hashing memory must stay bounded",
+        peak / 1024
+    );
+}
+
+// --- item 7: timeouts and shutdown ----------------------------------------------------
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Reads until the server closes the connection; `None` if it is still
+/// open after `within`.
+async fn closed_within(
+    stream: &mut tokio::net::TcpStream,
+    within: std::time::Duration,
+) -> Option<String> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read_all).await.ok()?;
+    Some(String::from_utf8_lossy(&seen).into_owned())
+}
+
+#[tokio::test]
+async fn server_closes_a_connection_that_sends_half_a_header() {
+    let app = TestApp::spawn_with("[server]\nheader_read_timeout_seconds = 1\n").await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let closed = closed_within(&mut stream, std::time::Duration::from_secs(5)).await;
+    assert!(closed.is_some(), "a half header kept the connection open");
+    // An idle keep-alive connection is closed too.
+    let mut idle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let answered = closed_within(&mut idle, std::time::Duration::from_secs(5))
+        .await
+        .expect("idle keep-alive connection closed");
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+}
+
+#[tokio::test]
+async fn server_answers_a_trickling_body_in_time() {
+    let app = TestApp::spawn_with(
+        "[server]\nbody_read_timeout_seconds = 1\nrequest_timeout_seconds = 2\n",
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ngrant_type=",
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        head.starts_with("HTTP/1.1 408") || head.starts_with("HTTP/1.1 400"),
+        "{head}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn server_serves_at_most_max_connections_at_once() {
+    let app =
+        TestApp::spawn_with("[server]\nmax_connections = 2\nheader_read_timeout_seconds = 30\n")
+            .await;
+    let hog1 = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let hog2 = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let fresh = || {
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(700))
+            .build()
+            .unwrap()
+    };
+    let third = fresh().get(app.url("/healthz")).send().await;
+    assert!(third.is_err(), "a third connection was served: {third:?}");
+    drop(hog1);
+    let fourth = fresh().get(app.url("/healthz")).send().await;
+    assert!(
+        fourth.is_ok_and(|r| r.status().is_success()),
+        "a freed slot serves again"
+    );
+    drop(hog2);
+}
+
+#[tokio::test]
+async fn sigterm_with_a_stalled_connection_stops_within_the_grace_and_keeps_the_memory_tier() {
+    let server = crate::process::Process::start(
+        "[server]\nshutdown_grace_seconds = 2\nheader_read_timeout_seconds = 60\n[password_hashing]\nmemory_kib = 64\niterations = 1\n",
+        &[],
+    )
+    .await;
+    // A sign-in flow lives in the embedded store's memory tier.
+    let browser = Browser::new(server.issuer.clone());
+    let (flow, _) = flow_at_password_page(&browser, &server.issuer, "someone").await;
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Half: ")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut server = server;
+    server.signal("TERM");
+    let status = server
+        .wait_exit(std::time::Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("still running 10 s after SIGTERM:\n{}", server.output()));
+    assert!(status.success(), "{status}: {}", server.output());
+    // The flow was saved on the way out: the sign-in continues after restart.
+    let server = server.restart(&[]).await;
+    let page = browser
+        .get(&format!("{}/signin/password?flow={flow}", server.issuer))
+        .await;
+    assert!(page.has_label("Password"), "flow lost: {}", page.html);
+}

@@ -169,11 +169,12 @@ impl TestApp {
         // against its own wall clock.
         let clock = ManualClock::new(SystemClock.now());
         let state = AppState::with_store(settings, Arc::new(clock.clone()), store).expect("app");
-        let app =
-            gatepass::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        // The server `gatepass serve` runs, with its limits and timeouts.
+        let server = tokio::spawn(gatepass::server::serve_on(
+            listener,
+            state.clone(),
+            std::future::pending(),
+        ));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -13,6 +13,7 @@ mod hardening;
 mod harness;
 mod oidc;
 mod passkey;
+mod process;
 mod redis;
 mod store;
 mod tap_graph;

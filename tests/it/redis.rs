@@ -21,7 +21,6 @@ use openidconnect::{AuthorizationCode, OAuth2TokenResponse, TokenUrl};
 use reqwest::StatusCode;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -775,11 +774,11 @@ impl Instance {
         .expect("B's config");
         let state = AppState::build(settings, Arc::new(ManualClock::new(SystemClock.now())))
             .expect("B builds on Redis");
-        let app =
-            gatepass::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = tokio::spawn(gatepass::server::serve_on(
+            listener,
+            state.clone(),
+            std::future::pending(),
+        ));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
