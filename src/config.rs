@@ -452,7 +452,12 @@ impl Settings {
 }
 
 /// Environment variables that belong to tooling, not to the configuration.
-const NON_CONFIG_VARS: &[&str] = &["GATEPASS_LOG", "GATEPASS_REQUIRE_REDIS"];
+const NON_CONFIG_VARS: &[&str] = &[
+    "GATEPASS_LOG",
+    "GATEPASS_REQUIRE_REDIS",
+    "GATEPASS_REQUIRE_BROWSER",
+    "GATEPASS_REQUIRE_NGINX",
+];
 const NON_CONFIG_PREFIXES: &[&str] = &["GATEPASS_TEST_", "GATEPASS_BENCH_"];
 
 /// Scalar keys that may be overridden from the environment.

@@ -180,24 +180,78 @@ fn cacheable(mut response: Response, max_age: u32) -> Response {
 }
 
 /// The client's IP for logs, throttling and conditional access: the TCP
-/// peer. `X-Forwarded-For` is never trusted blindly (anyone can send it).
+/// peer, or — when the peer is one of `[server] trusted_proxies` — the
+/// right-most `X-Forwarded-For` hop that is not a trusted proxy
+/// ([`client_address`]). A client that is not behind a trusted proxy
+/// cannot move itself anywhere by sending the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+impl axum::extract::FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _state: &S,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let ip = parts
+        let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        Ok(ClientIp(ip))
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        Ok(ClientIp(client_address(
+            peer,
+            forwarded,
+            &state.settings.server.trusted_proxies,
+        )))
     }
+}
+
+/// Most `X-Forwarded-For` hops looked at (a longer chain is an attack).
+const MAX_FORWARDED_HOPS: usize = 32;
+
+/// The client address behind `peer`: walking `X-Forwarded-For` from the
+/// right, each hop was appended by the trusted proxy to its right, so the
+/// first hop that is not itself a trusted proxy is the client. Hops further
+/// left were written by the client and are never believed. A hop that does
+/// not parse stops the walk at the last trusted proxy.
+pub fn client_address<'a>(
+    peer: IpAddr,
+    forwarded_for: impl Iterator<Item = &'a str>,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer.to_canonical();
+    if !is_trusted(&client) {
+        return client;
+    }
+    let hops: Vec<&str> = forwarded_for
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev().take(MAX_FORWARDED_HOPS) {
+        let Some(ip) = parse_hop(hop) else {
+            return client;
+        };
+        client = ip;
+        if !is_trusted(&client) {
+            return client;
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` hop: an address, possibly with a port.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()
+        .map(|ip| ip.to_canonical())
 }
 
 /// Reads one cookie by name.
@@ -247,4 +301,54 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 /// Whether a request body is `application/x-www-form-urlencoded`.
 pub fn is_form(headers: &HeaderMap) -> bool {
     content_type_is(headers, "application/x-www-form-urlencoded")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn nets(cidrs: &[&str]) -> Vec<ipnet::IpNet> {
+        cidrs.iter().map(|c| c.parse().unwrap()).collect()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn client_address_believes_only_trusted_proxies() {
+        let proxies = nets(&["10.0.0.0/8", "192.168.1.1/32"]);
+        let cases: [(&str, &[&str], &str); 9] = [
+            // No trusted proxies in front: the header is ignored.
+            ("203.0.113.9", &["1.2.3.4"], "203.0.113.9"),
+            // One proxy: the hop it appended.
+            ("10.0.0.5", &["198.51.100.7"], "198.51.100.7"),
+            // A spoofed hop left of the real one is not believed.
+            ("10.0.0.5", &["6.6.6.6, 198.51.100.7"], "198.51.100.7"),
+            // Two proxies in a chain, across two headers.
+            ("10.0.0.5", &["198.51.100.7", "192.168.1.1"], "198.51.100.7"),
+            // Every hop trusted: the left-most.
+            ("10.0.0.5", &["10.1.1.1, 10.2.2.2"], "10.1.1.1"),
+            // No header from a trusted proxy: the proxy itself.
+            ("10.0.0.5", &[], "10.0.0.5"),
+            // Garbage where a proxy's hop should be: stop at the proxy.
+            ("10.0.0.5", &["198.51.100.7, not-an-ip"], "10.0.0.5"),
+            // Ports and IPv4-mapped IPv6 are understood.
+            ("::ffff:10.0.0.5", &["198.51.100.7:5555"], "198.51.100.7"),
+            ("10.0.0.5", &["[2001:db8::1]:443"], "2001:db8::1"),
+        ];
+        for (peer, headers, want) in cases {
+            assert_eq!(
+                client_address(ip(peer), headers.iter().copied(), &proxies),
+                ip(want),
+                "{peer} {headers:?}"
+            );
+        }
+        assert_eq!(
+            client_address(ip("10.0.0.5"), ["198.51.100.7"].into_iter(), &[]),
+            ip("10.0.0.5"),
+            "nothing trusted: the peer"
+        );
+    }
 }

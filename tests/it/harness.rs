@@ -406,9 +406,20 @@ impl Page {
 
 impl Browser {
     pub fn new(issuer: String) -> Browser {
+        Self::build(issuer, None)
+    }
+
+    /// A browser whose connections come from `local` (a loopback address
+    /// such as 127.0.0.2): another client, as far as the server can tell.
+    pub fn from_address(issuer: String, local: std::net::IpAddr) -> Browser {
+        Self::build(issuer, Some(local))
+    }
+
+    fn build(issuer: String, local: Option<std::net::IpAddr>) -> Browser {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
+            .local_address(local)
             .build()
             .expect("browser");
         Browser { http, issuer }

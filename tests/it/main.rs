@@ -14,6 +14,7 @@ mod harness;
 mod oidc;
 mod passkey;
 mod process;
+mod proxy;
 mod redis;
 mod store;
 mod tap_graph;

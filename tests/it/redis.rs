@@ -188,7 +188,7 @@ impl Drop for PrivateRedis {
     }
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
@@ -221,20 +221,20 @@ fn random_hex() -> String {
 }
 
 /// A random key prefix on one Redis; [`Namespace::remove`] deletes its keys.
-struct Namespace {
+pub(crate) struct Namespace {
     url: String,
-    prefix: String,
+    pub(crate) prefix: String,
 }
 
 impl Namespace {
-    fn new(url: &str) -> Namespace {
+    pub(crate) fn new(url: &str) -> Namespace {
         Namespace {
             url: url.to_owned(),
             prefix: format!("gatepass-test-{}", random_hex()),
         }
     }
 
-    async fn store(&self) -> RedisStore {
+    pub(crate) async fn store(&self) -> RedisStore {
         RedisStore::connect(&self.url, &self.prefix)
             .await
             .expect("connect to the test Redis")
@@ -272,7 +272,7 @@ impl Namespace {
         }
     }
 
-    async fn remove(self) {
+    pub(crate) async fn remove(self) {
         let keys = self.keys().await;
         let mut conn = self.raw().await;
         for chunk in keys.chunks(500) {
@@ -744,9 +744,9 @@ async fn redis_connect_to_a_dead_port_is_unavailable_quickly() {
 /// A second Gatepass on its own port that shares A's Redis prefix, keys
 /// directory and issuer, built from a `backend = "redis"` config through
 /// `AppState::build` like `gatepass serve`.
-struct Instance {
+pub(crate) struct Instance {
     state: AppState,
-    base: String,
+    pub(crate) base: String,
     http: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
 }
@@ -759,6 +759,16 @@ impl Drop for Instance {
 
 impl Instance {
     async fn spawn_beside(a: &TestApp, url: &str, prefix: &str) -> Instance {
+        Self::spawn_beside_with(a, url, prefix, "").await
+    }
+
+    /// [`Instance::spawn_beside`] with extra TOML in B's config.
+    pub(crate) async fn spawn_beside_with(
+        a: &TestApp,
+        url: &str,
+        prefix: &str,
+        extra_config: &str,
+    ) -> Instance {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -767,7 +777,10 @@ impl Instance {
             listener.local_addr().expect("addr").port()
         );
         let settings = Settings::from_toml(
-            &redis_config(&a.issuer, a.dir.path(), url, prefix),
+            &format!(
+                "{}\n{extra_config}",
+                redis_config(&a.issuer, a.dir.path(), url, prefix)
+            ),
             Path::new("b.toml"),
             std::iter::empty(),
         )
