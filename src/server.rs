@@ -17,12 +17,13 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<String>, String> {
         .seed_policy(&state.settings.tap_policy, t)
         .await
         .map_err(|e| e.to_string())?;
-    seed_conditional_access(state, t).await?;
     let created = state
         .directory
         .bootstrap_admin("admin", None, now)
         .await
         .map_err(|e| e.to_string())?;
+    // After `admin` exists, so a seed policy may name it by UPN.
+    seed_conditional_access(state, now).await?;
     let Some(user) = created else {
         return Ok(None);
     };
@@ -62,13 +63,43 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<String>, String> {
 
 /// Stores the `[conditional_access]` seed objects that are not there yet,
 /// once per store (a marker makes later starts leave Graph edits alone).
-async fn seed_conditional_access(state: &AppState, now: i64) -> Result<(), String> {
-    use crate::policy::ca_store::CaKind;
+/// Users a seed policy names by UPN are resolved to object ids first; an
+/// unknown one refuses the start rather than seed a policy that silently
+/// matches nobody.
+async fn seed_conditional_access(state: &AppState, at: time::OffsetDateTime) -> Result<(), String> {
+    use crate::policy::ca_store::{CaKind, resolve_user_names};
+    const MARKER: (&str, &str) = ("meta", "conditional_access_seeded");
+    let now = at.unix_timestamp();
+    let seeded = state
+        .store
+        .get(MARKER.0, MARKER.1, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    if seeded.is_some() {
+        return Ok(());
+    }
+    let seed = &state.settings.conditional_access_seed;
+    let mut objects = Vec::new();
+    for (kind, items) in [
+        (CaKind::Strength, &seed.strengths),
+        (CaKind::NamedLocation, &seed.named_locations),
+        (CaKind::Policy, &seed.policies),
+    ] {
+        for item in items {
+            let mut item = item.clone();
+            if kind == CaKind::Policy {
+                resolve_user_names(&mut item, &state.directory, at)
+                    .await
+                    .map_err(|e| format!("[conditional_access] policies: {e}"))?;
+            }
+            objects.push((kind, item));
+        }
+    }
     let marker = state
         .store
         .insert(
-            "meta",
-            "conditional_access_seeded",
+            MARKER.0,
+            MARKER.1,
             Vec::new(),
             None,
             crate::store::Durability::Durable,
@@ -77,22 +108,15 @@ async fn seed_conditional_access(state: &AppState, now: i64) -> Result<(), Strin
         .await
         .map_err(|e| e.to_string())?;
     if marker.is_none() {
-        return Ok(());
+        return Ok(()); // another instance seeded first
     }
-    let seed = &state.settings.conditional_access_seed;
-    for (kind, items) in [
-        (CaKind::Strength, &seed.strengths),
-        (CaKind::NamedLocation, &seed.named_locations),
-        (CaKind::Policy, &seed.policies),
-    ] {
-        for item in items {
-            if let Some(id) = item.get("id").and_then(serde_json::Value::as_str) {
-                state
-                    .ca
-                    .insert(kind, id, item, now)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
+    for (kind, item) in objects {
+        if let Some(id) = item.get("id").and_then(serde_json::Value::as_str) {
+            state
+                .ca
+                .insert(kind, id, &item, now)
+                .await
+                .map_err(|e| e.to_string())?;
         }
     }
     Ok(())

@@ -15,7 +15,7 @@ use super::{ApiVersion, GraphPath, record_change};
 use crate::app::AppState;
 use crate::audit::{KeyValue, TargetResource};
 use crate::directory::roles::BuiltinRole::*;
-use crate::policy::ca_store::CaKind;
+use crate::policy::ca_store::{CaKind, ResolveError, resolve_user_names};
 use crate::policy::conditional_access::{
     AuthenticationStrengthPolicy, DirectoryFacts, InvalidField, NamedLocation, Policy,
     WhatIfRequest, what_if,
@@ -92,6 +92,27 @@ async fn validate(
             .validate()
             .map_err(invalid),
     }
+}
+
+/// Users named by UPN become object ids before a policy is stored.
+async fn resolve_users(
+    state: &AppState,
+    kind: CaKind,
+    value: &mut Value,
+    now: time::OffsetDateTime,
+) -> Result<(), GraphError> {
+    if kind != CaKind::Policy {
+        return Ok(());
+    }
+    resolve_user_names(value, &state.directory, now)
+        .await
+        .map_err(|e| match e {
+            ResolveError::Unknown(u) => GraphError::bad_request(format!(
+                "Invalid value specified for property '{}': {u}.",
+                u.field
+            )),
+            ResolveError::Directory(d) => d.into(),
+        })
 }
 
 fn parse_value<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, GraphError> {
@@ -239,6 +260,7 @@ async fn create(
     if kind == CaKind::Strength {
         obj.insert("policyType".into(), json!("custom"));
     }
+    resolve_users(state, kind, &mut value, now).await?;
     validate(state, kind, &value, t).await?;
     if !state.ca.insert(kind, &id, &value, t).await? {
         return Err(GraphError::new(
@@ -307,6 +329,7 @@ async fn update(
         }
         obj.insert("modifiedDateTime".into(), json!(now_rfc3339(state)));
     }
+    resolve_users(state, kind, &mut current, now).await?;
     validate(state, kind, &current, t).await?;
     state.ca.put(kind, id, &current).await?;
     audit(state, caller, &format!("Update {noun}"), id, &current, now).await;
@@ -386,7 +409,8 @@ pub async fn evaluate(
     let user_ref = request.sign_in_identity.user_id.clone().unwrap_or_default();
     let user = super::users::find(&state, &user_ref, now).await?;
     let facts = DirectoryFacts {
-        user_aliases: vec![user.id.to_string(), user.user_principal_name.clone()],
+        // As live sign-ins do: stored policies name users by object id.
+        user_aliases: vec![user.id.to_string()],
         group_ids: state
             .directory
             .groups_of(user.id, now)

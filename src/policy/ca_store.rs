@@ -13,6 +13,67 @@ use crate::store::{Durability, Precondition, Store, StoreError, Txn, decode, enc
 use serde_json::Value;
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// `includeUsers` / `excludeUsers` values that name no single user.
+const USER_KEYWORDS: [&str; 3] = ["All", "None", "GuestsOrExternalUsers"];
+
+/// A policy named a user by a `userPrincipalName` that no user has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no user has the userPrincipalName {name:?}; name users by object id or by an existing userPrincipalName"
+)]
+pub struct UnknownUser {
+    /// `conditions.users.includeUsers` or `conditions.users.excludeUsers`.
+    pub field: &'static str,
+    pub name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Unknown(#[from] UnknownUser),
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
+}
+
+/// Rewrites every user a policy names by `userPrincipalName` (in
+/// `conditions.users.includeUsers` and `excludeUsers`) to that user's
+/// object id, *when the policy is written*. Live evaluation matches users by
+/// id only, so renaming a user can never make them inherit another user's
+/// inclusion or exclusion. Object ids and the keywords (`All`, `None`,
+/// `GuestsOrExternalUsers`) are kept as they are.
+pub async fn resolve_user_names(
+    policy: &mut Value,
+    directory: &crate::directory::Directory,
+    now: time::OffsetDateTime,
+) -> Result<(), ResolveError> {
+    for (member, field) in [
+        ("includeUsers", "conditions.users.includeUsers"),
+        ("excludeUsers", "conditions.users.excludeUsers"),
+    ] {
+        let Some(entries) = policy
+            .pointer_mut(&format!("/conditions/users/{member}"))
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for entry in entries.iter_mut() {
+            let Some(name) = entry.as_str() else { continue };
+            if USER_KEYWORDS.contains(&name) || crate::ids::UserId::parse(name).is_some() {
+                continue;
+            }
+            let user = directory
+                .user_by_upn(name, now)
+                .await?
+                .ok_or_else(|| UnknownUser {
+                    field,
+                    name: name.to_owned(),
+                })?;
+            *entry = Value::String(user.id.to_string());
+        }
+    }
+    Ok(())
+}
+
 /// The record whose version changes with every conditional-access write.
 const GENERATION: &str = "ca_generation";
 const GENERATION_KEY: &str = "current";

@@ -138,8 +138,9 @@ pub async fn check(
         }
         GateTarget::SecurityInfo => Target::user_action(UserAction::RegisterSecurityInformation),
     };
+    // Users are matched by object id only (policies are stored with ids),
+    // so a rename cannot inherit someone else's exclusion.
     let mut context = SignInContext::live(user.id.to_string(), ca_target).with_methods(methods);
-    context.user_aliases = vec![user.user_principal_name.clone()];
     context.group_ids = state
         .directory
         .groups_of(user.id, now)

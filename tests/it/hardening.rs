@@ -753,3 +753,96 @@ async fn sigterm_with_a_stalled_connection_stops_within_the_grace_and_keeps_the_
         .await;
     assert!(page.has_label("Password"), "flow lost: {}", page.html);
 }
+
+// --- item 3: conditional access by object id --------------------------------------
+
+#[tokio::test]
+async fn ca_exclusion_by_upn_is_stored_by_id_so_a_rename_inherits_nothing() {
+    let app = TestApp::spawn().await;
+    let bg = user_with(&app, "bg@contoso.com", None).await;
+    let alice = user_with(&app, "alice@contoso.com", None).await;
+    let token = automation(&app).await;
+    let policy = json!({
+        "displayName": "Block the app except break-glass",
+        "state": "enabled",
+        "conditions": {
+            "users": {"includeUsers": ["All"], "excludeUsers": ["bg@contoso.com"]},
+            "applications": {"includeApplications": [RP_ID]},
+            "clientAppTypes": ["all"]
+        },
+        "grantControls": {"operator": "OR", "builtInControls": ["block"]}
+    });
+    let created = post(
+        &app,
+        "/v1.0/identity/conditionalAccess/policies",
+        &token,
+        policy.clone(),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let stored = get(
+        &app,
+        &format!("/v1.0/identity/conditionalAccess/policies/{id}"),
+        &token,
+    )
+    .await;
+    assert_eq!(
+        stored.body["conditions"]["users"]["excludeUsers"],
+        json!([bg.id.to_string()]),
+        "stored by object id"
+    );
+
+    // A name nobody has is refused, naming it.
+    let mut ghost = policy.clone();
+    ghost["conditions"]["users"]["excludeUsers"] = json!(["ghost@contoso.com"]);
+    let r = post(
+        &app,
+        "/v1.0/identity/conditionalAccess/policies",
+        &token,
+        ghost,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.error_message().contains("ghost@contoso.com"),
+        "{}",
+        r.text
+    );
+    assert!(r.error_message().contains("excludeUsers"), "{}", r.text);
+
+    // Alice takes the break-glass account's name: she gains nothing.
+    for (user, upn) in [(&bg, "bg-old@contoso.com"), (&alice, "bg@contoso.com")] {
+        let r = patch(
+            &app,
+            &format!("/v1.0/users/{}", user.id),
+            &token,
+            json!({"userPrincipalName": upn}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    }
+    let url = format!(
+        "{}/authorize?client_id={RP_ID}&response_type=code&scope=openid&redirect_uri={}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        app.issuer,
+        url::form_urlencoded::byte_serialize(RP_REDIRECT.as_bytes()).collect::<String>()
+    );
+    let blocked = app
+        .browser()
+        .sign_in(&url, "bg@contoso.com", &password_of("alice@contoso.com"))
+        .await;
+    let page = blocked.expect_err("alice, renamed to bg@, is still blocked");
+    assert!(
+        page.html.contains("Block the app except break-glass"),
+        "{}",
+        page.html
+    );
+    let allowed = app
+        .browser()
+        .sign_in(&url, "bg-old@contoso.com", &password_of("bg@contoso.com"))
+        .await;
+    assert!(
+        allowed.is_ok_and(|l| l.contains("code=")),
+        "the real break-glass account is excluded"
+    );
+}
