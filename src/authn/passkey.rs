@@ -232,8 +232,9 @@ impl Passkeys {
     }
 
     /// Finishes a registration started by `session`; stores the passkey
-    /// atomically with its unique credential index, but only if `guard`
-    /// (the session record and its version) is unchanged — the limiter's
+    /// atomically with its unique credential index, but only if `guards`
+    /// still hold (the session, its user and its pass unchanged since the
+    /// checks, [`crate::authn::session::Sessions::unchanged`]) — the
     /// decision and the write are one step.
     #[allow(clippy::too_many_arguments)]
     pub async fn finish_registration(
@@ -242,7 +243,7 @@ impl Passkeys {
         session: &str,
         response: &RegisterPublicKeyCredential,
         display_name: &str,
-        guard: (&'static str, String, u64),
+        guards: Vec<(crate::store::Table, String, Precondition)>,
         now: i64,
     ) -> Result<StoredPasskey, PasskeyError> {
         let Ceremony::Registration {
@@ -277,9 +278,11 @@ impl Passkeys {
             sign_count: 0,
             passkey,
         };
-        let (table, key, version) = guard;
-        let txn = Txn::new(Durability::Durable)
-            .require(table, key, Precondition::Version(version))
+        let mut txn = Txn::new(Durability::Durable);
+        for (table, key, pre) in guards {
+            txn = txn.require(table, key, pre);
+        }
+        let txn = txn
             .require(
                 CREDENTIAL_INDEX,
                 credential_id.clone(),

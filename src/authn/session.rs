@@ -8,10 +8,12 @@
 //! of the user in one atomic write.
 
 use super::methods::{self, Acr, AuthMethod};
+use super::tap::PASSES;
 use super::tap::{Taps, TemporaryAccessPass};
+use crate::directory::USERS;
 use crate::directory::{Directory, DirectoryError, User};
 use crate::ids::{OpaqueSecret, SecretDigest};
-use crate::store::{Durability, Store, StoreError, decode, encode};
+use crate::store::{Durability, Precondition, Store, StoreError, decode, encode};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -191,18 +193,43 @@ impl Sessions {
         }
     }
 
-    /// The session record's store version (guards a change that must not
-    /// outlive the session, e.g. registering a passkey).
-    pub async fn version(
+    /// Preconditions that hold while the session under `digest`, its user
+    /// record and the pass it rests on are exactly as they are now. A change
+    /// that must not outlive a check of the session (registering a passkey)
+    /// commits with these, so signing out, disabling the user, changing the
+    /// user or replacing the pass in between makes it fail. Read them
+    /// *before* the check. `None` when there is no session.
+    pub async fn unchanged(
         &self,
         digest: &SecretDigest,
         now: OffsetDateTime,
-    ) -> Result<Option<u64>, SessionError> {
-        Ok(self
-            .store
-            .get(SESSIONS, digest.as_str(), now.unix_timestamp())
-            .await?
-            .map(|r| r.version))
+    ) -> Result<Option<Vec<(crate::store::Table, String, Precondition)>>, SessionError> {
+        let t = now.unix_timestamp();
+        let Some(record) = self.store.get(SESSIONS, digest.as_str(), t).await? else {
+            return Ok(None);
+        };
+        let session: Session = decode(SESSIONS, &record.value)?;
+        let mut guards = vec![(
+            SESSIONS,
+            digest.as_str().to_owned(),
+            Precondition::Version(record.version),
+        )];
+        let user_key = session.user_id.to_string();
+        match self.store.get(USERS, &user_key, t).await? {
+            Some(user) => guards.push((USERS, user_key, Precondition::Version(user.version))),
+            None => return Ok(None),
+        }
+        if session.tap_id.is_some() {
+            match self.taps.pass(session.user_id, t).await? {
+                Some((_, version)) => guards.push((
+                    PASSES,
+                    session.user_id.to_string(),
+                    Precondition::Version(version),
+                )),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(guards))
     }
 
     /// Ends the session behind a cookie value (logout).

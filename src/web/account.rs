@@ -15,7 +15,7 @@ use super::set_cookie;
 use super::signin::{FlowTarget, PriorSession, SESSION_COOKIE, current_session, start_flow};
 use crate::app::AppState;
 use crate::audit::{DirectoryAudit, Initiator, KeyValue, TargetResource};
-use crate::authn::session::{SESSIONS, Session};
+use crate::authn::session::Session;
 use crate::directory::User;
 use crate::ids::{SecretDigest, secrets_equal};
 use crate::policy::session_limiter::{
@@ -281,6 +281,7 @@ fn back(notice: &str) -> Response {
 pub async fn delete_method(
     State(state): State<AppState>,
     headers: HeaderMap,
+    super::ClientIp(ip): super::ClientIp,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, PageError> {
     let now = state.clock.now();
@@ -289,6 +290,14 @@ pub async fn delete_method(
         return Ok(Redirect::to(SECURITY_INFO).into_response());
     };
     let form = checked_form(&headers, &body, &session)?;
+    // The page's gate, on the action too: back to the page, which asks
+    // for the step-up or says why not.
+    if security_info_gate(&state, &headers, ip, &session, &user, now)
+        .await?
+        .is_some()
+    {
+        return Ok(Redirect::to(SECURITY_INFO).into_response());
+    }
     let method = form.get("method").map(String::as_str).unwrap_or("");
 
     let removing = match method {
@@ -430,11 +439,16 @@ fn step_up_required(session: &Session, now: i64, window: time::Duration) -> Opti
 pub async fn register_start(
     State(state): State<AppState>,
     headers: HeaderMap,
+    super::ClientIp(ip): super::ClientIp,
 ) -> Result<Response, JsonError> {
     let now = state.clock.now();
     let t = now.unix_timestamp();
     let (digest, session, user) = json_session(&state, &headers, now).await?;
     if let Some(refused) = step_up_required(&session, t, state.settings.registration_window) {
+        return Ok(refused);
+    }
+    if let Some(refused) = security_info_refusal(&state, &headers, ip, &session, &user, now).await?
+    {
         return Ok(refused);
     }
     let (ceremony, options) = state
@@ -456,14 +470,38 @@ pub struct RegisterFinish {
 pub async fn register_finish(
     State(state): State<AppState>,
     headers: HeaderMap,
+    super::ClientIp(ip): super::ClientIp,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, JsonError> {
     let now = state.clock.now();
     let t = now.unix_timestamp();
+    // What the checks below see must still hold when the passkey is
+    // written: take the versions first, commit only if they are unchanged.
+    let guards = match super::cookie(&headers, SESSION_COOKIE) {
+        Some(cookie) => state
+            .sessions
+            .unchanged(&SecretDigest::of(cookie), now)
+            .await
+            .map_err(|e| JsonError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "session",
+                message: e.to_string(),
+            })?,
+        None => None,
+    };
     let (digest, session, user) = json_session(&state, &headers, now).await?;
+    let guards = guards.ok_or(JsonError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "session.required",
+        message: "Your session ended. Sign in again.".into(),
+    })?;
     let input: RegisterFinish = json_body(&headers, body)?;
     // The window may have closed since the ceremony started.
     if let Some(refused) = step_up_required(&session, t, state.settings.registration_window) {
+        return Ok(refused);
+    }
+    if let Some(refused) = security_info_refusal(&state, &headers, ip, &session, &user, now).await?
+    {
         return Ok(refused);
     }
     let name = input.name.trim();
@@ -475,20 +513,6 @@ pub async fn register_finish(
             message: "A passkey name has at most 64 characters.".into(),
         });
     }
-    let version = state
-        .sessions
-        .version(&digest, now)
-        .await
-        .map_err(|e| JsonError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "session",
-            message: e.to_string(),
-        })?
-        .ok_or(JsonError {
-            status: StatusCode::UNAUTHORIZED,
-            code: "session.required",
-            message: "Your session ended. Sign in again.".into(),
-        })?;
     let ceremony = state
         .passkeys
         .take_ceremony(&input.ceremony, t)
@@ -501,7 +525,7 @@ pub async fn register_finish(
             digest.as_str(),
             &input.credential,
             name,
-            (SESSIONS, digest.as_str().to_owned(), version),
+            guards,
             t,
         )
         .await
@@ -524,4 +548,74 @@ pub async fn register_finish(
         ),
     )
         .into_response())
+}
+
+/// Conditional access for "register security information", on an action
+/// of the page (not only when it opens): a policy added, or a session that
+/// no longer satisfies it, stops the action. `Some(refusal)` for the
+/// script; the page itself offers the step-up.
+async fn security_info_refusal(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: std::net::IpAddr,
+    session: &Session,
+    user: &User,
+    now: OffsetDateTime,
+) -> Result<Option<Response>, JsonError> {
+    match security_info_gate(state, headers, ip, session, user, now).await? {
+        None => Ok(None),
+        Some(message) => Ok(Some(
+            (
+                StatusCode::FORBIDDEN,
+                Json(json!({"error": "conditional_access", "message": message, "step_up": SECURITY_INFO})),
+            )
+                .into_response(),
+        )),
+    }
+}
+
+/// What conditional access says about this session doing something on the
+/// security-info page: `None` when allowed, else why not.
+async fn security_info_gate(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: std::net::IpAddr,
+    session: &Session,
+    user: &User,
+    now: OffsetDateTime,
+) -> Result<Option<String>, PageError> {
+    use crate::policy::conditional_access::Outcome;
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let decision = super::gate::decide(
+        state,
+        user,
+        &session.methods,
+        session.auth_time,
+        &super::gate::GateTarget::SecurityInfo,
+        Some(ip),
+        user_agent,
+        now,
+    )
+    .await?;
+    Ok(match decision.outcome {
+        Outcome::Allow => None,
+        Outcome::Block(blocked) => Some(format!(
+            "Conditional access blocks this: {}.",
+            blocked
+                .iter()
+                .map(|b| b.display_name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Outcome::RequireStrength(unmet) => Some(format!(
+            "Conditional access asks for a stronger sign-in first: {}. Reload the page to continue.",
+            unmet
+                .iter()
+                .map(|u| u.display_name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    })
 }

@@ -91,8 +91,31 @@ fn requested_strength(acr_values: &[String], essential: Option<&[String]>) -> Op
     acr_strength(acr.as_str())
 }
 
+/// Why conditional access could not be evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
+}
+
+impl From<GateError> for PageError {
+    fn from(e: GateError) -> Self {
+        match e {
+            GateError::Store(s) => s.into(),
+            GateError::Directory(d) => d.into(),
+        }
+    }
+}
+
+/// The conditional-access decision for `user` reaching `target` with a
+/// session proven by `methods` at `auth_time`: the stored policies, plus
+/// per-user MFA and any strength the request asks for. The one evaluation
+/// behind every entry point — the sign-in pages, single sign-on, the
+/// security-info actions and token refresh.
 #[allow(clippy::too_many_arguments)]
-pub async fn check(
+pub async fn decide(
     state: &AppState,
     user: &User,
     methods: &[AuthMethod],
@@ -101,7 +124,7 @@ pub async fn check(
     ip: Option<IpAddr>,
     user_agent: Option<&str>,
     now: OffsetDateTime,
-) -> Result<GateResult, PageError> {
+) -> Result<Decision, GateError> {
     let t = now.unix_timestamp();
     let set = state.ca.policy_set(t).await?;
     // The stored policies, plus any this request adds for itself.
@@ -112,13 +135,7 @@ pub async fn check(
             acr_values,
             essential_acr,
         } => {
-            if state
-                .directory
-                .mfa_state(user.id, now)
-                .await
-                .map_err(PageError::from)?
-                == PerUserMfaState::Enforced
-            {
+            if state.directory.mfa_state(user.id, now).await? == PerUserMfaState::Enforced {
                 policies.to_mut().extend(synthetic(
                     "gatepass-per-user-mfa",
                     "Per-user MFA (enforced)",
@@ -144,23 +161,43 @@ pub async fn check(
     context.group_ids = state
         .directory
         .groups_of(user.id, now)
-        .await
-        .map_err(PageError::from)?
+        .await?
         .iter()
         .map(ToString::to_string)
         .collect();
     context.role_template_ids = state
         .directory
         .roles_of(user.id, now)
-        .await
-        .map_err(PageError::from)?
+        .await?
         .iter()
         .map(|r| r.template_id().to_owned())
         .collect();
     context.ip_address = ip;
     context.device_platform = user_agent.and_then(platform_from_user_agent);
     context.auth_time = OffsetDateTime::from_unix_timestamp(auth_time).ok();
-    let decision: Decision = evaluate(&policies, &set.strengths, &set.locations, &context, now);
+    Ok(evaluate(
+        &policies,
+        &set.strengths,
+        &set.locations,
+        &context,
+        now,
+    ))
+}
+
+/// [`decide`], then what a page does about it: proceed, a step-up flow
+/// offering the methods the user has that would satisfy it, or a refusal.
+#[allow(clippy::too_many_arguments)]
+pub async fn check(
+    state: &AppState,
+    user: &User,
+    methods: &[AuthMethod],
+    auth_time: i64,
+    target: &GateTarget<'_>,
+    ip: Option<IpAddr>,
+    user_agent: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<GateResult, PageError> {
+    let decision = decide(state, user, methods, auth_time, target, ip, user_agent, now).await?;
     let applied: Vec<Value> = decision
         .applied_conditional_access_policies()
         .into_iter()

@@ -141,6 +141,7 @@ fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
+    super::ClientIp(ip): super::ClientIp,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, OAuthJsonError> {
     let now = state.clock.now();
@@ -163,7 +164,9 @@ pub async fn token(
     }
     let response = match grant {
         GrantType::AuthorizationCode => authorization_code(&state, client, &params, now).await?,
-        GrantType::RefreshToken => refresh_token(&state, client, &params, now).await?,
+        GrantType::RefreshToken => {
+            refresh_token(&state, client, &params, &headers, ip, now).await?
+        }
         GrantType::ClientCredentials => client_credentials(&state, client, &params, now)?,
     };
     let mut r = Json(response).into_response();
@@ -214,6 +217,8 @@ async fn refresh_token(
     state: &AppState,
     client: &Client,
     params: &Params,
+    headers: &HeaderMap,
+    ip: std::net::IpAddr,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthJsonError> {
     let token = params
@@ -225,6 +230,7 @@ async fn refresh_token(
         .await
         .map_err(grant_error)?;
     let user = live_user(state, &issued.grant, now).await?;
+    still_allowed(state, &issued.grant, &user, headers, ip, now).await?;
     // RFC 6749 §6: a refresh may narrow the scope, never widen it.
     let original = &issued.grant.authorization.scope;
     let scope = match params.get("scope") {
@@ -268,6 +274,72 @@ async fn live_user(
             )))
         }
     }
+}
+
+/// Conditional access again, as at sign-in: a policy added, a per-user MFA
+/// requirement or a sign-in frequency since then can end a grant at its next
+/// refresh. A block or an unmet requirement revokes the grant and answers
+/// `invalid_grant`, saying why; the user signs in again interactively.
+async fn still_allowed(
+    state: &AppState,
+    grant: &Grant,
+    user: &User,
+    headers: &HeaderMap,
+    ip: std::net::IpAddr,
+    now: OffsetDateTime,
+) -> Result<(), OAuthJsonError> {
+    use crate::policy::conditional_access::Outcome;
+    let a = &grant.authorization;
+    let target = super::gate::GateTarget::App {
+        client_id: &a.client_id,
+        acr_values: &[],
+        essential_acr: None,
+    };
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let decision = super::gate::decide(
+        state,
+        user,
+        &a.methods,
+        a.auth_time,
+        &target,
+        Some(ip),
+        user_agent,
+        now,
+    )
+    .await
+    .map_err(|e| match e {
+        super::gate::GateError::Store(s) => s.into(),
+        super::gate::GateError::Directory(d) => {
+            OAuthJsonError::internal(d.code(), &d.to_string(), false)
+        }
+    })?;
+    let why = match decision.outcome {
+        Outcome::Allow => return Ok(()),
+        Outcome::Block(blocked) => format!(
+            "access is blocked by the conditional access policy {}",
+            names(blocked.iter().map(|b| b.display_name.as_str()))
+        ),
+        Outcome::RequireStrength(unmet) => format!(
+            "the conditional access policy {} now requires more than this sign-in proved; sign in again",
+            names(unmet.iter().map(|u| u.display_name.as_str()))
+        ),
+    };
+    state
+        .grants
+        .revoke(grant.id, now)
+        .await
+        .map_err(grant_error)?;
+    Err(OAuthJsonError::bad_request(OAuthError::invalid_grant(why)))
+}
+
+/// Policy names for a message: `'A', 'B'`.
+fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn graph_scopes(scope: &Scope) -> Vec<&str> {

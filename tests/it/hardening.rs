@@ -846,3 +846,187 @@ async fn ca_exclusion_by_upn_is_stored_by_id_so_a_rename_inherits_nothing() {
         "the real break-glass account is excluded"
     );
 }
+
+// --- item 4: the gate everywhere it matters ------------------------------------------
+
+#[tokio::test]
+async fn ca_for_security_info_stops_register_and_delete_posts_not_only_the_page() {
+    let app = TestApp::spawn().await;
+    let user = app
+        .create_user("newhire@contoso.com", Some("newhire password 1"))
+        .await;
+    let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await;
+    let browser = app.browser();
+    let page = crate::passkey::account_sign_in_with_tap(
+        &app,
+        &browser,
+        "newhire@contoso.com",
+        tap["temporaryAccessPass"].as_str().unwrap(),
+    )
+    .await;
+    let csrf = meta_csrf(&page);
+    // The page was open; now a policy blocks registering security info.
+    app.state
+        .ca
+        .put(
+            gatepass::policy::ca_store::CaKind::Policy,
+            "block-registration",
+            &json!({
+                "id": "block-registration", "displayName": "No registration today", "state": "enabled",
+                "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeUserActions": ["urn:user:registersecurityinfo"]}, "clientAppTypes": ["all"]},
+                "grantControls": {"operator": "OR", "builtInControls": ["block"]}
+            }),
+        )
+        .await
+        .unwrap();
+    let (status, body) = post_json(
+        &browser,
+        &app,
+        "/account/passkeys/register/start",
+        Some(&csrf),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "conditional_access");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("No registration today")
+    );
+
+    let r = browser
+        .post_form(
+            "/account/methods/delete",
+            &[("csrf", csrf.as_str()), ("method", "password")],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/account/security-info"));
+    assert!(
+        app.state
+            .directory
+            .password_hash(user.id, app.clock.now())
+            .await
+            .unwrap()
+            .is_some(),
+        "nothing was deleted"
+    );
+}
+
+#[tokio::test]
+async fn registration_commits_only_if_session_user_and_pass_are_unchanged_since_the_check() {
+    use gatepass::authn::AuthMethod;
+    let app = TestApp::spawn().await;
+    let user = app.create_user("racer@contoso.com", None).await;
+    let created = app.issue_tap(&user, json!({"isUsableOnce": false})).await;
+    let now = app.clock.now();
+    let t = now.unix_timestamp();
+    let (pass, _) = app.state.taps.pass(user.id, t).await.unwrap().unwrap();
+    assert_eq!(pass.id, created["id"].as_str().unwrap());
+    let (secret, _) = app
+        .state
+        .sessions
+        .start(
+            &user,
+            vec![AuthMethod::TemporaryAccessPassMultiUse],
+            now,
+            time::Duration::hours(1),
+            Some(&pass),
+        )
+        .await
+        .unwrap();
+    let digest = secret.digest();
+    let register = |change: &'static str| {
+        let app = &app;
+        let user = user.clone();
+        let digest = digest.clone();
+        async move {
+            let mut auth = SoftAuthenticator::new(&app.issuer);
+            let (ceremony, options) = app
+                .state
+                .passkeys
+                .start_registration(&user, digest.as_str(), t)
+                .await
+                .unwrap();
+            let credential: webauthn_rs::prelude::RegisterPublicKeyCredential =
+                serde_json::from_value(auth.register(options)).unwrap();
+            // The versions are taken when the checks run...
+            let guards = app
+                .state
+                .sessions
+                .unchanged(&digest, now)
+                .await
+                .unwrap()
+                .unwrap();
+            // ... and something changes before the write.
+            match change {
+                "user" => {
+                    app.state
+                        .directory
+                        .update_user(
+                            user.id,
+                            gatepass::directory::UserPatch {
+                                display_name: Some("Renamed".into()),
+                                ..Default::default()
+                            },
+                            now,
+                        )
+                        .await
+                        .unwrap();
+                }
+                "pass" => {
+                    app.issue_tap(&user, json!({"isUsableOnce": false})).await;
+                }
+                _ => {}
+            }
+            let ceremony = app
+                .state
+                .passkeys
+                .take_ceremony(&ceremony, t)
+                .await
+                .unwrap();
+            app.state
+                .passkeys
+                .finish_registration(ceremony, digest.as_str(), &credential, "Key", guards, t)
+                .await
+        }
+    };
+    assert!(register("user").await.is_err(), "user changed: refused");
+    assert!(
+        register("nothing").await.is_ok(),
+        "nothing changed: registered"
+    );
+    assert!(register("pass").await.is_err(), "pass replaced: refused");
+}
+
+#[tokio::test]
+async fn refresh_reevaluates_conditional_access_and_answers_invalid_grant() {
+    let app = TestApp::spawn().await;
+    let user = user_with(&app, "worker@contoso.com", None).await;
+    let tokens = sign_in(&app, &user).await;
+    let first = refresh(&app, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let rotated: Value = first.json().await.unwrap();
+    // An administrator now enforces MFA for the user; the grant came from
+    // a password sign-in.
+    let r = patch(
+        &app,
+        &format!("/v1.0/users/{}/authentication/requirements", user.id),
+        &automation(&app).await,
+        json!({"perUserMfaState": "enforced"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let second = refresh(&app, rotated["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(second.status(), StatusCode::BAD_REQUEST);
+    let body: Value = second.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("Per-user MFA"),
+        "{body}"
+    );
+}
