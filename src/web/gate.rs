@@ -39,9 +39,11 @@ pub enum Gate {
         fresh: bool,
         message: String,
     },
-    /// Refused: blocked, or nothing the user has can satisfy it.
+    /// Refused: blocked (`blocked`), or nothing the user has can satisfy
+    /// what is required.
     Refuse {
         message: String,
+        blocked: bool,
     },
 }
 
@@ -220,6 +222,7 @@ pub async fn check(
                         "Access is blocked by the conditional access policy: {}.",
                         names.join(", ")
                     ),
+                    blocked: true,
                 },
                 "failure",
             )
@@ -288,6 +291,7 @@ async fn step_up(
             message: format!(
                 "This requires {requirement}, and your account has no sign-in method that satisfies it. Add a passkey on your security info page, or ask an administrator for help."
             ),
+            blocked: false,
         });
     }
     Ok(Gate::StepUp {

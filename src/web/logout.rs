@@ -1,7 +1,9 @@
 //! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
 //!
-//! With a valid `id_token_hint` the session ends at once; without one the
-//! user confirms first, so a cross-site link cannot sign them out. The
+//! With a valid `id_token_hint` *for this browser's session* (its `sub`
+//! and `sid` match the session) the session ends at once;
+//! otherwise the user confirms first, so neither a cross-site link nor
+//! someone else's ID token can sign them out silently. The
 //! `post_logout_redirect_uri` must be registered for the client named by the
 //! hint's `aud` or by `client_id`; otherwise nothing is redirected.
 
@@ -94,7 +96,27 @@ async fn handle(state: AppState, headers: HeaderMap, params: Params, posted: boo
             Some(uri.to_owned())
         }
     };
-    let confirmed = hint.is_some() || (posted && params.get("confirm") == Some("yes"));
+    let current = match cookie(&headers, SESSION_COOKIE) {
+        Some(c) => match state.sessions.resume(c, now).await {
+            Ok(found) => found,
+            Err(e) => {
+                return super::error::internal_page("session", &e.to_string(), false)
+                    .into_response();
+            }
+        },
+        None => None,
+    };
+    // The hint speaks for this session only if it was issued for it.
+    let hint_matches = match (&hint, &current) {
+        (Some(h), Some((session, user))) => {
+            // Gatepass's ID tokens always carry `sid`.
+            h.sub == user.id.to_string() && h.sid == session.sid
+        }
+        // Nothing to end: the hint cannot do harm.
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let confirmed = hint_matches || (posted && params.get("confirm") == Some("yes"));
     if !confirmed {
         return render(
             StatusCode::OK,

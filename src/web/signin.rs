@@ -1005,8 +1005,44 @@ pub async fn gate_and_go(
         now,
     )
     .await?;
-    let (response, failure) = match &result.gate {
-        Gate::Allow => {
+    // `prompt=none` never shows a page (OpenID Connect Core §3.1.2.6): a
+    // needed step-up is `interaction_required`, a block `access_denied`.
+    let silent = match target {
+        FlowTarget::Authorize(request) if request.prompt.none => Some(request),
+        _ => None,
+    };
+    let (response, failure) = match (&result.gate, silent) {
+        (Gate::StepUp { .. } | Gate::Refuse { blocked: false, .. }, Some(request)) => (
+            error_redirect(
+                state,
+                &request.redirect_uri,
+                request.state.as_deref(),
+                &OAuthError::new(
+                    ErrorCode::InteractionRequired,
+                    "conditional access requires the user to sign in again",
+                ),
+            ),
+            Some((
+                50074,
+                "Conditional access requires a stronger authentication method",
+            )),
+        ),
+        (Gate::Refuse { blocked: true, .. }, Some(request)) => (
+            error_redirect(
+                state,
+                &request.redirect_uri,
+                request.state.as_deref(),
+                &OAuthError::new(
+                    ErrorCode::AccessDenied,
+                    "access is blocked by conditional access",
+                ),
+            ),
+            Some((
+                53003,
+                "Access has been blocked by conditional access policies",
+            )),
+        ),
+        (Gate::Allow, _) => {
             let response = match target {
                 FlowTarget::Authorize(request) => {
                     complete(state, request, session, digest, user, now, None).await
@@ -1022,11 +1058,14 @@ pub async fn gate_and_go(
             };
             (response, None)
         }
-        Gate::StepUp {
-            offer,
-            fresh,
-            message,
-        } => {
+        (
+            Gate::StepUp {
+                offer,
+                fresh,
+                message,
+            },
+            None,
+        ) => {
             let prior = (!fresh).then(|| PriorSession {
                 user_id: user.id,
                 methods: session.methods.clone(),
@@ -1050,7 +1089,7 @@ pub async fn gate_and_go(
                 )),
             )
         }
-        Gate::Refuse { message } => {
+        (Gate::Refuse { message, .. }, None) => {
             let page = PageError::new(
                 StatusCode::FORBIDDEN,
                 "You cannot access this right now",

@@ -1030,3 +1030,111 @@ async fn refresh_reevaluates_conditional_access_and_answers_invalid_grant() {
         "{body}"
     );
 }
+
+// --- items 5 and 6: logout hints, prompt=none --------------------------------------
+
+/// An authorization URL for the confidential `rp` (a well-formed PKCE
+/// challenge; the code is not redeemed), with `extra` query parameters.
+fn authorize(app: &TestApp, extra: &str) -> String {
+    format!(
+        "{}/authorize?client_id={RP_ID}&response_type=code&scope=openid&state=st&redirect_uri={}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256{extra}",
+        app.issuer,
+        url::form_urlencoded::byte_serialize(RP_REDIRECT.as_bytes()).collect::<String>()
+    )
+}
+
+/// Signs `user` in through `browser` and returns their ID token.
+async fn id_token_of(app: &TestApp, browser: &Browser, user: &User) -> String {
+    let verifier = "verifier-0123456789-0123456789-0123456789-0123456789";
+    let challenge = {
+        use base64::Engine as _;
+        let d = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
+    };
+    let url = authorize(app, "").replace("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", &challenge);
+    let upn = &user.user_principal_name;
+    let location = browser.sign_in(&url, upn, &password_of(upn)).await.unwrap();
+    let code = query_param(&location, "code").unwrap();
+    let r = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth(RP_ID, Some(RP_SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    r.json::<Value>().await.unwrap()["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn logout_with_someone_elses_id_token_hint_asks_before_ending_the_session() {
+    let app = TestApp::spawn().await;
+    let alice = user_with(&app, "alice@contoso.com", None).await;
+    let bob = user_with(&app, "bob@contoso.com", None).await;
+    let alice_browser = app.browser();
+    let alice_token = id_token_of(&app, &alice_browser, &alice).await;
+    let bob_token = id_token_of(&app, &app.browser(), &bob).await;
+    let logout = |hint: &str| format!("/logout?id_token_hint={hint}");
+
+    // Bob's token, e.g. in a link planted on a page Alice visits.
+    let page = alice_browser.get(&logout(&bob_token)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("name=\"confirm\""), "{}", page.html);
+    let sso = alice_browser.get(&authorize(&app, "&prompt=none")).await;
+    assert!(
+        sso.location.as_deref().is_some_and(|l| l.contains("code=")),
+        "Alice is still signed in"
+    );
+    // Her own token ends her session at once.
+    let done = alice_browser.get(&logout(&alice_token)).await;
+    assert!(!done.html.contains("name=\"confirm\""), "{}", done.html);
+    let after = alice_browser.get(&authorize(&app, "&prompt=none")).await;
+    assert!(after.location.unwrap().contains("error=login_required"));
+}
+
+#[tokio::test]
+async fn prompt_none_never_shows_a_page_for_a_step_up_or_a_block() {
+    use gatepass::policy::ca_store::CaKind;
+    let app = TestApp::spawn().await;
+    let user = user_with(&app, "alice@contoso.com", None).await;
+    let browser = app.browser();
+    id_token_of(&app, &browser, &user).await;
+    let policy = |grant: Value| {
+        json!({
+            "id": "rp-policy", "displayName": "RP policy", "state": "enabled",
+            "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": [RP_ID]}, "clientAppTypes": ["all"]},
+            "grantControls": grant
+        })
+    };
+    for (grant, error) in [
+        (
+            json!({"operator": "OR", "builtInControls": ["mfa"]}),
+            "interaction_required",
+        ),
+        (
+            json!({"operator": "OR", "builtInControls": ["block"]}),
+            "access_denied",
+        ),
+    ] {
+        app.state
+            .ca
+            .put(CaKind::Policy, "rp-policy", &policy(grant))
+            .await
+            .unwrap();
+        let r = browser.get(&authorize(&app, "&prompt=none")).await;
+        let location = r
+            .location
+            .unwrap_or_else(|| panic!("a page was shown: {}", r.html));
+        assert!(location.starts_with(RP_REDIRECT), "{location}");
+        assert_eq!(query_param(&location, "error").as_deref(), Some(error));
+        assert_eq!(query_param(&location, "state").as_deref(), Some("st"));
+    }
+}
