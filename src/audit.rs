@@ -269,7 +269,30 @@ impl AuditLog {
             .map(|_| ())
     }
 
-    /// Sign-ins, newest first.
+    /// Up to `limit` sign-ins, newest first, older than the entry keyed
+    /// `before` (the key of the last entry of the previous page): one page
+    /// read from the store, whatever the size of the log.
+    pub async fn sign_in_page(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, SignIn)>, StoreError> {
+        page(&*self.store, SIGN_INS, before, limit, now).await
+    }
+
+    /// [`AuditLog::sign_in_page`] for the directory audit.
+    pub async fn directory_audit_page(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, DirectoryAudit)>, StoreError> {
+        page(&*self.store, DIRECTORY_AUDITS, before, limit, now).await
+    }
+
+    /// Every sign-in, newest first: for tests and tools, never a request
+    /// path (which pages with [`AuditLog::sign_in_page`]).
     pub async fn sign_ins(&self, now: OffsetDateTime) -> Result<Vec<SignIn>, StoreError> {
         let mut out = self
             .store
@@ -282,7 +305,7 @@ impl AuditLog {
         Ok(out)
     }
 
-    /// Directory audit events, newest first.
+    /// Every directory audit event, newest first: for tests and tools.
     pub async fn directory_audits(
         &self,
         now: OffsetDateTime,
@@ -297,4 +320,27 @@ impl AuditLog {
         out.reverse();
         Ok(out)
     }
+}
+
+/// One page of a log, newest first.
+async fn page<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    table: crate::store::Table,
+    before: Option<&str>,
+    limit: usize,
+    now: OffsetDateTime,
+) -> Result<Vec<(String, T)>, StoreError> {
+    store
+        .scan_page(
+            table,
+            "",
+            before,
+            crate::store::Order::Descending,
+            limit,
+            now.unix_timestamp(),
+        )
+        .await?
+        .into_iter()
+        .map(|(key, r)| Ok((key, decode::<T>(table, &r.value)?)))
+        .collect()
 }

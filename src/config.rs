@@ -134,6 +134,8 @@ impl Default for RawTap {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawThrottling {
+    max_flows_per_source_per_minute: i64,
+    max_ceremonies_per_source_per_minute: i64,
     max_failures: i64,
     max_failures_per_source: i64,
     window_minutes: i64,
@@ -145,6 +147,8 @@ impl Default for RawThrottling {
     fn default() -> Self {
         let t = ThrottleSettings::default();
         Self {
+            max_flows_per_source_per_minute: t.max_flows_per_source_per_minute,
+            max_ceremonies_per_source_per_minute: t.max_ceremonies_per_source_per_minute,
             max_failures: t.max_failures,
             max_failures_per_source: t.max_failures_per_source,
             window_minutes: t.window.whole_minutes(),
@@ -449,7 +453,34 @@ impl Settings {
     pub fn client(&self, client_id: &str) -> Option<&Client> {
         self.clients.get(client_id)
     }
+
+    /// What `check-config` and start-up warn about: the configuration
+    /// works, but is not fit to be exposed as it is.
+    pub fn warnings(&self) -> Vec<String> {
+        let demo = crate::ids::SecretDigest::of(DEMO_CLIENT_SECRET);
+        let mut out: Vec<String> = self
+            .clients
+            .values()
+            .filter(|c| {
+                c.secret_digest
+                    .as_ref()
+                    .is_some_and(|d| crate::ids::secrets_equal(d.as_str(), demo.as_str()))
+            })
+            .map(|c| {
+                format!(
+                    "client {:?} uses the demo secret from config/gatepass.toml; set a secret of your own before exposing Gatepass",
+                    c.client_id
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
 }
+
+/// The secret of the default config's demo client: fine on a laptop, never
+/// in a deployment.
+const DEMO_CLIENT_SECRET: &str = "demo-app-secret-change-me";
 
 /// Environment variables that belong to tooling, not to the configuration.
 const NON_CONFIG_VARS: &[&str] = &[
@@ -481,6 +512,8 @@ const OVERRIDABLE: &[&str] = &[
     "password_hashing.parallelism",
     "password_hashing.max_concurrent",
     "password_hashing.max_queued",
+    "throttling.max_flows_per_source_per_minute",
+    "throttling.max_ceremonies_per_source_per_minute",
     "throttling.max_failures",
     "throttling.max_failures_per_source",
     "throttling.window_minutes",
@@ -505,6 +538,8 @@ const INTEGER_KEYS: &[&str] = &[
     "password_hashing.parallelism",
     "password_hashing.max_concurrent",
     "password_hashing.max_queued",
+    "throttling.max_flows_per_source_per_minute",
+    "throttling.max_ceremonies_per_source_per_minute",
     "throttling.max_failures",
     "throttling.max_failures_per_source",
     "throttling.window_minutes",
@@ -803,6 +838,18 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
     let conditional_access_seed = load_ca_seed(&raw.conditional_access)?;
     let th = &raw.throttling;
     for (key, v, min, max) in [
+        (
+            "throttling.max_flows_per_source_per_minute",
+            th.max_flows_per_source_per_minute,
+            1,
+            1_000_000,
+        ),
+        (
+            "throttling.max_ceremonies_per_source_per_minute",
+            th.max_ceremonies_per_source_per_minute,
+            1,
+            1_000_000,
+        ),
         ("throttling.max_failures", th.max_failures, 1, 1000),
         (
             "throttling.max_failures_per_source",
@@ -822,6 +869,8 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         minutes(key, v, min, max)?;
     }
     let throttling = ThrottleSettings {
+        max_flows_per_source_per_minute: th.max_flows_per_source_per_minute,
+        max_ceremonies_per_source_per_minute: th.max_ceremonies_per_source_per_minute,
         max_failures: th.max_failures,
         max_failures_per_source: th.max_failures_per_source,
         window: time::Duration::minutes(th.window_minutes),

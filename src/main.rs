@@ -139,8 +139,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => match load(&config) {
-            Ok(_) => {
+            Ok(settings) => {
                 println!("{}: OK", config.display());
+                for warning in settings.warnings() {
+                    eprintln!("warning: {warning}");
+                }
                 ExitCode::SUCCESS
             }
             Err(code) => code,

@@ -204,6 +204,9 @@ fn sign_in_url(state: &AppState) -> String {
 /// it.
 pub async fn serve(state: AppState) -> std::io::Result<()> {
     let listener = TcpListener::bind(state.settings.listen).await?;
+    for warning in startup_warnings(&state).await {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(listen = %state.settings.listen, issuer = %state.settings.issuer, "Gatepass is listening");
     let upkeep = spawn_upkeep(state.clone());
     serve_on(listener, state, shutdown_signal()).await;
@@ -296,6 +299,14 @@ pub async fn serve_on(
         );
     }
     connections.shutdown().await;
+}
+
+/// What an operator should fix before trusting this deployment: backend
+/// settings that lose data, and demo secrets left in place.
+pub async fn startup_warnings(state: &AppState) -> Vec<String> {
+    let mut warnings = state.store.startup_warnings().await;
+    warnings.extend(state.settings.warnings());
+    warnings
 }
 
 /// Periodic jobs: pick up rotated keys, purge expired records.

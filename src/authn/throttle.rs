@@ -43,6 +43,11 @@ pub const THROTTLE: &str = "throttle";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleSettings {
+    /// Sign-in flows one source address may start per minute.
+    pub max_flows_per_source_per_minute: i64,
+    /// Passkey ceremonies (sign-in or registration) one source address may
+    /// start per minute.
+    pub max_ceremonies_per_source_per_minute: i64,
     /// Attempts per account within `window` before it locks.
     pub max_failures: i64,
     /// Failed attempts per source address within `window` before it locks.
@@ -56,11 +61,30 @@ pub struct ThrottleSettings {
 impl Default for ThrottleSettings {
     fn default() -> Self {
         Self {
+            max_flows_per_source_per_minute: 300,
+            max_ceremonies_per_source_per_minute: 120,
             max_failures: 5,
             max_failures_per_source: 50,
             window: time::Duration::minutes(15),
             lockout: time::Duration::minutes(5),
             max_lockout: time::Duration::hours(4),
+        }
+    }
+}
+
+/// Work anyone may make Gatepass store before signing in, limited per
+/// source address so no one client can fill the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    SignInFlow,
+    PasskeyCeremony,
+}
+
+impl Work {
+    fn key(self, ip: IpAddr) -> String {
+        match self {
+            Work::SignInFlow => format!("work/flow/ip/{ip}"),
+            Work::PasskeyCeremony => format!("work/ceremony/ip/{ip}"),
         }
     }
 }
@@ -210,6 +234,29 @@ impl Throttle {
             [account, source] => Ok(Attempt::Admitted(Ticket { account, source })),
             _ => Err(StoreError::Corrupt(format!("{THROTTLE}: attempt count"))),
         }
+    }
+
+    /// Counts a new piece of `work` from `ip`; `false` when the source has
+    /// started too many this minute (answer 429 and store nothing).
+    pub async fn admit_work(&self, work: Work, ip: IpAddr, now: i64) -> Result<bool, StoreError> {
+        let limit = match work {
+            Work::SignInFlow => self.settings.max_flows_per_source_per_minute,
+            Work::PasskeyCeremony => self.settings.max_ceremonies_per_source_per_minute,
+        };
+        // Fixed one-minute windows, aligned so every instance agrees.
+        let window_end = now - now.rem_euclid(60) + 60;
+        let started = self
+            .store
+            .increment(
+                THROTTLE,
+                &work.key(ip),
+                1,
+                Some(window_end),
+                Durability::Ephemeral,
+                now,
+            )
+            .await?;
+        Ok(started <= limit)
     }
 
     /// Adds `delta` to an attempt counter (ephemeral, expiring with the

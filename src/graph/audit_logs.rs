@@ -2,21 +2,66 @@
 
 use super::auth::{self, Caller};
 use super::error::GraphError;
-use super::{ApiVersion, ListQuery, collection};
+use super::{ApiVersion, ListQuery, page_body};
 use crate::app::AppState;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use serde_json::Value;
 
-fn to_values<T: serde::Serialize>(items: Vec<T>) -> Result<Vec<Value>, GraphError> {
-    items
-        .into_iter()
-        .map(|i| {
-            serde_json::to_value(i)
-                .map_err(|e| GraphError::internal("audit.encode", &e.to_string(), false))
-        })
-        .collect()
+/// Most log entries one request reads while looking for `$top` entries
+/// that pass a `$filter`; past it the page ends early, with a next link.
+const MAX_SCANNED: usize = 5_000;
+
+/// One page of a log, read from the store a batch at a time until `$top`
+/// entries pass the filter, the log ends, or [`MAX_SCANNED`] were read —
+/// never the whole log.
+async fn log_page<T, F, Fut>(
+    state: &AppState,
+    version: ApiVersion,
+    entity_set: &str,
+    query: &ListQuery,
+    read: F,
+) -> Result<Json<Value>, GraphError>
+where
+    T: serde::Serialize,
+    F: Fn(Option<String>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<(String, T)>, crate::store::StoreError>>,
+{
+    let top = query.top.unwrap_or(100);
+    let mut items = Vec::with_capacity(top);
+    let mut cursor = query.skip_token.clone();
+    let mut scanned = 0;
+    let next = loop {
+        let batch = read(cursor.clone(), top).await?;
+        let full = batch.len() == top;
+        for (key, entry) in batch {
+            scanned += 1;
+            cursor = Some(key);
+            let value = serde_json::to_value(entry)
+                .map_err(|e| GraphError::internal("audit.encode", &e.to_string(), false))?;
+            if query.matches(&value) {
+                items.push(value);
+                if items.len() == top {
+                    break;
+                }
+            }
+        }
+        if items.len() == top || (full && scanned >= MAX_SCANNED) {
+            break cursor;
+        }
+        if !full {
+            break None;
+        }
+    };
+    Ok(Json(page_body(
+        state,
+        version,
+        entity_set,
+        items,
+        next.as_deref(),
+        query,
+    )))
 }
 
 pub async fn sign_ins(
@@ -28,18 +73,12 @@ pub async fn sign_ins(
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::AUDIT_READ)?;
-    let query = ListQuery::parse(q.as_deref())?;
-    let items = to_values(state.audit.sign_ins(now).await?)?
-        .into_iter()
-        .filter(|v| query.matches(v))
-        .collect();
-    Ok(Json(collection(
-        &state,
-        version,
-        "auditLogs/signIns",
-        items,
-        &query,
-    )))
+    let query = ListQuery::parse_paged(q.as_deref())?;
+    log_page(&state, version, "auditLogs/signIns", &query, |after, n| {
+        let audit = state.audit.clone();
+        async move { audit.sign_in_page(after.as_deref(), n, now).await }
+    })
+    .await
 }
 
 pub async fn directory_audits(
@@ -51,16 +90,16 @@ pub async fn directory_audits(
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::AUDIT_READ)?;
-    let query = ListQuery::parse(q.as_deref())?;
-    let items = to_values(state.audit.directory_audits(now).await?)?
-        .into_iter()
-        .filter(|v| query.matches(v))
-        .collect();
-    Ok(Json(collection(
+    let query = ListQuery::parse_paged(q.as_deref())?;
+    log_page(
         &state,
         version,
         "auditLogs/directoryAudits",
-        items,
         &query,
-    )))
+        |after, n| {
+            let audit = state.audit.clone();
+            async move { audit.directory_audit_page(after.as_deref(), n, now).await }
+        },
+    )
+    .await
 }

@@ -267,7 +267,7 @@ pub async fn create_pass(
         now,
     )
     .await;
-    tracing::info!(user = %user.user_principal_name, method_id = %issued.pass.id, replaced = issued.replaced.is_some(), "temporary access pass issued");
+    tracing::info!(user = %user.user_principal_name.escape_debug(), method_id = %issued.pass.id, replaced = issued.replaced.is_some(), "temporary access pass issued");
     let body = pass_json(
         &issued.pass,
         &policy,

@@ -204,9 +204,23 @@ pub fn collection(
     query: &ListQuery,
 ) -> Value {
     let total = items.len();
-    let skip = query.skip.min(total);
+    let skip = query.offset().min(total);
     let take = query.top.unwrap_or(100);
     let page: Vec<Value> = items.into_iter().skip(skip).take(take).collect();
+    let next = (skip + page.len() < total).then(|| (skip + page.len()).to_string());
+    page_body(state, version, entity_set, page, next.as_deref(), query)
+}
+
+/// One page of a collection read from the store a page at a time; `next`
+/// is the opaque `$skiptoken` of the page after it.
+pub fn page_body(
+    state: &AppState,
+    version: ApiVersion,
+    entity_set: &str,
+    page: Vec<Value>,
+    next: Option<&str>,
+    query: &ListQuery,
+) -> Value {
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
@@ -215,25 +229,23 @@ pub fn collection(
             state.settings.issuer, version.0
         )),
     );
-    if skip + page.len() < total {
+    if let Some(token) = next {
         // The next page must answer the same query: carry the filter along.
         let filter = match &query.filter {
             Some((prop, value)) => {
                 let clause = format!("{prop} eq '{}'", value.replace('\'', "''"));
-                format!(
-                    "&$filter={}",
-                    url::form_urlencoded::byte_serialize(clause.as_bytes()).collect::<String>()
-                )
+                format!("&$filter={}", encode(&clause))
             }
             None => String::new(),
         };
         body.insert(
             "@odata.nextLink".into(),
             Value::String(format!(
-                "{}/{}/{entity_set}?$top={take}&$skiptoken={}{filter}",
+                "{}/{}/{entity_set}?$top={}&$skiptoken={}{filter}",
                 state.settings.issuer,
                 version.0,
-                skip + page.len()
+                query.top.unwrap_or(100),
+                encode(token)
             )),
         );
     }
@@ -241,19 +253,41 @@ pub fn collection(
     Value::Object(body)
 }
 
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// The OData query options Gatepass understands on collections.
 #[derive(Debug, Default)]
 pub struct ListQuery {
     pub top: Option<usize>,
-    pub skip: usize,
+    /// `$skiptoken` as sent: an offset for in-memory collections, a store
+    /// key for those read a page at a time.
+    pub skip_token: Option<String>,
     /// A single `property eq 'value'` clause.
     pub filter: Option<(String, String)>,
 }
+
+/// Longest `$skiptoken` accepted (a store key).
+const MAX_SKIP_TOKEN: usize = 512;
 
 impl ListQuery {
     /// Parses `$top`, `$skiptoken` and a simple `$filter`; anything else is
     /// a 400 that names the option.
     pub fn parse(raw: Option<&str>) -> Result<ListQuery, error::GraphError> {
+        let q = Self::parse_paged(raw)?;
+        if q.skip_token
+            .as_deref()
+            .is_some_and(|t| t.parse::<usize>().is_err())
+        {
+            return Err(error::GraphError::bad_request("Invalid $skiptoken."));
+        }
+        Ok(q)
+    }
+
+    /// [`ListQuery::parse`] for collections paged by store key, whose
+    /// `$skiptoken` is opaque.
+    pub fn parse_paged(raw: Option<&str>) -> Result<ListQuery, error::GraphError> {
         let mut q = ListQuery::default();
         for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
             match k.as_ref() {
@@ -270,9 +304,10 @@ impl ListQuery {
                     q.top = Some(n);
                 }
                 "$skiptoken" => {
-                    q.skip = v
-                        .parse()
-                        .map_err(|_| error::GraphError::bad_request("Invalid $skiptoken."))?;
+                    if v.len() > MAX_SKIP_TOKEN {
+                        return Err(error::GraphError::bad_request("Invalid $skiptoken."));
+                    }
+                    q.skip_token = Some(v.into_owned());
                 }
                 "$filter" => q.filter = Some(parse_eq_filter(&v)?),
                 "$count" | "$select" | "$orderby" => {} // accepted, not applied
@@ -284,6 +319,14 @@ impl ListQuery {
             }
         }
         Ok(q)
+    }
+
+    /// The offset `$skiptoken` names (collections held in memory).
+    pub fn offset(&self) -> usize {
+        self.skip_token
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Whether `item` passes the filter (`property eq 'value'`).

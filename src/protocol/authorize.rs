@@ -12,8 +12,23 @@ use super::scope::Scope;
 use crate::config::{Client, GrantType};
 use serde::{Deserialize, Serialize};
 
-/// Longest `state`/`nonce`/`login_hint` we keep; they are echoed and stored.
+/// Longest `state`/`nonce` we keep; they are echoed and stored.
 const MAX_ECHOED_LEN: usize = 2048;
+
+/// Longest value of any authorization parameter: a request is stored with
+/// its sign-in flow before anyone signs in, so every part of it is bounded.
+pub const MAX_PARAM_LEN: usize = 2048;
+/// `claims` is JSON and may be longer.
+pub const MAX_CLAIMS_LEN: usize = 4096;
+/// Longest parameter name.
+const MAX_PARAM_NAME_LEN: usize = 64;
+/// Most parameters in one authorization request.
+pub const MAX_PARAMS: usize = 40;
+/// Longest `login_hint` in bytes: a username (`userPrincipalName`) is at
+/// most this (`directory::validate_upn`).
+pub const MAX_LOGIN_HINT_LEN: usize = 113;
+/// Most space-separated `acr_values`.
+const MAX_ACR_VALUES: usize = 8;
 
 /// Scopes with a meaning in OpenID Connect.
 pub const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
@@ -109,6 +124,31 @@ pub fn validate(
         error,
     };
     let err = |code: ErrorCode, m: &str| redirect(OAuthError::new(code, m));
+    // Every parameter is bounded before any of it is kept (a request is
+    // stored with its sign-in flow before anyone signs in). The client and
+    // its exact redirect URI are established above, so this redirects.
+    if params.len() > MAX_PARAMS {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            &format!("too many parameters (at most {MAX_PARAMS})"),
+        ));
+    }
+    for (name, value) in params.iter() {
+        let max = if name == "claims" {
+            MAX_CLAIMS_LEN
+        } else {
+            MAX_PARAM_LEN
+        };
+        if value.len() > max || name.len() > MAX_PARAM_NAME_LEN {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                &format!(
+                    "parameter `{}` is too long (at most {max} bytes)",
+                    name.chars().take(MAX_PARAM_NAME_LEN).collect::<String>()
+                ),
+            ));
+        }
+    }
 
     if params.contains("request") {
         return Err(err(
@@ -221,15 +261,17 @@ pub fn validate(
     };
 
     let nonce = params.get("nonce").map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > MAX_ECHOED_LEN) {
+        return Err(err(ErrorCode::InvalidRequest, "nonce is too long"));
+    }
     let login_hint = params.get("login_hint").map(str::to_owned);
-    if nonce.as_ref().is_some_and(|n| n.len() > MAX_ECHOED_LEN)
-        || login_hint
-            .as_ref()
-            .is_some_and(|n| n.len() > MAX_ECHOED_LEN)
+    if login_hint
+        .as_ref()
+        .is_some_and(|h| h.len() > MAX_LOGIN_HINT_LEN || h.chars().any(char::is_control))
     {
         return Err(err(
             ErrorCode::InvalidRequest,
-            "nonce or login_hint is too long",
+            "login_hint is not a username: at most 113 bytes, no control characters",
         ));
     }
 
@@ -262,7 +304,7 @@ pub fn validate(
         })?),
     };
 
-    let acr_values = params
+    let acr_values: Vec<String> = params
         .get("acr_values")
         .map(|v| {
             v.split(' ')
@@ -271,6 +313,12 @@ pub fn validate(
                 .collect()
         })
         .unwrap_or_default();
+    if acr_values.len() > MAX_ACR_VALUES {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            "too many acr_values (at most 8)",
+        ));
+    }
     let essential_acr = match params.get("claims") {
         None => None,
         Some(c) => parse_essential_acr(c).map_err(|m| err(ErrorCode::InvalidRequest, &m))?,

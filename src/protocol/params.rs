@@ -39,6 +39,19 @@ impl Params {
             .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter `{name}`")))
     }
 
+    /// Every parameter, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.0.contains_key(name)
     }

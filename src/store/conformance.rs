@@ -27,7 +27,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use super::{Durability, Precondition, Record, Store, StoreError, StoreResult, Table, Txn};
+use super::{Durability, Order, Precondition, Record, Store, StoreError, StoreResult, Table, Txn};
 
 /// The suite's current time (Unix seconds, in 2096).
 pub const NOW: i64 = 4_000_000_000;
@@ -65,6 +65,7 @@ pub async fn run_all(store: Arc<dyn Store>) -> StoreResult<()> {
     scan_prefix_matches_only_keys_with_the_prefix(s).await?;
     scan_prefix_empty_is_whole_table(s).await?;
     scan_prefix_returns_only_live_records(s).await?;
+    scan_page_walks_every_live_record_once_in_both_orders(s).await?;
     purge_expired_removes_only_expired(s).await?;
     durability_changes_keep_one_record(s).await?;
     ping_succeeds(s).await?;
@@ -737,6 +738,77 @@ pub async fn scan_prefix_empty_is_whole_table(store: &dyn Store) -> StoreResult<
     let scanned = run.only_mine(store.scan(TABLE, NOW).await?);
     assert_eq!(whole.len(), 3, "{whole:?}");
     assert_eq!(whole, scanned, "the empty prefix is the whole table");
+    Ok(())
+}
+
+/// Paging through a prefix, ascending and descending, from both tiers,
+/// yields every live record exactly once and in order, and nothing else.
+pub async fn scan_page_walks_every_live_record_once_in_both_orders(
+    store: &dyn Store,
+) -> StoreResult<()> {
+    let run = Run::new();
+    let mut live = Vec::new();
+    for i in 0..13 {
+        let key = run.key(&format!("log/{i:02}"));
+        // Both tiers, and an expired record in the middle.
+        let durability = if i % 2 == 0 {
+            Durability::Durable
+        } else {
+            Durability::Ephemeral
+        };
+        let expires = (i == 6).then_some(NOW);
+        store
+            .put(TABLE, &key, vec![b'x'; i], expires, durability)
+            .await?;
+        if i != 6 {
+            live.push(key);
+        }
+    }
+    // Neighbours that must never show up.
+    store
+        .put(
+            TABLE,
+            &run.key("log0"),
+            b"x".to_vec(),
+            None,
+            Durability::Durable,
+        )
+        .await?;
+    store
+        .put(
+            OTHER,
+            &run.key("log/99"),
+            b"x".to_vec(),
+            None,
+            Durability::Durable,
+        )
+        .await?;
+    let prefix = run.key("log/");
+    for (order, want) in [
+        (Order::Ascending, live.clone()),
+        (Order::Descending, live.iter().rev().cloned().collect()),
+    ] {
+        for limit in [1, 5, 12, 50] {
+            let mut seen = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = store
+                    .scan_page(TABLE, &prefix, after.as_deref(), order, limit, NOW)
+                    .await?;
+                assert!(page.len() <= limit, "{order:?} page of {limit}");
+                let Some((last, _)) = page.last() else { break };
+                after = Some(last.clone());
+                seen.extend(page.into_iter().map(|(k, _)| k));
+            }
+            assert_eq!(seen, want, "{order:?} in pages of {limit}");
+        }
+    }
+    assert!(
+        store
+            .scan_page(TABLE, &prefix, None, Order::Ascending, 0, NOW)
+            .await?
+            .is_empty()
+    );
     Ok(())
 }
 

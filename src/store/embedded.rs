@@ -155,7 +155,9 @@ use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Durability, Precondition, Record, Store, StoreError, StoreResult, Table, Txn, Write};
+use super::{
+    Durability, Order, Precondition, Record, Store, StoreError, StoreResult, Table, Txn, Write,
+};
 
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -552,6 +554,22 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn scan_page(
+        &self,
+        table: Table,
+        prefix: &str,
+        after: Option<&str>,
+        order: Order,
+        limit: usize,
+        now: i64,
+    ) -> StoreResult<Vec<(String, Record)>> {
+        let (prefix, after) = (prefix.to_owned(), after.map(str::to_owned));
+        self.read_blocking(move |shared| {
+            page_range(shared, table, &prefix, after.as_deref(), order, limit, now)
+        })
+        .await
+    }
+
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
         self.write(Durability::Durable, move |w| w.purge(now)).await
     }
@@ -610,6 +628,95 @@ fn scan_range(
         .into_iter()
         .filter(|(_, record)| is_live(record, now))
         .collect())
+}
+
+/// One page of live records of `table` under `prefix`, beyond `after` in
+/// `order`: up to `limit` from each tier, merged, the first `limit` kept.
+/// The file is read as one range walk that stops after `limit` live
+/// records, so a page costs about `limit` records however large the table.
+#[allow(clippy::too_many_arguments)]
+fn page_range(
+    shared: &Shared,
+    table: Table,
+    prefix: &str,
+    after: Option<&str>,
+    order: Order,
+    limit: usize,
+    now: i64,
+) -> StoreResult<Vec<(String, Record)>> {
+    let beyond = |key: &str| match (after, order) {
+        (None, _) => true,
+        (Some(a), Order::Ascending) => key > a,
+        (Some(a), Order::Descending) => key < a,
+    };
+    let mut found: BTreeMap<String, Record> = BTreeMap::new();
+    if let Some(records) = shared.memory().records.table(table) {
+        for (key, value) in records
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix) && beyond(k))
+        {
+            let record = decode_record(value)?;
+            if is_live(&record, now) {
+                found.insert(key.clone(), record);
+            }
+        }
+    }
+    let table_prefix_len = record_key(table, "").len();
+    let start = record_key(table, prefix);
+    // The first byte string past every key with the prefix.
+    let mut end = start.clone();
+    end.push(0xFF);
+    let txn = shared.db.begin_read().map_err(backend)?;
+    let records = txn.open_table(RECORDS).map_err(backend)?;
+    let range = match (after, order) {
+        (Some(a), Order::Ascending) => {
+            let from = record_key(table, a);
+            records.range::<&[u8]>((
+                std::ops::Bound::Excluded(from.as_slice()),
+                std::ops::Bound::Excluded(end.as_slice()),
+            ))
+        }
+        (Some(a), Order::Descending) => {
+            let to = record_key(table, a);
+            records.range::<&[u8]>((
+                std::ops::Bound::Included(start.as_slice()),
+                std::ops::Bound::Excluded(to.as_slice()),
+            ))
+        }
+        (None, _) => records.range::<&[u8]>(start.as_slice()..end.as_slice()),
+    }
+    .map_err(backend)?;
+    let entries: Box<dyn Iterator<Item = _>> = match order {
+        Order::Ascending => Box::new(range),
+        Order::Descending => Box::new(range.rev()),
+    };
+    let mut from_file = 0;
+    for entry in entries {
+        let (k, v) = entry.map_err(backend)?;
+        let k = k.value();
+        if !k.starts_with(&start) {
+            continue;
+        }
+        let key = String::from_utf8(k[table_prefix_len..].to_vec())
+            .map_err(|_| StoreError::Corrupt(format!("non-UTF-8 key in table {table}")))?;
+        let record = decode_record(v.value())?;
+        if is_live(&record, now)
+            && found
+                .get(&key)
+                .is_none_or(|seen: &Record| record.version > seen.version)
+        {
+            found.insert(key, record);
+            from_file += 1;
+            if from_file >= limit {
+                break;
+            }
+        }
+    }
+    let page: Vec<(String, Record)> = match order {
+        Order::Ascending => found.into_iter().take(limit).collect(),
+        Order::Descending => found.into_iter().rev().take(limit).collect(),
+    };
+    Ok(page)
 }
 
 /// Values by table and key, so a lookup by `(table, &str)` allocates

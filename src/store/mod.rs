@@ -63,6 +63,13 @@ pub enum Durability {
     Ephemeral,
 }
 
+/// Which way [`Store::scan_page`] walks the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Ascending,
+    Descending,
+}
+
 /// What a [`Txn`] requires of a key before it writes anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Precondition {
@@ -257,12 +264,34 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<Vec<(String, Record)>>;
 
+    /// One page of [`Store::scan_prefix`]: at most `limit` live records
+    /// whose key starts with `prefix`, in key order (or reverse key order),
+    /// strictly after the key `after` (before it, descending). The cost is
+    /// that of the page, not of the table: listing a large table reads it a
+    /// page at a time, resuming after the last key it returned.
+    #[allow(clippy::too_many_arguments)]
+    async fn scan_page(
+        &self,
+        table: Table,
+        prefix: &str,
+        after: Option<&str>,
+        order: Order,
+        limit: usize,
+        now: i64,
+    ) -> StoreResult<Vec<(String, Record)>>;
+
     /// Physically removes expired records; returns how many. Semantics never
     /// depend on it having run.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Deployment problems worth a warning at start-up (a setting of the
+    /// backend that can lose Gatepass's data). Empty when all is well.
+    async fn startup_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Serializes a record value. Values are JSON: small, debuggable, and

@@ -135,7 +135,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ErrorKind, RedisError, Script, Value};
 use tokio::sync::OnceCell;
 
-use super::{Durability, Precondition, Record, Store, StoreError, StoreResult, Table, Txn, Write};
+use super::{
+    Durability, Order, Precondition, Record, Store, StoreError, StoreResult, Table, Txn, Write,
+};
 
 /// Deadline for establishing a connection to Redis.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -695,6 +697,86 @@ impl Store for RedisStore {
         let (min, max) = prefix_range(prefix);
         let members = self.members(table, min, max).await?;
         self.fetch(table, members, now).await
+    }
+
+    /// Gatepass keeps users, credentials and lockouts in Redis: an eviction
+    /// policy other than `noeviction` would silently delete them when Redis
+    /// fills up. Managed Redis services that hide `CONFIG` are not judged.
+    async fn startup_warnings(&self) -> Vec<String> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg("maxmemory-policy");
+        let Ok(Value::Array(reply)) = self.command(cmd).await else {
+            return Vec::new();
+        };
+        match reply.get(1).and_then(as_bytes) {
+            Some(b"noeviction") | None => Vec::new(),
+            Some(policy) => vec![format!(
+                "Redis at {} has maxmemory-policy {}: when it fills up it will evict Gatepass's users, credentials and lockouts. Set maxmemory-policy noeviction (writes then fail with a clear error instead).",
+                self.inner.target,
+                String::from_utf8_lossy(policy)
+            )],
+        }
+    }
+
+    async fn scan_page(
+        &self,
+        table: Table,
+        prefix: &str,
+        after: Option<&str>,
+        order: Order,
+        limit: usize,
+        now: i64,
+    ) -> StoreResult<Vec<(String, Record)>> {
+        let (mut min, mut max) = prefix_range(prefix);
+        let exclusive = |key: &[u8]| {
+            let mut bound = b"(".to_vec();
+            bound.extend_from_slice(key);
+            bound
+        };
+        if let Some(after) = after {
+            match order {
+                Order::Ascending => min = exclusive(after.as_bytes()),
+                Order::Descending => max = exclusive(after.as_bytes()),
+            }
+        }
+        // Index entries may outlive their records (backstop expiry), so a
+        // batch can come back short: read on from the last member seen.
+        let mut page = Vec::new();
+        while page.len() < limit {
+            let want = (limit - page.len()).min(CHUNK);
+            let mut cmd = match order {
+                Order::Ascending => {
+                    let mut c = redis::cmd("ZRANGEBYLEX");
+                    c.arg(self.inner.keys.index(table)).arg(&min).arg(&max);
+                    c
+                }
+                Order::Descending => {
+                    let mut c = redis::cmd("ZREVRANGEBYLEX");
+                    c.arg(self.inner.keys.index(table)).arg(&max).arg(&min);
+                    c
+                }
+            };
+            cmd.arg("LIMIT").arg(0).arg(want);
+            let members = byte_strings(table, self.command(cmd).await?)?;
+            let Some(last) = members.last().cloned() else {
+                break;
+            };
+            let exhausted = members.len() < want;
+            let members: Vec<Vec<u8>> = members
+                .into_iter()
+                .filter(|m| m.starts_with(prefix.as_bytes()))
+                .collect();
+            page.extend(self.fetch(table, members, now).await?);
+            if exhausted {
+                break;
+            }
+            match order {
+                Order::Ascending => min = exclusive(&last),
+                Order::Descending => max = exclusive(&last),
+            }
+        }
+        page.truncate(limit);
+        Ok(page)
     }
 
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {

@@ -11,11 +11,12 @@
 
 use super::error::{PageError, render};
 use super::passkey::{JsonError, json_body, passkey_error};
-use super::set_cookie;
-use super::signin::{FlowTarget, PriorSession, SESSION_COOKIE, current_session, start_flow};
+use super::signin::{FlowTarget, PriorSession, current_session, start_flow};
+use super::{Cookie, set_cookie};
 use crate::app::AppState;
 use crate::audit::{DirectoryAudit, Initiator, KeyValue, TargetResource};
 use crate::authn::session::Session;
+use crate::authn::throttle::Work;
 use crate::directory::User;
 use crate::ids::{SecretDigest, secrets_equal};
 use crate::policy::session_limiter::{
@@ -93,7 +94,7 @@ pub async fn security_info(
         let target = FlowTarget::Account {
             return_to: SECURITY_INFO.to_owned(),
         };
-        return Ok(start_flow(&state, &headers, target, None, false, None).await);
+        return Ok(start_flow(&state, &headers, ip, target, None, false, None).await);
     };
     // The page is the `registersecurityinfo` user action: conditional
     // access may ask for more (or refuse) before it opens.
@@ -200,13 +201,14 @@ fn pk_page_err(e: crate::authn::passkey::PasskeyError) -> PageError {
 pub async fn step_up(
     State(state): State<AppState>,
     headers: HeaderMap,
+    super::ClientIp(ip): super::ClientIp,
 ) -> Result<Response, PageError> {
     let now = state.clock.now();
     let target = FlowTarget::Account {
         return_to: SECURITY_INFO.to_owned(),
     };
     let Some((_, session, user)) = current_session(&state, &headers, now).await? else {
-        return Ok(start_flow(&state, &headers, target, None, false, None).await);
+        return Ok(start_flow(&state, &headers, ip, target, None, false, None).await);
     };
     let prior = PriorSession {
         user_id: user.id,
@@ -215,6 +217,7 @@ pub async fn step_up(
     Ok(start_flow(
         &state,
         &headers,
+        ip,
         target,
         Some(user.user_principal_name),
         true,
@@ -391,7 +394,7 @@ pub async fn sign_out_everywhere(
     let mut response = render(StatusCode::OK, &AccountSignedOutPage);
     response.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&state, SESSION_COOKIE, "", Some(0)),
+        set_cookie(&state, Cookie::Session, "", Some(0)),
     );
     Ok(response)
 }
@@ -451,6 +454,13 @@ pub async fn register_start(
     {
         return Ok(refused);
     }
+    if !state
+        .throttle
+        .admit_work(Work::PasskeyCeremony, ip, t)
+        .await?
+    {
+        return Err(PageError::too_many_requests().into());
+    }
     let (ceremony, options) = state
         .passkeys
         .start_registration(&user, digest.as_str(), t)
@@ -477,7 +487,7 @@ pub async fn register_finish(
     let t = now.unix_timestamp();
     // What the checks below see must still hold when the passkey is
     // written: take the versions first, commit only if they are unchanged.
-    let guards = match super::cookie(&headers, SESSION_COOKIE) {
+    let guards = match super::cookie(&state, &headers, Cookie::Session) {
         Some(cookie) => state
             .sessions
             .unchanged(&SecretDigest::of(cookie), now)

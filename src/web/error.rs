@@ -108,6 +108,18 @@ impl PageError {
     }
 }
 
+impl PageError {
+    /// This source started too much sign-in work this minute: 429 (the
+    /// router adds `Retry-After`).
+    pub fn too_many_requests() -> Self {
+        PageError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-ins",
+            "Too many sign-ins were started from your network. Wait a minute and try again.",
+        )
+    }
+}
+
 /// Logs an unexpected failure once and returns the id the user sees.
 pub fn log_internal(kind: &str, detail: &str) -> String {
     let id = crate::ids::random_uuid()

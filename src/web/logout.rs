@@ -8,8 +8,7 @@
 //! hint's `aud` or by `client_id`; otherwise nothing is redirected.
 
 use super::error::{PageError, render};
-use super::signin::SESSION_COOKIE;
-use super::{cookie, set_cookie};
+use super::{Cookie, cookie, set_cookie};
 use crate::app::AppState;
 use crate::protocol::params::Params;
 use askama::Template;
@@ -96,7 +95,7 @@ async fn handle(state: AppState, headers: HeaderMap, params: Params, posted: boo
             Some(uri.to_owned())
         }
     };
-    let current = match cookie(&headers, SESSION_COOKIE) {
+    let current = match cookie(&state, &headers, Cookie::Session) {
         Some(c) => match state.sessions.resume(c, now).await {
             Ok(found) => found,
             Err(e) => {
@@ -118,7 +117,7 @@ async fn handle(state: AppState, headers: HeaderMap, params: Params, posted: boo
     };
     let confirmed = hint_matches || (posted && params.get("confirm") == Some("yes"));
     if !confirmed {
-        return render(
+        let mut page = render(
             StatusCode::OK,
             &LogoutConfirmPage {
                 post_logout_redirect_uri: redirect.as_deref(),
@@ -126,8 +125,14 @@ async fn handle(state: AppState, headers: HeaderMap, params: Params, posted: boo
                 state: params.get("state"),
             },
         );
+        // Confirming redirects to the registered post-logout URI.
+        page.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            super::content_security_policy(redirect.as_deref().into_iter()),
+        );
+        return page;
     }
-    if let Some(c) = cookie(&headers, SESSION_COOKIE) {
+    if let Some(c) = cookie(&state, &headers, Cookie::Session) {
         if let Err(e) = state.sessions.end(c, now).await {
             return super::error::internal_page("session", &e.to_string(), false).into_response();
         }
@@ -143,7 +148,7 @@ async fn handle(state: AppState, headers: HeaderMap, params: Params, posted: boo
     };
     response.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&state, SESSION_COOKIE, "", Some(0)),
+        set_cookie(&state, Cookie::Session, "", Some(0)),
     );
     response
 }

@@ -29,12 +29,40 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// Largest request body accepted anywhere (forms, JSON).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   connect-src 'self'; form-action 'self' http: https:; base-uri 'none'; frame-ancestors 'none'";
+/// The Content-Security-Policy of every page but `form-action`.
+const CSP_BASE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                        connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// A page's Content-Security-Policy: forms may post to Gatepass and to the
+/// origins of `targets` (where a successful post redirects), nowhere else.
+pub fn content_security_policy<'a>(targets: impl Iterator<Item = &'a str>) -> HeaderValue {
+    let mut origins: Vec<String> = targets
+        .filter_map(|t| url::Url::parse(t).ok())
+        .map(|u| u.origin())
+        .filter(url::Origin::is_tuple)
+        .map(|o| o.ascii_serialization())
+        .collect();
+    origins.sort();
+    origins.dedup();
+    let mut csp = format!("{CSP_BASE}; form-action 'self'");
+    for origin in origins {
+        csp.push(' ');
+        csp.push_str(&origin);
+    }
+    HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static(CSP_SELF))
+}
+
+/// The policy of every page that posts only to Gatepass.
+const CSP_SELF: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                        connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 /// The whole HTTP surface: OIDC, sign-in pages, Graph API, health.
 pub fn router(state: AppState) -> Router {
     let limits = state.settings.server.clone();
+    let hsts = state
+        .settings
+        .is_https()
+        .then(|| HeaderValue::from_static("max-age=31536000"));
     Router::new()
         .route(paths::DISCOVERY, get(discovery_document))
         .route(paths::JWKS, get(jwks))
@@ -100,7 +128,12 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(retry_after_on_unavailable))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
+            HeaderValue::from_static(CSP_SELF),
+        ))
+        // HTTPS only from now on, when the issuer is https (RFC 6797).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            hsts,
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,
@@ -127,19 +160,35 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Spans name the method and path, never the query: it may carry an
+        // id_token_hint, a login_hint or a flow id.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path().escape_debug(),
+                    )
+                },
+            ),
+        )
         .with_state(state)
 }
 
-/// Every 503 (store unreachable, hashing queue full) tells the client when
-/// to come back (RFC 9110 §10.2.3), whichever layer produced it.
+/// Every 503 (store unreachable, hashing queue full) and 429 (a source's
+/// per-minute limit) tells the client when to come back (RFC 9110
+/// §10.2.3, RFC 6585 §4), whichever layer produced it.
 async fn retry_after_on_unavailable(mut response: Response) -> Response {
-    if response.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .entry(header::RETRY_AFTER)
-            .or_insert(HeaderValue::from_static("1"));
-    }
+    let after = match response.status() {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE => "1",
+        axum::http::StatusCode::TOO_MANY_REQUESTS => "60",
+        _ => return response,
+    };
+    response
+        .headers_mut()
+        .entry(header::RETRY_AFTER)
+        .or_insert(HeaderValue::from_static(after));
     response
 }
 
@@ -254,8 +303,31 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .map(|ip| ip.to_canonical())
 }
 
-/// Reads one cookie by name.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// Gatepass's cookies. With an https issuer their names carry the
+/// `__Host-` prefix, which browsers accept only with `Secure`, `Path=/` and
+/// no `Domain`: a sibling subdomain can neither plant nor overwrite them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cookie {
+    /// The browser session (`SameSite=Lax`, `HttpOnly`).
+    Session,
+    /// Binds sign-in flows to the browser that started them.
+    Binding,
+}
+
+impl Cookie {
+    pub fn name(self, https: bool) -> &'static str {
+        match (self, https) {
+            (Cookie::Session, false) => "gp_session",
+            (Cookie::Session, true) => "__Host-gp_session",
+            (Cookie::Binding, false) => "gp_binding",
+            (Cookie::Binding, true) => "__Host-gp_binding",
+        }
+    }
+}
+
+/// Reads one of Gatepass's cookies.
+pub fn cookie<'a>(state: &AppState, headers: &'a HeaderMap, which: Cookie) -> Option<&'a str> {
+    let name = which.name(state.settings.is_https());
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -267,15 +339,20 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// A `Set-Cookie` value with Gatepass's attributes: `HttpOnly`,
-/// `SameSite=Lax`, `Path=/`, and `Secure` when the issuer is https.
+/// `SameSite=Lax`, `Path=/`, and `Secure` (with the `__Host-` name) when
+/// the issuer is https.
 pub fn set_cookie(
     state: &AppState,
-    name: &str,
+    which: Cookie,
     value: &str,
     max_age_secs: Option<i64>,
 ) -> HeaderValue {
-    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
-    if state.settings.is_https() {
+    let https = state.settings.is_https();
+    let mut c = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax",
+        which.name(https)
+    );
+    if https {
         c.push_str("; Secure");
     }
     if let Some(age) = max_age_secs {

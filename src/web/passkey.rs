@@ -122,12 +122,21 @@ pub struct StartRequest {
 pub async fn start(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     body: Body,
 ) -> Result<Response, JsonError> {
     let now = state.clock.now();
     let t = now.unix_timestamp();
     let input: StartRequest = json_body(&headers, body)?;
     let flow = load_flow(&state, &headers, &input.flow, Some(&input.csrf), now).await?;
+    // Ceremony state is stored before anyone signs in: limited per source.
+    if !state
+        .throttle
+        .admit_work(crate::authn::throttle::Work::PasskeyCeremony, ip, t)
+        .await?
+    {
+        return Err(PageError::too_many_requests().into());
+    }
     let (ceremony, options) = match (input.mode.as_str(), flow.username.as_deref()) {
         ("username", Some(username)) => {
             let user = state

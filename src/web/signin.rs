@@ -14,13 +14,13 @@
 //! without JavaScript.
 
 use super::error::{PageError, render};
-use super::{ClientIp, cookie, set_cookie};
+use super::{ClientIp, Cookie, cookie, set_cookie};
 use crate::app::AppState;
 use crate::audit::{AuthenticationDetail, SignIn, SignInStatus};
 use crate::authn::AuthMethod;
 use crate::authn::session::Session;
 use crate::authn::tap::TemporaryAccessPass;
-use crate::authn::throttle::Locked;
+use crate::authn::throttle::{Locked, Work};
 use crate::authn::verify::{Credential, Verdict, Verifier, VerifyError};
 use crate::directory::User;
 use crate::ids::{LogEntryId, OpaqueSecret, SecretDigest, secrets_equal};
@@ -32,15 +32,13 @@ use crate::tokens::grants::Authorization;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
 pub const FLOWS: &str = "signin_flow";
-pub const SESSION_COOKIE: &str = "gp_session";
-pub const BINDING_COOKIE: &str = "gp_binding";
 const FLOW_LIFETIME: time::Duration = time::Duration::minutes(15);
 
 /// What the user sees for any failed credential: never which part failed.
@@ -268,6 +266,7 @@ async fn authorize(
     start_flow(
         &state,
         &headers,
+        ip,
         FlowTarget::Authorize(Box::new(request)),
         hint,
         false,
@@ -282,7 +281,7 @@ pub(crate) async fn current_session(
     headers: &HeaderMap,
     now: OffsetDateTime,
 ) -> Result<Option<(SecretDigest, Session, User)>, PageError> {
-    let Some(cookie) = cookie(headers, SESSION_COOKIE) else {
+    let Some(cookie) = cookie(state, headers, Cookie::Session) else {
         return Ok(None);
     };
     let digest = SecretDigest::of(cookie);
@@ -310,15 +309,27 @@ fn is_unavailable(e: &crate::authn::session::SessionError) -> bool {
 
 /// Starts a sign-in flow and shows its first page: the username page, or for
 /// a step-up (known user, strong methods only) the TAP or passkey page.
+#[allow(clippy::too_many_arguments)]
 pub async fn start_flow(
     state: &AppState,
     headers: &HeaderMap,
+    ip: std::net::IpAddr,
     target: FlowTarget,
     username: Option<String>,
     strong_only: bool,
     prior: Option<PriorSession>,
 ) -> Response {
-    start_flow_with(state, headers, target, username, strong_only, prior, None).await
+    start_flow_with(
+        state,
+        headers,
+        ip,
+        target,
+        username,
+        strong_only,
+        prior,
+        None,
+    )
+    .await
 }
 
 /// [`start_flow`] for a conditional-access step-up: only `allowed` methods
@@ -327,6 +338,7 @@ pub async fn start_flow(
 pub async fn start_flow_with(
     state: &AppState,
     headers: &HeaderMap,
+    ip: std::net::IpAddr,
     target: FlowTarget,
     username: Option<String>,
     strong_only: bool,
@@ -334,6 +346,16 @@ pub async fn start_flow_with(
     step_up: Option<(Vec<AuthMethod>, String)>,
 ) -> Response {
     let now = state.clock.now();
+    // A flow is stored before anyone signs in: limited per source.
+    match state
+        .throttle
+        .admit_work(Work::SignInFlow, ip, now.unix_timestamp())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return PageError::too_many_requests().into_response(),
+        Err(e) => return PageError::from(e).into_response(),
+    }
     let (flow_id, csrf) = match (OpaqueSecret::generate(), OpaqueSecret::generate()) {
         (Ok(f), Ok(c)) => (f, c),
         _ => {
@@ -342,7 +364,7 @@ pub async fn start_flow_with(
         }
     };
     // Reuse the browser's binding cookie, or mint one.
-    let (binding_value, new_binding) = match cookie(headers, BINDING_COOKIE) {
+    let (binding_value, new_binding) = match cookie(state, headers, Cookie::Binding) {
         Some(v) if v.len() == 43 => (v.to_owned(), false),
         _ => match OpaqueSecret::generate() {
             Ok(b) => (b.expose().to_owned(), true),
@@ -379,21 +401,24 @@ pub async fn start_flow_with(
         };
         Redirect::to(&format!("/signin/{next}?flow={}", flow_id.expose())).into_response()
     } else {
-        render(
-            StatusCode::OK,
-            &SigninUsernamePage {
-                flow: flow_id.expose(),
-                csrf: &flow.csrf,
-                username: flow.username.as_deref().unwrap_or(""),
-                client_name,
-                error: None,
-            },
+        with_csp(
+            render(
+                StatusCode::OK,
+                &SigninUsernamePage {
+                    flow: flow_id.expose(),
+                    csrf: &flow.csrf,
+                    username: flow.username.as_deref().unwrap_or(""),
+                    client_name,
+                    error: None,
+                },
+            ),
+            &flow_csp(state, &flow.target),
         )
     };
     if new_binding {
         response.headers_mut().append(
             header::SET_COOKIE,
-            set_cookie(state, BINDING_COOKIE, &binding_value, None),
+            set_cookie(state, Cookie::Binding, &binding_value, None),
         );
     }
     response
@@ -437,7 +462,7 @@ pub(crate) async fn load_flow(
         .await?
         .ok_or_else(PageError::flow_expired)?;
     let flow: Flow = decode(FLOWS, &record.value)?;
-    let bound = cookie(headers, BINDING_COOKIE)
+    let bound = cookie(state, headers, Cookie::Binding)
         .is_some_and(|b| secrets_equal(SecretDigest::of(b).as_str(), flow.binding.as_str()));
     if !bound {
         return Err(PageError::flow_expired());
@@ -494,7 +519,11 @@ pub async fn username_submit(
     let flow_id = field(&form, "flow")?;
     let mut flow = load_flow(&state, &headers, flow_id, Some(field(&form, "csrf")?), now).await?;
     let username = form.get("username").map(|u| u.trim()).unwrap_or("");
-    if username.is_empty() || username.len() > 113 {
+    // No userPrincipalName is longer or holds control characters.
+    if username.is_empty()
+        || username.len() > authorize::MAX_LOGIN_HINT_LEN
+        || username.chars().any(char::is_control)
+    {
         let page = SigninUsernamePage {
             flow: flow_id,
             csrf: &flow.csrf,
@@ -502,7 +531,10 @@ pub async fn username_submit(
             client_name: None,
             error: Some("Enter your username."),
         };
-        return Ok(render(StatusCode::OK, &page));
+        return Ok(with_csp(
+            render(StatusCode::OK, &page),
+            &flow_csp(&state, &flow.target),
+        ));
     }
     flow.username = Some(username.to_owned());
     save_flow(&state, flow_id, &flow, now).await?;
@@ -624,6 +656,7 @@ pub async fn password_page(
     let username = flow.username.as_deref().unwrap_or_default();
     let error = flow.strong_only.then_some(STRONG_NEEDED);
     Ok(failure_or_page(
+        &flow_csp(&state, &flow.target),
         Step::Password,
         &q.flow,
         &flow.csrf,
@@ -652,6 +685,7 @@ pub async fn tap_page(
     }
     let username = flow.username.as_deref().unwrap_or_default();
     Ok(failure_or_page_with(
+        &flow_csp(&state, &flow.target),
         Step::Tap,
         &q.flow,
         &flow.csrf,
@@ -672,15 +706,18 @@ pub async fn restart(
     let mut flow = load_flow(&state, &headers, &q.flow, None, now).await?;
     flow.username = None;
     save_flow(&state, &q.flow, &flow, now).await?;
-    Ok(render(
-        StatusCode::OK,
-        &SigninUsernamePage {
-            flow: &q.flow,
-            csrf: &flow.csrf,
-            username: "",
-            client_name: None,
-            error: None,
-        },
+    Ok(with_csp(
+        render(
+            StatusCode::OK,
+            &SigninUsernamePage {
+                flow: &q.flow,
+                csrf: &flow.csrf,
+                username: "",
+                client_name: None,
+                error: None,
+            },
+        ),
+        &flow_csp(&state, &flow.target),
     ))
 }
 
@@ -728,6 +765,7 @@ async fn credential_submit(
     let username = flow.username.clone().ok_or_else(PageError::flow_expired)?;
     if flow.strong_only && step == Step::Password {
         return Ok(failure_or_page(
+            &flow_csp(&state, &flow.target),
             step,
             flow_id,
             &flow.csrf,
@@ -757,7 +795,15 @@ async fn credential_submit(
         // moment (503; the router adds Retry-After). Nothing was counted.
         Err(VerifyError::Busy) => {
             let (_, offer) = flow_user(&state, &flow, now).await?;
-            let mut page = failure_or_page(step, flow_id, &flow.csrf, &username, Some(BUSY), offer);
+            let mut page = failure_or_page(
+                &flow_csp(&state, &flow.target),
+                step,
+                flow_id,
+                &flow.csrf,
+                &username,
+                Some(BUSY),
+                offer,
+            );
             *page.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             return Ok(page);
         }
@@ -797,6 +843,7 @@ async fn credential_submit(
                 .await;
             }
             return Ok(failure_or_page(
+                &flow_csp(&state, &flow.target),
                 step,
                 flow_id,
                 &flow.csrf,
@@ -828,7 +875,7 @@ async fn credential_submit(
                     Locked::Account { .. } => "Account locked after repeated failed sign-ins",
                     Locked::Source { .. } => "Source address locked after repeated failed sign-ins",
                 };
-                tracing::warn!(user = %username, ip = %ip_text, seconds = l.duration_secs, "{what}");
+                tracing::warn!(user = %username.escape_debug(), ip = %ip_text, seconds = l.duration_secs, "{what}");
                 record_sign_in(
                     &state,
                     &client_id,
@@ -851,6 +898,7 @@ async fn credential_submit(
                 step
             };
             return Ok(failure_or_page(
+                &flow_csp(&state, &flow.target),
                 step,
                 flow_id,
                 &flow.csrf,
@@ -928,7 +976,7 @@ pub async fn finish_sign_in(
         .store
         .delete(FLOWS, flow_id, Durability::Ephemeral, now.unix_timestamp())
         .await?;
-    let cookie = set_cookie(state, SESSION_COOKIE, secret.expose(), None);
+    let cookie = set_cookie(state, Cookie::Session, secret.expose(), None);
     let digest = secret.digest();
     let gated = gate_and_go(
         state,
@@ -1074,6 +1122,7 @@ pub async fn gate_and_go(
             let response = start_flow_with(
                 state,
                 headers,
+                ip,
                 target.clone(),
                 Some(user.user_principal_name.clone()),
                 strong_only,
@@ -1127,8 +1176,31 @@ fn verify_page_error(e: VerifyError) -> PageError {
     }
 }
 
+/// The Content-Security-Policy of a sign-in page: its forms may post to
+/// Gatepass and, because a successful post redirects there, to the origins
+/// of the flow's client's registered redirect URIs — nowhere else.
+fn flow_csp(state: &AppState, target: &FlowTarget) -> HeaderValue {
+    let uris = match target {
+        FlowTarget::Authorize(r) => state
+            .settings
+            .client(&r.client_id)
+            .map(|c| c.redirect_uris.as_slice())
+            .unwrap_or_default(),
+        FlowTarget::Account { .. } => &[],
+    };
+    super::content_security_policy(uris.iter().map(String::as_str))
+}
+
+fn with_csp(mut response: Response, csp: &HeaderValue) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, csp.clone());
+    response
+}
+
 /// Renders a credential page, with an error message after a failure.
 fn failure_or_page(
+    csp: &HeaderValue,
     step: Step,
     flow: &str,
     csrf: &str,
@@ -1136,10 +1208,12 @@ fn failure_or_page(
     error: Option<&str>,
     offer: Offer,
 ) -> Response {
-    failure_or_page_with(step, flow, csrf, username, error, offer, None)
+    failure_or_page_with(csp, step, flow, csrf, username, error, offer, None)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn failure_or_page_with(
+    csp: &HeaderValue,
     step: Step,
     flow: &str,
     csrf: &str,
@@ -1148,7 +1222,7 @@ fn failure_or_page_with(
     offer: Offer,
     notice: Option<&str>,
 ) -> Response {
-    match step {
+    let page = match step {
         Step::Password => render(
             StatusCode::OK,
             &SigninPasswordPage {
@@ -1172,7 +1246,8 @@ fn failure_or_page_with(
                 notice,
             },
         ),
-    }
+    };
+    with_csp(page, csp)
 }
 
 /// `GET /signin/passkey?flow=`: the passkey step (step-ups, and browsers
@@ -1205,16 +1280,19 @@ pub async fn passkey_page(
     } else {
         flow.notice.as_deref()
     };
-    Ok(render(
-        StatusCode::OK,
-        &SigninPasskeyPage {
-            flow: &q.flow,
-            csrf: &flow.csrf,
-            username: flow.username.as_deref(),
-            mode,
-            message,
-            has_tap: offer.tap,
-        },
+    Ok(with_csp(
+        render(
+            StatusCode::OK,
+            &SigninPasskeyPage {
+                flow: &q.flow,
+                csrf: &flow.csrf,
+                username: flow.username.as_deref(),
+                mode,
+                message,
+                has_tap: offer.tap,
+            },
+        ),
+        &flow_csp(&state, &flow.target),
     ))
 }
 
@@ -1384,10 +1462,11 @@ pub async fn record_sign_in_with_ca(
     }
     match failure {
         None => {
-            tracing::info!(user = %username, client = %client_id, %ip, method = method.display_name(), "sign-in succeeded")
+            // As typed: escaped, so a username cannot forge log lines.
+            tracing::info!(user = %username.escape_debug(), client = %client_id, %ip, method = method.display_name(), "sign-in succeeded")
         }
         Some((_, reason)) => {
-            tracing::info!(user = %username, client = %client_id, %ip, reason, "sign-in failed")
+            tracing::info!(user = %username.escape_debug(), client = %client_id, %ip, reason, "sign-in failed")
         }
     }
 }

@@ -561,7 +561,7 @@ async fn hashing_flood_of_500_password_posts_keeps_memory_bounded_and_health_ans
     // Default argon2id cost (19 MiB a hash); only lockout is out of the way,
     // so every post reaches the hasher.
     let server =
-        crate::process::Process::start("[throttling]\nmax_failures_per_source = 100000\n", &[])
+        crate::process::Process::start("[throttling]\nmax_failures_per_source = 100000\nmax_flows_per_source_per_minute = 100000\n", &[])
             .await;
     let baseline = server.memory_kib("VmRSS");
     let browser = std::sync::Arc::new(Browser::new(server.issuer.clone()));
@@ -1136,5 +1136,511 @@ async fn prompt_none_never_shows_a_page_for_a_step_up_or_a_block() {
         assert!(location.starts_with(RP_REDIRECT), "{location}");
         assert_eq!(query_param(&location, "error").as_deref(), Some(error));
         assert_eq!(query_param(&location, "state").as_deref(), Some("st"));
+    }
+}
+
+// --- item 10: bounded work for unauthenticated and audit requests ---------------------
+
+/// A store that counts the records its scans hand back, to show a request
+/// reads a page and not a whole table.
+struct CountingStore {
+    inner: std::sync::Arc<dyn gatepass::store::Store>,
+    scanned: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl gatepass::store::Store for CountingStore {
+    async fn get(
+        &self,
+        t: &'static str,
+        k: &str,
+        now: i64,
+    ) -> gatepass::store::StoreResult<Option<gatepass::store::Record>> {
+        self.inner.get(t, k, now).await
+    }
+    async fn put(
+        &self,
+        t: &'static str,
+        k: &str,
+        v: Vec<u8>,
+        e: Option<i64>,
+        d: gatepass::store::Durability,
+    ) -> gatepass::store::StoreResult<u64> {
+        self.inner.put(t, k, v, e, d).await
+    }
+    async fn insert(
+        &self,
+        t: &'static str,
+        k: &str,
+        v: Vec<u8>,
+        e: Option<i64>,
+        d: gatepass::store::Durability,
+        now: i64,
+    ) -> gatepass::store::StoreResult<Option<u64>> {
+        self.inner.insert(t, k, v, e, d, now).await
+    }
+    async fn take(
+        &self,
+        t: &'static str,
+        k: &str,
+        d: gatepass::store::Durability,
+        now: i64,
+    ) -> gatepass::store::StoreResult<Option<gatepass::store::Record>> {
+        self.inner.take(t, k, d, now).await
+    }
+    async fn compare_and_swap(
+        &self,
+        t: &'static str,
+        k: &str,
+        x: u64,
+        v: Option<Vec<u8>>,
+        e: Option<i64>,
+        d: gatepass::store::Durability,
+        now: i64,
+    ) -> gatepass::store::StoreResult<Option<u64>> {
+        self.inner.compare_and_swap(t, k, x, v, e, d, now).await
+    }
+    async fn delete(
+        &self,
+        t: &'static str,
+        k: &str,
+        d: gatepass::store::Durability,
+        now: i64,
+    ) -> gatepass::store::StoreResult<bool> {
+        self.inner.delete(t, k, d, now).await
+    }
+    async fn increment(
+        &self,
+        t: &'static str,
+        k: &str,
+        n: i64,
+        e: Option<i64>,
+        d: gatepass::store::Durability,
+        now: i64,
+    ) -> gatepass::store::StoreResult<i64> {
+        self.inner.increment(t, k, n, e, d, now).await
+    }
+    async fn commit(
+        &self,
+        txn: gatepass::store::Txn,
+        now: i64,
+    ) -> gatepass::store::StoreResult<bool> {
+        self.inner.commit(txn, now).await
+    }
+    async fn scan(
+        &self,
+        t: &'static str,
+        now: i64,
+    ) -> gatepass::store::StoreResult<Vec<(String, gatepass::store::Record)>> {
+        let all = self.inner.scan(t, now).await?;
+        self.scanned
+            .fetch_add(all.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(all)
+    }
+    async fn scan_prefix(
+        &self,
+        t: &'static str,
+        p: &str,
+        now: i64,
+    ) -> gatepass::store::StoreResult<Vec<(String, gatepass::store::Record)>> {
+        let all = self.inner.scan_prefix(t, p, now).await?;
+        self.scanned
+            .fetch_add(all.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(all)
+    }
+    async fn scan_page(
+        &self,
+        t: &'static str,
+        p: &str,
+        a: Option<&str>,
+        o: gatepass::store::Order,
+        l: usize,
+        now: i64,
+    ) -> gatepass::store::StoreResult<Vec<(String, gatepass::store::Record)>> {
+        let page = self.inner.scan_page(t, p, a, o, l, now).await?;
+        self.scanned
+            .fetch_add(page.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(page)
+    }
+    async fn purge_expired(&self, now: i64) -> gatepass::store::StoreResult<u64> {
+        self.inner.purge_expired(now).await
+    }
+    async fn ping(&self) -> gatepass::store::StoreResult<()> {
+        self.inner.ping().await
+    }
+}
+
+#[tokio::test]
+async fn audit_log_reads_a_page_from_the_store_not_the_whole_log() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let inner = std::sync::Arc::new(
+        gatepass::store::embedded::EmbeddedStore::open(&dir.path().join("gatepass.redb")).unwrap(),
+    );
+    let scanned = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let store = std::sync::Arc::new(CountingStore {
+        inner,
+        scanned: scanned.clone(),
+    });
+    let app = TestApp::spawn_on(store, dir, "").await;
+    let start = app.clock.now();
+    for i in 0..1500 {
+        let entry = gatepass::audit::SignIn {
+            id: gatepass::ids::LogEntryId::generate().unwrap(),
+            created_date_time: start + time::Duration::seconds(i),
+            user_id: None,
+            user_principal_name: if i % 500 == 7 {
+                "needle".into()
+            } else {
+                format!("user{i}")
+            },
+            user_display_name: None,
+            app_id: RP_ID.into(),
+            app_display_name: RP_ID.into(),
+            ip_address: "192.0.2.1".into(),
+            client_app_used: "Browser".into(),
+            status: gatepass::audit::SignInStatus {
+                error_code: 50126,
+                failure_reason: Some("Invalid username or password".into()),
+            },
+            authentication_details: vec![],
+            conditional_access_status: "notApplied".into(),
+            applied_conditional_access_policies: vec![],
+        };
+        app.state.audit.record_sign_in(&entry).await.unwrap();
+    }
+    app.clock.advance(time::Duration::seconds(2000));
+    let token = automation(&app).await;
+    scanned.store(0, Ordering::Relaxed);
+    let first = get(&app, "/v1.0/auditLogs/signIns?$top=10", &token).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let read = scanned.load(Ordering::Relaxed);
+    assert!(
+        read <= 20,
+        "one page of 10 read {read} log entries from the store"
+    );
+    let names: Vec<&str> = first.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["userPrincipalName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[0], "user1499", "newest first");
+    assert_eq!(names.len(), 10);
+
+    // Following the links walks the whole log once, in order.
+    let mut seen = names.len();
+    let mut next = first.body["@odata.nextLink"].as_str().map(str::to_owned);
+    let mut last_time = first.body["value"][9]["createdDateTime"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    while let Some(link) = next {
+        let page = get(&app, &link.replace("$top=10", "$top=500"), &token).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        for e in page.body["value"].as_array().unwrap() {
+            let t = e["createdDateTime"].as_str().unwrap().to_owned();
+            assert!(t < last_time, "{t} after {last_time}");
+            last_time = t;
+            seen += 1;
+        }
+        next = page.body["@odata.nextLink"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, 1500);
+
+    // A filter scans on, but stays bounded per request.
+    scanned.store(0, Ordering::Relaxed);
+    let needles = get(
+        &app,
+        "/v1.0/auditLogs/signIns?$top=999&$filter=userPrincipalName%20eq%20'needle'",
+        &token,
+    )
+    .await;
+    assert_eq!(
+        needles.body["value"].as_array().unwrap().len(),
+        3,
+        "{}",
+        needles.text
+    );
+    assert!(scanned.load(Ordering::Relaxed) <= 1500 + 999);
+}
+
+#[tokio::test]
+async fn authorization_parameters_are_capped_before_anything_is_stored() {
+    let app = TestApp::spawn().await;
+    let flows = || async {
+        app.state
+            .store
+            .scan(
+                gatepass::web::signin::FLOWS,
+                app.clock.now().unix_timestamp(),
+            )
+            .await
+            .unwrap()
+            .len()
+    };
+    let before = flows().await;
+    let browser = app.browser();
+    for extra in [
+        format!("&acr_values={}", "mfa+".repeat(1500)),
+        format!("&claims={}", "x".repeat(5000)),
+        format!("&x-padding={}", "y".repeat(3000)),
+        (0..50).map(|i| format!("&p{i}=1")).collect::<String>(),
+        // A login_hint longer than any username.
+        format!("&login_hint={}", "a".repeat(114)),
+    ] {
+        let r = browser.get(&authorize(&app, &extra)).await;
+        let location = r.location.expect("an error redirect to the client");
+        assert_eq!(
+            query_param(&location, "error").as_deref(),
+            Some("invalid_request")
+        );
+        assert_eq!(query_param(&location, "state").as_deref(), Some("st"));
+    }
+    // An oversized redirect_uri is never used: shown.
+    let r = browser
+        .get(&authorize(&app, "").replace(
+            "redirect_uri=",
+            &format!("redirect_uri={}", "h".repeat(3000)),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.location.is_none());
+    assert_eq!(flows().await, before, "nothing was stored");
+}
+
+#[tokio::test]
+async fn sign_in_flows_and_passkey_ceremonies_are_limited_per_source() {
+    let app = TestApp::spawn_with(
+        "[throttling]\nmax_flows_per_source_per_minute = 5\nmax_ceremonies_per_source_per_minute = 3\n",
+    )
+    .await;
+    let browser = app.browser();
+    let mut pages = Vec::new();
+    for _ in 0..5 {
+        let page = browser.get(&authorize(&app, "")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        pages.push(page);
+    }
+    let r = app.http.get(authorize(&app, "")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"], "60");
+    // Another client is not affected.
+    let other = Browser::from_address(app.issuer.clone(), "127.0.0.2".parse().unwrap());
+    assert_eq!(other.get(&authorize(&app, "")).await.status, StatusCode::OK);
+
+    let page = &pages[0];
+    let start = || async {
+        post_json(
+            &browser,
+            &app,
+            "/signin/passkey/start",
+            None,
+            json!({"flow": page.hidden("flow").unwrap(), "csrf": page.hidden("csrf").unwrap(), "mode": "discoverable"}),
+        )
+        .await
+        .0
+    };
+    for _ in 0..3 {
+        assert_eq!(start().await, 200);
+    }
+    assert_eq!(start().await, 429);
+
+    // A minute later the source may start again.
+    app.clock.advance(time::Duration::seconds(61));
+    assert_eq!(
+        browser.get(&authorize(&app, "")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(start().await, 200);
+}
+
+// --- item 12: hygiene --------------------------------------------------------------
+
+#[tokio::test]
+async fn https_issuer_sets_host_prefixed_secure_cookies_and_hsts() {
+    let app = TestApp::spawn_https().await;
+    let plain = format!("http://{}", app.addr);
+    let url = authorize(&app, "").replace(&app.issuer, &plain);
+    let r = app.http.get(url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-gp_binding="), "{cookie}");
+    for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    // Plain http issuers (development) get neither.
+    let dev = TestApp::spawn().await;
+    let r = dev.http.get(authorize(&dev, "")).send().await.unwrap();
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("gp_binding=")
+    );
+    assert!(r.headers().get("strict-transport-security").is_none());
+}
+
+#[tokio::test]
+async fn sign_in_forms_may_post_only_to_gatepass_and_the_clients_redirect_origin() {
+    let app = TestApp::spawn().await;
+    let r = app.http.get(authorize(&app, "")).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let form_action = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("form-action"))
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        form_action, "form-action 'self' http://127.0.0.1:9000",
+        "{csp}"
+    );
+    // Pages of no client's flow allow Gatepass alone.
+    let r = app
+        .http
+        .get(app.url("/account/security-info"))
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("form-action 'self'"), "{csp}");
+    assert!(!csp.contains("http:") && !csp.contains("https:"), "{csp}");
+}
+
+#[tokio::test]
+async fn check_config_warns_about_the_demo_secret_and_the_demo_app_cannot_write_users() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/gatepass.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatepass"))
+        .args(["check-config", "--config", config])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("demo-app") && stderr.contains("demo secret"),
+        "{stderr}"
+    );
+    let settings =
+        gatepass::config::Settings::load(std::path::Path::new(config), std::iter::empty()).unwrap();
+    let demo = settings.client("demo-app").unwrap();
+    assert!(!demo.delegated_permissions.contains("User.ReadWrite.All"));
+}
+
+#[tokio::test]
+async fn logs_escape_usernames_and_never_hold_hints_codes_or_flow_ids() {
+    let server = crate::process::Process::start(
+        "[password_hashing]\nmemory_kib = 64\niterations = 1\n",
+        &[("GATEPASS_LOG", "debug")],
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let token: Value = http
+        .post(server.url("/token"))
+        .basic_auth("automation", Some("automation-secret-0123456789"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = http
+        .post(server.url("/v1.0/users"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({"userPrincipalName": "frank", "displayName": "Frank", "passwordProfile": {"password": "frank password 1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // A username that tries to start a log line of its own, by form and by hint.
+    let browser = Browser::new(server.issuer.clone());
+    let verifier = "verifier-0123456789-0123456789-0123456789-0123456789";
+    let challenge = {
+        use base64::Engine as _;
+        let d = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
+    };
+    let base = format!(
+        "{}/authorize?client_id=rp&response_type=code&scope=openid&state=st&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256",
+        server.issuer,
+        url::form_urlencoded::byte_serialize(RP_REDIRECT.as_bytes()).collect::<String>()
+    );
+    let hinted = browser
+        .get(&format!(
+            "{base}&login_hint=evil%0AFORGED%20sign-in%20succeeded"
+        ))
+        .await;
+    if let (Some(flow), Some(csrf)) = (hinted.hidden("flow"), hinted.hidden("csrf")) {
+        // Straight to the password step of the hinted flow.
+        browser
+            .post_form(
+                "/signin/password",
+                &[("flow", &flow), ("csrf", &csrf), ("password", "x")],
+            )
+            .await;
+    }
+    let (flow, csrf) =
+        flow_at_password_page(&browser, &server.issuer, "evil\nFORGED sign-in succeeded").await;
+    browser
+        .post_form(
+            "/signin/password",
+            &[("flow", &flow), ("csrf", &csrf), ("password", "x")],
+        )
+        .await;
+    let location = browser
+        .sign_in(&base, "frank", "frank password 1")
+        .await
+        .unwrap();
+    let code = query_param(&location, "code").unwrap();
+    let tokens: Value = http
+        .post(server.url("/token"))
+        .basic_auth("rp", Some("rp-secret-0123456789"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap();
+    browser
+        .get(&format!(
+            "{}/logout?id_token_hint={id_token}",
+            server.issuer
+        ))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let log = server.output();
+    assert!(
+        log.contains("sign-in succeeded"),
+        "debug logging is on:\n{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("FORGED")),
+        "a username forged a log line:\n{log}"
+    );
+    for (what, secret) in [
+        ("id_token_hint", id_token),
+        ("authorization code", code.as_str()),
+        ("flow id", flow.as_str()),
+        ("password", "frank password 1"),
+    ] {
+        assert!(!log.contains(secret), "the log holds the {what}");
     }
 }

@@ -154,13 +154,51 @@ impl TestApp {
     }
 
     pub async fn spawn_on(store: Arc<dyn Store>, dir: TempDir, extra_config: &str) -> TestApp {
+        Self::spawn_on_scheme(store, dir, extra_config, "http").await
+    }
+
+    /// A Gatepass whose issuer is `https://localhost:{port}` (as behind a
+    /// TLS-terminating proxy) while it serves plain HTTP on the port: for
+    /// what an https issuer changes (cookies, HSTS). Reach it by `addr`.
+    pub async fn spawn_https() -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("gatepass.redb")).expect("store"));
+        Self::spawn_on_scheme(store, dir, "", "https").await
+    }
+
+    async fn spawn_on_scheme(
+        store: Arc<dyn Store>,
+        dir: TempDir,
+        extra_config: &str,
+        scheme: &str,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let issuer = format!("http://localhost:{}", addr.port());
+        let issuer = format!("{scheme}://localhost:{}", addr.port());
+        // `[throttling]` lines in `extra_config` join the harness's table.
+        let (throttling, extra_config): (Vec<&str>, Vec<&str>) = {
+            let mut in_throttling = false;
+            extra_config.lines().partition(|line| {
+                if line.starts_with('[') {
+                    in_throttling = line.trim() == "[throttling]";
+                    return false;
+                }
+                in_throttling
+            })
+        };
+        let extra_config: Vec<&str> = extra_config
+            .into_iter()
+            .filter(|l| l.trim() != "[throttling]")
+            .collect();
+        let base = config_text(&issuer, dir.path()).replace(
+            "[throttling]\n",
+            &format!("[throttling]\n{}\n", throttling.join("\n")),
+        );
         let settings = Settings::from_toml(
-            &format!("{}\n{extra_config}", config_text(&issuer, dir.path())),
+            &format!("{base}\n{}", extra_config.join("\n")),
             Path::new("test.toml"),
             std::iter::empty(),
         )

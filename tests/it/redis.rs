@@ -331,6 +331,7 @@ conformance!(
     scan_prefix_matches_only_keys_with_the_prefix,
     scan_prefix_empty_is_whole_table,
     scan_prefix_returns_only_live_records,
+    scan_page_walks_every_live_record_once_in_both_orders,
     purge_expired_removes_only_expired,
     durability_changes_keep_one_record,
     ping_succeeds,
