@@ -68,6 +68,9 @@ pub enum Ceremony {
         flow: String,
         state: DiscoverableAuthentication,
     },
+    /// A username-first start for a name with no passkeys (or no account):
+    /// it looks like any other and can never be finished.
+    Decoy { flow: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -315,22 +318,31 @@ impl Passkeys {
         Ok(stored)
     }
 
-    /// Starts a username-first assertion for `user`'s passkeys.
+    /// Starts a username-first assertion for `username`: the user's passkeys
+    /// when they have some, otherwise a decoy — the same answer, naming one
+    /// credential id derived from the name with a secret of this store, the
+    /// same each time — so the answer does not tell whether the account
+    /// exists or has a passkey. A decoy ceremony never finishes.
     pub async fn start_authentication(
         &self,
-        user: UserId,
+        username: &str,
+        user: Option<UserId>,
         flow: &str,
         now: i64,
     ) -> Result<(String, RequestChallengeResponse), PasskeyError> {
-        let creds: Vec<Passkey> = self
-            .list(user, now)
-            .await?
-            .into_iter()
-            .map(|p| p.passkey)
-            .collect();
-        if creds.is_empty() {
-            return Err(PasskeyError::UnknownCredential);
-        }
+        let creds: Vec<Passkey> = match user {
+            Some(user) => self
+                .list(user, now)
+                .await?
+                .into_iter()
+                .map(|p| p.passkey)
+                .collect(),
+            None => Vec::new(),
+        };
+        let (user, creds) = match user {
+            Some(user) if !creds.is_empty() => (user, creds),
+            _ => return self.start_decoy(username, flow, now).await,
+        };
         let (options, state) = self
             .webauthn
             .start_passkey_authentication(&creds)
@@ -346,6 +358,65 @@ impl Passkeys {
             )
             .await?;
         Ok((id, options))
+    }
+
+    async fn start_decoy(
+        &self,
+        username: &str,
+        flow: &str,
+        now: i64,
+    ) -> Result<(String, RequestChallengeResponse), PasskeyError> {
+        let key = self.decoy_key(now).await?;
+        let tag = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+            username.trim().to_lowercase().as_bytes(),
+        );
+        let (mut options, _) = self
+            .webauthn
+            .start_discoverable_authentication()
+            .map_err(|e| PasskeyError::Config(e.to_string()))?;
+        // Shaped like a username-first request: no autofill, no extensions.
+        options.mediation = None;
+        options.public_key.extensions = None;
+        // webauthn-rs does not export the type; build it from its JSON.
+        options.public_key.allow_credentials = vec![
+            serde_json::from_value(serde_json::json!({
+                "type": "public-key",
+                "id": URL_SAFE_NO_PAD.encode(tag.as_ref()),
+            }))
+            .map_err(|e| PasskeyError::Config(e.to_string()))?,
+        ];
+        let id = self
+            .save_ceremony(
+                &Ceremony::Decoy {
+                    flow: flow.to_owned(),
+                },
+                now,
+            )
+            .await?;
+        Ok((id, options))
+    }
+
+    /// The store's secret for decoy credential ids: made once, shared by
+    /// every instance, so a name's decoy never changes.
+    async fn decoy_key(&self, now: i64) -> Result<Vec<u8>, PasskeyError> {
+        const KEY: (&str, &str) = ("meta", "passkey_decoy_key");
+        if let Some(r) = self.store.get(KEY.0, KEY.1, now).await? {
+            return Ok(r.value);
+        }
+        let mut fresh = vec![0u8; 32];
+        crate::ids::fill_random(&mut fresh).map_err(|_| PasskeyError::Random)?;
+        self.store
+            .insert(KEY.0, KEY.1, fresh, None, Durability::Durable, now)
+            .await?;
+        // Whoever inserted first wins; everyone uses that one.
+        self.store
+            .get(KEY.0, KEY.1, now)
+            .await?
+            .map(|r| r.value)
+            .ok_or_else(|| {
+                PasskeyError::Store(StoreError::Corrupt("passkey decoy key vanished".into()))
+            })
     }
 
     /// Starts a discoverable assertion (no username).
@@ -425,7 +496,9 @@ impl Passkeys {
                 self.webauthn
                     .finish_discoverable_authentication(response, state, &[key])
             }
-            Ceremony::Registration { .. } => return Err(PasskeyError::CeremonyMismatch),
+            Ceremony::Registration { .. } | Ceremony::Decoy { .. } => {
+                return Err(PasskeyError::CeremonyMismatch);
+            }
         }
         .map_err(|e| {
             tracing::info!(error = %e, "passkey assertion rejected");

@@ -139,6 +139,8 @@ pub async fn start(
     }
     let (ceremony, options) = match (input.mode.as_str(), flow.username.as_deref()) {
         ("username", Some(username)) => {
+            // Unknown users and users without passkeys get the same answer
+            // as everyone else (see `Passkeys::start_authentication`).
             let user = state
                 .directory
                 .user_by_upn(username, now)
@@ -147,24 +149,12 @@ pub async fn start(
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     code: e.code(),
                     message: "Service problem.".into(),
-                })?
-                .ok_or(JsonError {
-                    status: StatusCode::BAD_REQUEST,
-                    code: "passkey.unavailable",
-                    message: "Sign-in with a passkey is not available for this account.".into(),
                 })?;
             state
                 .passkeys
-                .start_authentication(user.id, &input.flow, t)
+                .start_authentication(username, user.map(|u| u.id), &input.flow, t)
                 .await
-                .map_err(|e| match e {
-                    PasskeyError::UnknownCredential => JsonError {
-                        status: StatusCode::BAD_REQUEST,
-                        code: "passkey.unavailable",
-                        message: "Sign-in with a passkey is not available for this account.".into(),
-                    },
-                    other => passkey_error(other),
-                })?
+                .map_err(passkey_error)?
         }
         ("discoverable", _) | ("username", None) => state
             .passkeys

@@ -1644,3 +1644,95 @@ async fn logs_escape_usernames_and_never_hold_hints_codes_or_flow_ids() {
         assert!(!log.contains(secret), "the log holds the {what}");
     }
 }
+
+// --- item 13: passkey sign-in without enumeration ------------------------------------
+
+/// Username page → Next for `username`; then the username-first passkey
+/// start, as the page's script calls it.
+async fn passkey_start_for(app: &TestApp, username: &str) -> (Browser, Page, u16, Value) {
+    let browser = app.browser();
+    let first = browser.get(&authorize(app, "")).await;
+    let (flow, csrf) = (first.hidden("flow").unwrap(), first.hidden("csrf").unwrap());
+    browser
+        .post_form(
+            "/signin/username",
+            &[("flow", &flow), ("csrf", &csrf), ("username", username)],
+        )
+        .await;
+    let (status, body) = post_json(
+        &browser,
+        app,
+        "/signin/passkey/start",
+        None,
+        json!({"flow": flow, "csrf": csrf, "mode": "username"}),
+    )
+    .await;
+    (browser, first, status, body)
+}
+
+/// The JSON's shape: every key path, values left out.
+fn shape(v: &Value, at: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let path = format!("{at}/{k}");
+                out.push(path.clone());
+                shape(v, &path, out);
+            }
+        }
+        Value::Array(a) => {
+            out.push(format!("{at}[{}]", a.len()));
+            for v in a {
+                shape(v, &format!("{at}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn passkey_start_answers_alike_for_unknown_users_users_without_passkeys_and_key_holders() {
+    let app = TestApp::spawn().await;
+    let (_, mut auth) = crate::passkey::onboard(&app, "keyholder@contoso.com").await;
+    app.create_user("nokey@contoso.com", Some("nokey password 1"))
+        .await;
+    let mut shapes = Vec::new();
+    let mut ids = Vec::new();
+    for name in [
+        "keyholder@contoso.com",
+        "nokey@contoso.com",
+        "ghost@contoso.com",
+        "ghost@contoso.com",
+    ] {
+        let (_, _, status, body) = passkey_start_for(&app, name).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        let mut s = Vec::new();
+        shape(&body["options"], "", &mut s);
+        s.sort();
+        let public_key = &body["options"]["publicKey"];
+        for scalar in ["timeout", "userVerification", "rpId"] {
+            s.push(format!("{scalar}={}", public_key[scalar]));
+        }
+        shapes.push(s);
+        ids.push(body["options"]["publicKey"]["allowCredentials"][0]["id"].clone());
+    }
+    assert!(shapes.windows(2).all(|w| w[0] == w[1]), "{shapes:#?}");
+    assert_eq!(ids[2], ids[3], "a name's decoy is the same every time");
+    assert_ne!(ids[1], ids[2], "different names, different decoys");
+
+    // A decoy ceremony never finishes, not even with a real passkey.
+    let (browser, page, _, decoy) = passkey_start_for(&app, "ghost@contoso.com").await;
+    let mut options = decoy["options"].clone();
+    options["publicKey"]["allowCredentials"] = json!([]);
+    let assertion = auth.authenticate(options);
+    let (status, body) = post_json(
+        &browser,
+        &app,
+        "/signin/passkey/finish",
+        None,
+        json!({"flow": page.hidden("flow").unwrap(), "csrf": page.hidden("csrf").unwrap(), "ceremony": decoy["ceremony"], "credential": assertion}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["message"], "Sign-in with this passkey failed.");
+}
