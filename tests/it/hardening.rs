@@ -1736,3 +1736,82 @@ async fn passkey_start_answers_alike_for_unknown_users_users_without_passkeys_an
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["message"], "Sign-in with this passkey failed.");
 }
+
+// --- item 14: crash safety ---------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_during_a_write_burst_loses_no_acknowledged_write() {
+    let server = crate::process::Process::start("", &[]).await;
+    let http = reqwest::Client::new();
+    let app_token = |url: String| {
+        let http = http.clone();
+        async move {
+            let body: Value = http
+                .post(url)
+                .basic_auth("automation", Some("automation-secret-0123456789"))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let token = app_token(server.url("/token")).await;
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let (http, token, url, acknowledged) = (
+            http.clone(),
+            token.clone(),
+            server.url("/v1.0/users"),
+            acknowledged.clone(),
+        );
+        writers.spawn(async move {
+            for i in 0.. {
+                let upn = format!("w{w}-u{i}@contoso.com");
+                let sent = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"userPrincipalName": upn, "displayName": upn}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == StatusCode::CREATED => {
+                        acknowledged.lock().unwrap().push(upn);
+                    }
+                    // The server died mid-request: stop.
+                    _ => break,
+                }
+            }
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    server.signal("KILL");
+    while writers.join_next().await.is_some() {}
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 20, "the burst wrote only {}", acknowledged.len());
+
+    let server = server.restart(&[]).await;
+    let token = app_token(server.url("/token")).await;
+    let mut missing = Vec::new();
+    for upn in &acknowledged {
+        let r = http
+            .get(server.url(&format!("/v1.0/users/{upn}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        if r.status() != StatusCode::OK {
+            missing.push(upn.clone());
+        }
+    }
+    eprintln!(
+        "SIGKILL after {} acknowledged user creations; {} missing after restart",
+        acknowledged.len(),
+        missing.len()
+    );
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+}
