@@ -162,6 +162,13 @@ pub fn router(state: AppState) -> Router {
         ))
         // Spans name the method and path, never the query: it may carry an
         // id_token_hint, a login_hint or a flow id.
+        // A bug must cost one request a 500, never the connection or a
+        // worker: the panic is logged once, the client gets a request id.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                error::internal_page("panic", "a request handler panicked", false).into_response()
+            },
+        ))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<axum::body::Body>| {

@@ -1792,7 +1792,11 @@ async fn sigkill_during_a_write_burst_loses_no_acknowledged_write() {
     server.signal("KILL");
     while writers.join_next().await.is_some() {}
     let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(acknowledged.len() >= 20, "the burst wrote only {}", acknowledged.len());
+    assert!(
+        acknowledged.len() >= 20,
+        "the burst wrote only {}",
+        acknowledged.len()
+    );
 
     let server = server.restart(&[]).await;
     let token = app_token(server.url("/token")).await;

@@ -7,6 +7,7 @@ mod bad_input;
 mod browser;
 mod ca_engine;
 mod ca_flow;
+mod fuzz;
 mod graph;
 mod graph_client;
 mod hardening;
