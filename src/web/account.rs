@@ -609,23 +609,16 @@ async fn security_info_gate(
         now,
     )
     .await?;
+    use super::gate::policy_names as names;
     Ok(match decision.outcome {
         Outcome::Allow => None,
         Outcome::Block(blocked) => Some(format!(
             "Conditional access blocks this: {}.",
-            blocked
-                .iter()
-                .map(|b| b.display_name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            names(blocked.iter().map(|b| b.display_name.as_str()))
         )),
         Outcome::RequireStrength(unmet) => Some(format!(
             "Conditional access asks for a stronger sign-in first: {}. Reload the page to continue.",
-            unmet
-                .iter()
-                .map(|u| u.display_name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            names(unmet.iter().map(|u| u.display_name.as_str()))
         )),
     })
 }

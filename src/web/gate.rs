@@ -93,6 +93,14 @@ fn requested_strength(acr_values: &[String], essential: Option<&[String]>) -> Op
     acr_strength(acr.as_str())
 }
 
+/// Policy names for a message: `'A', 'B'`.
+pub fn policy_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Why conditional access could not be evaluated.
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {

@@ -319,11 +319,11 @@ async fn still_allowed(
         Outcome::Allow => return Ok(()),
         Outcome::Block(blocked) => format!(
             "access is blocked by the conditional access policy {}",
-            names(blocked.iter().map(|b| b.display_name.as_str()))
+            super::gate::policy_names(blocked.iter().map(|b| b.display_name.as_str()))
         ),
         Outcome::RequireStrength(unmet) => format!(
             "the conditional access policy {} now requires more than this sign-in proved; sign in again",
-            names(unmet.iter().map(|u| u.display_name.as_str()))
+            super::gate::policy_names(unmet.iter().map(|u| u.display_name.as_str()))
         ),
     };
     state
@@ -332,14 +332,6 @@ async fn still_allowed(
         .await
         .map_err(grant_error)?;
     Err(OAuthJsonError::bad_request(OAuthError::invalid_grant(why)))
-}
-
-/// Policy names for a message: `'A', 'B'`.
-fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    names
-        .map(|n| format!("'{n}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn graph_scopes(scope: &Scope) -> Vec<&str> {

@@ -1158,19 +1158,6 @@ async fn me_with_application_token_is_400_with_graph_message() {
     );
 }
 
-async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
-    app.http
-        .post(app.url("/token"))
-        .basic_auth(RP_ID, Some(RP_SECRET))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ])
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn userinfo_status(app: &TestApp, access: &str) -> StatusCode {
     app.http
         .get(app.url("/userinfo"))
@@ -1201,7 +1188,7 @@ async fn me_revoke_sign_in_sessions_kills_refresh_and_access_tokens() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["value"], true);
 
-    let refreshed = refresh(&app, refresh_token).await;
+    let refreshed = app.refresh(refresh_token).await;
     assert_eq!(refreshed.status(), StatusCode::BAD_REQUEST);
     let body: Value = refreshed.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant");
@@ -1248,7 +1235,7 @@ async fn user_revoke_sign_in_sessions_by_app_kills_the_users_tokens() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["value"], true);
     assert_eq!(
-        refresh(&app, tokens["refresh_token"].as_str().unwrap())
+        app.refresh(tokens["refresh_token"].as_str().unwrap())
             .await
             .status(),
         StatusCode::BAD_REQUEST

@@ -38,26 +38,9 @@ async fn access(app: &TestApp, user: &User) -> String {
         .to_owned()
 }
 
-async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
-    app.http
-        .post(app.url("/token"))
-        .basic_auth(RP_ID, Some(RP_SECRET))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ])
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Whether `user` can still sign in with `password`.
 async fn password_works(app: &TestApp, user: &User, password: &str) -> bool {
-    let url = format!(
-        "{}/authorize?client_id={RP_ID}&response_type=code&scope=openid&redirect_uri={}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
-        app.issuer,
-        url::form_urlencoded::byte_serialize(RP_REDIRECT.as_bytes()).collect::<String>()
-    );
+    let url = authorize(app, "");
     app.browser()
         .sign_in(&url, &user.user_principal_name, password)
         .await
@@ -220,7 +203,7 @@ async fn password_reset_by_an_administrator_ends_the_users_sessions_and_refresh_
         StatusCode::UNAUTHORIZED,
         "the access token died with the old password"
     );
-    let r = refresh(&app, ga_refresh).await;
+    let r = app.refresh(ga_refresh).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
     assert!(password_works(&app, &ga, "fresh start 123").await);
@@ -412,12 +395,7 @@ const MAX_FAILURES: u64 = 5;
 /// A password page for `username` (username entered), in a fresh browser.
 async fn password_page(app: &TestApp, username: &str) -> (Browser, String, String) {
     let browser = app.browser();
-    let url = format!(
-        "{}/authorize?client_id={RP_ID}&response_type=code&scope=openid&redirect_uri={}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
-        app.issuer,
-        url::form_urlencoded::byte_serialize(RP_REDIRECT.as_bytes()).collect::<String>()
-    );
-    let first = browser.get(&url).await;
+    let first = browser.get(&authorize(app, "")).await;
     let flow = first.hidden("flow").unwrap();
     let csrf = first.hidden("csrf").unwrap();
     let next = browser
@@ -540,11 +518,9 @@ async fn flow_at_password_page(
     issuer: &str,
     username: &str,
 ) -> (String, String) {
-    let url = format!(
-        "{issuer}/authorize?client_id=rp&response_type=code&scope=openid&redirect_uri={}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
-        url::form_urlencoded::byte_serialize(RP_REDIRECT.as_bytes()).collect::<String>()
-    );
-    let first = browser.get(&url).await;
+    let first = browser
+        .get(&pkce_authorize_url(issuer, "openid", PKCE_CHALLENGE, ""))
+        .await;
     let flow = first.hidden("flow").expect("flow");
     let csrf = first.hidden("csrf").expect("csrf");
     browser
@@ -822,11 +798,7 @@ async fn ca_exclusion_by_upn_is_stored_by_id_so_a_rename_inherits_nothing() {
         .await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     }
-    let url = format!(
-        "{}/authorize?client_id={RP_ID}&response_type=code&scope=openid&redirect_uri={}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
-        app.issuer,
-        url::form_urlencoded::byte_serialize(RP_REDIRECT.as_bytes()).collect::<String>()
-    );
+    let url = authorize(&app, "");
     let blocked = app
         .browser()
         .sign_in(&url, "bg@contoso.com", &password_of("alice@contoso.com"))
@@ -1005,7 +977,7 @@ async fn refresh_reevaluates_conditional_access_and_answers_invalid_grant() {
     let app = TestApp::spawn().await;
     let user = user_with(&app, "worker@contoso.com", None).await;
     let tokens = sign_in(&app, &user).await;
-    let first = refresh(&app, tokens["refresh_token"].as_str().unwrap()).await;
+    let first = app.refresh(tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(first.status(), StatusCode::OK);
     let rotated: Value = first.json().await.unwrap();
     // An administrator now enforces MFA for the user; the grant came from
@@ -1018,7 +990,9 @@ async fn refresh_reevaluates_conditional_access_and_answers_invalid_grant() {
     )
     .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    let second = refresh(&app, rotated["refresh_token"].as_str().unwrap()).await;
+    let second = app
+        .refresh(rotated["refresh_token"].as_str().unwrap())
+        .await;
     assert_eq!(second.status(), StatusCode::BAD_REQUEST);
     let body: Value = second.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant", "{body}");
@@ -1033,42 +1007,17 @@ async fn refresh_reevaluates_conditional_access_and_answers_invalid_grant() {
 
 // --- items 5 and 6: logout hints, prompt=none --------------------------------------
 
-/// An authorization URL for the confidential `rp` (a well-formed PKCE
-/// challenge; the code is not redeemed), with `extra` query parameters.
+/// An authorization URL for the confidential `rp`, with `extra` query
+/// parameters.
 fn authorize(app: &TestApp, extra: &str) -> String {
-    format!(
-        "{}/authorize?client_id={RP_ID}&response_type=code&scope=openid&state=st&redirect_uri={}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256{extra}",
-        app.issuer,
-        url::form_urlencoded::byte_serialize(RP_REDIRECT.as_bytes()).collect::<String>()
-    )
+    pkce_authorize_url(&app.issuer, "openid", PKCE_CHALLENGE, extra)
 }
 
 /// Signs `user` in through `browser` and returns their ID token.
 async fn id_token_of(app: &TestApp, browser: &Browser, user: &User) -> String {
-    let verifier = "verifier-0123456789-0123456789-0123456789-0123456789";
-    let challenge = {
-        use base64::Engine as _;
-        let d = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
-    };
-    let url = authorize(app, "").replace("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", &challenge);
     let upn = &user.user_principal_name;
-    let location = browser.sign_in(&url, upn, &password_of(upn)).await.unwrap();
-    let code = query_param(&location, "code").unwrap();
-    let r = app
-        .http
-        .post(app.url("/token"))
-        .basic_auth(RP_ID, Some(RP_SECRET))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", RP_REDIRECT),
-            ("code_verifier", verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
-    r.json::<Value>().await.unwrap()["id_token"]
+    app.user_tokens_in(browser, upn, &password_of(upn), "openid")
+        .await["id_token"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -1564,17 +1513,7 @@ async fn logs_escape_usernames_and_never_hold_hints_codes_or_flow_ids() {
 
     // A username that tries to start a log line of its own, by form and by hint.
     let browser = Browser::new(server.issuer.clone());
-    let verifier = "verifier-0123456789-0123456789-0123456789-0123456789";
-    let challenge = {
-        use base64::Engine as _;
-        let d = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
-    };
-    let base = format!(
-        "{}/authorize?client_id=rp&response_type=code&scope=openid&state=st&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256",
-        server.issuer,
-        url::form_urlencoded::byte_serialize(RP_REDIRECT.as_bytes()).collect::<String>()
-    );
+    let base = pkce_authorize_url(&server.issuer, "openid", PKCE_CHALLENGE, "");
     let hinted = browser
         .get(&format!(
             "{base}&login_hint=evil%0AFORGED%20sign-in%20succeeded"
@@ -1609,7 +1548,7 @@ async fn logs_escape_usernames_and_never_hold_hints_codes_or_flow_ids() {
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
             ("redirect_uri", RP_REDIRECT),
-            ("code_verifier", verifier),
+            ("code_verifier", PKCE_VERIFIER),
         ])
         .send()
         .await

@@ -339,10 +339,24 @@ impl TestApp {
         password: &str,
         scope: &str,
     ) -> serde_json::Value {
-        self.tokens_after(scope, |browser, url| async move {
-            browser.sign_in(&url, username, password).await
-        })
-        .await
+        self.user_tokens_in(&self.browser(), username, password, scope)
+            .await
+    }
+
+    /// [`TestApp::user_tokens`] in `browser`, which keeps the session.
+    pub async fn user_tokens_in(
+        &self,
+        browser: &Browser,
+        username: &str,
+        password: &str,
+        scope: &str,
+    ) -> serde_json::Value {
+        let url = pkce_authorize_url(&self.issuer, scope, PKCE_CHALLENGE, "");
+        let location = browser
+            .sign_in(&url, username, password)
+            .await
+            .expect("sign-in redirect");
+        self.redeem_as_rp(&location).await
     }
 
     /// [`TestApp::user_tokens`], signing in with a Temporary Access Pass.
@@ -352,37 +366,19 @@ impl TestApp {
         tap: &str,
         scope: &str,
     ) -> serde_json::Value {
-        self.tokens_after(scope, |browser, url| async move {
-            browser.sign_in_with_tap(&url, username, tap).await
-        })
-        .await
-    }
-
-    async fn tokens_after<F, Fut>(&self, scope: &str, sign_in: F) -> serde_json::Value
-    where
-        F: FnOnce(Browser, String) -> Fut,
-        Fut: std::future::Future<Output = Result<String, Page>>,
-    {
-        let browser = self.browser();
-        let verifier = "verifier-0123456789-0123456789-0123456789-0123456789";
-        let challenge = {
-            use base64::Engine as _;
-            let d = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
-        };
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("client_id", RP_ID)
-            .append_pair("response_type", "code")
-            .append_pair("redirect_uri", RP_REDIRECT)
-            .append_pair("scope", scope)
-            .append_pair("state", "st")
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256")
-            .finish();
-        let location = sign_in(browser, format!("{}/authorize?{query}", self.issuer))
+        let url = pkce_authorize_url(&self.issuer, scope, PKCE_CHALLENGE, "");
+        let location = self
+            .browser()
+            .sign_in_with_tap(&url, username, tap)
             .await
             .expect("sign-in redirect");
-        let code = query_param(&location, "code").expect("code in redirect");
+        self.redeem_as_rp(&location).await
+    }
+
+    /// Redeems the code in a redirect to the `rp` client (made from a
+    /// [`pkce_authorize_url`] with [`PKCE_CHALLENGE`]).
+    async fn redeem_as_rp(&self, location: &str) -> serde_json::Value {
+        let code = query_param(location, "code").expect("code in redirect");
         let r = self
             .http
             .post(self.url("/token"))
@@ -391,7 +387,7 @@ impl TestApp {
                 ("grant_type", "authorization_code"),
                 ("code", &code),
                 ("redirect_uri", RP_REDIRECT),
-                ("code_verifier", verifier),
+                ("code_verifier", PKCE_VERIFIER),
             ])
             .send()
             .await
@@ -399,6 +395,50 @@ impl TestApp {
         assert_eq!(r.status(), 200);
         r.json().await.expect("json")
     }
+
+    /// A refresh at the token endpoint as the confidential `rp`.
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/token"))
+            .basic_auth(RP_ID, Some(RP_SECRET))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ])
+            .send()
+            .await
+            .expect("refresh request")
+    }
+}
+
+/// The PKCE verifier the hand-made authorization URLs use, and its S256
+/// challenge.
+pub const PKCE_VERIFIER: &str = "verifier-0123456789-0123456789-0123456789-0123456789";
+pub const PKCE_CHALLENGE: &str = "KElgYLOZSi_EwtKDY_TIOQJd-_wWQYu3Jb0RXZxu81A";
+
+#[test]
+fn pkce_challenge_is_the_verifiers() {
+    use base64::Engine as _;
+    let d = ring::digest::digest(&ring::digest::SHA256, PKCE_VERIFIER.as_bytes());
+    assert_eq!(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref()),
+        PKCE_CHALLENGE
+    );
+}
+
+/// An authorization URL for the confidential `rp` at `base` with `scope`,
+/// a PKCE `challenge`, `state=st`, and `extra` query parameters.
+pub fn pkce_authorize_url(base: &str, scope: &str, challenge: &str, extra: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", RP_ID)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", RP_REDIRECT)
+        .append_pair("scope", scope)
+        .append_pair("state", "st")
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    format!("{base}/authorize?{query}{extra}")
 }
 
 /// Reads a query parameter from a URL.

@@ -118,13 +118,6 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn authorize_url(base: &str) -> String {
-    format!(
-        "{base}/authorize?client_id={RP_ID}&response_type=code&scope=openid&redirect_uri={}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
-        url::form_urlencoded::byte_serialize(RP_REDIRECT.as_bytes()).collect::<String>()
-    )
-}
-
 /// One password attempt through `browser`, which may add a spoofed
 /// `X-Forwarded-For` of its own; the final page.
 async fn attempt(
@@ -152,10 +145,14 @@ async fn attempt(
         }
     };
     let first = page(
-        with(browser.http.get(authorize_url(base)))
-            .send()
-            .await
-            .unwrap(),
+        with(
+            browser
+                .http
+                .get(pkce_authorize_url(base, "openid", PKCE_CHALLENGE, "")),
+        )
+        .send()
+        .await
+        .unwrap(),
     )
     .await;
     let flow = first.hidden("flow").expect("flow");
