@@ -741,12 +741,21 @@ fn missing(context: &SignInContext) -> Result<(), AnalysisReason> {
     }
 }
 
-fn users_match(
-    users: Option<&ConditionalAccessUsers>,
-    ctx: &SignInContext,
-) -> Result<(), AnalysisReason> {
+/// How a policy's users condition sees a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserScope {
+    /// Not in the policy's users at all.
+    NotIncluded,
+    /// Included, then excluded (an exclusion is what keeps them out).
+    Excluded,
+    Included,
+}
+
+/// The users condition of a policy for the sign-in's user: the one rule
+/// the evaluator and the offline analyses (`gatepass ca gaps`) share.
+pub fn user_scope(users: Option<&ConditionalAccessUsers>, ctx: &SignInContext) -> UserScope {
     let Some(u) = users else {
-        return Err(AnalysisReason::Users);
+        return UserScope::NotIncluded;
     };
     let is_user = |ids: &[String]| contains_ci(ids, &ctx.user_id) || any_in(ids, &ctx.user_aliases);
     let guest_keyword = |ids: &[String]| ctx.is_guest && contains_ci(ids, "GuestsOrExternalUsers");
@@ -769,10 +778,20 @@ fn users_match(
         || any_in(list(&u.exclude_groups), &ctx.group_ids)
         || any_in(list(&u.exclude_roles), &ctx.role_template_ids)
         || guest_object(&u.exclude_guests_or_external_users);
-    if included && !excluded {
-        Ok(())
-    } else {
-        Err(AnalysisReason::Users)
+    match (included, excluded) {
+        (false, _) => UserScope::NotIncluded,
+        (true, true) => UserScope::Excluded,
+        (true, false) => UserScope::Included,
+    }
+}
+
+fn users_match(
+    users: Option<&ConditionalAccessUsers>,
+    ctx: &SignInContext,
+) -> Result<(), AnalysisReason> {
+    match user_scope(users, ctx) {
+        UserScope::Included => Ok(()),
+        UserScope::NotIncluded | UserScope::Excluded => Err(AnalysisReason::Users),
     }
 }
 

@@ -20,8 +20,8 @@ pub mod what_if;
 pub use evaluate::{
     AnalysisReason, AppliedConditionalAccessPolicy, BlockedBy, ClientAppType, Decision,
     DevicePlatform, Mode, Outcome, PolicyResult, RequiredControl, Requirement, RiskLevel,
-    SignInContext, StrengthRef, Target, UnmetRequirement, UserAction, Verdict, evaluate,
-    platform_from_user_agent, step_up_methods,
+    SignInContext, StrengthRef, Target, UnmetRequirement, UserAction, UserScope, Verdict, evaluate,
+    platform_from_user_agent, step_up_methods, user_scope,
 };
 pub use model::{AuthenticationStrengthPolicy, InvalidField, NamedLocation, Policy, PolicyState};
 pub use strengths::{MethodMode, MethodSet, StrengthSet, acr_strength};

@@ -500,6 +500,11 @@ impl Cidr {
         })
     }
 
+    /// The address the range was written with (inside the range).
+    pub fn address(&self) -> IpAddr {
+        self.network
+    }
+
     /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`, as a dual-stack
     /// listener reports IPv4 clients) are compared as IPv4.
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -665,6 +670,22 @@ impl Policy {
         let users = c.users.as_ref();
         if users.is_none() && !c.extra.get("clientApplications").is_some_and(is_set) {
             return Err(InvalidField::new("conditions.users", "is required"));
+        }
+        if let Some(users) = users {
+            for (field, ids) in [
+                ("conditions.users.includeRoles", &users.include_roles),
+                ("conditions.users.excludeRoles", &users.exclude_roles),
+            ] {
+                if let Some(bad) = list(ids)
+                    .iter()
+                    .find(|id| uuid::Uuid::parse_str(id).is_err())
+                {
+                    return Err(InvalidField::new(
+                        field,
+                        format!("'{bad}' is not a role template id (a GUID)"),
+                    ));
+                }
+            }
         }
         let Some(apps) = &c.applications else {
             return Err(InvalidField::new("conditions.applications", "is required"));
