@@ -61,8 +61,102 @@ enum Command {
     },
 }
 
+/// The policy files every `ca` analysis takes (Graph JSON).
+#[derive(clap::Args, Clone)]
+struct CaFiles {
+    /// Conditional access policies: one object, an array, or {"value": [...]}.
+    #[arg(long)]
+    policies: PathBuf,
+    /// Custom authentication strengths.
+    #[arg(long)]
+    strengths: Option<PathBuf>,
+    /// Named locations.
+    #[arg(long)]
+    locations: Option<PathBuf>,
+}
+
+impl CaFiles {
+    fn args(self) -> gatepass::policy::ca_analysis::cli::PolicyArgs {
+        gatepass::policy::ca_analysis::cli::PolicyArgs {
+            policies: self.policies,
+            strengths: self.strengths,
+            locations: self.locations,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum CaCommand {
+    /// Check named sign-ins (a scenarios file) against their expected
+    /// decisions; exit 1 if any differs.
+    Test {
+        #[command(flatten)]
+        files: CaFiles,
+        /// Users (groups, roles) and applications: see README.
+        #[arg(long)]
+        directory: Option<PathBuf>,
+        /// The scenarios file ({"scenarios": [...]}; docs/ca-scenarios.schema.json).
+        scenarios: PathBuf,
+        /// text, json or junit (JUnit XML).
+        #[arg(long, default_value = "text", value_parser = ["text", "json", "junit"])]
+        format: String,
+    },
+    /// Evaluate every sign-in of the directory and report weak allows,
+    /// lockouts and policy findings; exit 1 on any finding.
+    Gaps {
+        #[command(flatten)]
+        files: CaFiles,
+        /// Users (groups, roles) and applications: see README.
+        #[arg(long)]
+        directory: PathBuf,
+        /// The least a sign-in must prove: mfa, passwordlessMfa,
+        /// phishingResistantMfa, or a strength id.
+        #[arg(long, default_value = "mfa")]
+        min_strength: String,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed between two policy sets and, with --directory, which
+    /// sign-ins decide differently; exit 1 if any does.
+    Diff {
+        /// The policies in force: one object, an array, or {"value": [...]}.
+        #[arg(long)]
+        old: PathBuf,
+        /// The proposed policies, same format.
+        #[arg(long)]
+        new: PathBuf,
+        /// Custom authentication strengths (both sides).
+        #[arg(long)]
+        strengths: Option<PathBuf>,
+        /// Named locations (both sides).
+        #[arg(long)]
+        locations: Option<PathBuf>,
+        /// Users (groups, roles) and applications: with it, the sign-ins
+        /// whose decision changes.
+        #[arg(long)]
+        directory: Option<PathBuf>,
+        /// Print the changes as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a sign-in log (GET /auditLogs/signIns JSON) against a draft
+    /// policy set; exit 1 if it would block or step up any sign-in.
+    Impact {
+        #[command(flatten)]
+        files: CaFiles,
+        /// The sign-in log: Graph's auditLogs/signIns JSON, from Gatepass
+        /// or exported from Entra ID.
+        #[arg(long)]
+        sign_ins: PathBuf,
+        /// Users (groups, roles) and applications; without it, the groups
+        /// and roles of a user are unknown and only user ids match.
+        #[arg(long)]
+        directory: Option<PathBuf>,
+        /// Print the counts as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Evaluate conditional-access policies offline (Graph JSON files: one
     /// object, an array, or {"value": [...]}) for one sign-in, including the
     /// authentication methods used. Prints a table, or the API's JSON.
@@ -121,6 +215,133 @@ fn load(config: &std::path::Path) -> Result<Settings, ExitCode> {
     })
 }
 
+/// `ca what-if`: one sign-in, evaluated offline.
+fn run_what_if(command: CaCommand, now: time::OffsetDateTime) -> ExitCode {
+    let CaCommand::WhatIf {
+        policies,
+        strengths,
+        locations,
+        user,
+        groups,
+        roles,
+        app,
+        user_action,
+        ip,
+        platform,
+        client_app,
+        methods,
+        json,
+    } = command
+    else {
+        return ExitCode::from(2);
+    };
+    let args = gatepass::policy::what_if_cli::WhatIfArgs {
+        policies,
+        strengths,
+        locations,
+        user,
+        groups,
+        roles,
+        app,
+        user_action,
+        ip,
+        platform,
+        client_app,
+        methods,
+        json,
+    };
+    match gatepass::policy::what_if_cli::run(&args, now) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gatepass ca what-if: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The `ca` commands: exit 0 all good, 1 a finding, 2 unusable input.
+fn run_ca(command: CaCommand) -> ExitCode {
+    use gatepass::policy::ca_analysis::cli;
+    let now = SystemClock.now();
+    let (name, result) = match command {
+        what_if @ CaCommand::WhatIf { .. } => return run_what_if(what_if, now),
+        CaCommand::Test {
+            files,
+            directory,
+            scenarios,
+            format,
+        } => {
+            let Some(format) = cli::Format::parse(&format) else {
+                eprintln!("gatepass ca test: --format must be text, json or junit");
+                return ExitCode::from(2);
+            };
+            (
+                "test",
+                cli::test(&files.args(), directory.as_ref(), &scenarios, format, now),
+            )
+        }
+        CaCommand::Gaps {
+            files,
+            directory,
+            min_strength,
+            json,
+        } => (
+            "gaps",
+            cli::gaps(&files.args(), &directory, &min_strength, json, now),
+        ),
+        CaCommand::Diff {
+            old,
+            new,
+            strengths,
+            locations,
+            directory,
+            json,
+        } => {
+            let side = |policies: PathBuf| cli::PolicyArgs {
+                policies,
+                strengths: strengths.clone(),
+                locations: locations.clone(),
+            };
+            (
+                "diff",
+                cli::diff(&side(old), &side(new), directory.as_ref(), json, now),
+            )
+        }
+        CaCommand::Impact {
+            files,
+            sign_ins,
+            directory,
+            json,
+        } => (
+            "impact",
+            cli::impact(&files.args(), &sign_ins, directory.as_ref(), json, now),
+        ),
+    };
+    match result {
+        Ok(report) => {
+            // A closed pipe (`| head`) is not an error worth a panic.
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(report.output.as_bytes());
+            if !report.output.ends_with('\n') {
+                let _ = out.write_all(b"\n");
+            }
+            if report.findings {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("gatepass ca {name}: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("GATEPASS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
@@ -172,50 +393,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Ca {
-            command:
-                CaCommand::WhatIf {
-                    policies,
-                    strengths,
-                    locations,
-                    user,
-                    groups,
-                    roles,
-                    app,
-                    user_action,
-                    ip,
-                    platform,
-                    client_app,
-                    methods,
-                    json,
-                },
-        } => {
-            let args = gatepass::policy::what_if_cli::WhatIfArgs {
-                policies,
-                strengths,
-                locations,
-                user,
-                groups,
-                roles,
-                app,
-                user_action,
-                ip,
-                platform,
-                client_app,
-                methods,
-                json,
-            };
-            match gatepass::policy::what_if_cli::run(&args, SystemClock.now()) {
-                Ok(out) => {
-                    println!("{out}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("gatepass ca what-if: {e}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        Command::Ca { command } => run_ca(command),
         Command::IssueTap {
             config,
             user,

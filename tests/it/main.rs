@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod browser;
+mod ca_analysis;
 mod ca_engine;
 mod ca_flow;
 mod fuzz;

@@ -1,0 +1,309 @@
+//! The files the analyses read, loaded strictly: any malformed file is one
+//! error naming the file, where in it, and the property (exit status 2).
+//!
+//! Policies, strengths and named locations are Graph JSON as `ca what-if`
+//! reads them (one object, an array, or `{"value": [...]}`), and every
+//! policy passes the same validation as a policy written through the API
+//! (its strengths and locations must exist). The directory file is
+//! Gatepass's own:
+//!
+//! ```json
+//! { "users": [ { "id": "…", "userPrincipalName": "ada@contoso.com",
+//!                "groups": ["<group id or name>"], "roles": ["Global Administrator"] } ],
+//!   "applications": [ { "clientId": "hr-portal", "displayName": "HR portal" } ],
+//!   "groups": [ { "id": "…", "displayName": "Break-glass" } ] }
+//! ```
+//!
+//! `groups` is optional and names groups in reports; a user's `groups` may
+//! give a group's id or its display name from that list. `roles` take
+//! Entra's role template ids or display names.
+
+use crate::directory::roles::BuiltinRole;
+use crate::policy::conditional_access::{
+    NamedLocation, Policy, StrengthSet, load_locations, load_policies, load_strengths,
+};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// Why an input file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {at}: {message}", file.display())]
+pub struct InputError {
+    pub file: PathBuf,
+    /// Where: a property path (`value[2].conditions.users`) or, for a file
+    /// that is not JSON, the line and column.
+    pub at: String,
+    pub message: String,
+}
+
+impl InputError {
+    pub fn new(file: &Path, at: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            at: at.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, InputError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| InputError::new(path, ".", format!("cannot read: {e}")))
+}
+
+/// A policy set with its strengths and named locations, validated.
+#[derive(Debug, Clone)]
+pub struct PolicyFiles {
+    /// In the order the server evaluates them (display name, then id).
+    pub policies: Vec<Policy>,
+    pub strengths: StrengthSet,
+    pub locations: Vec<NamedLocation>,
+}
+
+impl PolicyFiles {
+    pub fn load(
+        policies: &Path,
+        strengths: Option<&Path>,
+        locations: Option<&Path>,
+    ) -> Result<PolicyFiles, InputError> {
+        let custom = match strengths {
+            Some(path) => {
+                let loaded = load_strengths(&read(path)?)
+                    .map_err(|e| InputError::new(path, e.path, e.message))?;
+                for (i, s) in loaded.iter().enumerate() {
+                    s.validate().map_err(|e| {
+                        InputError::new(path, format!("[{i}].{}", e.field), e.message)
+                    })?;
+                }
+                loaded
+            }
+            None => Vec::new(),
+        };
+        let strengths = StrengthSet::with_custom(custom);
+        let locations = match locations {
+            Some(path) => {
+                let loaded = load_locations(&read(path)?)
+                    .map_err(|e| InputError::new(path, e.path, e.message))?;
+                for (i, l) in loaded.iter().enumerate() {
+                    l.validate().map_err(|e| {
+                        InputError::new(path, format!("[{i}].{}", e.field), e.message)
+                    })?;
+                }
+                loaded
+            }
+            None => Vec::new(),
+        };
+        let mut loaded = load_policies(&read(policies)?)
+            .map_err(|e| InputError::new(policies, e.path, e.message))?;
+        for (i, p) in loaded.iter().enumerate() {
+            p.validate(&strengths, &locations).map_err(|e| {
+                InputError::new(
+                    policies,
+                    format!("[{i}] ({:?}).{}", p.display_name, e.field),
+                    e.message,
+                )
+            })?;
+        }
+        loaded.sort_by(|a, b| a.display_name.cmp(&b.display_name).then(a.id.cmp(&b.id)));
+        Ok(PolicyFiles {
+            policies: loaded,
+            strengths,
+            locations,
+        })
+    }
+
+    /// A policy's name for people: its display name, else its id.
+    pub fn name_of(&self, id: &str) -> String {
+        self.policies
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| {
+                if p.display_name.is_empty() {
+                    p.id.clone()
+                } else {
+                    p.display_name.clone()
+                }
+            })
+            .unwrap_or_else(|| id.to_owned())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DirectoryFile {
+    #[serde(default)]
+    users: Vec<RawUser>,
+    #[serde(default)]
+    applications: Vec<RawApp>,
+    #[serde(default)]
+    groups: Vec<RawGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawUser {
+    id: String,
+    user_principal_name: String,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawApp {
+    client_id: String,
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawGroup {
+    id: String,
+    display_name: String,
+}
+
+/// A user of the directory file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryUser {
+    pub id: String,
+    pub user_principal_name: String,
+    /// Group ids.
+    pub groups: Vec<String>,
+    /// Role template ids.
+    pub roles: Vec<String>,
+}
+
+/// An application of the directory file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryApp {
+    pub client_id: String,
+    pub display_name: String,
+}
+
+/// The users and applications an analysis ranges over.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    pub users: Vec<DirectoryUser>,
+    pub applications: Vec<DirectoryApp>,
+    /// Group id → display name, for reports.
+    pub group_names: BTreeMap<String, String>,
+}
+
+impl Directory {
+    pub fn load(path: &Path) -> Result<Directory, InputError> {
+        let text = read(path)?;
+        let de = &mut serde_json::Deserializer::from_str(&text);
+        let raw: DirectoryFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let at = e.path().to_string();
+            let inner = e.into_inner();
+            let at = if inner.is_syntax() || inner.is_eof() {
+                format!("line {} column {}", inner.line(), inner.column())
+            } else {
+                at
+            };
+            InputError::new(path, at, inner.to_string())
+        })?;
+        let group_names: BTreeMap<String, String> = raw
+            .groups
+            .iter()
+            .map(|g| (g.id.clone(), g.display_name.clone()))
+            .collect();
+        let mut seen_ids = HashSet::new();
+        let mut seen_upns = HashSet::new();
+        let mut users = Vec::with_capacity(raw.users.len());
+        for (i, u) in raw.users.into_iter().enumerate() {
+            let at = |field: &str| format!("users[{i}].{field}");
+            if u.id.trim().is_empty() || !seen_ids.insert(u.id.to_lowercase()) {
+                return Err(InputError::new(path, at("id"), "missing or not unique"));
+            }
+            if u.user_principal_name.trim().is_empty()
+                || !seen_upns.insert(u.user_principal_name.to_lowercase())
+            {
+                return Err(InputError::new(
+                    path,
+                    at("userPrincipalName"),
+                    "missing or not unique",
+                ));
+            }
+            let mut groups = Vec::with_capacity(u.groups.len());
+            for (j, g) in u.groups.iter().enumerate() {
+                // A group's display name from the `groups` list names it too.
+                let id = raw
+                    .groups
+                    .iter()
+                    .find(|known| known.display_name.eq_ignore_ascii_case(g))
+                    .map_or_else(|| g.clone(), |known| known.id.clone());
+                if id.trim().is_empty() {
+                    return Err(InputError::new(
+                        path,
+                        format!("users[{i}].groups[{j}]"),
+                        "empty group",
+                    ));
+                }
+                groups.push(id);
+            }
+            let mut roles = Vec::with_capacity(u.roles.len());
+            for (j, r) in u.roles.iter().enumerate() {
+                let role = BuiltinRole::resolve(r).ok_or_else(|| {
+                    InputError::new(
+                        path,
+                        format!("users[{i}].roles[{j}]"),
+                        format!(
+                            "{r:?} is not a built-in role; use a template id or one of: {}",
+                            BuiltinRole::ALL
+                                .iter()
+                                .map(|r| r.display_name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?;
+                roles.push(role.template_id().to_owned());
+            }
+            groups.sort();
+            groups.dedup();
+            roles.sort();
+            roles.dedup();
+            let _ = u.display_name;
+            users.push(DirectoryUser {
+                id: u.id,
+                user_principal_name: u.user_principal_name,
+                groups,
+                roles,
+            });
+        }
+        let mut seen_apps = HashSet::new();
+        let mut applications = Vec::with_capacity(raw.applications.len());
+        for (i, a) in raw.applications.into_iter().enumerate() {
+            if a.client_id.trim().is_empty() || !seen_apps.insert(a.client_id.clone()) {
+                return Err(InputError::new(
+                    path,
+                    format!("applications[{i}].clientId"),
+                    "missing or not unique",
+                ));
+            }
+            applications.push(DirectoryApp {
+                display_name: a.display_name.unwrap_or_else(|| a.client_id.clone()),
+                client_id: a.client_id,
+            });
+        }
+        Ok(Directory {
+            users,
+            applications,
+            group_names,
+        })
+    }
+
+    pub fn user(&self, id_or_upn: &str) -> Option<&DirectoryUser> {
+        self.users.iter().find(|u| {
+            u.id.eq_ignore_ascii_case(id_or_upn)
+                || u.user_principal_name.eq_ignore_ascii_case(id_or_upn)
+        })
+    }
+}

@@ -1,0 +1,808 @@
+//! Conditional access as code (DESIGN §2.9): `gatepass ca test | gaps |
+//! diff | impact` run as a user runs them — the built binary on files — on
+//! a realistic Entra export (`tests/fixtures/entra`: ten policies in the
+//! style Microsoft recommends, a break-glass group, a head-office named
+//! location, an Entra-shaped sign-in log) and on `config/examples`; and the
+//! grouping checked against brute force.
+
+use gatepass::policy::ca_analysis::gaps;
+use gatepass::policy::ca_analysis::inputs::{Directory, DirectoryApp, DirectoryUser, PolicyFiles};
+use gatepass::policy::ca_analysis::space::{
+    CLIENT_APPS, METHOD_SETS, PLATFORMS, REGISTER_SECURITY_INFO,
+};
+use gatepass::policy::conditional_access::{
+    MethodSet, Outcome, SignInContext, Target, UserAction, evaluate,
+};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/entra");
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples");
+
+fn fixture(name: &str) -> String {
+    format!("{FIXTURES}/{name}")
+}
+
+/// Runs `gatepass ca …`; exit code, stdout, stderr.
+fn ca(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatepass"))
+        .arg("ca")
+        .args(args)
+        .output()
+        .expect("run gatepass");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn with_entra<'a>(args: &[&'a str], policies: &'a str) -> Vec<String> {
+    let mut all: Vec<String> = vec![
+        "--policies".into(),
+        policies.into(),
+        "--locations".into(),
+        fixture("named-locations.json"),
+    ];
+    all.extend(args.iter().map(|s| (*s).to_owned()));
+    all
+}
+
+fn run(args: &[String]) -> (i32, String, String) {
+    ca(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn write(dir: &Path, name: &str, value: &Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(value).unwrap()).unwrap();
+    path.display().to_string()
+}
+
+const BG: [&str; 2] = [
+    "11111111-0000-4000-8000-000000000001",
+    "11111111-0000-4000-8000-000000000002",
+];
+
+// --- ca test -------------------------------------------------------------------
+
+#[test]
+fn ca_test_on_the_entra_export_passes_and_a_wrong_expectation_exits_1() {
+    let policies = fixture("policies.json");
+    let mut args = vec!["test".to_owned()];
+    args.extend(with_entra(
+        &[
+            "--directory",
+            &fixture("directory.json"),
+            &fixture("scenarios.json"),
+        ],
+        &policies,
+    ));
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("11 scenarios: 11 passed, 0 failed"), "{out}");
+
+    // One expectation the policies do not meet.
+    let dir = tempfile::tempdir().unwrap();
+    let mut scenarios: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("scenarios.json")).unwrap()).unwrap();
+    scenarios["scenarios"][0]["expect"]["decision"] = json!("block");
+    scenarios["scenarios"][1]["expect"]["policies"]["9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1001"]["satisfied"] =
+        json!(true);
+    let file = write(dir.path(), "scenarios.json", &scenarios);
+    for format in ["text", "json", "junit"] {
+        let mut args = vec!["test".to_owned()];
+        args.extend(with_entra(
+            &[
+                "--directory",
+                &fixture("directory.json"),
+                "--format",
+                format,
+                &file,
+            ],
+            &policies,
+        ));
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 1, "{format}: {out}{err}");
+        match format {
+            "text" => {
+                assert!(out.contains("FAIL  Break-glass reaches the CRM with a password only: decision: expected block, got allow"), "{out}");
+                assert!(out.contains("expected satisfied=true, got false"), "{out}");
+                assert!(out.contains("11 scenarios: 9 passed, 2 failed"), "{out}");
+            }
+            "json" => {
+                let v: Value = serde_json::from_str(&out).unwrap();
+                assert_eq!(v["failed"], 2);
+                assert_eq!(v["scenarios"][0]["passed"], false);
+                assert_eq!(v["scenarios"][0]["decision"], "allow");
+            }
+            _ => {
+                assert!(out.starts_with("<?xml"), "{out}");
+                assert!(out.contains("tests=\"11\" failures=\"2\""), "{out}");
+                assert_eq!(out.matches("<testcase ").count(), 11);
+                assert_eq!(out.matches("<failure ").count(), 2);
+            }
+        }
+    }
+}
+
+#[test]
+fn ca_bad_input_exits_2_naming_the_file_the_position_and_the_property() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut policies: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("policies.json")).unwrap()).unwrap();
+    policies["value"][2]["state"] = json!("sometimes");
+    let bad_policies = write(dir.path(), "bad-policies.json", &policies);
+    let (code, _, err) = ca(&[
+        "gaps",
+        "--policies",
+        &bad_policies,
+        "--directory",
+        &fixture("directory.json"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad-policies.json: value[2].state"), "{err}");
+
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\"users\": [ {\"id\": \"x\",").unwrap();
+    let (code, _, err) = ca(&[
+        "gaps",
+        "--policies",
+        &fixture("policies.json"),
+        "--locations",
+        &fixture("named-locations.json"),
+        "--directory",
+        &broken.display().to_string(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("broken.json: line 1 column"), "{err}");
+
+    let directory = write(
+        dir.path(),
+        "directory.json",
+        &json!({"users": [{"id": "u1", "userPrincipalName": "a@x", "roles": ["Supreme Leader"]}]}),
+    );
+    let (code, _, err) = ca(&[
+        "gaps",
+        "--policies",
+        &fixture("policies.json"),
+        "--locations",
+        &fixture("named-locations.json"),
+        "--directory",
+        &directory,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("directory.json: users[0].roles[0]") && err.contains("Supreme Leader"),
+        "{err}"
+    );
+
+    let scenarios = write(
+        dir.path(),
+        "scenarios.json",
+        &json!({"scenarios": [{"name": "n", "user": "u", "app": "crm", "methods": ["fido3"], "expect": {"decision": "allow"}}]}),
+    );
+    let (code, _, err) = ca(&[
+        "test",
+        "--policies",
+        &fixture("policies.json"),
+        "--locations",
+        &fixture("named-locations.json"),
+        &scenarios,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("scenarios.json: scenarios[0].methods[0]")
+            && err.contains("\"fido3\"")
+            && err.contains("temporaryAccessPassOneTime"),
+        "{err}"
+    );
+
+    let scenarios = write(
+        dir.path(),
+        "scenarios2.json",
+        &json!({"scenarios": [{"name": "n", "user": "u", "app": "crm", "platform": "amiga", "expect": {"decision": "allow"}}]}),
+    );
+    let (code, _, err) = ca(&[
+        "test",
+        "--policies",
+        &fixture("policies.json"),
+        "--locations",
+        &fixture("named-locations.json"),
+        &scenarios,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("scenarios[0].platform") && err.contains("amiga"),
+        "{err}"
+    );
+
+    // A role by a name instead of its template id would silently match no one.
+    let mut policies: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("policies.json")).unwrap()).unwrap();
+    policies["value"][1]["conditions"]["users"]["includeRoles"] = json!(["Global Admin"]);
+    let named_role = write(dir.path(), "named-role.json", &policies);
+    let (code, _, err) = ca(&[
+        "gaps",
+        "--policies",
+        &named_role,
+        "--locations",
+        &fixture("named-locations.json"),
+        "--directory",
+        &fixture("directory.json"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("named-role.json: [1]")
+            && err.contains("conditions.users.includeRoles")
+            && err.contains("Global Admin"),
+        "{err}"
+    );
+
+    // A policy naming a location the files do not have.
+    let (code, _, err) = ca(&[
+        "gaps",
+        "--policies",
+        &fixture("policies.json"),
+        "--directory",
+        &fixture("directory.json"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("policies.json") && err.contains("conditions.locations"),
+        "{err}"
+    );
+}
+
+// --- ca gaps -------------------------------------------------------------------
+
+#[test]
+fn ca_gaps_on_the_entra_export_finds_the_break_glass_hole_the_lockout_and_the_policy_findings() {
+    let policies = fixture("policies.json");
+    let mut args = vec!["gaps".to_owned()];
+    args.extend(with_entra(
+        &["--directory", &fixture("directory.json"), "--json"],
+        &policies,
+    ));
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 1, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+
+    // Break-glass: every app and security-info registration with a password.
+    let weak = report["weakAllows"].as_array().unwrap();
+    let bg = weak
+        .iter()
+        .find(|f| f["users"] == json!(BG))
+        .unwrap_or_else(|| panic!("no break-glass finding: {weak:#?}"));
+    assert_eq!(
+        bg["targets"],
+        json!(["crm", "hr-portal", REGISTER_SECURITY_INFO, "wiki"])
+    );
+    assert_eq!(bg["methods"], json!([["password"]]));
+    assert_eq!(bg["platforms"].as_array().unwrap().len(), 5);
+    assert_eq!(bg["clientApps"].as_array().unwrap().len(), 4);
+    let summary = bg["summary"].as_str().unwrap();
+    assert!(summary.starts_with("Users in Break-glass can reach every app and security-info registration with a password only: excluded from CA001"), "{summary}");
+    assert!(
+        summary.ends_with("and no other policy applies."),
+        "{summary}"
+    );
+
+    // Everyone else registers security info from the office with a password:
+    // Microsoft's pattern, reported as what it is.
+    let office = weak
+        .iter()
+        .find(|f| f["targets"] == json!([REGISTER_SECURITY_INFO]))
+        .unwrap();
+    assert_eq!(office["users"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        office["locations"],
+        json!(["0d5f6d1c-2b47-4a51-9a43-7c0b6d3f1a01"])
+    );
+    assert_eq!(
+        office["policies"],
+        json!(["9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1004"])
+    );
+    assert!(
+        office["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Every user outside Break-glass"),
+        "{office}"
+    );
+    assert_eq!(weak.len(), 2, "one finding per hole: {weak:#?}");
+
+    // Sales cannot reach the HR portal at all: CA008 and nothing else.
+    assert_eq!(
+        report["lockouts"],
+        json!([{
+            "users": ["11111111-0000-4000-8000-000000000005", "11111111-0000-4000-8000-000000000006"],
+            "targets": ["hr-portal"],
+            "policies": ["9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1008"],
+            "summary": "Users in Sales cannot reach HR portal with any method from anywhere: stopped by CA008: Block the HR portal for Sales."
+        }])
+    );
+
+    let findings = report["policyFindings"].as_array().unwrap();
+    let kinds: BTreeSet<(&str, &str)> = findings
+        .iter()
+        .flat_map(|f| {
+            f["policies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |p| (f["kind"].as_str().unwrap(), p.as_str().unwrap()))
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("appliesToNobody", "9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1006")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(
+            "reportOnlyBlocksEverything",
+            "9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1009"
+        )),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(
+            "exclusionWithoutFallback",
+            "9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1001"
+        )),
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds.iter().any(|(_, p)| p.ends_with("1010")),
+        "a disabled policy is no finding"
+    );
+
+    // The same, in words.
+    let mut args = vec!["gaps".to_owned()];
+    args.extend(with_entra(
+        &["--directory", &fixture("directory.json")],
+        &policies,
+    ));
+    let (code, text, _) = run(&args);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("Weak allows: 2") && text.contains("Lockouts: 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(report-only) would block every one of the 600 sign-ins"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ca_gaps_with_a_higher_minimum_strength_reports_more_and_config_examples_run() {
+    let policies = fixture("policies.json");
+    let mut args = vec!["gaps".to_owned()];
+    args.extend(with_entra(
+        &[
+            "--directory",
+            &fixture("directory.json"),
+            "--json",
+            "--min-strength",
+            "phishingResistantMfa",
+        ],
+        &policies,
+    ));
+    let (_, out, _) = run(&args);
+    let strict: Value = serde_json::from_str(&out).unwrap();
+    let methods: BTreeSet<String> = strict["weakAllows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| {
+            f["methods"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(Value::to_string)
+        })
+        .collect();
+    assert!(
+        methods.contains("[\"temporaryAccessPassOneTime\"]"),
+        "a pass is weak for phishing resistance: {methods:?}"
+    );
+
+    // The shipped examples, with their strengths and locations.
+    let dir = tempfile::tempdir().unwrap();
+    let directory = write(
+        dir.path(),
+        "directory.json",
+        &json!({
+            "users": [
+                {"id": "a1", "userPrincipalName": "admin@contoso.com", "roles": ["Global Administrator"]},
+                {"id": "u1", "userPrincipalName": "user@contoso.com"}
+            ],
+            "applications": [{"clientId": "demo-app"}]
+        }),
+    );
+    for policies in [
+        "ca-admins-phishing-resistant.json",
+        "ca-recommended-tap-registration.json",
+    ] {
+        let (code, out, err) = ca(&[
+            "gaps",
+            "--policies",
+            &format!("{EXAMPLES}/{policies}"),
+            "--strengths",
+            &format!("{EXAMPLES}/ca-strengths.json"),
+            "--locations",
+            &format!("{EXAMPLES}/named-locations.json"),
+            "--directory",
+            &directory,
+            "--json",
+        ]);
+        assert!(code == 0 || code == 1, "{policies}: {err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            v["space"]["evaluations"].as_u64().unwrap() > 0,
+            "{policies}"
+        );
+    }
+}
+
+// --- ca diff -------------------------------------------------------------------
+
+#[test]
+fn ca_diff_names_the_changed_property_and_the_sign_ins_that_now_decide_differently() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut new: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("policies.json")).unwrap()).unwrap();
+    new["value"][0]["conditions"]["users"]["excludeGroups"] = json!([]);
+    let new = write(dir.path(), "new.json", &new);
+    let old = fixture("policies.json");
+    let locations = fixture("named-locations.json");
+    let directory = fixture("directory.json");
+    let (code, out, err) = ca(&[
+        "diff",
+        "--old",
+        &old,
+        "--new",
+        &new,
+        "--locations",
+        &locations,
+        "--directory",
+        &directory,
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        report["changed"][0]["id"],
+        "9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1001"
+    );
+    assert_eq!(
+        report["changed"][0]["changes"],
+        json!([{"path": "conditions.users.excludeGroups", "old": ["6b1f2c4d-0000-4a7e-9c11-b1eac0000001"], "new": []}])
+    );
+    let changes = report["decisionChanges"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert_eq!(changes[0]["from"], "allow");
+    assert_eq!(changes[0]["to"], "stepUp");
+    assert_eq!(changes[0]["users"], json!(BG));
+    assert_eq!(changes[0]["methods"], json!([["password"]]));
+    assert_eq!(changes[0]["targets"], json!(["crm", "hr-portal", "wiki"]));
+
+    // No change, no finding.
+    let (code, out, _) = ca(&[
+        "diff",
+        "--old",
+        &old,
+        "--new",
+        &old,
+        "--locations",
+        &locations,
+        "--directory",
+        &directory,
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("No policy changed.") && out.contains("No sign-in decides differently."),
+        "{out}"
+    );
+}
+
+// --- ca impact -----------------------------------------------------------------
+
+#[test]
+fn ca_impact_replays_an_entra_sign_in_log_and_names_what_it_cannot_map() {
+    let policies = fixture("policies.json");
+    let mut args = vec!["impact".to_owned()];
+    args.extend(with_entra(
+        &[
+            "--sign-ins",
+            &fixture("sign-ins.json"),
+            "--directory",
+            &fixture("directory.json"),
+            "--json",
+        ],
+        &policies,
+    ));
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 1, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["entries"], 10);
+    assert_eq!(report["replayed"], 7);
+    assert_eq!(
+        report["decisions"],
+        json!({"allow": 2, "block": 3, "stepUp": 2})
+    );
+    let policy = |id: &str| {
+        report["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let ca001 = policy("9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1001");
+    assert_eq!(
+        (ca001["applied"].as_u64(), ca001["steppedUp"].as_u64()),
+        (Some(6), Some(2))
+    );
+    let ca002 = policy("9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1002");
+    assert_eq!(ca002["steppedUp"], 1, "SMS is not phishing-resistant");
+    assert_eq!(ca002["examples"][0]["user"], "admin@contoso.com");
+    assert_eq!(
+        policy("9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1003")["blocked"],
+        1,
+        "Exchange ActiveSync"
+    );
+    assert_eq!(
+        policy("9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1005")["blocked"],
+        1,
+        "HR portal from Lisbon"
+    );
+    assert_eq!(
+        policy("9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1007")["blocked"],
+        1,
+        "Linux"
+    );
+    assert_eq!(
+        policy("9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1009")["blocked"],
+        1,
+        "report-only counted too"
+    );
+    let skipped: Vec<(String, u64)> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["reason"].as_str().unwrap().to_owned(),
+                s["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![
+            ("no ipAddress".to_owned(), 1),
+            (
+                "the sign-in failed before conditional access (errorCode 50126)".to_owned(),
+                1
+            ),
+            (
+                "unknown authentication method \"Carrier pigeon\"".to_owned(),
+                1
+            ),
+        ]
+    );
+}
+
+// --- the grouping, against brute force ---------------------------------------------
+
+/// A tiny deterministic generator (no dependency).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+#[test]
+fn ca_gaps_findings_are_disjoint_and_their_union_is_exactly_what_brute_force_finds() {
+    let all = PolicyFiles::load(
+        Path::new(&fixture("policies.json")),
+        None,
+        Some(Path::new(&fixture("named-locations.json"))),
+    )
+    .unwrap();
+    let groups = [
+        "6b1f2c4d-0000-4a7e-9c11-b1eac0000001",
+        "6b1f2c4d-0000-4a7e-9c11-b1eac0000002",
+        "6b1f2c4d-0000-4a7e-9c11-b1eac0000003",
+        "6b1f2c4d-0000-4a7e-9c11-b1eac0000004",
+        "no-policy-names-me",
+    ];
+    let roles = [
+        "62e90394-69f5-4237-9190-012177145e10",
+        "c4e39bd9-1100-46d3-8c65-fb160da0071f",
+        "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
+    ];
+    let now = gatepass::clock::Clock::now(&gatepass::clock::SystemClock);
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let (mut weak_total, mut locked_total) = (0, 0);
+    for round in 0..12 {
+        // A random subset of the policies and a random small directory.
+        let mut files = all.clone();
+        files.policies.retain(|_| rng.next() % 3 != 0);
+        let users: Vec<DirectoryUser> = (0..6)
+            .map(|i| DirectoryUser {
+                id: format!("u{round}-{i}"),
+                user_principal_name: format!("u{i}@contoso.com"),
+                groups: (0..rng.next() % 3)
+                    .map(|_| (*rng.pick(&groups)).to_owned())
+                    .collect(),
+                roles: (0..rng.next() % 2)
+                    .map(|_| (*rng.pick(&roles)).to_owned())
+                    .collect(),
+            })
+            .collect();
+        let directory = Directory {
+            users,
+            applications: ["hr-portal", "crm", "wiki"]
+                .iter()
+                .map(|a| DirectoryApp {
+                    client_id: (*a).to_owned(),
+                    display_name: (*a).to_owned(),
+                })
+                .collect(),
+            group_names: Default::default(),
+        };
+        let min = gaps::min_strength("mfa", &files.strengths).unwrap();
+        let report = gaps::run(&files, &directory, &min, now);
+
+        // Brute force: every raw sign-in through the engine.
+        let locations = [
+            ("0d5f6d1c-2b47-4a51-9a43-7c0b6d3f1a01", "198.51.100.0"),
+            ("other", "203.0.113.77"),
+        ];
+        let mut targets: Vec<String> = directory
+            .applications
+            .iter()
+            .map(|a| a.client_id.clone())
+            .collect();
+        targets.push(REGISTER_SECURITY_INFO.to_owned());
+        let mut weak = BTreeSet::new();
+        let mut reachable = BTreeSet::new();
+        for u in &directory.users {
+            for t in &targets {
+                for (mi, names) in METHOD_SETS.iter().enumerate() {
+                    let methods = MethodSet::parse_names(names).unwrap();
+                    for p in PLATFORMS {
+                        for (loc, ip) in locations {
+                            for c in CLIENT_APPS {
+                                let target = if t == REGISTER_SECURITY_INFO {
+                                    Target::user_action(UserAction::RegisterSecurityInformation)
+                                } else {
+                                    Target::application(t.clone())
+                                };
+                                let mut ctx = SignInContext::live(u.id.clone(), target);
+                                ctx.user_aliases = vec![u.user_principal_name.clone()];
+                                ctx.group_ids = u.groups.clone();
+                                ctx.role_template_ids = u.roles.clone();
+                                ctx.methods = Some(methods);
+                                ctx.device_platform = Some(p);
+                                ctx.ip_address = Some(ip.parse().unwrap());
+                                ctx.client_app_type = Some(c);
+                                let d = evaluate(
+                                    &files.policies,
+                                    &files.strengths,
+                                    &files.locations,
+                                    &ctx,
+                                    now,
+                                );
+                                if d.outcome == Outcome::Allow {
+                                    reachable.insert((u.id.clone(), t.clone()));
+                                    if !min.is_satisfied_by(methods) {
+                                        weak.insert((
+                                            u.id.clone(),
+                                            t.clone(),
+                                            mi,
+                                            p.as_str(),
+                                            loc,
+                                            c.as_str(),
+                                        ));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The findings' products, expanded.
+        let mut found = Vec::new();
+        for f in &report.weak_allows {
+            let s = &f.sign_ins;
+            for u in &s.users {
+                for t in &s.targets {
+                    for m in &s.methods {
+                        let mi = METHOD_SETS
+                            .iter()
+                            .position(|names| {
+                                names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>() == *m
+                            })
+                            .unwrap();
+                        for p in &s.platforms {
+                            for l in &s.locations {
+                                for c in &s.client_apps {
+                                    let p = PLATFORMS
+                                        .iter()
+                                        .find(|x| x.as_str() == p)
+                                        .unwrap()
+                                        .as_str();
+                                    let l = locations.iter().find(|(id, _)| id == l).unwrap().0;
+                                    let c = CLIENT_APPS
+                                        .iter()
+                                        .find(|x| x.as_str() == c)
+                                        .unwrap()
+                                        .as_str();
+                                    found.push((u.clone(), t.clone(), mi, p, l, c));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let found_set: BTreeSet<_> = found.iter().cloned().collect();
+        assert_eq!(
+            found.len(),
+            found_set.len(),
+            "round {round}: findings overlap"
+        );
+        assert_eq!(
+            found_set, weak,
+            "round {round}: weak allows differ from brute force"
+        );
+
+        let mut locked_found = Vec::new();
+        for l in &report.lockouts {
+            for u in &l.users {
+                for t in &l.targets {
+                    locked_found.push((u.clone(), t.clone()));
+                }
+            }
+        }
+        let locked_set: BTreeSet<_> = locked_found.iter().cloned().collect();
+        assert_eq!(
+            locked_found.len(),
+            locked_set.len(),
+            "round {round}: lockouts overlap"
+        );
+        let locked_brute: BTreeSet<(String, String)> = directory
+            .users
+            .iter()
+            .flat_map(|u| targets.iter().map(move |t| (u.id.clone(), t.clone())))
+            .filter(|pair| !reachable.contains(pair))
+            .collect();
+        assert_eq!(
+            locked_set, locked_brute,
+            "round {round}: lockouts differ from brute force"
+        );
+        weak_total += weak.len();
+        locked_total += locked_brute.len();
+    }
+    // The rounds exercised both kinds of finding, not only empty reports.
+    assert!(
+        weak_total > 0 && locked_total > 0,
+        "{weak_total} weak, {locked_total} locked"
+    );
+}
