@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 pub type Box<const N: usize> = [Vec<u32>; N];
 
 /// Disjoint boxes whose union is exactly `points` (duplicates are one
-/// point), in a deterministic order.
+/// point), sorted.
 pub fn boxes<const N: usize>(points: impl IntoIterator<Item = [u32; N]>) -> Vec<Box<N>> {
     // An item: the coordinates not folded yet, and the sets of those that are.
     type Item = (Vec<u32>, Vec<Vec<u32>>);
@@ -48,10 +48,12 @@ pub fn boxes<const N: usize>(points: impl IntoIterator<Item = [u32; N]>) -> Vec<
             })
             .collect();
     }
-    items
+    let mut out: Vec<Box<N>> = items
         .into_iter()
         .filter_map(|(_, folded)| <[Vec<u32>; N]>::try_from(folded).ok())
-        .collect()
+        .collect();
+    out.sort_unstable();
+    out
 }
 
 /// Every point of a box.
