@@ -160,42 +160,7 @@ enum CaCommand {
     /// Evaluate conditional-access policies offline (Graph JSON files: one
     /// object, an array, or {"value": [...]}) for one sign-in, including the
     /// authentication methods used. Prints a table, or the API's JSON.
-    WhatIf {
-        #[arg(long)]
-        policies: PathBuf,
-        #[arg(long)]
-        strengths: Option<PathBuf>,
-        #[arg(long)]
-        locations: Option<PathBuf>,
-        /// The user's userPrincipalName (or object id, as the files name it).
-        #[arg(long)]
-        user: String,
-        #[arg(long, value_delimiter = ',')]
-        groups: Vec<String>,
-        /// Role template ids or display names.
-        #[arg(long, value_delimiter = ',')]
-        roles: Vec<String>,
-        #[arg(
-            long,
-            conflicts_with = "user_action",
-            required_unless_present = "user_action"
-        )]
-        app: Option<String>,
-        /// e.g. registerSecurityInformation
-        #[arg(long)]
-        user_action: Option<String>,
-        #[arg(long)]
-        ip: Option<String>,
-        #[arg(long)]
-        platform: Option<String>,
-        #[arg(long)]
-        client_app: Option<String>,
-        /// e.g. temporaryAccessPassOneTime,fido2
-        #[arg(long, value_delimiter = ',')]
-        methods: Vec<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    WhatIf(gatepass::policy::what_if_cli::WhatIfArgs),
 }
 
 #[derive(Subcommand)]
@@ -216,41 +181,11 @@ fn load(config: &std::path::Path) -> Result<Settings, ExitCode> {
 }
 
 /// `ca what-if`: one sign-in, evaluated offline.
-fn run_what_if(command: CaCommand, now: time::OffsetDateTime) -> ExitCode {
-    let CaCommand::WhatIf {
-        policies,
-        strengths,
-        locations,
-        user,
-        groups,
-        roles,
-        app,
-        user_action,
-        ip,
-        platform,
-        client_app,
-        methods,
-        json,
-    } = command
-    else {
-        return ExitCode::from(2);
-    };
-    let args = gatepass::policy::what_if_cli::WhatIfArgs {
-        policies,
-        strengths,
-        locations,
-        user,
-        groups,
-        roles,
-        app,
-        user_action,
-        ip,
-        platform,
-        client_app,
-        methods,
-        json,
-    };
-    match gatepass::policy::what_if_cli::run(&args, now) {
+fn run_what_if(
+    args: &gatepass::policy::what_if_cli::WhatIfArgs,
+    now: time::OffsetDateTime,
+) -> ExitCode {
+    match gatepass::policy::what_if_cli::run(args, now) {
         Ok(out) => {
             println!("{out}");
             ExitCode::SUCCESS
@@ -267,7 +202,7 @@ fn run_ca(command: CaCommand) -> ExitCode {
     use gatepass::policy::ca_analysis::cli;
     let now = SystemClock.now();
     let (name, result) = match command {
-        what_if @ CaCommand::WhatIf { .. } => return run_what_if(what_if, now),
+        CaCommand::WhatIf(args) => return run_what_if(&args, now),
         CaCommand::Test {
             files,
             directory,

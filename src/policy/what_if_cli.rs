@@ -12,23 +12,51 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use time::OffsetDateTime;
 
-/// The command's inputs (DESIGN §2.1).
-#[derive(Debug, Clone, Default)]
+/// The command's inputs (DESIGN §2.1), as `gatepass ca what-if` takes them.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct WhatIfArgs {
+    /// Conditional access policies: one object, an array, or {"value": [...]}.
+    #[arg(long)]
     pub policies: PathBuf,
+    /// Custom authentication strengths.
+    #[arg(long)]
     pub strengths: Option<PathBuf>,
+    /// Named locations.
+    #[arg(long)]
     pub locations: Option<PathBuf>,
+    /// The user's userPrincipalName (or object id, as the files name it).
+    #[arg(long)]
     pub user: String,
+    /// Group object ids the user is in.
+    #[arg(long, value_delimiter = ',')]
     pub groups: Vec<String>,
     /// Role template ids or display names.
+    #[arg(long, value_delimiter = ',')]
     pub roles: Vec<String>,
+    /// The client id signed in to.
+    #[arg(
+        long,
+        conflicts_with = "user_action",
+        required_unless_present = "user_action"
+    )]
     pub app: Option<String>,
+    /// e.g. registerSecurityInformation
+    #[arg(long)]
     pub user_action: Option<String>,
+    /// The client's IP address (named locations).
+    #[arg(long)]
     pub ip: Option<String>,
+    /// android, iOS, windows, windowsPhone, macOS or linux.
+    #[arg(long)]
     pub platform: Option<String>,
+    /// browser, mobileAppsAndDesktopClients, exchangeActiveSync or other.
+    #[arg(long)]
     pub client_app: Option<String>,
-    /// Graph method modes, e.g. `temporaryAccessPassOneTime`.
+    /// Graph method modes, e.g. temporaryAccessPassOneTime,fido2
+    #[arg(long, value_delimiter = ',')]
     pub methods: Vec<String>,
+    /// Print the What-If API's JSON instead of a table.
+    #[arg(long)]
     pub json: bool,
 }
 

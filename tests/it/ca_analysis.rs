@@ -39,19 +39,25 @@ fn ca(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn with_entra<'a>(args: &[&'a str], policies: &'a str) -> Vec<String> {
-    let mut all: Vec<String> = vec![
-        "--policies".into(),
-        policies.into(),
-        "--locations".into(),
+/// Runs `gatepass ca COMMAND` on the Entra fixtures (policies, named
+/// locations, directory) with more arguments.
+fn on_entra(command: &str, more: &[&str]) -> (i32, String, String) {
+    let (policies, locations, directory) = (
+        fixture("policies.json"),
         fixture("named-locations.json"),
+        fixture("directory.json"),
+    );
+    let mut args = vec![
+        command,
+        "--policies",
+        &policies,
+        "--locations",
+        &locations,
+        "--directory",
+        &directory,
     ];
-    all.extend(args.iter().map(|s| (*s).to_owned()));
-    all
-}
-
-fn run(args: &[String]) -> (i32, String, String) {
-    ca(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    args.extend(more);
+    ca(&args)
 }
 
 fn write(dir: &Path, name: &str, value: &Value) -> String {
@@ -69,17 +75,7 @@ const BG: [&str; 2] = [
 
 #[test]
 fn ca_test_on_the_entra_export_passes_and_a_wrong_expectation_exits_1() {
-    let policies = fixture("policies.json");
-    let mut args = vec!["test".to_owned()];
-    args.extend(with_entra(
-        &[
-            "--directory",
-            &fixture("directory.json"),
-            &fixture("scenarios.json"),
-        ],
-        &policies,
-    ));
-    let (code, out, err) = run(&args);
+    let (code, out, err) = on_entra("test", &[&fixture("scenarios.json")]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("11 scenarios: 11 passed, 0 failed"), "{out}");
 
@@ -92,18 +88,7 @@ fn ca_test_on_the_entra_export_passes_and_a_wrong_expectation_exits_1() {
         json!(true);
     let file = write(dir.path(), "scenarios.json", &scenarios);
     for format in ["text", "json", "junit"] {
-        let mut args = vec!["test".to_owned()];
-        args.extend(with_entra(
-            &[
-                "--directory",
-                &fixture("directory.json"),
-                "--format",
-                format,
-                &file,
-            ],
-            &policies,
-        ));
-        let (code, out, err) = run(&args);
+        let (code, out, err) = on_entra("test", &["--format", format, &file]);
         assert_eq!(code, 1, "{format}: {out}{err}");
         match format {
             "text" => {
@@ -259,13 +244,7 @@ fn ca_bad_input_exits_2_naming_the_file_the_position_and_the_property() {
 
 #[test]
 fn ca_gaps_on_the_entra_export_finds_the_break_glass_hole_the_lockout_and_the_policy_findings() {
-    let policies = fixture("policies.json");
-    let mut args = vec!["gaps".to_owned()];
-    args.extend(with_entra(
-        &["--directory", &fixture("directory.json"), "--json"],
-        &policies,
-    ));
-    let (code, out, err) = run(&args);
+    let (code, out, err) = on_entra("gaps", &["--json"]);
     assert_eq!(code, 1, "{out}{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
 
@@ -359,12 +338,7 @@ fn ca_gaps_on_the_entra_export_finds_the_break_glass_hole_the_lockout_and_the_po
     );
 
     // The same, in words.
-    let mut args = vec!["gaps".to_owned()];
-    args.extend(with_entra(
-        &["--directory", &fixture("directory.json")],
-        &policies,
-    ));
-    let (code, text, _) = run(&args);
+    let (code, text, _) = on_entra("gaps", &[]);
     assert_eq!(code, 1);
     assert!(
         text.contains("Weak allows: 2") && text.contains("Lockouts: 1"),
@@ -378,19 +352,10 @@ fn ca_gaps_on_the_entra_export_finds_the_break_glass_hole_the_lockout_and_the_po
 
 #[test]
 fn ca_gaps_with_a_higher_minimum_strength_reports_more_and_config_examples_run() {
-    let policies = fixture("policies.json");
-    let mut args = vec!["gaps".to_owned()];
-    args.extend(with_entra(
-        &[
-            "--directory",
-            &fixture("directory.json"),
-            "--json",
-            "--min-strength",
-            "phishingResistantMfa",
-        ],
-        &policies,
-    ));
-    let (_, out, _) = run(&args);
+    let (_, out, _) = on_entra(
+        "gaps",
+        &["--json", "--min-strength", "phishingResistantMfa"],
+    );
     let strict: Value = serde_json::from_str(&out).unwrap();
     let methods: BTreeSet<String> = strict["weakAllows"]
         .as_array()
@@ -512,19 +477,10 @@ fn ca_diff_names_the_changed_property_and_the_sign_ins_that_now_decide_different
 
 #[test]
 fn ca_impact_replays_an_entra_sign_in_log_and_names_what_it_cannot_map() {
-    let policies = fixture("policies.json");
-    let mut args = vec!["impact".to_owned()];
-    args.extend(with_entra(
-        &[
-            "--sign-ins",
-            &fixture("sign-ins.json"),
-            "--directory",
-            &fixture("directory.json"),
-            "--json",
-        ],
-        &policies,
-    ));
-    let (code, out, err) = run(&args);
+    let (code, out, err) = on_entra(
+        "impact",
+        &["--sign-ins", &fixture("sign-ins.json"), "--json"],
+    );
     assert_eq!(code, 1, "{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["entries"], 10);

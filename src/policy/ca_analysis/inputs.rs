@@ -52,6 +52,23 @@ fn read(path: &Path) -> Result<String, InputError> {
         .map_err(|e| InputError::new(path, ".", format!("cannot read: {e}")))
 }
 
+/// Reads a JSON file into `T`; an error names the property (`users[3].roles`)
+/// or, for broken JSON, the line and column.
+pub fn read_strict<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, InputError> {
+    let text = read(path)?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        let at = if inner.is_syntax() || inner.is_eof() {
+            format!("line {} column {}", inner.line(), inner.column())
+        } else {
+            at
+        };
+        InputError::new(path, at, inner.to_string())
+    })
+}
+
 /// A policy set with its strengths and named locations, validated.
 #[derive(Debug, Clone)]
 pub struct PolicyFiles {
@@ -197,18 +214,7 @@ pub struct Directory {
 
 impl Directory {
     pub fn load(path: &Path) -> Result<Directory, InputError> {
-        let text = read(path)?;
-        let de = &mut serde_json::Deserializer::from_str(&text);
-        let raw: DirectoryFile = serde_path_to_error::deserialize(de).map_err(|e| {
-            let at = e.path().to_string();
-            let inner = e.into_inner();
-            let at = if inner.is_syntax() || inner.is_eof() {
-                format!("line {} column {}", inner.line(), inner.column())
-            } else {
-                at
-            };
-            InputError::new(path, at, inner.to_string())
-        })?;
+        let raw: DirectoryFile = read_strict(path)?;
         let group_names: BTreeMap<String, String> = raw
             .groups
             .iter()

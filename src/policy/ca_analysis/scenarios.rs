@@ -15,7 +15,7 @@
 //! Each scenario is evaluated exactly as `ca what-if` (and the What-If API)
 //! would evaluate it. The JSON Schema is `docs/ca-scenarios.schema.json`.
 
-use super::inputs::{Directory, InputError, PolicyFiles};
+use super::inputs::{Directory, InputError, PolicyFiles, read_strict};
 use crate::directory::roles::BuiltinRole;
 use crate::policy::conditional_access::{
     ClientAppType, DevicePlatform, DirectoryFacts, MethodMode, MethodSet, UserAction,
@@ -121,19 +121,7 @@ pub struct TestReport {
 
 /// Loads the scenarios, refusing any name the engine would not know.
 pub fn load(path: &Path, files: &PolicyFiles) -> Result<Vec<Scenario>, InputError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(path, ".", format!("cannot read: {e}")))?;
-    let de = &mut serde_json::Deserializer::from_str(&text);
-    let file: ScenarioFile = serde_path_to_error::deserialize(de).map_err(|e| {
-        let at = e.path().to_string();
-        let inner = e.into_inner();
-        let at = if inner.is_syntax() || inner.is_eof() {
-            format!("line {} column {}", inner.line(), inner.column())
-        } else {
-            at
-        };
-        InputError::new(path, at, inner.to_string())
-    })?;
+    let file: ScenarioFile = read_strict(path)?;
     for (i, s) in file.scenarios.iter().enumerate() {
         let at = |field: &str| format!("scenarios[{i}].{field}");
         let bad = |field: &str, message: String| InputError::new(path, at(field), message);
