@@ -203,6 +203,23 @@ fn ca_bad_input_exits_2_naming_the_file_the_position_and_the_property() {
         "{err}"
     );
 
+    // A directory without users would make every policy "apply to nobody".
+    let empty = write(dir.path(), "empty.json", &json!({"users": []}));
+    let (policies, locations) = (fixture("policies.json"), fixture("named-locations.json"));
+    for args in [
+        &["gaps", "--policies", &policies][..],
+        &["diff", "--old", &policies, "--new", &policies][..],
+    ] {
+        let mut args = args.to_vec();
+        args.extend(["--locations", &locations, "--directory", &empty]);
+        let (code, _, err) = ca(&args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(
+            err.contains("empty.json: users: the directory has no users"),
+            "{err}"
+        );
+    }
+
     // A role by a name instead of its template id would silently match no one.
     let mut policies: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("policies.json")).unwrap()).unwrap();

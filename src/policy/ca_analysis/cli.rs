@@ -25,6 +25,19 @@ impl PolicyArgs {
     }
 }
 
+/// `gaps` and `diff` range over the directory's users: with none, every
+/// policy would "apply to nobody" and nothing would change — a wrong file,
+/// not a finding.
+fn has_users(directory: &Directory, path: &Path) -> Result<(), String> {
+    if directory.users.is_empty() {
+        return Err(format!(
+            "{}: users: the directory has no users, so there is nothing to evaluate",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 fn directory(path: Option<&PathBuf>) -> Result<Option<Directory>, InputError> {
     path.map(|p| Directory::load(p)).transpose()
 }
@@ -90,6 +103,7 @@ pub fn gaps(
 ) -> Result<Report, String> {
     let loaded = files.load().map_err(|e| e.to_string())?;
     let dir = Directory::load(directory_file).map_err(|e| e.to_string())?;
+    has_users(&dir, directory_file)?;
     let min = gaps::min_strength(min_strength, &loaded.strengths)?;
     let report = gaps::run(&loaded, &dir, &min, now);
     Ok(Report {
@@ -112,6 +126,9 @@ pub fn diff(
     let before = old.load().map_err(|e| e.to_string())?;
     let after = new.load().map_err(|e| e.to_string())?;
     let dir = directory(directory_file).map_err(|e| e.to_string())?;
+    if let Some((d, path)) = dir.as_ref().zip(directory_file) {
+        has_users(d, path)?;
+    }
     let report = diff::run(&before, &after, dir.as_ref(), now);
     Ok(Report {
         output: if as_json {

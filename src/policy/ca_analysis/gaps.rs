@@ -587,18 +587,21 @@ fn exclusions_without_fallback(
 pub fn render(report: &GapsReport) -> String {
     let mut out = String::new();
     let s = &report.space;
+    let n = |count: usize, one: &str, many: &str| {
+        format!("{count} {}", if count == 1 { one } else { many })
+    };
     out.push_str(&format!(
-        "Evaluated {} sign-ins ({} users in {} classes × {} targets in {} classes × {} method sets × {} platforms × {} locations × {} client apps) with {} evaluations; minimum strength: {}.\n",
-        s.sign_ins,
-        s.users,
-        s.user_classes,
-        s.targets,
-        s.target_classes,
-        s.method_sets,
-        s.platforms,
-        s.locations.len(),
-        s.client_apps,
-        s.evaluations,
+        "Evaluated {} ({} in {} × {} in {} × {} × {} × {} × {}) with {}; minimum strength: {}.\n",
+        n(s.sign_ins, "sign-in", "sign-ins"),
+        n(s.users, "user", "users"),
+        n(s.user_classes, "class", "classes"),
+        n(s.targets, "target", "targets"),
+        n(s.target_classes, "class", "classes"),
+        n(s.method_sets, "method set", "method sets"),
+        n(s.platforms, "platform", "platforms"),
+        n(s.locations.len(), "location", "locations"),
+        n(s.client_apps, "client app", "client apps"),
+        n(s.evaluations, "evaluation", "evaluations"),
         report.min_strength.display_name()
     ));
     if !s.not_evaluated_locations.is_empty() {
