@@ -24,6 +24,30 @@ pub struct SignInStatus {
     pub failure_reason: Option<String>,
 }
 
+/// Entra error codes of sign-ins that conditional access stopped after the
+/// credentials were verified: MFA or a stronger method required (50074,
+/// 50076, 50079, 50158), blocked (53003), a compliant, domain-joined or
+/// approved device required (53000, 53001, 53002), blocked by a security
+/// policy (530032).
+pub const CONDITIONAL_ACCESS_ERRORS: [u32; 9] = [
+    50074, 50076, 50079, 50158, 53000, 53001, 53002, 53003, 530032,
+];
+
+/// Whether `error_code` is conditional access refusing a sign-in whose
+/// methods all succeeded.
+pub fn is_conditional_access_error(error_code: u32) -> bool {
+    CONDITIONAL_ACCESS_ERRORS.contains(&error_code)
+}
+
+/// Graph `deviceDetail` (what the `User-Agent` tells).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceDetail {
+    /// `Windows`, `iOS`, `MacOs`, `Android`, `Linux`, `Windows Phone`, or
+    /// empty when the header names none.
+    pub operating_system: String,
+}
+
 /// Graph `authenticationDetail`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,6 +72,9 @@ pub struct SignIn {
     pub app_id: String,
     pub app_display_name: String,
     pub ip_address: String,
+    /// Absent on entries written before Gatepass recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_detail: Option<DeviceDetail>,
     pub client_app_used: String,
     pub status: SignInStatus,
     pub authentication_details: Vec<AuthenticationDetail>,

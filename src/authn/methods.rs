@@ -29,6 +29,15 @@ impl AuthMethod {
         }
     }
 
+    /// The sign-in log's `authenticationMethodDetail`: a pass's mode.
+    pub fn log_detail(self) -> Option<&'static str> {
+        match self {
+            AuthMethod::TemporaryAccessPassOneTime => Some("One-time"),
+            AuthMethod::TemporaryAccessPassMultiUse => Some("Multi-use"),
+            AuthMethod::Password | AuthMethod::Passkey => None,
+        }
+    }
+
     fn is_tap(self) -> bool {
         matches!(
             self,

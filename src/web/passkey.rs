@@ -6,7 +6,7 @@
 //! binding cookie, exactly like the form steps.
 
 use super::error::PageError;
-use super::signin::{Flow, finish_sign_in, load_flow, record_sign_in};
+use super::signin::{Attempt, Flow, finish_sign_in, load_flow, record_sign_in};
 use super::{ClientIp, is_json};
 use crate::app::AppState;
 use crate::authn::AuthMethod;
@@ -205,14 +205,17 @@ pub async fn finish(
         Ok(id) => id,
         Err(e) => {
             let reason = e.to_string();
+            let attempt = Attempt {
+                client_id: flow.client_id(),
+                user: None,
+                username: &attempted,
+                ip: &ip_text,
+                headers: &headers,
+            };
             record_sign_in(
                 &state,
-                flow.client_id(),
-                None,
-                &attempted,
-                &ip_text,
+                &attempt,
                 AuthMethod::Passkey,
-                None,
                 Some((50126, reason.as_str())),
                 now,
             )
@@ -236,14 +239,17 @@ pub async fn finish(
                 .as_ref()
                 .map(|u| u.user_principal_name.clone())
                 .unwrap_or_default();
+            let attempt = Attempt {
+                client_id: flow.client_id(),
+                user: other.as_ref(),
+                username: &upn,
+                ip: &ip_text,
+                headers: &headers,
+            };
             record_sign_in(
                 &state,
-                flow.client_id(),
-                other.as_ref(),
-                &upn,
-                &ip_text,
+                &attempt,
                 AuthMethod::Passkey,
-                None,
                 Some((50057, "User account is disabled")),
                 now,
             )
@@ -272,7 +278,6 @@ pub async fn finish(
         &flow,
         &user,
         AuthMethod::Passkey,
-        None,
         None,
         ip,
         now,

@@ -16,7 +16,7 @@
 use super::error::{PageError, render};
 use super::{ClientIp, Cookie, cookie, set_cookie};
 use crate::app::AppState;
-use crate::audit::{AuthenticationDetail, SignIn, SignInStatus};
+use crate::audit::{AuthenticationDetail, DeviceDetail, SignIn, SignInStatus};
 use crate::authn::AuthMethod;
 use crate::authn::session::Session;
 use crate::authn::tap::TemporaryAccessPass;
@@ -233,14 +233,18 @@ async fn authorize(
             {
                 Ok(gated) => {
                     if gated.failure.is_some() {
+                        let attempt = Attempt {
+                            client_id: target_client(&target),
+                            user: Some(&user),
+                            username: &user.user_principal_name,
+                            ip: &ip.to_string(),
+                            headers: &headers,
+                        };
                         record_sign_in_with_ca(
                             &state,
-                            target_client(&target),
-                            Some(&user),
-                            &user.user_principal_name,
-                            &ip.to_string(),
-                            AuthMethod::Password,
-                            Some("Previously satisfied"),
+                            &attempt,
+                            &session.methods,
+                            Proven::Earlier,
                             gated.failure,
                             Some(&gated.result),
                             now,
@@ -831,12 +835,14 @@ async fn credential_submit(
                     .map_err(PageError::from)?;
                 record_sign_in(
                     &state,
-                    &client_id,
-                    user.as_ref(),
-                    &username,
-                    &ip_text,
+                    &Attempt {
+                        client_id: &client_id,
+                        user: user.as_ref(),
+                        username: &username,
+                        ip: &ip_text,
+                        headers: &headers,
+                    },
                     method,
-                    None,
                     Some((50053, reason)),
                     now,
                 )
@@ -860,12 +866,14 @@ async fn credential_submit(
         } => {
             record_sign_in(
                 &state,
-                &client_id,
-                user.as_ref(),
-                &username,
-                &ip_text,
+                &Attempt {
+                    client_id: &client_id,
+                    user: user.as_ref(),
+                    username: &username,
+                    ip: &ip_text,
+                    headers: &headers,
+                },
                 method,
-                None,
                 Some((error_code, reason)),
                 now,
             )
@@ -878,12 +886,14 @@ async fn credential_submit(
                 tracing::warn!(user = %username.escape_debug(), ip = %ip_text, seconds = l.duration_secs, "{what}");
                 record_sign_in(
                     &state,
-                    &client_id,
-                    user.as_ref(),
-                    &username,
-                    &ip_text,
+                    &Attempt {
+                        client_id: &client_id,
+                        user: user.as_ref(),
+                        username: &username,
+                        ip: &ip_text,
+                        headers: &headers,
+                    },
                     method,
-                    None,
                     Some((50053, what)),
                     now,
                 )
@@ -912,13 +922,6 @@ async fn credential_submit(
     let method = pass
         .as_ref()
         .map_or(AuthMethod::Password, TemporaryAccessPass::method);
-    let detail = pass.as_ref().map(|p| {
-        if p.is_usable_once {
-            "One-time"
-        } else {
-            "Multi-use"
-        }
-    });
     finish_sign_in(
         &state,
         &headers,
@@ -927,7 +930,6 @@ async fn credential_submit(
         &user,
         method,
         pass.as_ref(),
-        detail,
         ip,
         now,
     )
@@ -952,7 +954,6 @@ pub async fn finish_sign_in(
     user: &User,
     method: AuthMethod,
     pass: Option<&TemporaryAccessPass>,
-    detail: Option<&str>,
     ip: std::net::IpAddr,
     now: OffsetDateTime,
 ) -> Result<Response, PageError> {
@@ -990,14 +991,18 @@ pub async fn finish_sign_in(
         true,
     )
     .await?;
+    let attempt = Attempt {
+        client_id: flow.client_id(),
+        user: Some(user),
+        username: &user.user_principal_name,
+        ip: &ip.to_string(),
+        headers,
+    };
     record_sign_in_with_ca(
         state,
-        flow.client_id(),
-        Some(user),
-        &user.user_principal_name,
-        &ip.to_string(),
-        method,
-        detail,
+        &attempt,
+        &session.methods,
+        Proven::Now,
         gated.failure,
         Some(&gated.result),
         now,
@@ -1392,37 +1397,49 @@ fn redirect_with(uri: &str, pairs: &[(&str, String)]) -> Response {
     }
 }
 
-/// Writes one sign-in log entry: `detail` is the method's mode (TAP
-/// one-time / multi-use), `failure` the Entra-style error code and reason.
-/// A logging failure never fails the sign-in but is itself logged.
-#[allow(clippy::too_many_arguments)]
+/// One sign-in attempt, as the sign-in log records it.
+pub struct Attempt<'a> {
+    pub client_id: &'a str,
+    /// The account, when known.
+    pub user: Option<&'a User>,
+    /// As typed (or the account's userPrincipalName).
+    pub username: &'a str,
+    pub ip: &'a str,
+    /// For `deviceDetail` (the `User-Agent`).
+    pub headers: &'a HeaderMap,
+}
+
+/// How the methods of a logged sign-in were proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proven {
+    /// In this sign-in flow (a step-up keeps the earlier ones).
+    Now,
+    /// By an earlier sign-in: single sign-on with the session.
+    Earlier,
+}
+
+/// Writes one sign-in log entry for `method`; `failure` is the Entra-style
+/// error code and reason. A logging failure never fails the sign-in but is
+/// itself logged.
 pub async fn record_sign_in(
     state: &AppState,
-    client_id: &str,
-    user: Option<&User>,
-    username: &str,
-    ip: &str,
+    attempt: &Attempt<'_>,
     method: AuthMethod,
-    detail: Option<&str>,
     failure: Option<(u32, &str)>,
     now: OffsetDateTime,
 ) {
-    record_sign_in_with_ca(
-        state, client_id, user, username, ip, method, detail, failure, None, now,
-    )
-    .await;
+    record_sign_in_with_ca(state, attempt, &[method], Proven::Now, failure, None, now).await;
 }
 
-/// [`record_sign_in`] with the conditional-access results of the sign-in.
-#[allow(clippy::too_many_arguments)]
+/// [`record_sign_in`] for a session's `methods`, with the sign-in's
+/// conditional-access results. Each method is one `authenticationDetail`;
+/// conditional access refusing the sign-in does not make a verified
+/// method fail (replaying the log needs to know what was proven).
 pub async fn record_sign_in_with_ca(
     state: &AppState,
-    client_id: &str,
-    user: Option<&User>,
-    username: &str,
-    ip: &str,
-    method: AuthMethod,
-    detail: Option<&str>,
+    attempt: &Attempt<'_>,
+    methods: &[AuthMethod],
+    proven: Proven,
     failure: Option<(u32, &str)>,
     ca: Option<&super::gate::GateResult>,
     now: OffsetDateTime,
@@ -1430,40 +1447,60 @@ pub async fn record_sign_in_with_ca(
     let Ok(id) = LogEntryId::generate() else {
         return;
     };
+    let verified = failure.is_none_or(|(code, _)| crate::audit::is_conditional_access_error(code));
+    let user = attempt.user;
+    let operating_system = attempt
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::policy::conditional_access::platform_from_user_agent)
+        .map_or("", |p| p.operating_system());
     let entry = SignIn {
         id,
         created_date_time: now,
         user_id: user.map(|u| u.id),
-        user_principal_name: username.to_owned(),
+        user_principal_name: attempt.username.to_owned(),
         user_display_name: user.map(|u| u.display_name.clone()),
-        app_id: client_id.to_owned(),
+        app_id: attempt.client_id.to_owned(),
         app_display_name: state
             .settings
-            .client(client_id)
+            .client(attempt.client_id)
             .map(|c| c.display_name.clone())
-            .unwrap_or_else(|| client_id.to_owned()),
-        ip_address: ip.to_owned(),
+            .unwrap_or_else(|| attempt.client_id.to_owned()),
+        ip_address: attempt.ip.to_owned(),
+        device_detail: Some(DeviceDetail {
+            operating_system: operating_system.to_owned(),
+        }),
         client_app_used: "Browser".to_owned(),
         status: SignInStatus {
             error_code: failure.map_or(0, |(code, _)| code),
             failure_reason: failure.map(|(_, reason)| reason.to_owned()),
         },
-        authentication_details: vec![AuthenticationDetail {
-            authentication_method: method.display_name().to_owned(),
-            authentication_method_detail: detail.map(str::to_owned),
-            succeeded: failure.is_none(),
-            authentication_step_date_time: now,
-        }],
+        authentication_details: methods
+            .iter()
+            .map(|m| AuthenticationDetail {
+                authentication_method: m.display_name().to_owned(),
+                authentication_method_detail: match (proven, m.log_detail()) {
+                    (Proven::Now, detail) => detail.map(str::to_owned),
+                    (Proven::Earlier, None) => Some("Previously satisfied".to_owned()),
+                    (Proven::Earlier, Some(mode)) => Some(format!("{mode}; previously satisfied")),
+                },
+                succeeded: verified,
+                authentication_step_date_time: now,
+            })
+            .collect(),
         conditional_access_status: ca.map_or("notApplied", |c| c.status).to_owned(),
         applied_conditional_access_policies: ca.map(|c| c.applied.clone()).unwrap_or_default(),
     };
     if let Err(e) = state.audit.record_sign_in(&entry).await {
         tracing::error!(error = %e, "could not write the sign-in log");
     }
+    let (username, client_id, ip) = (attempt.username, attempt.client_id, attempt.ip);
     match failure {
         None => {
+            let method = methods.last().map_or("", |m| m.display_name());
             // As typed: escaped, so a username cannot forge log lines.
-            tracing::info!(user = %username.escape_debug(), client = %client_id, %ip, method = method.display_name(), "sign-in succeeded")
+            tracing::info!(user = %username.escape_debug(), client = %client_id, %ip, method, "sign-in succeeded")
         }
         Some((_, reason)) => {
             tracing::info!(user = %username.escape_debug(), client = %client_id, %ip, reason, "sign-in failed")

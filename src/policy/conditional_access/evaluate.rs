@@ -163,6 +163,18 @@ impl DevicePlatform {
             .into_iter()
             .find(|p| p.as_str().eq_ignore_ascii_case(s))
     }
+
+    /// The name Entra's sign-in log gives it (`deviceDetail.operatingSystem`).
+    pub fn operating_system(self) -> &'static str {
+        match self {
+            DevicePlatform::Android => "Android",
+            DevicePlatform::Ios => "iOS",
+            DevicePlatform::Windows => "Windows",
+            DevicePlatform::WindowsPhone => "Windows Phone",
+            DevicePlatform::MacOs => "MacOs",
+            DevicePlatform::Linux => "Linux",
+        }
+    }
 }
 
 /// The device platform a `User-Agent` names, `None` when it names none
