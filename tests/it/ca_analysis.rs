@@ -8,10 +8,11 @@
 use gatepass::policy::ca_analysis::gaps;
 use gatepass::policy::ca_analysis::inputs::{Directory, DirectoryApp, DirectoryUser, PolicyFiles};
 use gatepass::policy::ca_analysis::space::{
-    CLIENT_APPS, METHOD_SETS, PLATFORMS, REGISTER_SECURITY_INFO,
+    CLIENT_APPS, METHOD_SETS, REGISTER_SECURITY_INFO, platform_name,
 };
 use gatepass::policy::conditional_access::{
-    MethodSet, Outcome, SignInContext, Target, UserAction, evaluate,
+    DevicePlatform, MethodSet, NamedLocation, Outcome, Policy, SignInContext, Target, UserAction,
+    evaluate,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -77,7 +78,7 @@ const BG: [&str; 2] = [
 fn ca_test_on_the_entra_export_passes_and_a_wrong_expectation_exits_1() {
     let (code, out, err) = on_entra("test", &[&fixture("scenarios.json")]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("11 scenarios: 11 passed, 0 failed"), "{out}");
+    assert!(out.contains("12 scenarios: 12 passed, 0 failed"), "{out}");
 
     // One expectation the policies do not meet.
     let dir = tempfile::tempdir().unwrap();
@@ -94,7 +95,7 @@ fn ca_test_on_the_entra_export_passes_and_a_wrong_expectation_exits_1() {
             "text" => {
                 assert!(out.contains("FAIL  Break-glass reaches the CRM with a password only: decision: expected block, got allow"), "{out}");
                 assert!(out.contains("expected satisfied=true, got false"), "{out}");
-                assert!(out.contains("11 scenarios: 9 passed, 2 failed"), "{out}");
+                assert!(out.contains("12 scenarios: 10 passed, 2 failed"), "{out}");
             }
             "json" => {
                 let v: Value = serde_json::from_str(&out).unwrap();
@@ -104,8 +105,8 @@ fn ca_test_on_the_entra_export_passes_and_a_wrong_expectation_exits_1() {
             }
             _ => {
                 assert!(out.starts_with("<?xml"), "{out}");
-                assert!(out.contains("tests=\"11\" failures=\"2\""), "{out}");
-                assert_eq!(out.matches("<testcase ").count(), 11);
+                assert!(out.contains("tests=\"12\" failures=\"2\""), "{out}");
+                assert_eq!(out.matches("<testcase ").count(), 12);
                 assert_eq!(out.matches("<failure ").count(), 2);
             }
         }
@@ -276,7 +277,18 @@ fn ca_gaps_on_the_entra_export_finds_the_break_glass_hole_the_lockout_and_the_po
         json!(["crm", "hr-portal", REGISTER_SECURITY_INFO, "wiki"])
     );
     assert_eq!(bg["methods"], json!([["password"]]));
-    assert_eq!(bg["platforms"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        bg["platforms"],
+        json!([
+            "android",
+            "iOS",
+            "windows",
+            "windowsPhone",
+            "macOS",
+            "linux",
+            "unknown"
+        ])
+    );
     assert_eq!(bg["clientApps"].as_array().unwrap().len(), 4);
     let summary = bg["summary"].as_str().unwrap();
     assert!(summary.starts_with("Users in Break-glass can reach every app and security-info registration with a password only: excluded from CA001"), "{summary}");
@@ -291,7 +303,7 @@ fn ca_gaps_on_the_entra_export_finds_the_break_glass_hole_the_lockout_and_the_po
         .iter()
         .find(|f| f["targets"] == json!([REGISTER_SECURITY_INFO]))
         .unwrap();
-    assert_eq!(office["users"].as_array().unwrap().len(), 8);
+    assert_eq!(office["users"].as_array().unwrap().len(), 9);
     assert_eq!(
         office["locations"],
         json!(["0d5f6d1c-2b47-4a51-9a43-7c0b6d3f1a01"])
@@ -331,8 +343,9 @@ fn ca_gaps_on_the_entra_export_finds_the_break_glass_hole_the_lockout_and_the_po
                 .map(move |p| (f["kind"].as_str().unwrap(), p.as_str().unwrap()))
         })
         .collect();
+    // The guest policy applies to the directory's guest.
     assert!(
-        kinds.contains(&("appliesToNobody", "9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1006")),
+        !kinds.iter().any(|(kind, _)| *kind == "appliesToNobody"),
         "{kinds:?}"
     );
     assert!(
@@ -354,6 +367,40 @@ fn ca_gaps_on_the_entra_export_finds_the_break_glass_hole_the_lockout_and_the_po
         "a disabled policy is no finding"
     );
 
+    // Without guests in the directory, the guest policy applies to nobody.
+    let dir = tempfile::tempdir().unwrap();
+    let mut members: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("directory.json")).unwrap()).unwrap();
+    members["users"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|u| u["userType"] != "Guest");
+    let members = write(dir.path(), "members.json", &members);
+    let (policies, locations) = (fixture("policies.json"), fixture("named-locations.json"));
+    let (code, out, _) = ca(&[
+        "gaps",
+        "--policies",
+        &policies,
+        "--locations",
+        &locations,
+        "--directory",
+        &members,
+        "--json",
+    ]);
+    assert_eq!(code, 1);
+    let nobody: Vec<Value> = serde_json::from_str::<Value>(&out).unwrap()["policyFindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "appliesToNobody")
+        .cloned()
+        .collect();
+    assert_eq!(nobody.len(), 1, "{nobody:#?}");
+    assert_eq!(
+        nobody[0]["policies"],
+        json!(["9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1006"])
+    );
+
     // The same, in words.
     let (code, text, _) = on_entra("gaps", &[]);
     assert_eq!(code, 1);
@@ -362,7 +409,7 @@ fn ca_gaps_on_the_entra_export_finds_the_break_glass_hole_the_lockout_and_the_po
         "{text}"
     );
     assert!(
-        text.contains("(report-only) would block every one of the 600 sign-ins"),
+        text.contains("(report-only) would block every one of the 840 sign-ins"),
         "{text}"
     );
 }
@@ -488,6 +535,26 @@ fn ca_diff_names_the_changed_property_and_the_sign_ins_that_now_decide_different
         out.contains("No policy changed.") && out.contains("No sign-in decides differently."),
         "{out}"
     );
+
+    // `null`, `{}` and `[]` are one setting: rewriting one as another is no
+    // change.
+    let mut same: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("policies.json")).unwrap()).unwrap();
+    same["value"][0]["sessionControls"] = json!({});
+    same["value"][0]["conditions"]["platforms"] = json!({});
+    same["value"][0]["conditions"]["users"]["excludeUsers"] = Value::Null;
+    let same = write(dir.path(), "same.json", &same);
+    let (code, out, _) = ca(&[
+        "diff",
+        "--old",
+        &old,
+        "--new",
+        &same,
+        "--locations",
+        &locations,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("No policy changed."), "{out}");
 }
 
 // --- ca impact -----------------------------------------------------------------
@@ -500,11 +567,14 @@ fn ca_impact_replays_an_entra_sign_in_log_and_names_what_it_cannot_map() {
     );
     assert_eq!(code, 1, "{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["entries"], 10);
-    assert_eq!(report["replayed"], 7);
+    // 16 entries; replayed: the 53001 (device not compliant) sign-in whose
+    // methods succeeded, and of the interrupted-then-completed sign-in
+    // (one correlationId) only its completion.
+    assert_eq!(report["entries"], 16);
+    assert_eq!(report["replayed"], 9);
     assert_eq!(
         report["decisions"],
-        json!({"allow": 2, "block": 3, "stepUp": 2})
+        json!({"allow": 4, "block": 3, "stepUp": 2})
     );
     let policy = |id: &str| {
         report["policies"]
@@ -518,7 +588,7 @@ fn ca_impact_replays_an_entra_sign_in_log_and_names_what_it_cannot_map() {
     let ca001 = policy("9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1001");
     assert_eq!(
         (ca001["applied"].as_u64(), ca001["steppedUp"].as_u64()),
-        (Some(6), Some(2))
+        (Some(8), Some(2))
     );
     let ca002 = policy("9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1002");
     assert_eq!(ca002["steppedUp"], 1, "SMS is not phishing-resistant");
@@ -557,10 +627,21 @@ fn ca_impact_replays_an_entra_sign_in_log_and_names_what_it_cannot_map() {
     assert_eq!(
         skipped,
         vec![
+            (
+                "an earlier attempt of a sign-in logged again later (same correlationId): the later entry is replayed".to_owned(),
+                1
+            ),
+            ("no deviceDetail".to_owned(), 1),
             ("no ipAddress".to_owned(), 1),
             (
-                "the sign-in failed before conditional access (errorCode 50126)".to_owned(),
+                "only \"Previously satisfied\": the methods were proven by an earlier sign-in"
+                    .to_owned(),
                 1
+            ),
+            (
+                // One as a number, one as a string.
+                "the sign-in failed before conditional access (errorCode 50126)".to_owned(),
+                2
             ),
             (
                 "unknown authentication method \"Carrier pigeon\"".to_owned(),
@@ -596,6 +677,72 @@ fn ca_gaps_findings_are_disjoint_and_their_union_is_exactly_what_brute_force_fin
         Some(Path::new(&fixture("named-locations.json"))),
     )
     .unwrap();
+    // Named locations that nest (the head office inside the WAN) and span
+    // both address families, and a policy that tells them apart.
+    let mut all = all;
+    for (id, name, trusted, ranges) in [
+        // Starts where the head office starts: its first address is not
+        // the WAN-only part.
+        ("wan", "Corporate WAN", false, &["198.51.100.0/22"][..]),
+        ("vpn", "VPN", true, &["10.8.0.0/16", "2001:db8:8::/48"][..]),
+    ] {
+        all.locations.push(
+            serde_json::from_value::<NamedLocation>(json!({
+                "@odata.type": "#microsoft.graph.ipNamedLocation",
+                "id": id, "displayName": name, "isTrusted": trusted,
+                "ipRanges": ranges.iter().map(|r| json!({"cidrAddress": r})).collect::<Vec<_>>()
+            }))
+            .unwrap(),
+        );
+    }
+    all.policies.push(
+        serde_json::from_value::<Policy>(json!({
+            "id": "outside-wan", "displayName": "MFA outside the WAN", "state": "enabled",
+            "conditions": {
+                "users": {"includeUsers": ["All"]},
+                "applications": {"includeApplications": ["All"]},
+                "locations": {"includeLocations": ["All"], "excludeLocations": ["wan"]}
+            },
+            "grantControls": {"operator": "OR", "builtInControls": ["mfa"]}
+        }))
+        .unwrap(),
+    );
+    // Probes: the edges of every range, just outside them, and elsewhere.
+    let probes = [
+        "198.51.100.0",
+        "198.51.100.255",
+        "198.51.101.0",
+        "198.51.103.255",
+        "198.51.104.0",
+        "198.51.99.255",
+        "10.8.0.0",
+        "10.8.255.255",
+        "10.9.0.0",
+        "2001:db8:8::",
+        "2001:db8:8:ffff:ffff:ffff:ffff:ffff",
+        "2001:db8:9::",
+        "203.0.113.77",
+    ];
+    // A probe's location as findings name it: the ids of the named
+    // locations it is in, or "other".
+    let label = |files: &PolicyFiles, ip: std::net::IpAddr| -> String {
+        let ids: Vec<&str> = files
+            .locations
+            .iter()
+            .filter(|l| l.contains(ip))
+            .map(|l| l.id.as_str())
+            .collect();
+        if ids.is_empty() {
+            "other".to_owned()
+        } else {
+            ids.join("+")
+        }
+    };
+    let platforms: Vec<Option<DevicePlatform>> = DevicePlatform::ALL
+        .into_iter()
+        .map(Some)
+        .chain([None])
+        .collect();
     let groups = [
         "6b1f2c4d-0000-4a7e-9c11-b1eac0000001",
         "6b1f2c4d-0000-4a7e-9c11-b1eac0000002",
@@ -625,6 +772,7 @@ fn ca_gaps_findings_are_disjoint_and_their_union_is_exactly_what_brute_force_fin
                 roles: (0..rng.next() % 2)
                     .map(|_| (*rng.pick(&roles)).to_owned())
                     .collect(),
+                is_guest: rng.next() % 4 == 0,
             })
             .collect();
         let directory = Directory {
@@ -642,10 +790,6 @@ fn ca_gaps_findings_are_disjoint_and_their_union_is_exactly_what_brute_force_fin
         let report = gaps::run(&files, &directory, &min, now);
 
         // Brute force: every raw sign-in through the engine.
-        let locations = [
-            ("0d5f6d1c-2b47-4a51-9a43-7c0b6d3f1a01", "198.51.100.0"),
-            ("other", "203.0.113.77"),
-        ];
         let mut targets: Vec<String> = directory
             .applications
             .iter()
@@ -658,8 +802,10 @@ fn ca_gaps_findings_are_disjoint_and_their_union_is_exactly_what_brute_force_fin
             for t in &targets {
                 for (mi, names) in METHOD_SETS.iter().enumerate() {
                     let methods = MethodSet::parse_names(names).unwrap();
-                    for p in PLATFORMS {
-                        for (loc, ip) in locations {
+                    for &p in &platforms {
+                        for ip in probes {
+                            let ip: std::net::IpAddr = ip.parse().unwrap();
+                            let loc = label(&files, ip);
                             for c in CLIENT_APPS {
                                 let target = if t == REGISTER_SECURITY_INFO {
                                     Target::user_action(UserAction::RegisterSecurityInformation)
@@ -668,11 +814,12 @@ fn ca_gaps_findings_are_disjoint_and_their_union_is_exactly_what_brute_force_fin
                                 };
                                 let mut ctx = SignInContext::live(u.id.clone(), target);
                                 ctx.user_aliases = vec![u.user_principal_name.clone()];
+                                ctx.is_guest = u.is_guest;
                                 ctx.group_ids = u.groups.clone();
                                 ctx.role_template_ids = u.roles.clone();
                                 ctx.methods = Some(methods);
-                                ctx.device_platform = Some(p);
-                                ctx.ip_address = Some(ip.parse().unwrap());
+                                ctx.device_platform = p;
+                                ctx.ip_address = Some(ip);
                                 ctx.client_app_type = Some(c);
                                 let d = evaluate(
                                     &files.policies,
@@ -688,8 +835,8 @@ fn ca_gaps_findings_are_disjoint_and_their_union_is_exactly_what_brute_force_fin
                                             u.id.clone(),
                                             t.clone(),
                                             mi,
-                                            p.as_str(),
-                                            loc,
+                                            platform_name(p),
+                                            loc.clone(),
                                             c.as_str(),
                                         ));
                                     }
@@ -716,18 +863,17 @@ fn ca_gaps_findings_are_disjoint_and_their_union_is_exactly_what_brute_force_fin
                         for p in &s.platforms {
                             for l in &s.locations {
                                 for c in &s.client_apps {
-                                    let p = PLATFORMS
+                                    let p = platforms
                                         .iter()
-                                        .find(|x| x.as_str() == p)
-                                        .unwrap()
-                                        .as_str();
-                                    let l = locations.iter().find(|(id, _)| id == l).unwrap().0;
+                                        .map(|x| platform_name(*x))
+                                        .find(|x| x == p)
+                                        .unwrap();
                                     let c = CLIENT_APPS
                                         .iter()
                                         .find(|x| x.as_str() == c)
                                         .unwrap()
                                         .as_str();
-                                    found.push((u.clone(), t.clone(), mi, p, l, c));
+                                    found.push((u.clone(), t.clone(), mi, p, l.clone(), c));
                                 }
                             }
                         }
@@ -777,5 +923,213 @@ fn ca_gaps_findings_are_disjoint_and_their_union_is_exactly_what_brute_force_fin
     assert!(
         weak_total > 0 && locked_total > 0,
         "{weak_total} weak, {locked_total} locked"
+    );
+}
+
+// --- what the space must not merge or miss -----------------------------------------
+
+#[test]
+fn ca_inputs_that_would_quietly_test_something_else_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A misspelt group in a directory that lists its groups.
+    let mut directory: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("directory.json")).unwrap()).unwrap();
+    directory["users"][0]["groups"] = json!(["Break-glas"]);
+    let typo = write(dir.path(), "typo.json", &directory);
+    let (policies, locations) = (fixture("policies.json"), fixture("named-locations.json"));
+    let (code, _, err) = ca(&[
+        "gaps",
+        "--policies",
+        &policies,
+        "--locations",
+        &locations,
+        "--directory",
+        &typo,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("typo.json: users[0].groups[0]") && err.contains("Break-glas"),
+        "{err}"
+    );
+
+    // A scenario user the directory does not have, and a group by a name
+    // the directory does not know.
+    for (field, value, at) in [
+        ("user", json!("bg1@contoso.co"), "scenarios[0].user"),
+        ("groups", json!(["Sails"]), "scenarios[0].groups[0]"),
+    ] {
+        let mut scenario = json!({"name": "n", "user": "bg1@contoso.com", "app": "crm",
+            "methods": ["password"], "expect": {"decision": "allow"}});
+        scenario[field] = value;
+        let file = write(
+            dir.path(),
+            "scenarios.json",
+            &json!({ "scenarios": [scenario] }),
+        );
+        let (code, _, err) = on_entra("test", &[&file]);
+        assert_eq!(code, 2, "{field}");
+        assert!(err.contains(&format!("scenarios.json: {at}")), "{err}");
+    }
+
+    // A group given by its display name is the group: Frank in Sales is
+    // kept from the HR portal by CA008.
+    let file = write(
+        dir.path(),
+        "scenarios.json",
+        &json!({"scenarios": [{"name": "Frank as a Sales member", "user": "frank@contoso.com",
+            "groups": ["Sales"], "app": "hr-portal", "ip": "198.51.100.10", "platform": "windows",
+            "methods": ["fido2"], "expect": {"decision": "block",
+            "policies": {"CA008: Block the HR portal for Sales": {"applies": true}}}}]}),
+    );
+    let (code, out, err) = on_entra("test", &[&file]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn ca_gaps_tells_apart_what_the_engine_tells_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let write_all = |policies: Value, locations: Value, directory: Value| {
+        (
+            write(dir.path(), "p.json", &policies),
+            write(dir.path(), "l.json", &locations),
+            write(dir.path(), "d.json", &directory),
+        )
+    };
+    let gaps = |(p, l, d): &(String, String, String)| -> Value {
+        let (code, out, err) = ca(&[
+            "gaps",
+            "--policies",
+            p,
+            "--locations",
+            l,
+            "--directory",
+            d,
+            "--json",
+        ]);
+        assert!(code == 0 || code == 1, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let policy = |id: &str, conditions: Value, grant: Value| {
+        json!({"id": id, "displayName": id, "state": "enabled",
+               "conditions": conditions, "grantControls": grant})
+    };
+    let block = json!({"operator": "OR", "builtInControls": ["block"]});
+    let mfa = json!({"operator": "OR", "builtInControls": ["mfa"]});
+
+    // Names that differ beyond ASCII case are different names to the
+    // engine, so to the analysis.
+    let files = write_all(
+        json!([policy(
+            "block-équipe",
+            json!({"users": {"includeGroups": ["Équipe"]}, "applications": {"includeApplications": ["Äpp"]}}),
+            block.clone()
+        )]),
+        json!([]),
+        json!({"users": [
+            {"id": "u1", "userPrincipalName": "u1@x", "groups": ["Équipe"]},
+            {"id": "u2", "userPrincipalName": "u2@x", "groups": ["équipe"]}],
+            "applications": [{"clientId": "Äpp"}, {"clientId": "äpp"}]}),
+    );
+    let report = gaps(&files);
+    let locked: Vec<(Value, Value)> = report["lockouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["users"].clone(), l["targets"].clone()))
+        .collect();
+    assert_eq!(locked, vec![(json!(["u1"]), json!(["Äpp"]))]);
+
+    // A guest is not a member; a policy only for authentication contexts
+    // is not "applies to nobody": sign-ins never ask for a context.
+    let files = write_all(
+        json!([
+            policy(
+                "guests",
+                json!({"users": {"includeUsers": ["GuestsOrExternalUsers"]},
+                "applications": {"includeApplications": ["All"]}}),
+                mfa.clone()
+            ),
+            policy(
+                "context",
+                json!({"users": {"includeUsers": ["All"]},
+                "applications": {"includeAuthenticationContextClassReferences": ["c1"]}}),
+                mfa.clone()
+            )
+        ]),
+        json!([]),
+        json!({"users": [
+            {"id": "member", "userPrincipalName": "m@x"},
+            {"id": "guest", "userPrincipalName": "g@x", "userType": "Guest"}],
+            "applications": [{"clientId": "app"}]}),
+    );
+    let report = gaps(&files);
+    assert_eq!(report["space"]["notEvaluatedPolicies"], json!(["context"]));
+    assert!(
+        report["policyFindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["kind"] != "appliesToNobody"),
+        "{report:#}"
+    );
+    // (Security-info registration is open to both: no policy targets it.)
+    let weak_users: BTreeSet<String> = report["weakAllows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["targets"].as_array().unwrap().contains(&json!("app")))
+        .flat_map(|f| f["users"].as_array().unwrap().clone())
+        .map(|u| u.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(weak_users, BTreeSet::from(["member".to_owned()]));
+
+    // Nested named locations: the WAN around a trusted head office. A
+    // password is enough only at an address inside the head office, and a
+    // platform the browser does not tell is a platform of its own.
+    let files = write_all(
+        json!([
+            policy(
+                "mfa-untrusted",
+                json!({"users": {"includeUsers": ["All"]},
+                "applications": {"includeApplications": ["All"]},
+                "locations": {"includeLocations": ["All"], "excludeLocations": ["AllTrusted"]}}),
+                mfa.clone()
+            ),
+            policy(
+                "known-platforms",
+                json!({"users": {"includeUsers": ["All"]},
+                "applications": {"includeApplications": ["All"]},
+                "platforms": {"includePlatforms": ["all"],
+                    "excludePlatforms": ["android", "iOS", "windows", "windowsPhone", "macOS", "linux"]}}),
+                block.clone()
+            )
+        ]),
+        json!([
+            {"@odata.type": "#microsoft.graph.ipNamedLocation", "id": "wan", "displayName": "WAN",
+             "isTrusted": false, "ipRanges": [{"cidrAddress": "10.0.0.0/8"}]},
+            {"@odata.type": "#microsoft.graph.ipNamedLocation", "id": "hq", "displayName": "HQ",
+             "isTrusted": true, "ipRanges": [{"cidrAddress": "10.0.0.0/16"}, {"cidrAddress": "192.168.0.0/16"}]}
+        ]),
+        json!({"users": [{"id": "u", "userPrincipalName": "u@x"}], "applications": [{"clientId": "app"}]}),
+    );
+    let report = gaps(&files);
+    assert_eq!(
+        report["space"]["locations"],
+        json!(["wan", "wan+hq", "hq", "other"])
+    );
+    let password_only: Vec<&Value> = report["weakAllows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["targets"] == json!(["app"]))
+        .collect();
+    assert_eq!(password_only.len(), 1, "{report:#}");
+    assert_eq!(password_only[0]["locations"], json!(["wan+hq", "hq"]));
+    assert!(
+        !password_only[0]["platforms"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("unknown")),
+        "{report:#}"
     );
 }

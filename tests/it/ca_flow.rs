@@ -570,3 +570,49 @@ async fn ca_graph_management_validates_and_what_if_api_matches_the_cli() {
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("Decision: allow"), "{text}");
 }
+
+/// `gatepass ca impact` on Gatepass's own sign-in log, read through the
+/// Graph API: a sign-in conditional access refused is replayed (its method
+/// succeeded; the refusal is not the method's failure), with the platform
+/// the log recorded.
+#[tokio::test]
+async fn ca_impact_replays_gatepass_own_log_including_refused_sign_ins() {
+    let app = TestApp::spawn().await;
+    app.create_user("roamer", Some("roamer password")).await;
+    seed(&app, CaKind::NamedLocation, "named-locations.json").await;
+    seed(&app, CaKind::Policy, "ca-block-outside-named-location.json").await;
+    let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
+    let (url, _, _) = authorize_url(&rp, &[]);
+    let browser = app.browser();
+    let first = browser.get(&url).await;
+    let done = browser
+        .submit_credentials(&first, "roamer", "roamer password")
+        .await;
+    assert_eq!(done.status, 403, "{}", done.html);
+
+    let token = crate::graph_client::automation(&app).await;
+    let log = crate::graph_client::get(&app, "/v1.0/auditLogs/signIns", &token).await;
+    let entry = &log.body["value"][0];
+    assert_eq!(entry["status"]["errorCode"], 53003, "{}", log.text);
+    assert_eq!(entry["authenticationDetails"][0]["succeeded"], true);
+    assert!(entry["deviceDetail"]["operatingSystem"].is_string());
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sign-ins.json");
+    std::fs::write(&file, &log.text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatepass"))
+        .args(["ca", "impact", "--policies"])
+        .arg(format!("{EXAMPLES}/ca-block-outside-named-location.json"))
+        .arg("--locations")
+        .arg(format!("{EXAMPLES}/named-locations.json"))
+        .arg("--sign-ins")
+        .arg(&file)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["replayed"], 1, "{report:#}");
+    assert_eq!(report["skipped"], json!([]));
+    assert_eq!(report["decisions"]["block"], 1);
+    assert_eq!(out.status.code(), Some(1), "the draft blocks a sign-in");
+}

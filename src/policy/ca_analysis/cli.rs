@@ -81,7 +81,7 @@ pub fn test(
 ) -> Result<Report, String> {
     let loaded = files.load().map_err(|e| e.to_string())?;
     let dir = directory(directory_file).map_err(|e| e.to_string())?;
-    let list = scenarios::load(scenarios_file, &loaded).map_err(|e| e.to_string())?;
+    let list = scenarios::load(scenarios_file, &loaded, dir.as_ref()).map_err(|e| e.to_string())?;
     let report = scenarios::run(&list, &loaded, dir.as_ref(), now)?;
     let output = match format {
         Format::Text => scenarios::render_text(&report),

@@ -115,7 +115,7 @@ fn flatten(at: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
 }
 
 /// The property changes between two versions of one policy (`null`,
-/// absent and `[]` are the same setting).
+/// absent, `[]` and `{}` are the same setting).
 fn changes(old: &Policy, new: &Policy) -> Vec<PropertyChange> {
     let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
     flatten(
@@ -129,7 +129,11 @@ fn changes(old: &Policy, new: &Policy) -> Vec<PropertyChange> {
         &mut b,
     );
     let unset = |v: Option<&Value>| {
-        v.is_none_or(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty))
+        v.is_none_or(|v| {
+            v.is_null()
+                || v.as_array().is_some_and(Vec::is_empty)
+                || v.as_object().is_some_and(serde_json::Map::is_empty)
+        })
     };
     let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
     keys.sort();

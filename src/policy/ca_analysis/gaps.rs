@@ -19,7 +19,7 @@
 
 use super::inputs::{Directory, PolicyFiles};
 use super::product::{Box as ProductBox, boxes};
-use super::space::{CLIENT_APPS, METHOD_SETS, PLATFORMS, Point, Space};
+use super::space::{CLIENT_APPS, METHOD_SETS, PLATFORMS, Point, Space, platform_name};
 use super::words;
 use crate::policy::conditional_access::{
     AnalysisReason, Outcome, Policy, PolicyState, StrengthRef, StrengthSet, UserScope, Verdict,
@@ -92,7 +92,7 @@ impl SignIns {
                 .collect(),
             platforms: b[3]
                 .iter()
-                .map(|&p| PLATFORMS[p as usize].as_str().to_owned())
+                .map(|&p| platform_name(PLATFORMS[p as usize]).to_owned())
                 .collect(),
             locations: b[4]
                 .iter()
@@ -174,6 +174,10 @@ pub struct SpaceSummary {
     pub evaluations: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_evaluated_locations: Vec<String>,
+    /// Policies that target authentication contexts and applied to none of
+    /// the space's sign-ins (which request no context).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_evaluated_policies: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -384,6 +388,7 @@ pub fn run(
     }
 
     let mut policy_findings = Vec::new();
+    let mut not_evaluated_policies = Vec::new();
     for (i, policy) in policies.iter().enumerate() {
         if policy.state == PolicyState::Disabled {
             continue;
@@ -401,7 +406,17 @@ pub fn run(
                 })
                 .unwrap_or(false)
         });
-        if !applied {
+        let contexts = policy.conditions.applications.as_ref().is_some_and(|a| {
+            !crate::policy::conditional_access::model::list(
+                &a.include_authentication_context_class_references,
+            )
+            .is_empty()
+        });
+        if !applied && contexts {
+            // Sign-ins do not request authentication contexts (What-If
+            // does): not applying here says nothing about the policy.
+            not_evaluated_policies.push(policy.id.clone());
+        } else if !applied {
             policy_findings.push(PolicyFinding {
                 kind: PolicyFindingKind::AppliesToNobody,
                 policies: vec![policy.id.clone()],
@@ -454,6 +469,7 @@ pub fn run(
             sign_ins: directory.users.len() * space.all_target_count() * space.contexts(),
             evaluations: space.len(),
             not_evaluated_locations: space.skipped_locations.clone(),
+            not_evaluated_policies,
         },
         weak_allows,
         lockouts,
@@ -608,6 +624,12 @@ pub fn render(report: &GapsReport) -> String {
         out.push_str(&format!(
             "Not evaluated (country locations): {}.\n",
             s.not_evaluated_locations.join(", ")
+        ));
+    }
+    if !s.not_evaluated_policies.is_empty() {
+        out.push_str(&format!(
+            "Not evaluated (they target authentication contexts, which only What-If asks for): {}.\n",
+            s.not_evaluated_policies.join(", ")
         ));
     }
     let section = |out: &mut String, title: &str, lines: Vec<&str>| {

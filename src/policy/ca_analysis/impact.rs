@@ -8,9 +8,10 @@
 //! `appId`, `ipAddress`, `deviceDetail.operatingSystem`, `clientAppUsed`,
 //! and the methods that succeeded in `authenticationDetails` (or, in
 //! Entra's beta shape, `authenticationMethodsUsed`). Only sign-ins whose
-//! first factor succeeded are replayed (those that succeeded, and those
-//! conditional access stopped); every entry not replayed is counted under
-//! its reason, with examples — none is dropped silently.
+//! methods succeeded are replayed (those that succeeded, and those
+//! conditional access stopped), and of the attempts of one sign-in (one
+//! `correlationId`) only the last; every entry not replayed is counted
+//! under its reason, with examples — none is dropped silently.
 
 use super::inputs::{Directory, InputError, PolicyFiles};
 use crate::policy::conditional_access::{
@@ -22,10 +23,6 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use time::OffsetDateTime;
-
-/// Entra error codes of sign-ins stopped by conditional access after the
-/// first factor succeeded (MFA required, blocked, strength required, …).
-const CONDITIONAL_ACCESS_ERRORS: [u64; 6] = [50074, 50076, 50079, 53000, 53003, 50158];
 
 /// Examples kept per count.
 const EXAMPLES: usize = 3;
@@ -121,8 +118,13 @@ fn method_mode(name: &str, detail: Option<&str>) -> Option<MethodMode> {
         | "mobile app verification code" => MethodMode::SoftwareOath,
         "oath hardware token" | "hardware token" => MethodMode::HardwareOath,
         "email verification code" | "email one-time passcode" => MethodMode::Email,
-        "x.509 certificate" | "certificate-based authentication" => {
+        // Certificate-based authentication is single- or multi-factor by
+        // the tenant's binding rules; only the detail can say which.
+        "x.509 certificate" | "certificate-based authentication" if d.contains("multi") => {
             MethodMode::X509CertificateMultiFactor
+        }
+        "x.509 certificate" | "certificate-based authentication" => {
+            MethodMode::X509CertificateSingleFactor
         }
         "qr code" | "qr code pin" => MethodMode::QrCodePin,
         other => return MethodMode::parse(other),
@@ -152,7 +154,7 @@ fn platform(os: Option<&str>) -> Option<DevicePlatform> {
 
 fn client_app(name: Option<&str>) -> Result<ClientAppType, String> {
     let Some(name) = name else {
-        return Ok(ClientAppType::Browser);
+        return Err("no clientAppUsed".to_owned());
     };
     let n = name.trim().to_ascii_lowercase();
     Ok(match n.as_str() {
@@ -178,33 +180,16 @@ fn client_app(name: Option<&str>) -> Result<ClientAppType, String> {
     })
 }
 
-/// Maps one log entry, or says why it is not replayed.
-fn replay(entry: &Value, directory: Option<&Directory>) -> Result<Replay, String> {
-    let id = text(entry, "/id").unwrap_or("(no id)").to_owned();
-    let error = entry
-        .pointer("/status/errorCode")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    if error != 0 && !CONDITIONAL_ACCESS_ERRORS.contains(&error) {
-        return Err(format!(
-            "the sign-in failed before conditional access (errorCode {error})"
-        ));
-    }
-    let user = text(entry, "/userId")
-        .or_else(|| text(entry, "/userPrincipalName"))
-        .ok_or("no userId or userPrincipalName")?;
-    let upn = text(entry, "/userPrincipalName").unwrap_or(user);
-    let app = text(entry, "/appId").ok_or("no appId")?;
-    let ip = match text(entry, "/ipAddress") {
-        None => return Err("no ipAddress".to_owned()),
-        Some(ip) => ip
-            .parse::<std::net::IpAddr>()
-            .map_err(|_| format!("ipAddress {ip:?} is not an IP address"))?,
-    };
-    let client = client_app(text(entry, "/clientAppUsed"))?;
+/// The methods a sign-in proved: the steps of `authenticationDetails`
+/// that succeeded, or else Entra's `authenticationMethodsUsed`.
+fn methods_used(entry: &Value) -> Result<MethodSet, String> {
     let mut methods = MethodSet::EMPTY;
-    let mut named = 0;
-    if let Some(steps) = entry.get("authenticationDetails").and_then(Value::as_array) {
+    let (mut named, mut earlier) = (0, 0);
+    let steps = entry
+        .get("authenticationDetails")
+        .and_then(Value::as_array)
+        .filter(|steps| !steps.is_empty());
+    if let Some(steps) = steps {
         for step in steps {
             if step.get("succeeded").and_then(Value::as_bool) != Some(true) {
                 continue;
@@ -212,7 +197,10 @@ fn replay(entry: &Value, directory: Option<&Directory>) -> Result<Replay, String
             let Some(name) = text(step, "/authenticationMethod") else {
                 continue;
             };
+            // Entra's entry for a requirement an earlier sign-in met: which
+            // method did is not in this entry.
             if name.eq_ignore_ascii_case("Previously satisfied") {
+                earlier += 1;
                 continue;
             }
             let detail = text(step, "/authenticationMethodDetail");
@@ -232,9 +220,54 @@ fn replay(entry: &Value, directory: Option<&Directory>) -> Result<Replay, String
             named += 1;
         }
     }
-    if named == 0 {
-        return Err("no authentication method that succeeded".to_owned());
+    match (named, earlier) {
+        (0, 0) => Err("no authentication method that succeeded".to_owned()),
+        (0, _) => Err(
+            "only \"Previously satisfied\": the methods were proven by an earlier sign-in"
+                .to_owned(),
+        ),
+        _ => Ok(methods),
     }
+}
+
+/// Maps one log entry, or says why it is not replayed.
+fn replay(entry: &Value, directory: Option<&Directory>) -> Result<Replay, String> {
+    let id = text(entry, "/id").unwrap_or("(no id)").to_owned();
+    let error = match entry.pointer("/status/errorCode") {
+        None | Some(Value::Null) => Some(0),
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        // Some exports write the code as a string.
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        Some(_) => None,
+    }
+    .ok_or("status.errorCode is not an error number")?;
+    if error != 0 && !crate::audit::is_conditional_access_error(error) {
+        return Err(format!(
+            "the sign-in failed before conditional access (errorCode {error})"
+        ));
+    }
+    let user = text(entry, "/userId")
+        .or_else(|| text(entry, "/userPrincipalName"))
+        .ok_or("no userId or userPrincipalName")?;
+    let upn = text(entry, "/userPrincipalName").unwrap_or(user);
+    let app = text(entry, "/appId").ok_or("no appId")?;
+    let ip = match text(entry, "/ipAddress") {
+        None => return Err("no ipAddress".to_owned()),
+        Some(ip) => ip
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| format!("ipAddress {ip:?} is not an IP address"))?,
+    };
+    let client = client_app(text(entry, "/clientAppUsed"))?;
+    // The platform as Entra saw it: an empty operating system is an
+    // unknown platform; no deviceDetail at all says nothing.
+    let os = match entry.get("deviceDetail") {
+        Some(Value::Object(detail)) => detail
+            .get("operatingSystem")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        _ => return Err("no deviceDetail".to_owned()),
+    };
+    let methods = methods_used(entry)?;
     let known = directory.and_then(|d| d.user(user).or_else(|| d.user(upn)));
     let mut ctx = SignInContext::live(
         known.map_or_else(|| user.to_owned(), |u| u.id.clone()),
@@ -246,7 +279,7 @@ fn replay(entry: &Value, directory: Option<&Directory>) -> Result<Replay, String
         ctx.role_template_ids = u.roles.clone();
     }
     ctx.ip_address = Some(ip);
-    ctx.device_platform = platform(text(entry, "/deviceDetail/operatingSystem"));
+    ctx.device_platform = platform(Some(os));
     ctx.client_app_type = Some(client);
     ctx.methods = Some(methods);
     Ok(Replay {
@@ -300,6 +333,35 @@ pub fn load(path: &Path) -> Result<Vec<Value>, InputError> {
     Ok(entries)
 }
 
+/// Per entry, whether it is the last attempt of its sign-in. Entra logs
+/// an interrupted attempt (50074: MFA required) and the completed one under
+/// one `correlationId`; replaying both would count one sign-in twice, and
+/// the interruption as a step-up the draft causes. Without a correlation
+/// id an entry is its own sign-in.
+fn last_attempts(entries: &[Value]) -> Vec<bool> {
+    let mut latest: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let Some(correlation) = text(e, "/correlationId") else {
+            continue;
+        };
+        let at = text(e, "/createdDateTime").unwrap_or_default();
+        let slot = latest.entry(correlation).or_insert((at, i));
+        // RFC 3339 times of one log sort as text; a tie goes to the later line.
+        if at >= slot.0 {
+            *slot = (at, i);
+        }
+    }
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            text(e, "/correlationId")
+                .and_then(|c| latest.get(c))
+                .is_none_or(|&(_, last)| last == i)
+        })
+        .collect()
+}
+
 /// Replays `entries` against the draft.
 pub fn run(
     draft: &PolicyFiles,
@@ -325,8 +387,14 @@ pub fn run(
         .collect();
     let mut skipped: BTreeMap<String, Skipped> = BTreeMap::new();
     let (mut replayed, mut unknown_users) = (0, 0);
-    for entry in entries {
-        let r = match replay(entry, directory) {
+    let last = last_attempts(entries);
+    for (i, entry) in entries.iter().enumerate() {
+        let mapped = if last[i] {
+            replay(entry, directory)
+        } else {
+            Err("an earlier attempt of a sign-in logged again later (same correlationId): the later entry is replayed".to_owned())
+        };
+        let r = match mapped {
             Ok(r) => r,
             Err(reason) => {
                 let s = skipped.entry(reason.clone()).or_insert(Skipped {

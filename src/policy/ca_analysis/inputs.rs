@@ -164,10 +164,20 @@ struct RawUser {
     user_principal_name: String,
     #[serde(default)]
     display_name: Option<String>,
+    /// Graph's `userType`: `Member` (the default) or `Guest`.
+    #[serde(default)]
+    user_type: Option<UserType>,
     #[serde(default)]
     groups: Vec<String>,
     #[serde(default)]
     roles: Vec<String>,
+}
+
+/// Graph's `userType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum UserType {
+    Member,
+    Guest,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +204,8 @@ pub struct DirectoryUser {
     pub groups: Vec<String>,
     /// Role template ids.
     pub roles: Vec<String>,
+    /// `userType: Guest` (policies on guests and external users).
+    pub is_guest: bool,
 }
 
 /// An application of the directory file.
@@ -225,11 +237,11 @@ impl Directory {
         let mut users = Vec::with_capacity(raw.users.len());
         for (i, u) in raw.users.into_iter().enumerate() {
             let at = |field: &str| format!("users[{i}].{field}");
-            if u.id.trim().is_empty() || !seen_ids.insert(u.id.to_lowercase()) {
+            if u.id.trim().is_empty() || !seen_ids.insert(u.id.to_ascii_lowercase()) {
                 return Err(InputError::new(path, at("id"), "missing or not unique"));
             }
             if u.user_principal_name.trim().is_empty()
-                || !seen_upns.insert(u.user_principal_name.to_lowercase())
+                || !seen_upns.insert(u.user_principal_name.to_ascii_lowercase())
             {
                 return Err(InputError::new(
                     path,
@@ -239,38 +251,28 @@ impl Directory {
             }
             let mut groups = Vec::with_capacity(u.groups.len());
             for (j, g) in u.groups.iter().enumerate() {
-                // A group's display name from the `groups` list names it too.
-                let id = raw
-                    .groups
-                    .iter()
-                    .find(|known| known.display_name.eq_ignore_ascii_case(g))
-                    .map_or_else(|| g.clone(), |known| known.id.clone());
-                if id.trim().is_empty() {
-                    return Err(InputError::new(
-                        path,
-                        format!("users[{i}].groups[{j}]"),
-                        "empty group",
-                    ));
+                let at = format!("users[{i}].groups[{j}]");
+                if g.trim().is_empty() {
+                    return Err(InputError::new(path, at, "empty group"));
                 }
+                // With a `groups` list, a user's group is one of its ids or
+                // display names: a typo must not quietly leave the group.
+                let id = resolve_group(&group_names, g).ok_or_else(|| {
+                    InputError::new(
+                        path,
+                        at,
+                        format!(
+                            "{g:?} is neither the id nor the display name of a group in `groups`"
+                        ),
+                    )
+                })?;
                 groups.push(id);
             }
             let mut roles = Vec::with_capacity(u.roles.len());
             for (j, r) in u.roles.iter().enumerate() {
-                let role = BuiltinRole::resolve(r).ok_or_else(|| {
-                    InputError::new(
-                        path,
-                        format!("users[{i}].roles[{j}]"),
-                        format!(
-                            "{r:?} is not a built-in role; use a template id or one of: {}",
-                            BuiltinRole::ALL
-                                .iter()
-                                .map(|r| r.display_name())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )
-                })?;
-                roles.push(role.template_id().to_owned());
+                roles.push(role_template_id(r).map_err(|message| {
+                    InputError::new(path, format!("users[{i}].roles[{j}]"), message)
+                })?);
             }
             groups.sort();
             groups.dedup();
@@ -282,12 +284,15 @@ impl Directory {
                 user_principal_name: u.user_principal_name,
                 groups,
                 roles,
+                is_guest: u.user_type == Some(UserType::Guest),
             });
         }
         let mut seen_apps = HashSet::new();
         let mut applications = Vec::with_capacity(raw.applications.len());
         for (i, a) in raw.applications.into_iter().enumerate() {
-            if a.client_id.trim().is_empty() || !seen_apps.insert(a.client_id.clone()) {
+            // Policies name apps case-insensitively; so must the directory.
+            if a.client_id.trim().is_empty() || !seen_apps.insert(a.client_id.to_ascii_lowercase())
+            {
                 return Err(InputError::new(
                     path,
                     format!("applications[{i}].clientId"),
@@ -306,10 +311,49 @@ impl Directory {
         })
     }
 
+    /// A group's id from its id or display name (`None` if the directory
+    /// lists groups and this is neither; as given if it lists none).
+    pub fn group_id(&self, id_or_name: &str) -> Option<String> {
+        resolve_group(&self.group_names, id_or_name)
+    }
+
     pub fn user(&self, id_or_upn: &str) -> Option<&DirectoryUser> {
         self.users.iter().find(|u| {
             u.id.eq_ignore_ascii_case(id_or_upn)
                 || u.user_principal_name.eq_ignore_ascii_case(id_or_upn)
         })
+    }
+}
+
+/// A group's id from its id or display name: as given when no groups are
+/// listed, `None` when they are and this is neither.
+fn resolve_group(names: &BTreeMap<String, String>, id_or_name: &str) -> Option<String> {
+    if names.is_empty() {
+        return Some(id_or_name.to_owned());
+    }
+    names
+        .iter()
+        .find(|(id, name)| {
+            id.eq_ignore_ascii_case(id_or_name) || name.eq_ignore_ascii_case(id_or_name)
+        })
+        .map(|(id, _)| id.clone())
+}
+
+/// A role's template id, as policies name roles: a built-in role's display
+/// name or any template id (a GUID: Entra has roles Gatepass does not).
+pub fn role_template_id(role: &str) -> Result<String, String> {
+    if let Some(builtin) = BuiltinRole::resolve(role) {
+        return Ok(builtin.template_id().to_owned());
+    }
+    match uuid::Uuid::parse_str(role) {
+        Ok(id) => Ok(id.to_string()),
+        Err(_) => Err(format!(
+            "{role:?} is not a role template id (a GUID) or a built-in role: {}",
+            BuiltinRole::ALL
+                .iter()
+                .map(|r| r.display_name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }

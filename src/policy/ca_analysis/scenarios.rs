@@ -15,8 +15,7 @@
 //! Each scenario is evaluated exactly as `ca what-if` (and the What-If API)
 //! would evaluate it. The JSON Schema is `docs/ca-scenarios.schema.json`.
 
-use super::inputs::{Directory, InputError, PolicyFiles, read_strict};
-use crate::directory::roles::BuiltinRole;
+use super::inputs::{Directory, InputError, PolicyFiles, UserType, read_strict, role_template_id};
 use crate::policy::conditional_access::{
     ClientAppType, DevicePlatform, DirectoryFacts, MethodMode, MethodSet, UserAction,
     WhatIfRequest, what_if,
@@ -43,6 +42,10 @@ pub struct Scenario {
     pub name: String,
     /// A userPrincipalName (or object id).
     pub user: String,
+    /// `Guest` for a guest or external user (with `--directory`, the
+    /// directory's `userType` counts too).
+    #[serde(default)]
+    pub user_type: Option<UserType>,
     #[serde(default)]
     pub groups: Vec<String>,
     #[serde(default)]
@@ -119,14 +122,38 @@ pub struct TestReport {
     pub failed: usize,
 }
 
-/// Loads the scenarios, refusing any name the engine would not know.
-pub fn load(path: &Path, files: &PolicyFiles) -> Result<Vec<Scenario>, InputError> {
-    let file: ScenarioFile = read_strict(path)?;
-    for (i, s) in file.scenarios.iter().enumerate() {
+/// Loads the scenarios, refusing any name the engine or the directory
+/// would not know: a typo must fail, not test a different sign-in.
+pub fn load(
+    path: &Path,
+    files: &PolicyFiles,
+    directory: Option<&Directory>,
+) -> Result<Vec<Scenario>, InputError> {
+    let mut file: ScenarioFile = read_strict(path)?;
+    for (i, s) in file.scenarios.iter_mut().enumerate() {
         let at = |field: &str| format!("scenarios[{i}].{field}");
         let bad = |field: &str, message: String| InputError::new(path, at(field), message);
         if s.name.trim().is_empty() {
             return Err(bad("name", "is required".into()));
+        }
+        if let Some(d) = directory {
+            if d.user(&s.user).is_none() {
+                return Err(bad(
+                    "user",
+                    format!(
+                        "{:?} is no user of the directory (by id or userPrincipalName)",
+                        s.user
+                    ),
+                ));
+            }
+            for (j, g) in s.groups.iter_mut().enumerate() {
+                *g = d.group_id(g).ok_or_else(|| {
+                    bad(
+                        &format!("groups[{j}]"),
+                        format!("{g:?} is neither the id nor the display name of a group of the directory"),
+                    )
+                })?;
+            }
         }
         match (&s.app, &s.user_action) {
             (Some(_), None) => {}
@@ -178,13 +205,8 @@ pub fn load(path: &Path, files: &PolicyFiles) -> Result<Vec<Scenario>, InputErro
             ip.parse::<std::net::IpAddr>()
                 .map_err(|_| bad("ip", format!("{ip:?} is not an IP address")))?;
         }
-        for (j, r) in s.roles.iter().enumerate() {
-            BuiltinRole::resolve(r).ok_or_else(|| {
-                bad(
-                    &format!("roles[{j}]"),
-                    format!("{r:?} is not a built-in role template id or display name"),
-                )
-            })?;
+        for (j, r) in s.roles.iter_mut().enumerate() {
+            *r = role_template_id(r).map_err(|message| bad(&format!("roles[{j}]"), message))?;
         }
         for key in s.expect.policies.keys() {
             if policy_index(files, key).is_none() {
@@ -222,12 +244,7 @@ pub fn run(
     for s in scenarios {
         let known = directory.and_then(|d| d.user(&s.user));
         let mut groups = s.groups.clone();
-        let mut roles: Vec<String> = s
-            .roles
-            .iter()
-            .filter_map(|r| BuiltinRole::resolve(r))
-            .map(|r| r.template_id().to_owned())
-            .collect();
+        let mut roles = s.roles.clone();
         let mut aliases = vec![s.user.clone()];
         if let Some(u) = known {
             groups.extend(u.groups.iter().cloned());
@@ -250,7 +267,7 @@ pub fn run(
             user_aliases: aliases,
             group_ids: groups,
             role_template_ids: roles,
-            is_guest: false,
+            is_guest: s.user_type == Some(UserType::Guest) || known.is_some_and(|u| u.is_guest),
         };
         let response = what_if(
             &request,

@@ -33,14 +33,22 @@ pub const METHOD_SETS: [&[&str]; 5] = [
     &["password", "fido2"],
 ];
 
-/// The device platforms every analysis tries.
-pub const PLATFORMS: [DevicePlatform; 5] = [
-    DevicePlatform::Android,
-    DevicePlatform::Ios,
-    DevicePlatform::Windows,
-    DevicePlatform::MacOs,
-    DevicePlatform::Linux,
+/// The device platforms every analysis tries; `None` is a platform the
+/// User-Agent does not tell (curl, ChromeOS, …), as live sign-ins see it.
+pub const PLATFORMS: [Option<DevicePlatform>; 7] = [
+    Some(DevicePlatform::Android),
+    Some(DevicePlatform::Ios),
+    Some(DevicePlatform::Windows),
+    Some(DevicePlatform::WindowsPhone),
+    Some(DevicePlatform::MacOs),
+    Some(DevicePlatform::Linux),
+    None,
 ];
+
+/// A platform's name in findings: Graph's, or `unknown`.
+pub fn platform_name(platform: Option<DevicePlatform>) -> &'static str {
+    platform.map_or("unknown", DevicePlatform::as_str)
+}
 
 /// The client app types every analysis tries.
 pub const CLIENT_APPS: [ClientAppType; 4] = [
@@ -64,8 +72,10 @@ pub enum TargetRef {
     RegisterSecurityInformation,
 }
 
-/// A location of the space: an IP named location (signed in from an
-/// address inside it) or "other" (from an address in no named location).
+/// A location of the space: the addresses inside exactly one set of IP
+/// named locations — usually one location; `a+b` where ranges nest or
+/// repeat (an address in both); "other" for addresses in none. Every
+/// address of a location is alike to every policy, so one (`ip`) answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     pub id: String,
@@ -173,10 +183,11 @@ impl<'a> Space<'a> {
         };
         let mut ctx = SignInContext::live(user.id.clone(), target);
         ctx.user_aliases = vec![user.user_principal_name.clone()];
+        ctx.is_guest = user.is_guest;
         ctx.group_ids = user.groups.clone();
         ctx.role_template_ids = user.roles.clone();
         ctx.methods = Some(self.methods[p[2] as usize]);
-        ctx.device_platform = Some(PLATFORMS[p[3] as usize]);
+        ctx.device_platform = PLATFORMS[p[3] as usize];
         ctx.ip_address = Some(self.locations[p[4] as usize].ip);
         ctx.client_app_type = Some(CLIENT_APPS[p[5] as usize]);
         ctx
@@ -229,7 +240,8 @@ impl<'a> Space<'a> {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_default())
+                // A worker that panicked lost its part: never report without it.
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                 .collect()
         });
         progress.finish();
@@ -300,7 +312,8 @@ impl Progress {
     }
 }
 
-/// The groups, roles and user names any policy mentions (lower-cased).
+/// The groups, roles and user names any policy mentions, folded as the
+/// engine compares them (ASCII case-insensitive).
 #[derive(Default)]
 struct Mentioned {
     groups: BTreeSet<String>,
@@ -312,7 +325,7 @@ struct Mentioned {
 fn mentioned(policies: &[Policy]) -> Mentioned {
     let mut m = Mentioned::default();
     let add = |set: &mut BTreeSet<String>, values: &[String]| {
-        set.extend(values.iter().map(|v| v.to_lowercase()));
+        set.extend(values.iter().map(|v| v.to_ascii_lowercase()));
     };
     for p in policies {
         if let Some(u) = &p.conditions.users {
@@ -332,25 +345,30 @@ fn mentioned(policies: &[Policy]) -> Mentioned {
 }
 
 /// Users alike to every policy share a class: the same mentioned groups,
-/// mentioned roles and mentioned names.
+/// mentioned roles and mentioned names, and guests apart from members.
 fn user_classes(policies: &[Policy], directory: &Directory) -> Vec<Vec<usize>> {
     let m = mentioned(policies);
-    // Mentioned groups, roles and names: all a policy can tell users by.
-    type Key = (Vec<String>, Vec<String>, Vec<String>);
+    // All a policy can tell users by.
+    type Key = (Vec<String>, Vec<String>, Vec<String>, bool);
     let mut classes: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
     for (i, u) in directory.users.iter().enumerate() {
         let pick = |values: &[String], set: &BTreeSet<String>| -> Vec<String> {
-            values
+            let mut picked: Vec<String> = values
                 .iter()
-                .map(|v| v.to_lowercase())
+                .map(|v| v.to_ascii_lowercase())
                 .filter(|v| set.contains(v))
-                .collect()
+                .collect();
+            picked.sort();
+            picked.dedup();
+            picked
         };
-        let names = [u.id.to_lowercase(), u.user_principal_name.to_lowercase()]
-            .into_iter()
-            .filter(|n| m.users.contains(n))
-            .collect();
-        let key = (pick(&u.groups, &m.groups), pick(&u.roles, &m.roles), names);
+        let names = pick(&[u.id.clone(), u.user_principal_name.clone()], &m.users);
+        let key = (
+            pick(&u.groups, &m.groups),
+            pick(&u.roles, &m.roles),
+            names,
+            u.is_guest,
+        );
         classes.entry(key).or_default().push(i);
     }
     classes.into_values().collect()
@@ -362,7 +380,7 @@ fn target_classes(policies: &[Policy], directory: &Directory) -> Vec<Vec<TargetR
     let m = mentioned(policies);
     let mut classes: BTreeMap<Option<String>, Vec<TargetRef>> = BTreeMap::new();
     for (i, a) in directory.applications.iter().enumerate() {
-        let id = a.client_id.to_lowercase();
+        let id = a.client_id.to_ascii_lowercase();
         let key = m.apps.contains(&id).then_some(id);
         classes.entry(key).or_default().push(TargetRef::App(i));
     }
@@ -371,41 +389,92 @@ fn target_classes(policies: &[Policy], directory: &Directory) -> Vec<Vec<TargetR
     out
 }
 
-/// Each IP named location (entered from an address in its first range),
-/// then "other" (an address in none of them).
+/// The locations of the space (see [`Location`]), then "other" if some
+/// address is in no named location; and the country locations, which are
+/// not evaluated.
+///
+/// The ranges cut each address family into intervals in which every
+/// address is inside the same named locations; the start of each interval
+/// stands for it, and intervals inside the same locations are one.
 fn locations_of(files: &PolicyFiles) -> (Vec<Location>, Vec<String>) {
-    let mut out = Vec::new();
+    let mut named = Vec::new();
     let mut skipped = Vec::new();
     for l in &files.locations {
         match l.kind() {
-            LocationKind::Ip => {
-                if let Some(cidr) = l.ip_ranges.iter().flatten().find_map(|r| r.cidr()) {
-                    out.push(Location {
-                        id: l.id.clone(),
-                        name: l.display_name.clone(),
-                        ip: cidr.address(),
-                    });
-                }
-            }
+            LocationKind::Ip => named.push(l),
             LocationKind::Country | LocationKind::Unknown => skipped.push(l.display_name.clone()),
         }
     }
-    let candidates = [
+    // Addresses outside every range read well in reports: try these first.
+    let mut candidates: Vec<IpAddr> = [
         "203.0.113.77",
         "198.51.100.77",
         "192.0.2.77",
-        "100.64.7.7",
         "2001:db8::77",
-    ];
-    let other = candidates
+    ]
+    .iter()
+    .filter_map(|c| c.parse().ok())
+    .collect();
+    let mut starts: BTreeSet<IpAddr> = BTreeSet::new();
+    for cidr in named
         .iter()
-        .filter_map(|c| c.parse::<IpAddr>().ok())
-        .find(|ip| !files.locations.iter().any(|l| l.contains(*ip)))
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 77)));
-    out.push(Location {
-        id: OTHER_LOCATION.to_owned(),
-        name: "any other location".to_owned(),
-        ip: other,
-    });
+        .flat_map(|l| l.ip_ranges.iter().flatten())
+        .filter_map(|r| r.cidr())
+    {
+        let (first, last) = cidr.bounds();
+        starts.insert(first);
+        if let Some(after) = next_address(last) {
+            starts.insert(after);
+        }
+        // The start of the family, which may be outside every range.
+        starts.insert(match first {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        });
+    }
+    candidates.extend(starts);
+    // By the set of locations an address is in (indices into `named`).
+    let mut regions: BTreeMap<Vec<usize>, IpAddr> = BTreeMap::new();
+    for ip in candidates {
+        let inside: Vec<usize> = (0..named.len())
+            .filter(|&i| named[i].contains(ip))
+            .collect();
+        regions.entry(inside).or_insert(ip);
+    }
+    let other = regions.remove(&Vec::new());
+    let mut out: Vec<Location> = regions
+        .into_iter()
+        .map(|(inside, ip)| {
+            let ids: Vec<&str> = inside.iter().map(|&i| named[i].id.as_str()).collect();
+            let names: Vec<&str> = inside
+                .iter()
+                .map(|&i| named[i].display_name.as_str())
+                .collect();
+            Location {
+                id: ids.join("+"),
+                name: if names.len() == 1 {
+                    names.concat()
+                } else {
+                    format!("{} (an address in all of them)", names.join(" + "))
+                },
+                ip,
+            }
+        })
+        .collect();
+    if let Some(ip) = other {
+        out.push(Location {
+            id: OTHER_LOCATION.to_owned(),
+            name: "any other location".to_owned(),
+            ip,
+        });
+    }
     (out, skipped)
+}
+
+/// The address after `ip`, if there is one.
+fn next_address(ip: IpAddr) -> Option<IpAddr> {
+    match ip {
+        IpAddr::V4(a) => u32::from(a).checked_add(1).map(|n| IpAddr::V4(n.into())),
+        IpAddr::V6(a) => u128::from(a).checked_add(1).map(|n| IpAddr::V6(n.into())),
+    }
 }

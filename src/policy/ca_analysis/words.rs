@@ -162,7 +162,10 @@ pub fn context(
     if platforms.len() < PLATFORMS.len() {
         let names: Vec<String> = platforms
             .iter()
-            .map(|&p| PLATFORMS[p as usize].as_str().to_owned())
+            .map(|&p| match PLATFORMS[p as usize] {
+                Some(platform) => platform.as_str().to_owned(),
+                None => "a platform the browser does not tell".to_owned(),
+            })
             .collect();
         out.push_str(&format!(" on {}", join_all(&names)));
     }

@@ -500,9 +500,20 @@ impl Cidr {
         })
     }
 
-    /// The address the range was written with (inside the range).
-    pub fn address(&self) -> IpAddr {
-        self.network
+    /// The first and the last address of the range.
+    pub fn bounds(&self) -> (IpAddr, IpAddr) {
+        match self.network {
+            IpAddr::V4(net) => {
+                let host = u32::MAX.checked_shr(u32::from(self.prefix)).unwrap_or(0);
+                let first = u32::from(net) & !host;
+                (IpAddr::V4(first.into()), IpAddr::V4((first | host).into()))
+            }
+            IpAddr::V6(net) => {
+                let host = u128::MAX.checked_shr(u32::from(self.prefix)).unwrap_or(0);
+                let first = u128::from(net) & !host;
+                (IpAddr::V6(first.into()), IpAddr::V6((first | host).into()))
+            }
+        }
     }
 
     /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`, as a dual-stack
@@ -868,6 +879,25 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn cidr_bounds_are_the_first_and_last_address_whatever_was_written() {
+        let b = |s: &str| {
+            let (a, z) = Cidr::parse(s).unwrap().bounds();
+            (a.to_string(), z.to_string())
+        };
+        assert_eq!(b("10.1.2.3/16"), ("10.1.0.0".into(), "10.1.255.255".into()));
+        assert_eq!(b("0.0.0.0/0"), ("0.0.0.0".into(), "255.255.255.255".into()));
+        assert_eq!(b("192.0.2.7"), ("192.0.2.7".into(), "192.0.2.7".into()));
+        assert_eq!(
+            b("2001:db8:5::1/48"),
+            (
+                "2001:db8:5::".into(),
+                "2001:db8:5:ffff:ffff:ffff:ffff:ffff".into()
+            )
+        );
+        assert_eq!(b("::/0").1, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+    }
 
     #[test]
     fn cidr_matches_ipv4_ipv6_and_mapped_addresses() {
