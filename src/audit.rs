@@ -78,6 +78,9 @@ pub struct SignIn {
     pub client_app_used: String,
     pub status: SignInStatus,
     pub authentication_details: Vec<AuthenticationDetail>,
+    /// One sign-in's attempts share it (an interrupted one and its step-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
     pub conditional_access_status: String,
     /// Graph `appliedConditionalAccessPolicy` entries, report-only included.
     #[serde(default)]

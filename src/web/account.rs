@@ -102,7 +102,16 @@ pub async fn security_info(
         return_to: SECURITY_INFO.to_owned(),
     };
     let gated = super::signin::gate_and_go(
-        &state, &headers, &target, &session, &digest, &user, ip, now, false,
+        &state,
+        &headers,
+        &target,
+        &session,
+        &digest,
+        &user,
+        ip,
+        now,
+        false,
+        super::signin::new_correlation_id().as_deref(),
     )
     .await?;
     if gated.failure.is_some() {

@@ -211,6 +211,7 @@ pub async fn finish(
                 username: &attempted,
                 ip: &ip_text,
                 headers: &headers,
+                correlation_id: flow.correlation_id.as_deref(),
             };
             record_sign_in(
                 &state,
@@ -245,6 +246,7 @@ pub async fn finish(
                 username: &upn,
                 ip: &ip_text,
                 headers: &headers,
+                correlation_id: flow.correlation_id.as_deref(),
             };
             record_sign_in(
                 &state,

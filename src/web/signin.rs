@@ -64,6 +64,24 @@ pub struct Flow {
     /// Why this step is asked for (shown on the method page).
     #[serde(default)]
     pub notice: Option<String>,
+    /// The sign-in's `correlationId` in the log: a step-up continues the
+    /// sign-in it interrupted, so a replay counts them as one.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+}
+
+/// A conditional-access step-up: the flow offers only `offer`, says why
+/// (`notice`), and continues the interrupted sign-in's correlation.
+pub struct StepUpFlow {
+    pub offer: Vec<AuthMethod>,
+    pub notice: String,
+    pub correlation_id: Option<String>,
+}
+
+/// A new sign-in's `correlationId` (none if the random source fails: the
+/// log entry is still written).
+pub fn new_correlation_id() -> Option<String> {
+    crate::ids::random_uuid().ok().map(|u| u.to_string())
 }
 
 impl Flow {
@@ -226,8 +244,18 @@ async fn authorize(
         Some((secret, session, user)) if !request.prompt.login && fresh_enough(&session) => {
             // Single sign-on still passes conditional access for this app.
             let target = FlowTarget::Authorize(Box::new(request));
+            let correlation = new_correlation_id();
             return match gate_and_go(
-                &state, &headers, &target, &session, &secret, &user, ip, now, false,
+                &state,
+                &headers,
+                &target,
+                &session,
+                &secret,
+                &user,
+                ip,
+                now,
+                false,
+                correlation.as_deref(),
             )
             .await
             {
@@ -239,12 +267,17 @@ async fn authorize(
                             username: &user.user_principal_name,
                             ip: &ip.to_string(),
                             headers: &headers,
+                            correlation_id: correlation.as_deref(),
                         };
+                        let steps: Vec<(AuthMethod, Proven)> = session
+                            .methods
+                            .iter()
+                            .map(|m| (*m, Proven::Earlier))
+                            .collect();
                         record_sign_in_with_ca(
                             &state,
                             &attempt,
-                            &session.methods,
-                            Proven::Earlier,
+                            &steps,
                             gated.failure,
                             Some(&gated.result),
                             now,
@@ -347,7 +380,7 @@ pub async fn start_flow_with(
     username: Option<String>,
     strong_only: bool,
     prior: Option<PriorSession>,
-    step_up: Option<(Vec<AuthMethod>, String)>,
+    step_up: Option<StepUpFlow>,
 ) -> Response {
     let now = state.clock.now();
     // A flow is stored before anyone signs in: limited per source.
@@ -385,8 +418,11 @@ pub async fn start_flow_with(
         binding: SecretDigest::of(&binding_value),
         strong_only,
         prior,
-        allowed: step_up.as_ref().map(|s| s.0.clone()),
-        notice: step_up.map(|s| s.1),
+        allowed: step_up.as_ref().map(|s| s.offer.clone()),
+        notice: step_up.as_ref().map(|s| s.notice.clone()),
+        correlation_id: step_up
+            .and_then(|s| s.correlation_id)
+            .or_else(new_correlation_id),
     };
     if let Err(e) = save_flow(state, flow_id.expose(), &flow, now).await {
         return PageError::from(e).into_response();
@@ -841,6 +877,7 @@ async fn credential_submit(
                         username: &username,
                         ip: &ip_text,
                         headers: &headers,
+                        correlation_id: flow.correlation_id.as_deref(),
                     },
                     method,
                     Some((50053, reason)),
@@ -872,6 +909,7 @@ async fn credential_submit(
                     username: &username,
                     ip: &ip_text,
                     headers: &headers,
+                    correlation_id: flow.correlation_id.as_deref(),
                 },
                 method,
                 Some((error_code, reason)),
@@ -892,6 +930,7 @@ async fn credential_submit(
                         username: &username,
                         ip: &ip_text,
                         headers: &headers,
+                        correlation_id: flow.correlation_id.as_deref(),
                     },
                     method,
                     Some((50053, what)),
@@ -979,6 +1018,7 @@ pub async fn finish_sign_in(
         .await?;
     let cookie = set_cookie(state, Cookie::Session, secret.expose(), None);
     let digest = secret.digest();
+    let correlation = flow.correlation_id.clone().or_else(new_correlation_id);
     let gated = gate_and_go(
         state,
         headers,
@@ -989,6 +1029,7 @@ pub async fn finish_sign_in(
         ip,
         now,
         true,
+        correlation.as_deref(),
     )
     .await?;
     let attempt = Attempt {
@@ -997,12 +1038,28 @@ pub async fn finish_sign_in(
         username: &user.user_principal_name,
         ip: &ip.to_string(),
         headers,
+        correlation_id: correlation.as_deref(),
     };
+    // This flow proved `method`; a step-up's earlier methods were proven
+    // before it (in the flow it interrupted, or by single sign-on).
+    let steps: Vec<(AuthMethod, Proven)> = session
+        .methods
+        .iter()
+        .map(|&m| {
+            (
+                m,
+                if m == method {
+                    Proven::Now
+                } else {
+                    Proven::Earlier
+                },
+            )
+        })
+        .collect();
     record_sign_in_with_ca(
         state,
         &attempt,
-        &session.methods,
-        Proven::Now,
+        &steps,
         gated.failure,
         Some(&gated.result),
         now,
@@ -1022,7 +1079,8 @@ pub struct Gated {
 }
 
 /// Runs conditional access for `target` with `session`, then issues the
-/// code / opens the page, starts a step-up flow, or refuses.
+/// code / opens the page, starts a step-up flow (continuing
+/// `correlation_id`), or refuses.
 #[allow(clippy::too_many_arguments)]
 pub async fn gate_and_go(
     state: &AppState,
@@ -1034,6 +1092,7 @@ pub async fn gate_and_go(
     ip: std::net::IpAddr,
     now: OffsetDateTime,
     fresh_sign_in: bool,
+    correlation_id: Option<&str>,
 ) -> Result<Gated, PageError> {
     use super::gate::{Gate, GateTarget};
     let gate_target = match target {
@@ -1132,7 +1191,11 @@ pub async fn gate_and_go(
                 Some(user.user_principal_name.clone()),
                 strong_only,
                 prior,
-                Some((offer.clone(), message.clone())),
+                Some(StepUpFlow {
+                    offer: offer.clone(),
+                    notice: message.clone(),
+                    correlation_id: correlation_id.map(str::to_owned),
+                }),
             )
             .await;
             (
@@ -1407,14 +1470,17 @@ pub struct Attempt<'a> {
     pub ip: &'a str,
     /// For `deviceDetail` (the `User-Agent`).
     pub headers: &'a HeaderMap,
+    /// The sign-in this attempt is part of (a flow and its step-ups).
+    pub correlation_id: Option<&'a str>,
 }
 
-/// How the methods of a logged sign-in were proven.
+/// When a logged method was proven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proven {
-    /// In this sign-in flow (a step-up keeps the earlier ones).
+    /// By this attempt.
     Now,
-    /// By an earlier sign-in: single sign-on with the session.
+    /// Before it: earlier in the sign-in a step-up continues, or by the
+    /// session that single sign-on uses.
     Earlier,
 }
 
@@ -1428,18 +1494,17 @@ pub async fn record_sign_in(
     failure: Option<(u32, &str)>,
     now: OffsetDateTime,
 ) {
-    record_sign_in_with_ca(state, attempt, &[method], Proven::Now, failure, None, now).await;
+    record_sign_in_with_ca(state, attempt, &[(method, Proven::Now)], failure, None, now).await;
 }
 
-/// [`record_sign_in`] for a session's `methods`, with the sign-in's
-/// conditional-access results. Each method is one `authenticationDetail`;
-/// conditional access refusing the sign-in does not make a verified
-/// method fail (replaying the log needs to know what was proven).
+/// [`record_sign_in`] for a session's methods (`steps`), with the
+/// sign-in's conditional-access results. Each method is one
+/// `authenticationDetail`; conditional access refusing the sign-in does not
+/// make a verified method fail (replaying the log needs what was proven).
 pub async fn record_sign_in_with_ca(
     state: &AppState,
     attempt: &Attempt<'_>,
-    methods: &[AuthMethod],
-    proven: Proven,
+    steps: &[(AuthMethod, Proven)],
     failure: Option<(u32, &str)>,
     ca: Option<&super::gate::GateResult>,
     now: OffsetDateTime,
@@ -1476,9 +1541,10 @@ pub async fn record_sign_in_with_ca(
             error_code: failure.map_or(0, |(code, _)| code),
             failure_reason: failure.map(|(_, reason)| reason.to_owned()),
         },
-        authentication_details: methods
+        correlation_id: attempt.correlation_id.map(str::to_owned),
+        authentication_details: steps
             .iter()
-            .map(|m| AuthenticationDetail {
+            .map(|&(m, proven)| AuthenticationDetail {
                 authentication_method: m.display_name().to_owned(),
                 authentication_method_detail: match (proven, m.log_detail()) {
                     (Proven::Now, detail) => detail.map(str::to_owned),
@@ -1498,7 +1564,10 @@ pub async fn record_sign_in_with_ca(
     let (username, client_id, ip) = (attempt.username, attempt.client_id, attempt.ip);
     match failure {
         None => {
-            let method = methods.last().map_or("", |m| m.display_name());
+            let method = steps
+                .iter()
+                .find(|(_, proven)| *proven == Proven::Now)
+                .map_or("previously satisfied", |(m, _)| m.display_name());
             // As typed: escaped, so a username cannot forge log lines.
             tracing::info!(user = %username.escape_debug(), client = %client_id, %ip, method, "sign-in succeeded")
         }

@@ -1248,6 +1248,7 @@ async fn audit_log_reads_a_page_from_the_store_not_the_whole_log() {
             app_display_name: RP_ID.into(),
             ip_address: "192.0.2.1".into(),
             device_detail: None,
+            correlation_id: None,
             client_app_used: "Browser".into(),
             status: gatepass::audit::SignInStatus {
                 error_code: 50126,
