@@ -628,7 +628,7 @@ fn ca_impact_replays_an_entra_sign_in_log_and_names_what_it_cannot_map() {
         skipped,
         vec![
             (
-                "an earlier attempt of a sign-in logged again later (same correlationId): the later entry is replayed".to_owned(),
+                "an earlier attempt of a sign-in whose later attempt is replayed (same correlationId, user and app)".to_owned(),
                 1
             ),
             ("no deviceDetail".to_owned(), 1),
@@ -1131,5 +1131,257 @@ fn ca_gaps_tells_apart_what_the_engine_tells_apart() {
             .unwrap()
             .contains(&json!("unknown")),
         "{report:#}"
+    );
+}
+
+#[test]
+fn ca_groups_by_name_are_unambiguous_and_mapped_ipv6_does_not_hide_a_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, l) = (fixture("policies.json"), fixture("named-locations.json"));
+    // Two groups share a display name: naming one by it is an error; so is
+    // a group id listed twice.
+    for (groups, user_groups, at) in [
+        (
+            json!([{"id": "g1", "displayName": "Sales"}, {"id": "g2", "displayName": "Sales"}]),
+            json!(["Sales"]),
+            "users[0].groups[0]",
+        ),
+        (
+            json!([{"id": "g1", "displayName": "Sales"}, {"id": "G1", "displayName": "HR"}]),
+            json!(["g1"]),
+            "groups[1].id",
+        ),
+    ] {
+        let d = write(
+            dir.path(),
+            "d.json",
+            &json!({"groups": groups, "users": [{"id": "u", "userPrincipalName": "u@x", "groups": user_groups}]}),
+        );
+        let (code, _, err) = ca(&[
+            "gaps",
+            "--policies",
+            &p,
+            "--locations",
+            &l,
+            "--directory",
+            &d,
+        ]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(&format!("d.json: {at}")), "{err}");
+    }
+    // A display name that is another group's id: the id wins.
+    let d = write(
+        dir.path(),
+        "d.json",
+        &json!({"groups": [{"id": "6b1f2c4d-0000-4a7e-9c11-b1eac0000002", "displayName": "Sales"},
+                           {"id": "g9", "displayName": "6b1f2c4d-0000-4a7e-9c11-b1eac0000002"}],
+                "users": [{"id": "u", "userPrincipalName": "u@x", "groups": ["6b1f2c4d-0000-4a7e-9c11-b1eac0000002"]}],
+                "applications": [{"clientId": "hr-portal"}]}),
+    );
+    let (_, out, err) = ca(&[
+        "gaps",
+        "--policies",
+        &p,
+        "--locations",
+        &l,
+        "--directory",
+        &d,
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{err}"));
+    assert_eq!(
+        report["lockouts"][0]["policies"],
+        json!(["9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1008"]),
+        "the user is in Sales, so CA008 keeps them from the HR portal: {report:#}"
+    );
+
+    // A location whose part after the IPv4-mapped block (::ffff:0:0/96)
+    // only a boundary after that block finds: S is ::/79, T covers S up
+    // to the mapped block.
+    let t: Vec<Value> = [
+        "::/81",
+        "::8000:0:0/82",
+        "::c000:0:0/83",
+        "::e000:0:0/84",
+        "::f000:0:0/85",
+        "::f800:0:0/86",
+        "::fc00:0:0/87",
+        "::fe00:0:0/88",
+        "::ff00:0:0/89",
+        "::ff80:0:0/90",
+        "::ffc0:0:0/91",
+        "::ffe0:0:0/92",
+        "::fff0:0:0/93",
+        "::fff8:0:0/94",
+        "::fffc:0:0/95",
+        "::fffe:0:0/96",
+    ]
+    .iter()
+    .map(|c| json!({"@odata.type": "#microsoft.graph.iPv6CidrRange", "cidrAddress": c}))
+    .collect();
+    let l = write(
+        dir.path(),
+        "l.json",
+        &json!([
+            {"@odata.type": "#microsoft.graph.ipNamedLocation", "id": "S", "displayName": "S",
+             "ipRanges": [{"@odata.type": "#microsoft.graph.iPv6CidrRange", "cidrAddress": "::/79"}]},
+            {"@odata.type": "#microsoft.graph.ipNamedLocation", "id": "T", "displayName": "T", "ipRanges": t}
+        ]),
+    );
+    let p = write(
+        dir.path(),
+        "p.json",
+        &json!([{"id": "s-only", "displayName": "Block S outside T", "state": "enabled",
+            "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["All"]},
+                "locations": {"includeLocations": ["S"], "excludeLocations": ["T"]}},
+            "grantControls": {"operator": "OR", "builtInControls": ["block"]}}]),
+    );
+    let d = write(
+        dir.path(),
+        "d.json",
+        &json!({"users": [{"id": "u", "userPrincipalName": "u@x"}], "applications": [{"clientId": "app"}]}),
+    );
+    let (_, out, err) = ca(&[
+        "gaps",
+        "--policies",
+        &p,
+        "--locations",
+        &l,
+        "--directory",
+        &d,
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{err}"));
+    assert_eq!(report["space"]["locations"], json!(["S", "S+T", "other"]));
+    assert_eq!(report["policyFindings"], json!([]), "{report:#}");
+}
+
+#[test]
+fn ca_impact_keeps_one_attempt_per_sign_in_and_knows_guests() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |id: &str, app: &str, at: &str, code: u64, methods: &[&str], correlation: &str| {
+        json!({"id": id, "createdDateTime": at, "userId": "u1", "userPrincipalName": "a@x",
+            "appId": app, "ipAddress": "192.0.2.1", "clientAppUsed": "Browser",
+            "deviceDetail": {"operatingSystem": "Windows"}, "correlationId": correlation,
+            "status": {"errorCode": code},
+            "authenticationDetails": methods.iter().map(|m| json!({"authenticationMethod": m, "succeeded": true})).collect::<Vec<_>>()})
+    };
+    let mfa = json!([{"id": "mfa", "displayName": "MFA for app2", "state": "enabled",
+        "conditions": {"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["app2"]}},
+        "grantControls": {"operator": "OR", "builtInControls": ["mfa"]}}]);
+    let p = write(dir.path(), "p.json", &mfa);
+    let impact = |log: Value, directory: Option<&str>| -> Value {
+        let s = write(dir.path(), "s.json", &json!({ "value": log }));
+        let mut args = vec!["impact", "--policies", &p, "--sign-ins", &s, "--json"];
+        if let Some(d) = directory {
+            args.extend(["--directory", d]);
+        }
+        let (_, out, err) = ca(&args);
+        serde_json::from_str(&out).unwrap_or_else(|_| panic!("{err}"))
+    };
+    // One correlationId at two apps: two sign-ins, both replayed.
+    let r = impact(
+        json!([
+            entry("e1", "app2", "2026-01-01T10:00:00Z", 0, &["Password"], "c1"),
+            entry("e2", "app1", "2026-01-01T10:00:01Z", 0, &["Password"], "c1"),
+        ]),
+        None,
+    );
+    assert_eq!(
+        (r["replayed"].as_u64(), r["decisions"]["stepUp"].as_u64()),
+        (Some(2), Some(1))
+    );
+    // Interrupted for MFA, then MFA failed: the interrupted attempt is the
+    // one that can be replayed. Times with and without fractions compare
+    // as times, not text.
+    let r = impact(
+        json!([
+            entry(
+                "e1",
+                "app2",
+                "2026-01-01T10:00:00.5Z",
+                50074,
+                &["Password"],
+                "c2"
+            ),
+            entry(
+                "e2",
+                "app2",
+                "2026-01-01T10:00:09Z",
+                500121,
+                &["Password"],
+                "c2"
+            ),
+        ]),
+        None,
+    );
+    assert_eq!(r["replayed"], 1, "{r:#}");
+    assert_eq!(r["policies"][0]["examples"][0]["id"], "e1");
+    let r = impact(
+        json!([
+            entry(
+                "e2",
+                "app2",
+                "2026-01-01T10:00:00Z",
+                0,
+                &["Password", "Mobile app notification"],
+                "c3"
+            ),
+            entry(
+                "e1",
+                "app2",
+                "2026-01-01T09:59:59.5Z",
+                50074,
+                &["Password"],
+                "c3"
+            ),
+        ]),
+        None,
+    );
+    assert_eq!(
+        (r["replayed"].as_u64(), r["decisions"]["allow"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    // A guest (by the directory's userType) meets the guest policy.
+    let guests = write(
+        dir.path(),
+        "g.json",
+        &json!([{"id": "guests", "displayName": "Block guests", "state": "enabled",
+            "conditions": {"users": {"includeUsers": ["GuestsOrExternalUsers"]}, "applications": {"includeApplications": ["All"]}},
+            "grantControls": {"operator": "OR", "builtInControls": ["block"]}}]),
+    );
+    let d = write(
+        dir.path(),
+        "d.json",
+        &json!({"users": [{"id": "u1", "userPrincipalName": "a@x", "userType": "Guest"}]}),
+    );
+    let s = write(
+        dir.path(),
+        "s.json",
+        &json!([entry(
+            "e1",
+            "app1",
+            "2026-01-01T10:00:00Z",
+            0,
+            &["Password"],
+            "c4"
+        )]),
+    );
+    let (code, out, _) = ca(&[
+        "impact",
+        "--policies",
+        &guests,
+        "--sign-ins",
+        &s,
+        "--directory",
+        &d,
+        "--json",
+    ]);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (code, r["decisions"]["block"].as_u64()),
+        (1, Some(1)),
+        "{r:#}"
     );
 }

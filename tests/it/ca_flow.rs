@@ -207,6 +207,72 @@ async fn ca_password_at_phishing_resistant_app_is_stepped_up_to_passkey() {
         exchange(&app, &rp, &redirect, verifier, &nonce).await,
         ["pwd", "pop", "mfa"]
     );
+
+    // The log tells one sign-in: the interrupted attempt and its step-up
+    // share a correlationId, and the step-up lists the password as proven
+    // before it. Replayed against the policy in force, it is one sign-in,
+    // allowed: the interruption is not counted as a step-up of its own.
+    let token = crate::graph_client::automation(&app).await;
+    let log = crate::graph_client::get(
+        &app,
+        &format!("/v1.0/auditLogs/signIns?$filter=appId eq '{RP_ID}'"),
+        &token,
+    )
+    .await;
+    let entries = log.body["value"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{}", log.text);
+    // (The test clock stands still: both have one time; tell them by status.)
+    let by_code = |code: u64| {
+        entries
+            .iter()
+            .find(|e| e["status"]["errorCode"] == code)
+            .unwrap()
+    };
+    let (done, interrupted) = (by_code(0), by_code(50074));
+    assert_eq!(interrupted["status"]["errorCode"], 50074);
+    assert_eq!(done["status"]["errorCode"], 0);
+    assert!(done["correlationId"].is_string());
+    assert_eq!(done["correlationId"], interrupted["correlationId"]);
+    assert_eq!(
+        done["authenticationDetails"],
+        json!([
+            {"authenticationMethod": "Password", "authenticationMethodDetail": "Previously satisfied",
+             "succeeded": true, "authenticationStepDateTime": done["createdDateTime"]},
+            {"authenticationMethod": "Passkey (FIDO2)", "authenticationMethodDetail": null,
+             "succeeded": true, "authenticationStepDateTime": done["createdDateTime"]}
+        ])
+    );
+    let policies = app
+        .state
+        .ca
+        .list(CaKind::Policy, app.clock.now().unix_timestamp())
+        .await
+        .unwrap();
+    let (code, report) = ca_impact(&json!(policies), None, &log.text);
+    assert_eq!(report["replayed"], 1, "{report:#}");
+    assert_eq!(report["decisions"]["allow"], 1);
+    assert_eq!(code, Some(0), "{report:#}");
+}
+
+/// `gatepass ca impact --json` on `policies` (and named `locations`) and a
+/// sign-in log; its exit code and report.
+fn ca_impact(policies: &Value, locations: Option<&str>, log: &str) -> (Option<i32>, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, s) = (dir.path().join("p.json"), dir.path().join("s.json"));
+    std::fs::write(&p, policies.to_string()).unwrap();
+    std::fs::write(&s, log).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gatepass"));
+    command
+        .args(["ca", "impact", "--json", "--policies"])
+        .arg(&p);
+    command.arg("--sign-ins").arg(&s);
+    if let Some(l) = locations {
+        command.args(["--locations", l]);
+    }
+    let out = command.output().unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
 }
 
 #[tokio::test]
@@ -597,22 +663,18 @@ async fn ca_impact_replays_gatepass_own_log_including_refused_sign_ins() {
     assert_eq!(entry["authenticationDetails"][0]["succeeded"], true);
     assert!(entry["deviceDetail"]["operatingSystem"].is_string());
 
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("sign-ins.json");
-    std::fs::write(&file, &log.text).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatepass"))
-        .args(["ca", "impact", "--policies"])
-        .arg(format!("{EXAMPLES}/ca-block-outside-named-location.json"))
-        .arg("--locations")
-        .arg(format!("{EXAMPLES}/named-locations.json"))
-        .arg("--sign-ins")
-        .arg(&file)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let policies: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{EXAMPLES}/ca-block-outside-named-location.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let (code, report) = ca_impact(
+        &policies,
+        Some(&format!("{EXAMPLES}/named-locations.json")),
+        &log.text,
+    );
     assert_eq!(report["replayed"], 1, "{report:#}");
     assert_eq!(report["skipped"], json!([]));
     assert_eq!(report["decisions"]["block"], 1);
-    assert_eq!(out.status.code(), Some(1), "the draft blocks a sign-in");
+    assert_eq!(code, Some(1), "the draft blocks a sign-in");
 }

@@ -10,8 +10,10 @@
 //! Entra's beta shape, `authenticationMethodsUsed`). Only sign-ins whose
 //! methods succeeded are replayed (those that succeeded, and those
 //! conditional access stopped), and of the attempts of one sign-in (one
-//! `correlationId`) only the last; every entry not replayed is counted
-//! under its reason, with examples — none is dropped silently.
+//! `correlationId`, user and app) only the last of those; every entry not
+//! replayed is counted under its reason, with examples — none is dropped
+//! silently. A guest is a guest by the directory's or the entry's
+//! `userType`.
 
 use super::inputs::{Directory, InputError, PolicyFiles};
 use crate::policy::conditional_access::{
@@ -278,6 +280,8 @@ fn replay(entry: &Value, directory: Option<&Directory>) -> Result<Replay, String
         ctx.group_ids = u.groups.clone();
         ctx.role_template_ids = u.roles.clone();
     }
+    ctx.is_guest = known.is_some_and(|u| u.is_guest)
+        || text(entry, "/userType").is_some_and(|t| t.eq_ignore_ascii_case("guest"));
     ctx.ip_address = Some(ip);
     ctx.device_platform = platform(Some(os));
     ctx.client_app_type = Some(client);
@@ -333,33 +337,57 @@ pub fn load(path: &Path) -> Result<Vec<Value>, InputError> {
     Ok(entries)
 }
 
-/// Per entry, whether it is the last attempt of its sign-in. Entra logs
-/// an interrupted attempt (50074: MFA required) and the completed one under
-/// one `correlationId`; replaying both would count one sign-in twice, and
-/// the interruption as a step-up the draft causes. Without a correlation
-/// id an entry is its own sign-in.
-fn last_attempts(entries: &[Value]) -> Vec<bool> {
-    let mut latest: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
+/// The sign-in an entry is an attempt of: Entra logs an interrupted
+/// attempt (50074: MFA required) and the completed one under one
+/// `correlationId`, and so does Gatepass for a step-up. Replaying both
+/// would count one sign-in twice, and the interruption as a step-up the
+/// draft causes. The user and the app are part of the key: only attempts
+/// of one user at one app are one sign-in.
+fn sign_in_key(entry: &Value) -> Option<(&str, &str, &str)> {
+    Some((
+        text(entry, "/correlationId")?,
+        text(entry, "/userId").or_else(|| text(entry, "/userPrincipalName"))?,
+        text(entry, "/appId")?,
+    ))
+}
+
+/// When an entry was logged, for ordering attempts (unparsable: earliest).
+fn logged_at(entry: &Value) -> OffsetDateTime {
+    text(entry, "/createdDateTime")
+        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Of the replayable attempts of each sign-in, the index of the last: by
+/// time, and at the same time (a log's clock is coarse) the one that proved
+/// more methods — a step-up's completion proves its interruption's methods
+/// and more.
+fn last_replayable(
+    entries: &[Value],
+    mapped: &[Result<Replay, String>],
+) -> BTreeMap<(String, String, String), usize> {
+    let order = |i: usize| {
+        let proven = mapped[i]
+            .as_ref()
+            .ok()
+            .and_then(|r| r.context.methods)
+            .map_or(0, |m| m.modes().len());
+        (logged_at(&entries[i]), proven)
+    };
+    let mut last: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
-        let Some(correlation) = text(e, "/correlationId") else {
+        let Some((c, u, a)) = sign_in_key(e) else {
             continue;
         };
-        let at = text(e, "/createdDateTime").unwrap_or_default();
-        let slot = latest.entry(correlation).or_insert((at, i));
-        // RFC 3339 times of one log sort as text; a tie goes to the later line.
-        if at >= slot.0 {
-            *slot = (at, i);
+        if mapped[i].is_err() {
+            continue;
+        }
+        let key = (c.to_owned(), u.to_ascii_lowercase(), a.to_ascii_lowercase());
+        if last.get(&key).is_none_or(|&j| order(i) > order(j)) {
+            last.insert(key, i);
         }
     }
-    entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            text(e, "/correlationId")
-                .and_then(|c| latest.get(c))
-                .is_none_or(|&(_, last)| last == i)
-        })
-        .collect()
+    last
 }
 
 /// Replays `entries` against the draft.
@@ -387,12 +415,18 @@ pub fn run(
         .collect();
     let mut skipped: BTreeMap<String, Skipped> = BTreeMap::new();
     let (mut replayed, mut unknown_users) = (0, 0);
-    let last = last_attempts(entries);
-    for (i, entry) in entries.iter().enumerate() {
-        let mapped = if last[i] {
-            replay(entry, directory)
-        } else {
-            Err("an earlier attempt of a sign-in logged again later (same correlationId): the later entry is replayed".to_owned())
+    let mapped: Vec<Result<Replay, String>> =
+        entries.iter().map(|e| replay(e, directory)).collect();
+    let last = last_replayable(entries, &mapped);
+    for (i, (entry, mapped)) in entries.iter().zip(mapped).enumerate() {
+        let superseded = sign_in_key(entry).is_some_and(|(c, u, a)| {
+            last.get(&(c.to_owned(), u.to_ascii_lowercase(), a.to_ascii_lowercase())) != Some(&i)
+        });
+        let mapped = match mapped {
+            Ok(_) if superseded => Err(
+                "an earlier attempt of a sign-in whose later attempt is replayed (same correlationId, user and app)".to_owned(),
+            ),
+            other => other,
         };
         let r = match mapped {
             Ok(r) => r,

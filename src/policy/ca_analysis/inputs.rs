@@ -227,11 +227,18 @@ pub struct Directory {
 impl Directory {
     pub fn load(path: &Path) -> Result<Directory, InputError> {
         let raw: DirectoryFile = read_strict(path)?;
-        let group_names: BTreeMap<String, String> = raw
-            .groups
-            .iter()
-            .map(|g| (g.id.clone(), g.display_name.clone()))
-            .collect();
+        let mut group_names: BTreeMap<String, String> = BTreeMap::new();
+        let mut seen_groups = HashSet::new();
+        for (i, g) in raw.groups.iter().enumerate() {
+            if g.id.trim().is_empty() || !seen_groups.insert(g.id.to_ascii_lowercase()) {
+                return Err(InputError::new(
+                    path,
+                    format!("groups[{i}].id"),
+                    "missing or not unique",
+                ));
+            }
+            group_names.insert(g.id.clone(), g.display_name.clone());
+        }
         let mut seen_ids = HashSet::new();
         let mut seen_upns = HashSet::new();
         let mut users = Vec::with_capacity(raw.users.len());
@@ -257,15 +264,8 @@ impl Directory {
                 }
                 // With a `groups` list, a user's group is one of its ids or
                 // display names: a typo must not quietly leave the group.
-                let id = resolve_group(&group_names, g).ok_or_else(|| {
-                    InputError::new(
-                        path,
-                        at,
-                        format!(
-                            "{g:?} is neither the id nor the display name of a group in `groups`"
-                        ),
-                    )
-                })?;
+                let id = resolve_group(&group_names, g)
+                    .map_err(|message| InputError::new(path, at, message))?;
                 groups.push(id);
             }
             let mut roles = Vec::with_capacity(u.roles.len());
@@ -311,9 +311,9 @@ impl Directory {
         })
     }
 
-    /// A group's id from its id or display name (`None` if the directory
-    /// lists groups and this is neither; as given if it lists none).
-    pub fn group_id(&self, id_or_name: &str) -> Option<String> {
+    /// A group's id from its id or display name (as given if the directory
+    /// lists no groups); an error says why not.
+    pub fn group_id(&self, id_or_name: &str) -> Result<String, String> {
         resolve_group(&self.group_names, id_or_name)
     }
 
@@ -326,17 +326,30 @@ impl Directory {
 }
 
 /// A group's id from its id or display name: as given when no groups are
-/// listed, `None` when they are and this is neither.
-fn resolve_group(names: &BTreeMap<String, String>, id_or_name: &str) -> Option<String> {
+/// listed. An id wins over a display name; a display name several groups
+/// share names none of them.
+fn resolve_group(names: &BTreeMap<String, String>, id_or_name: &str) -> Result<String, String> {
     if names.is_empty() {
-        return Some(id_or_name.to_owned());
+        return Ok(id_or_name.to_owned());
     }
-    names
+    if let Some(id) = names.keys().find(|id| id.eq_ignore_ascii_case(id_or_name)) {
+        return Ok(id.clone());
+    }
+    let named: Vec<&String> = names
         .iter()
-        .find(|(id, name)| {
-            id.eq_ignore_ascii_case(id_or_name) || name.eq_ignore_ascii_case(id_or_name)
-        })
-        .map(|(id, _)| id.clone())
+        .filter(|(_, name)| name.eq_ignore_ascii_case(id_or_name))
+        .map(|(id, _)| id)
+        .collect();
+    match named[..] {
+        [id] => Ok(id.clone()),
+        [] => Err(format!(
+            "{id_or_name:?} is neither the id nor the display name of a listed group"
+        )),
+        _ => Err(format!(
+            "{} groups are named {id_or_name:?}; use the group's id",
+            named.len()
+        )),
+    }
 }
 
 /// A role's template id, as policies name roles: a built-in role's display

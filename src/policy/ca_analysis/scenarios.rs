@@ -147,12 +147,9 @@ pub fn load(
                 ));
             }
             for (j, g) in s.groups.iter_mut().enumerate() {
-                *g = d.group_id(g).ok_or_else(|| {
-                    bad(
-                        &format!("groups[{j}]"),
-                        format!("{g:?} is neither the id nor the display name of a group of the directory"),
-                    )
-                })?;
+                *g = d
+                    .group_id(g)
+                    .map_err(|message| bad(&format!("groups[{j}]"), message))?;
             }
         }
         match (&s.app, &s.user_action) {

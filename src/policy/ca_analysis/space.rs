@@ -427,10 +427,18 @@ fn locations_of(files: &PolicyFiles) -> (Vec<Location>, Vec<String>) {
             starts.insert(after);
         }
         // The start of the family, which may be outside every range.
-        starts.insert(match first {
-            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-        });
+        match first {
+            IpAddr::V4(_) => {
+                starts.insert(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            }
+            IpAddr::V6(_) => {
+                starts.insert(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+                // IPv4-mapped addresses (::ffff:0:0/96) are compared as
+                // IPv4: an interval starting inside that block does not
+                // stand for the IPv6 addresses after it.
+                starts.insert(IpAddr::V6(std::net::Ipv6Addr::new(0, 0, 0, 0, 1, 0, 0, 0)));
+            }
+        }
     }
     candidates.extend(starts);
     // By the set of locations an address is in (indices into `named`).
