@@ -1317,12 +1317,13 @@ fn ca_impact_keeps_one_attempt_per_sign_in_and_knows_guests() {
     );
     assert_eq!(r["replayed"], 1, "{r:#}");
     assert_eq!(r["policies"][0]["examples"][0]["id"], "e1");
+    // As text, "10:00:00Z" would sort after "10:00:00.5Z".
     let r = impact(
         json!([
             entry(
                 "e2",
                 "app2",
-                "2026-01-01T10:00:00Z",
+                "2026-01-01T10:00:00.5Z",
                 0,
                 &["Password", "Mobile app notification"],
                 "c3"
@@ -1330,7 +1331,7 @@ fn ca_impact_keeps_one_attempt_per_sign_in_and_knows_guests() {
             entry(
                 "e1",
                 "app2",
-                "2026-01-01T09:59:59.5Z",
+                "2026-01-01T10:00:00Z",
                 50074,
                 &["Password"],
                 "c3"
