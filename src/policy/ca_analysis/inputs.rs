@@ -332,6 +332,9 @@ fn resolve_group(names: &BTreeMap<String, String>, id_or_name: &str) -> Result<S
     if names.is_empty() {
         return Ok(id_or_name.to_owned());
     }
+    if names.contains_key(id_or_name) {
+        return Ok(id_or_name.to_owned());
+    }
     if let Some(id) = names.keys().find(|id| id.eq_ignore_ascii_case(id_or_name)) {
         return Ok(id.clone());
     }
