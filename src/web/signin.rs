@@ -826,6 +826,15 @@ async fn credential_submit(
     };
     let ip_text = ip.to_string();
     let client_id = flow.client_id().to_owned();
+    // This attempt, for the sign-in log (the account, when known).
+    let attempt = |user| Attempt {
+        client_id: &client_id,
+        user,
+        username: &username,
+        ip: &ip_text,
+        headers: &headers,
+        correlation_id: flow.correlation_id.as_deref(),
+    };
     let verdict = match verifier(&state)
         .verify(&username, ip, credential, now)
         .await
@@ -871,14 +880,7 @@ async fn credential_submit(
                     .map_err(PageError::from)?;
                 record_sign_in(
                     &state,
-                    &Attempt {
-                        client_id: &client_id,
-                        user: user.as_ref(),
-                        username: &username,
-                        ip: &ip_text,
-                        headers: &headers,
-                        correlation_id: flow.correlation_id.as_deref(),
-                    },
+                    &attempt(user.as_ref()),
                     method,
                     Some((50053, reason)),
                     now,
@@ -903,14 +905,7 @@ async fn credential_submit(
         } => {
             record_sign_in(
                 &state,
-                &Attempt {
-                    client_id: &client_id,
-                    user: user.as_ref(),
-                    username: &username,
-                    ip: &ip_text,
-                    headers: &headers,
-                    correlation_id: flow.correlation_id.as_deref(),
-                },
+                &attempt(user.as_ref()),
                 method,
                 Some((error_code, reason)),
                 now,
@@ -924,14 +919,7 @@ async fn credential_submit(
                 tracing::warn!(user = %username.escape_debug(), ip = %ip_text, seconds = l.duration_secs, "{what}");
                 record_sign_in(
                     &state,
-                    &Attempt {
-                        client_id: &client_id,
-                        user: user.as_ref(),
-                        username: &username,
-                        ip: &ip_text,
-                        headers: &headers,
-                        correlation_id: flow.correlation_id.as_deref(),
-                    },
+                    &attempt(user.as_ref()),
                     method,
                     Some((50053, what)),
                     now,

@@ -26,6 +26,10 @@ fn fixture(name: &str) -> String {
     format!("{FIXTURES}/{name}")
 }
 
+fn fixture_json(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
+}
+
 /// Runs `gatepass ca …`; exit code, stdout, stderr.
 fn ca(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gatepass"))
@@ -82,8 +86,7 @@ fn ca_test_on_the_entra_export_passes_and_a_wrong_expectation_exits_1() {
 
     // One expectation the policies do not meet.
     let dir = tempfile::tempdir().unwrap();
-    let mut scenarios: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("scenarios.json")).unwrap()).unwrap();
+    let mut scenarios: Value = fixture_json("scenarios.json");
     scenarios["scenarios"][0]["expect"]["decision"] = json!("block");
     scenarios["scenarios"][1]["expect"]["policies"]["9a3bd1e0-4c1f-4f0e-8d3e-2a1c0c7b1001"]["satisfied"] =
         json!(true);
@@ -116,8 +119,7 @@ fn ca_test_on_the_entra_export_passes_and_a_wrong_expectation_exits_1() {
 #[test]
 fn ca_bad_input_exits_2_naming_the_file_the_position_and_the_property() {
     let dir = tempfile::tempdir().unwrap();
-    let mut policies: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("policies.json")).unwrap()).unwrap();
+    let mut policies: Value = fixture_json("policies.json");
     policies["value"][2]["state"] = json!("sometimes");
     let bad_policies = write(dir.path(), "bad-policies.json", &policies);
     let (code, _, err) = ca(&[
@@ -222,8 +224,7 @@ fn ca_bad_input_exits_2_naming_the_file_the_position_and_the_property() {
     }
 
     // A role by a name instead of its template id would silently match no one.
-    let mut policies: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("policies.json")).unwrap()).unwrap();
+    let mut policies: Value = fixture_json("policies.json");
     policies["value"][1]["conditions"]["users"]["includeRoles"] = json!(["Global Admin"]);
     let named_role = write(dir.path(), "named-role.json", &policies);
     let (code, _, err) = ca(&[
@@ -369,8 +370,7 @@ fn ca_gaps_on_the_entra_export_finds_the_break_glass_hole_the_lockout_and_the_po
 
     // Without guests in the directory, the guest policy applies to nobody.
     let dir = tempfile::tempdir().unwrap();
-    let mut members: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("directory.json")).unwrap()).unwrap();
+    let mut members: Value = fixture_json("directory.json");
     members["users"]
         .as_array_mut()
         .unwrap()
@@ -481,8 +481,7 @@ fn ca_gaps_with_a_higher_minimum_strength_reports_more_and_config_examples_run()
 #[test]
 fn ca_diff_names_the_changed_property_and_the_sign_ins_that_now_decide_differently() {
     let dir = tempfile::tempdir().unwrap();
-    let mut new: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("policies.json")).unwrap()).unwrap();
+    let mut new: Value = fixture_json("policies.json");
     new["value"][0]["conditions"]["users"]["excludeGroups"] = json!([]);
     let new = write(dir.path(), "new.json", &new);
     let old = fixture("policies.json");
@@ -538,8 +537,7 @@ fn ca_diff_names_the_changed_property_and_the_sign_ins_that_now_decide_different
 
     // `null`, `{}` and `[]` are one setting: rewriting one as another is no
     // change.
-    let mut same: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("policies.json")).unwrap()).unwrap();
+    let mut same: Value = fixture_json("policies.json");
     same["value"][0]["sessionControls"] = json!({});
     same["value"][0]["conditions"]["platforms"] = json!({});
     same["value"][0]["conditions"]["users"]["excludeUsers"] = Value::Null;
@@ -932,8 +930,7 @@ fn ca_gaps_findings_are_disjoint_and_their_union_is_exactly_what_brute_force_fin
 fn ca_inputs_that_would_quietly_test_something_else_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     // A misspelt group in a directory that lists its groups.
-    let mut directory: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("directory.json")).unwrap()).unwrap();
+    let mut directory: Value = fixture_json("directory.json");
     directory["users"][0]["groups"] = json!(["Break-glas"]);
     let typo = write(dir.path(), "typo.json", &directory);
     let (policies, locations) = (fixture("policies.json"), fixture("named-locations.json"));

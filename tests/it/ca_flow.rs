@@ -321,12 +321,13 @@ async fn ca_acr_values_phishing_resistant_steps_up_like_a_policy() {
     assert_eq!(done.status, 403);
 }
 
-#[tokio::test]
-async fn ca_block_outside_named_location_and_report_only_is_logged_not_enforced() {
-    let app = TestApp::spawn().await;
+/// With the example's named locations and its block-outside policy, a
+/// user signs in with a password from 127.0.0.1; the authorize URL and the
+/// page the password post lands on.
+async fn roamer_signs_in_outside_the_named_location(app: &TestApp) -> (String, Page) {
     app.create_user("roamer", Some("roamer password")).await;
-    seed(&app, CaKind::NamedLocation, "named-locations.json").await;
-    seed(&app, CaKind::Policy, "ca-block-outside-named-location.json").await;
+    seed(app, CaKind::NamedLocation, "named-locations.json").await;
+    seed(app, CaKind::Policy, "ca-block-outside-named-location.json").await;
     let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
     let (url, _, _) = authorize_url(&rp, &[]);
     let browser = app.browser();
@@ -334,6 +335,13 @@ async fn ca_block_outside_named_location_and_report_only_is_logged_not_enforced(
     let done = browser
         .submit_credentials(&first, "roamer", "roamer password")
         .await;
+    (url, done)
+}
+
+#[tokio::test]
+async fn ca_block_outside_named_location_and_report_only_is_logged_not_enforced() {
+    let app = TestApp::spawn().await;
+    let (url, done) = roamer_signs_in_outside_the_named_location(&app).await;
     // 127.0.0.1 is outside the example's trusted ranges.
     assert_eq!(done.status, 403, "{}", done.html);
     assert!(done.html.contains("blocked"));
@@ -644,16 +652,7 @@ async fn ca_graph_management_validates_and_what_if_api_matches_the_cli() {
 #[tokio::test]
 async fn ca_impact_replays_gatepass_own_log_including_refused_sign_ins() {
     let app = TestApp::spawn().await;
-    app.create_user("roamer", Some("roamer password")).await;
-    seed(&app, CaKind::NamedLocation, "named-locations.json").await;
-    seed(&app, CaKind::Policy, "ca-block-outside-named-location.json").await;
-    let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
-    let (url, _, _) = authorize_url(&rp, &[]);
-    let browser = app.browser();
-    let first = browser.get(&url).await;
-    let done = browser
-        .submit_credentials(&first, "roamer", "roamer password")
-        .await;
+    let (_, done) = roamer_signs_in_outside_the_named_location(&app).await;
     assert_eq!(done.status, 403, "{}", done.html);
 
     let token = crate::graph_client::automation(&app).await;
