@@ -195,12 +195,28 @@ impl Caller {
         target: &User,
         now: OffsetDateTime,
     ) -> Result<(), GraphError> {
+        self.authorize_all(state, &[action], target, now).await
+    }
+
+    /// [`Caller::authorize_on`] for every one of `actions` (a patch that
+    /// touches several properties), reading the target's roles once.
+    pub async fn authorize_all(
+        &self,
+        state: &AppState,
+        actions: &[UserAction],
+        target: &User,
+        now: OffsetDateTime,
+    ) -> Result<(), GraphError> {
         let roles = state.directory.roles_of(target.id, now).await?;
         let subject = Subject {
             id: target.id,
             roles: &roles,
         };
-        authority::check(&self.actor(), action, &subject).map_err(denied)
+        let actor = self.actor();
+        for &action in actions {
+            authority::check(&actor, action, &subject).map_err(denied)?;
+        }
+        Ok(())
     }
 
     /// The directory-audit initiator for this caller.

@@ -67,7 +67,8 @@ pub struct UpdateUser {
 }
 
 impl UpdateUser {
-    /// The directory actions this patch performs.
+    /// The directory actions this patch performs. A patch that changes
+    /// nothing still writes the user and the audit: a profile update.
     fn actions(&self) -> Vec<UserAction> {
         let mut actions = Vec::new();
         if self.display_name.is_some() {
@@ -81,6 +82,9 @@ impl UpdateUser {
         }
         if self.password_profile.is_some() {
             actions.push(UserAction::ResetPassword);
+        }
+        if actions.is_empty() {
+            actions.push(UserAction::UpdateProfile);
         }
         actions
     }
@@ -207,9 +211,9 @@ pub async fn update(
     let input: UpdateUser = parse_json(&headers, body)?;
     // Every property the patch touches is its own action under the
     // directory's rules; all must be allowed before anything is written.
-    for action in input.actions() {
-        caller.authorize_on(&state, action, &user, now).await?;
-    }
+    caller
+        .authorize_all(&state, &input.actions(), &user, now)
+        .await?;
     let password_hash = match &input.password_profile {
         Some(p) => Some(hash_password(&state, p).await?),
         None => None,

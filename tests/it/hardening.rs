@@ -124,6 +124,14 @@ async fn app_with_user_write_cannot_set_passwords_or_touch_administrators() {
     let member_path = format!("/v1.0/users/{}", member.id);
     let new_password = json!({"passwordProfile": {"password": "taken over 123"}});
 
+    // An empty patch writes too (the record and the audit): it needs the
+    // write permission like any other.
+    let reader = app.app_token(READER_APP_ID, READER_APP_SECRET).await;
+    let r = patch(&app, &member_path, &reader, json!({})).await;
+    assert_refused(&r, "User.ReadWrite.All", "empty patch by a reader");
+    let r = patch(&app, &member_path, &writer, json!({})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+
     // User.ReadWrite.All sets no password at all.
     for path in [&ga_path, &member_path] {
         let r = patch(&app, path, &writer, new_password.clone()).await;
@@ -396,14 +404,7 @@ const MAX_FAILURES: u64 = 5;
 async fn password_page(app: &TestApp, username: &str) -> (Browser, String, String) {
     let browser = app.browser();
     let first = browser.get(&authorize(app, "")).await;
-    let flow = first.hidden("flow").unwrap();
-    let csrf = first.hidden("csrf").unwrap();
-    let next = browser
-        .post_form(
-            "/signin/username",
-            &[("flow", &flow), ("csrf", &csrf), ("username", username)],
-        )
-        .await;
+    let (flow, next) = browser.enter_username(&first, username).await;
     let page = browser.get(&next.location.unwrap()).await;
     assert!(page.has_label("Password"), "{}", page.html);
     let csrf = page.hidden("csrf").unwrap();
@@ -521,15 +522,8 @@ async fn flow_at_password_page(
     let first = browser
         .get(&pkce_authorize_url(issuer, "openid", PKCE_CHALLENGE, ""))
         .await;
-    let flow = first.hidden("flow").expect("flow");
-    let csrf = first.hidden("csrf").expect("csrf");
-    browser
-        .post_form(
-            "/signin/username",
-            &[("flow", &flow), ("csrf", &csrf), ("username", username)],
-        )
-        .await;
-    (flow, csrf)
+    let (flow, _) = browser.enter_username(&first, username).await;
+    (flow, first.hidden("csrf").expect("csrf"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1593,13 +1587,8 @@ async fn logs_escape_usernames_and_never_hold_hints_codes_or_flow_ids() {
 async fn passkey_start_for(app: &TestApp, username: &str) -> (Browser, Page, u16, Value) {
     let browser = app.browser();
     let first = browser.get(&authorize(app, "")).await;
-    let (flow, csrf) = (first.hidden("flow").unwrap(), first.hidden("csrf").unwrap());
-    browser
-        .post_form(
-            "/signin/username",
-            &[("flow", &flow), ("csrf", &csrf), ("username", username)],
-        )
-        .await;
+    let (flow, _) = browser.enter_username(&first, username).await;
+    let csrf = first.hidden("csrf").unwrap();
     let (status, body) = post_json(
         &browser,
         app,
