@@ -80,10 +80,12 @@ impl Target {
     }
 }
 
-/// Never a 5xx; a 4xx on a JSON API is an OAuth error.
-fn oauth_shaped(
+/// Never a 5xx; a 4xx is JSON whose error has the API's shape.
+fn error_shaped(
     what: &str,
     (status, content_type, body): &(StatusCode, String, Value),
+    shape: &str,
+    has_shape: impl Fn(&Value) -> bool,
 ) -> Result<(), TestCaseError> {
     prop_assert!(!status.is_server_error(), "{what}: {status} {body}");
     if status.is_client_error() {
@@ -91,26 +93,21 @@ fn oauth_shaped(
             content_type.starts_with("application/json"),
             "{what}: {content_type}"
         );
-        prop_assert!(body["error"].is_string(), "{what}: {body}");
+        prop_assert!(has_shape(body), "{what}: not {shape}: {body}");
     }
     Ok(())
 }
 
+/// Never a 5xx; a 4xx on a JSON API is an OAuth error.
+fn oauth_shaped(what: &str, answer: &(StatusCode, String, Value)) -> Result<(), TestCaseError> {
+    error_shaped(what, answer, "an OAuth error", |b| b["error"].is_string())
+}
+
 /// Never a 5xx; a 4xx is a Graph error `{"error":{"code","message"}}`.
-fn graph_shaped(
-    what: &str,
-    (status, content_type, body): &(StatusCode, String, Value),
-) -> Result<(), TestCaseError> {
-    prop_assert!(!status.is_server_error(), "{what}: {status} {body}");
-    if status.is_client_error() {
-        prop_assert!(
-            content_type.starts_with("application/json"),
-            "{what}: {content_type}"
-        );
-        prop_assert!(body["error"]["code"].is_string(), "{what}: {body}");
-        prop_assert!(body["error"]["message"].is_string(), "{what}: {body}");
-    }
-    Ok(())
+fn graph_shaped(what: &str, answer: &(StatusCode, String, Value)) -> Result<(), TestCaseError> {
+    error_shaped(what, answer, "a Graph error", |b| {
+        b["error"]["code"].is_string() && b["error"]["message"].is_string()
+    })
 }
 
 /// Text from the parts parsers choke on: separators, escapes, quotes,

@@ -542,6 +542,21 @@ impl Browser {
         }
     }
 
+    /// Username page → Next: posts `username` with the page's flow and
+    /// CSRF token; the flow id and the answer (a redirect to the method
+    /// page).
+    pub async fn enter_username(&self, username_page: &Page, username: &str) -> (String, Page) {
+        let flow = username_page.hidden("flow").expect("flow");
+        let csrf = username_page.hidden("csrf").expect("csrf");
+        let answer = self
+            .post_form(
+                "/signin/username",
+                &[("flow", &flow), ("csrf", &csrf), ("username", username)],
+            )
+            .await;
+        (flow, answer)
+    }
+
     /// Username page → Next → password page → Sign in. Returns the final
     /// page (a redirect to the client on success).
     pub async fn submit_credentials(
@@ -556,14 +571,7 @@ impl Browser {
             username_page.html
         );
         assert!(username_page.has_button("Next"));
-        let flow = username_page.hidden("flow").expect("flow");
-        let csrf = username_page.hidden("csrf").expect("csrf");
-        let after_username = self
-            .post_form(
-                "/signin/username",
-                &[("flow", &flow), ("csrf", &csrf), ("username", username)],
-            )
-            .await;
+        let (flow, after_username) = self.enter_username(username_page, username).await;
         let next = after_username
             .location
             .expect("redirect to the password page");
@@ -591,14 +599,7 @@ impl Browser {
         tap: &str,
     ) -> Result<String, Page> {
         let first = self.get(authorize_url).await;
-        let flow = first.hidden("flow").expect("flow");
-        let csrf = first.hidden("csrf").expect("csrf");
-        let next = self
-            .post_form(
-                "/signin/username",
-                &[("flow", &flow), ("csrf", &csrf), ("username", username)],
-            )
-            .await;
+        let (flow, next) = self.enter_username(&first, username).await;
         let page = self.get(&next.location.expect("redirect")).await;
         assert!(page.has_label("Temporary Access Pass"), "{}", page.html);
         let csrf = page.hidden("csrf").expect("csrf");
