@@ -491,65 +491,52 @@ const NON_CONFIG_VARS: &[&str] = &[
 ];
 const NON_CONFIG_PREFIXES: &[&str] = &["GATEPASS_TEST_", "GATEPASS_BENCH_"];
 
-/// Scalar keys that may be overridden from the environment.
-const OVERRIDABLE: &[&str] = &[
-    "issuer",
-    "listen",
-    "workers",
-    "store.backend",
-    "store.path",
-    "store.url",
-    "store.key_prefix",
-    "keys.dir",
-    "keys.algorithm",
-    "session.lifetime_minutes",
-    "session.registration_window_minutes",
-    "tokens.access_token_lifetime_minutes",
-    "tokens.id_token_lifetime_minutes",
-    "tokens.refresh_token_lifetime_days",
-    "password_hashing.memory_kib",
-    "password_hashing.iterations",
-    "password_hashing.parallelism",
-    "password_hashing.max_concurrent",
-    "password_hashing.max_queued",
-    "throttling.max_flows_per_source_per_minute",
-    "throttling.max_ceremonies_per_source_per_minute",
-    "throttling.max_failures",
-    "throttling.max_failures_per_source",
-    "throttling.window_minutes",
-    "throttling.lockout_minutes",
-    "throttling.max_lockout_minutes",
-    "server.header_read_timeout_seconds",
-    "server.body_read_timeout_seconds",
-    "server.request_timeout_seconds",
-    "server.max_connections",
-    "server.shutdown_grace_seconds",
-];
+/// The type of an overridable setting's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scalar {
+    Text,
+    Integer,
+}
 
-const INTEGER_KEYS: &[&str] = &[
-    "workers",
-    "session.lifetime_minutes",
-    "session.registration_window_minutes",
-    "tokens.access_token_lifetime_minutes",
-    "tokens.id_token_lifetime_minutes",
-    "tokens.refresh_token_lifetime_days",
-    "password_hashing.memory_kib",
-    "password_hashing.iterations",
-    "password_hashing.parallelism",
-    "password_hashing.max_concurrent",
-    "password_hashing.max_queued",
-    "throttling.max_flows_per_source_per_minute",
-    "throttling.max_ceremonies_per_source_per_minute",
-    "throttling.max_failures",
-    "throttling.max_failures_per_source",
-    "throttling.window_minutes",
-    "throttling.lockout_minutes",
-    "throttling.max_lockout_minutes",
-    "server.header_read_timeout_seconds",
-    "server.body_read_timeout_seconds",
-    "server.request_timeout_seconds",
-    "server.max_connections",
-    "server.shutdown_grace_seconds",
+/// Scalar keys that may be overridden from the environment.
+const OVERRIDABLE: &[(&str, Scalar)] = &[
+    ("issuer", Scalar::Text),
+    ("listen", Scalar::Text),
+    ("workers", Scalar::Integer),
+    ("store.backend", Scalar::Text),
+    ("store.path", Scalar::Text),
+    ("store.url", Scalar::Text),
+    ("store.key_prefix", Scalar::Text),
+    ("keys.dir", Scalar::Text),
+    ("keys.algorithm", Scalar::Text),
+    ("session.lifetime_minutes", Scalar::Integer),
+    ("session.registration_window_minutes", Scalar::Integer),
+    ("tokens.access_token_lifetime_minutes", Scalar::Integer),
+    ("tokens.id_token_lifetime_minutes", Scalar::Integer),
+    ("tokens.refresh_token_lifetime_days", Scalar::Integer),
+    ("password_hashing.memory_kib", Scalar::Integer),
+    ("password_hashing.iterations", Scalar::Integer),
+    ("password_hashing.parallelism", Scalar::Integer),
+    ("password_hashing.max_concurrent", Scalar::Integer),
+    ("password_hashing.max_queued", Scalar::Integer),
+    (
+        "throttling.max_flows_per_source_per_minute",
+        Scalar::Integer,
+    ),
+    (
+        "throttling.max_ceremonies_per_source_per_minute",
+        Scalar::Integer,
+    ),
+    ("throttling.max_failures", Scalar::Integer),
+    ("throttling.max_failures_per_source", Scalar::Integer),
+    ("throttling.window_minutes", Scalar::Integer),
+    ("throttling.lockout_minutes", Scalar::Integer),
+    ("throttling.max_lockout_minutes", Scalar::Integer),
+    ("server.header_read_timeout_seconds", Scalar::Integer),
+    ("server.body_read_timeout_seconds", Scalar::Integer),
+    ("server.request_timeout_seconds", Scalar::Integer),
+    ("server.max_connections", Scalar::Integer),
+    ("server.shutdown_grace_seconds", Scalar::Integer),
 ];
 
 /// Graph application/delegated permission names a client may hold.
@@ -626,20 +613,23 @@ fn apply_env_overrides(
         let path = var["GATEPASS_".len()..]
             .to_ascii_lowercase()
             .replace("__", ".");
-        if !OVERRIDABLE.contains(&path.as_str()) {
+        let Some(&(_, kind)) = OVERRIDABLE.iter().find(|(key, _)| *key == path) else {
             return Err(ConfigError::Env {
                 var,
                 message: format!(
                     "not a Gatepass setting; overridable keys are {}",
                     OVERRIDABLE
                         .iter()
-                        .map(|k| format!("GATEPASS_{}", k.to_ascii_uppercase().replace('.', "__")))
+                        .map(|(k, _)| format!(
+                            "GATEPASS_{}",
+                            k.to_ascii_uppercase().replace('.', "__")
+                        ))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
             });
-        }
-        let parsed = if INTEGER_KEYS.contains(&path.as_str()) {
+        };
+        let parsed = if kind == Scalar::Integer {
             toml::Value::Integer(value.trim().parse().map_err(|_| ConfigError::Env {
                 var: var.clone(),
                 message: format!("`{path}` must be an integer, got {value:?}"),

@@ -28,7 +28,7 @@ where
     F: Fn(Option<String>, usize) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<(String, T)>, crate::store::StoreError>>,
 {
-    let top = query.top.unwrap_or(100);
+    let top = query.page_size();
     let mut items = Vec::with_capacity(top);
     let mut cursor = query.skip_token.clone();
     let mut scanned = 0;

@@ -205,7 +205,7 @@ pub fn collection(
 ) -> Value {
     let total = items.len();
     let skip = query.offset().min(total);
-    let take = query.top.unwrap_or(100);
+    let take = query.page_size();
     let page: Vec<Value> = items.into_iter().skip(skip).take(take).collect();
     let next = (skip + page.len() < total).then(|| (skip + page.len()).to_string());
     page_body(state, version, entity_set, page, next.as_deref(), query)
@@ -244,7 +244,7 @@ pub fn page_body(
                 "{}/{}/{entity_set}?$top={}&$skiptoken={}{filter}",
                 state.settings.issuer,
                 version.0,
-                query.top.unwrap_or(100),
+                query.page_size(),
                 encode(token)
             )),
         );
@@ -272,6 +272,11 @@ pub struct ListQuery {
 const MAX_SKIP_TOKEN: usize = 512;
 
 impl ListQuery {
+    /// `$top`, or Graph's default page of 100.
+    pub fn page_size(&self) -> usize {
+        self.top.unwrap_or(100)
+    }
+
     /// Parses `$top`, `$skiptoken` and a simple `$filter`; anything else is
     /// a 400 that names the option.
     pub fn parse(raw: Option<&str>) -> Result<ListQuery, error::GraphError> {
