@@ -116,6 +116,8 @@ impl PasskeyError {
 pub struct Passkeys {
     webauthn: Arc<Webauthn>,
     store: Arc<dyn Store>,
+    /// The store's decoy secret, once read ([`Passkeys::decoy_key`]).
+    decoy_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 fn cred_key(id: &[u8]) -> String {
@@ -142,6 +144,7 @@ impl Passkeys {
         Ok(Self {
             webauthn: Arc::new(webauthn),
             store,
+            decoy_key: Arc::default(),
         })
     }
 
@@ -368,7 +371,7 @@ impl Passkeys {
     ) -> Result<(String, RequestChallengeResponse), PasskeyError> {
         let key = self.decoy_key(now).await?;
         let tag = ring::hmac::sign(
-            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
             username.trim().to_lowercase().as_bytes(),
         );
         let (mut options, _) = self
@@ -398,8 +401,16 @@ impl Passkeys {
     }
 
     /// The store's secret for decoy credential ids: made once, shared by
-    /// every instance, so a name's decoy never changes.
-    async fn decoy_key(&self, now: i64) -> Result<Vec<u8>, PasskeyError> {
+    /// every instance, so a name's decoy never changes; read from the store
+    /// once per process.
+    async fn decoy_key(&self, now: i64) -> Result<&[u8], PasskeyError> {
+        self.decoy_key
+            .get_or_try_init(|| self.load_decoy_key(now))
+            .await
+            .map(Vec::as_slice)
+    }
+
+    async fn load_decoy_key(&self, now: i64) -> Result<Vec<u8>, PasskeyError> {
         const KEY: (&str, &str) = ("meta", "passkey_decoy_key");
         if let Some(r) = self.store.get(KEY.0, KEY.1, now).await? {
             return Ok(r.value);

@@ -139,7 +139,7 @@ impl UserAction {
             SetMfaState | DeletePasskey | DeleteOwnPasskey => {
                 &["UserAuthenticationMethod.ReadWrite.All"]
             }
-            ViewTap => &[
+            ViewTap | ViewOwnMethods => &[
                 "UserAuthenticationMethod.Read.All",
                 "UserAuthenticationMethod.ReadWrite.All",
                 "UserAuthMethod-TAP.Read.All",
@@ -147,12 +147,6 @@ impl UserAction {
             ],
             IssueTap | DeleteTap | DeleteOwnTap => &[
                 "UserAuthenticationMethod.ReadWrite.All",
-                "UserAuthMethod-TAP.ReadWrite.All",
-            ],
-            ViewOwnMethods => &[
-                "UserAuthenticationMethod.Read.All",
-                "UserAuthenticationMethod.ReadWrite.All",
-                "UserAuthMethod-TAP.Read.All",
                 "UserAuthMethod-TAP.ReadWrite.All",
             ],
         }
