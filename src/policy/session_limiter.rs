@@ -127,13 +127,6 @@ pub enum RemovalRefusal {
 }
 
 impl RemovalRefusal {
-    pub fn code(self) -> &'static str {
-        match self {
-            RemovalRefusal::OnlyMethod => "removal.only_method",
-            RemovalRefusal::LastStrongMethod(_) => "removal.last_strong_method",
-        }
-    }
-
     pub fn message(self) -> &'static str {
         match self {
             RemovalRefusal::OnlyMethod => "You cannot delete your only sign-in method.",

@@ -23,8 +23,8 @@ use crate::app::AppState;
 use crate::authn::AuthMethod;
 use crate::directory::{PerUserMfaState, User};
 use crate::policy::conditional_access::{
-    Decision, Outcome, Policy, SignInContext, Target, UnmetRequirement, UserAction, acr_strength,
-    evaluate, platform_from_user_agent, step_up_methods,
+    ConditionalAccessUsers, Decision, Outcome, Policy, SignInContext, Target, UnmetRequirement,
+    UserAction, acr_strength, evaluate, platform_from_user_agent, step_up_methods,
 };
 use serde_json::{Value, json};
 use std::net::IpAddr;
@@ -168,20 +168,27 @@ pub async fn decide(
     // Users are matched by object id only (policies are stored with ids),
     // so a rename cannot inherit someone else's exclusion.
     let mut context = SignInContext::live(user.id.to_string(), ca_target).with_methods(methods);
-    context.group_ids = state
-        .directory
-        .groups_of(user.id, now)
-        .await?
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    context.role_template_ids = state
-        .directory
-        .roles_of(user.id, now)
-        .await?
-        .iter()
-        .map(|r| r.template_id().to_owned())
-        .collect();
+    // The user's groups and roles are read only if a policy asks about
+    // them: most tenants' policies don't, and every refresh comes here.
+    let users = || policies.iter().filter_map(|p| p.conditions.users.as_ref());
+    if users().any(ConditionalAccessUsers::names_groups) {
+        context.group_ids = state
+            .directory
+            .groups_of(user.id, now)
+            .await?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    }
+    if users().any(ConditionalAccessUsers::names_roles) {
+        context.role_template_ids = state
+            .directory
+            .roles_of(user.id, now)
+            .await?
+            .iter()
+            .map(|r| r.template_id().to_owned())
+            .collect();
+    }
     context.ip_address = ip;
     context.device_platform = user_agent.and_then(platform_from_user_agent);
     context.auth_time = OffsetDateTime::from_unix_timestamp(auth_time).ok();

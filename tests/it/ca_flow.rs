@@ -677,3 +677,73 @@ async fn ca_impact_replays_gatepass_own_log_including_refused_sign_ins() {
     assert_eq!(report["decisions"]["block"], 1);
     assert_eq!(code, Some(1), "the draft blocks a sign-in");
 }
+
+/// Live sign-ins under policies that name a group and a role: the gate
+/// reads a user's groups and roles when a policy asks about them, and
+/// only members and role holders are stopped.
+#[tokio::test]
+async fn ca_policies_on_a_group_and_a_role_stop_exactly_their_members() {
+    use gatepass::directory::roles::BuiltinRole;
+    let app = TestApp::spawn().await;
+    let now = app.clock.now();
+    let contractor = app.create_user("contractor", Some("contractor pw 1")).await;
+    let reader = app.create_user("reader", Some("reader pw 1")).await;
+    app.create_user("employee", Some("employee pw 1")).await;
+    let group = app
+        .state
+        .directory
+        .create_group("Contractors".into(), None, None, now)
+        .await
+        .unwrap();
+    app.state
+        .directory
+        .add_member(group.id, contractor.id, now)
+        .await
+        .unwrap();
+    app.grant_role(&reader, BuiltinRole::GlobalReader).await;
+    let block = |id: &str, users: Value| {
+        json!({"id": id, "displayName": id, "state": "enabled",
+            "conditions": {"users": users, "applications": {"includeApplications": [RP_ID]}},
+            "grantControls": {"operator": "OR", "builtInControls": ["block"]}})
+    };
+    for (id, policy) in [
+        (
+            "block-contractors",
+            block(
+                "block-contractors",
+                json!({"includeGroups": [group.id.to_string()]}),
+            ),
+        ),
+        (
+            "block-readers",
+            block(
+                "block-readers",
+                json!({"includeRoles": [BuiltinRole::GlobalReader.template_id()]}),
+            ),
+        ),
+    ] {
+        app.state.ca.put(CaKind::Policy, id, &policy).await.unwrap();
+    }
+    let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
+    for (username, password, blocked) in [
+        ("contractor", "contractor pw 1", true),
+        ("reader", "reader pw 1", true),
+        ("employee", "employee pw 1", false),
+    ] {
+        let (url, _, _) = authorize_url(&rp, &[]);
+        let browser = app.browser();
+        let first = browser.get(&url).await;
+        let done = browser.submit_credentials(&first, username, password).await;
+        if blocked {
+            assert_eq!(done.status, 403, "{username}: {}", done.html);
+        } else {
+            assert!(
+                done.location
+                    .as_deref()
+                    .is_some_and(|l| l.contains("code=")),
+                "{username}: {}",
+                done.html
+            );
+        }
+    }
+}

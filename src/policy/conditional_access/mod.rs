@@ -23,7 +23,10 @@ pub use evaluate::{
     SignInContext, StrengthRef, Target, UnmetRequirement, UserAction, UserScope, Verdict, evaluate,
     platform_from_user_agent, step_up_methods, user_scope,
 };
-pub use model::{AuthenticationStrengthPolicy, InvalidField, NamedLocation, Policy, PolicyState};
+pub use model::{
+    AuthenticationStrengthPolicy, ConditionalAccessUsers, InvalidField, NamedLocation, Policy,
+    PolicyState,
+};
 pub use strengths::{MethodMode, MethodSet, StrengthSet, acr_strength};
 pub use what_if::{DirectoryFacts, WhatIfRequest, WhatIfResponse, render_table, what_if};
 

@@ -153,6 +153,18 @@ pub struct ConditionalAccessUsers {
     pub extra: Map<String, Value>,
 }
 
+impl ConditionalAccessUsers {
+    /// Whether telling if a user is in this condition needs their groups.
+    pub fn names_groups(&self) -> bool {
+        !(list(&self.include_groups).is_empty() && list(&self.exclude_groups).is_empty())
+    }
+
+    /// Whether telling if a user is in this condition needs their roles.
+    pub fn names_roles(&self) -> bool {
+        !(list(&self.include_roles).is_empty() && list(&self.exclude_roles).is_empty())
+    }
+}
+
 /// `conditionalAccessApplications`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
