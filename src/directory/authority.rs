@@ -414,6 +414,153 @@ fn denial_message(
     )
 }
 
+/// What an operation that is not on one user needs (reading the directory,
+/// managing groups, roles, policies, logs): any one of `permissions` (as an
+/// application permission or a delegated scope) and, for a signed-in user,
+/// any one of `roles` (`None`: any signed-in user may).
+#[derive(Debug)]
+pub struct Access {
+    pub permissions: &'static [&'static str],
+    pub roles: Option<&'static [BuiltinRole]>,
+}
+
+/// The tenant-wide operations, by what they need. Every interface asks
+/// [`permits`] with one of these; none keeps its own table.
+pub mod access {
+    use super::Access;
+    use crate::directory::roles::BuiltinRole::*;
+
+    pub const USERS_READ: Access = Access {
+        permissions: &[
+            "User.Read.All",
+            "User.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
+        roles: None,
+    };
+    pub const USERS_WRITE: Access = Access {
+        permissions: &["User.ReadWrite.All", "Directory.ReadWrite.All"],
+        roles: Some(&[GlobalAdministrator, UserAdministrator]),
+    };
+    pub const GROUPS_READ: Access = Access {
+        permissions: &[
+            "Group.Read.All",
+            "Group.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
+        roles: None,
+    };
+    pub const GROUPS_WRITE: Access = Access {
+        permissions: &["Group.ReadWrite.All", "Directory.ReadWrite.All"],
+        roles: Some(&[GlobalAdministrator, GroupsAdministrator, UserAdministrator]),
+    };
+    pub const ROLES_READ: Access = Access {
+        permissions: &[
+            "RoleManagement.Read.Directory",
+            "RoleManagement.ReadWrite.Directory",
+            "Directory.Read.All",
+        ],
+        roles: Some(&[
+            GlobalAdministrator,
+            PrivilegedRoleAdministrator,
+            GlobalReader,
+            SecurityAdministrator,
+            SecurityReader,
+        ]),
+    };
+    pub const ROLES_WRITE: Access = Access {
+        permissions: &["RoleManagement.ReadWrite.Directory"],
+        roles: Some(&[GlobalAdministrator, PrivilegedRoleAdministrator]),
+    };
+    pub const AUDIT_READ: Access = Access {
+        permissions: &["AuditLog.Read.All"],
+        roles: Some(&[
+            GlobalAdministrator,
+            GlobalReader,
+            SecurityAdministrator,
+            SecurityReader,
+            ReportsReader,
+        ]),
+    };
+    /// The authentication methods policy (the Temporary Access Pass's).
+    pub const METHODS_POLICY_READ: Access = Access {
+        permissions: &[
+            "Policy.Read.All",
+            "Policy.Read.AuthenticationMethod",
+            "Policy.ReadWrite.AuthenticationMethod",
+        ],
+        roles: Some(&[
+            GlobalAdministrator,
+            AuthenticationPolicyAdministrator,
+            GlobalReader,
+            SecurityAdministrator,
+            SecurityReader,
+        ]),
+    };
+    pub const METHODS_POLICY_WRITE: Access = Access {
+        permissions: &["Policy.ReadWrite.AuthenticationMethod"],
+        roles: Some(&[GlobalAdministrator, AuthenticationPolicyAdministrator]),
+    };
+    /// Conditional-access policies, named locations, strengths, What If.
+    pub const CA_READ: Access = Access {
+        permissions: &[
+            "Policy.Read.All",
+            "Policy.Read.ConditionalAccess",
+            "Policy.ReadWrite.ConditionalAccess",
+        ],
+        roles: Some(&[
+            GlobalAdministrator,
+            ConditionalAccessAdministrator,
+            SecurityAdministrator,
+            SecurityReader,
+            GlobalReader,
+        ]),
+    };
+    pub const CA_WRITE: Access = Access {
+        permissions: &["Policy.ReadWrite.ConditionalAccess"],
+        roles: Some(&[
+            GlobalAdministrator,
+            ConditionalAccessAdministrator,
+            SecurityAdministrator,
+        ]),
+    };
+}
+
+/// May `actor` perform an operation that needs `access`? The tenant-wide
+/// counterpart of [`check`].
+pub fn permits(actor: &Actor<'_>, access: &Access) -> Result<(), Denial> {
+    let (held, kind) = match actor {
+        Actor::App { permissions } => (Some(*permissions), "application permission"),
+        Actor::User {
+            delegation: Delegation::Scopes(scopes),
+            ..
+        } => (Some(*scopes), "delegated permission (scope)"),
+        Actor::User {
+            delegation: Delegation::Console,
+            ..
+        } => (None, ""),
+    };
+    if let Some(held) = held {
+        if !holds_any(held, access.permissions) {
+            return Err(Denial::new(format!(
+                "requires the {kind} {}.",
+                access.permissions.join(" or ")
+            )));
+        }
+    }
+    if let (Actor::User { roles, .. }, Some(allowed)) = (actor, access.roles) {
+        if !allowed.iter().any(|r| roles.contains(r)) {
+            return Err(Denial::new(format!(
+                "the signed-in user needs one of the roles {}.",
+                role_names(allowed)
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

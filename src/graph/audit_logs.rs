@@ -16,21 +16,19 @@ const MAX_SCANNED: usize = 5_000;
 /// One page of a log, read from the store a batch at a time until `$top`
 /// entries pass the filter, the log ends, or [`MAX_SCANNED`] were read —
 /// never the whole log.
-async fn log_page<T, F, Fut>(
-    state: &AppState,
-    version: ApiVersion,
-    entity_set: &str,
-    query: &ListQuery,
+pub async fn log_page<T, F, Fut>(
+    top: usize,
+    after: Option<String>,
+    keep: impl Fn(&Value) -> bool,
     read: F,
-) -> Result<Json<Value>, GraphError>
+) -> Result<LogPage, GraphError>
 where
     T: serde::Serialize,
     F: Fn(Option<String>, usize) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<(String, T)>, crate::store::StoreError>>,
 {
-    let top = query.page_size();
     let mut items = Vec::with_capacity(top);
-    let mut cursor = query.skip_token.clone();
+    let mut cursor = after;
     let mut scanned = 0;
     let next = loop {
         let batch = read(cursor.clone(), top).await?;
@@ -40,7 +38,7 @@ where
             cursor = Some(key);
             let value = serde_json::to_value(entry)
                 .map_err(|e| GraphError::internal("audit.encode", &e.to_string(), false))?;
-            if query.matches(&value) {
+            if keep(&value) {
                 items.push(value);
                 if items.len() == top {
                     break;
@@ -54,14 +52,64 @@ where
             break None;
         }
     };
-    Ok(Json(page_body(
+    Ok(LogPage { items, next })
+}
+
+/// One page of a log: entries newest first, and the cursor of the next.
+pub struct LogPage {
+    pub items: Vec<Value>,
+    pub next: Option<String>,
+}
+
+/// A page of the sign-in log for a caller who may read the logs.
+pub async fn sign_ins_page(
+    state: &AppState,
+    caller: &Caller,
+    top: usize,
+    after: Option<String>,
+    keep: impl Fn(&Value) -> bool,
+) -> Result<LogPage, GraphError> {
+    caller.require(&auth::AUDIT_READ)?;
+    let now = state.clock.now();
+    log_page(top, after, keep, |after, n| {
+        let audit = state.audit.clone();
+        async move { audit.sign_in_page(after.as_deref(), n, now).await }
+    })
+    .await
+}
+
+/// A page of the directory audit log for a caller who may read the logs.
+pub async fn directory_audits_page(
+    state: &AppState,
+    caller: &Caller,
+    top: usize,
+    after: Option<String>,
+    keep: impl Fn(&Value) -> bool,
+) -> Result<LogPage, GraphError> {
+    caller.require(&auth::AUDIT_READ)?;
+    let now = state.clock.now();
+    log_page(top, after, keep, |after, n| {
+        let audit = state.audit.clone();
+        async move { audit.directory_audit_page(after.as_deref(), n, now).await }
+    })
+    .await
+}
+
+fn graph_page(
+    state: &AppState,
+    version: ApiVersion,
+    entity_set: &str,
+    page: LogPage,
+    query: &ListQuery,
+) -> Json<Value> {
+    Json(page_body(
         state,
         version,
         entity_set,
-        items,
-        next.as_deref(),
+        page.items,
+        page.next.as_deref(),
         query,
-    )))
+    ))
 }
 
 pub async fn sign_ins(
@@ -74,11 +122,21 @@ pub async fn sign_ins(
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::AUDIT_READ)?;
     let query = ListQuery::parse_paged(q.as_deref())?;
-    log_page(&state, version, "auditLogs/signIns", &query, |after, n| {
-        let audit = state.audit.clone();
-        async move { audit.sign_in_page(after.as_deref(), n, now).await }
-    })
-    .await
+    let page = sign_ins_page(
+        &state,
+        &caller,
+        query.page_size(),
+        query.skip_token.clone(),
+        |v| query.matches(v),
+    )
+    .await?;
+    Ok(graph_page(
+        &state,
+        version,
+        "auditLogs/signIns",
+        page,
+        &query,
+    ))
 }
 
 pub async fn directory_audits(
@@ -91,15 +149,19 @@ pub async fn directory_audits(
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::AUDIT_READ)?;
     let query = ListQuery::parse_paged(q.as_deref())?;
-    log_page(
+    let page = directory_audits_page(
+        &state,
+        &caller,
+        query.page_size(),
+        query.skip_token.clone(),
+        |v| query.matches(v),
+    )
+    .await?;
+    Ok(graph_page(
         &state,
         version,
         "auditLogs/directoryAudits",
+        page,
         &query,
-        |after, n| {
-            let audit = state.audit.clone();
-            async move { audit.directory_audit_page(after.as_deref(), n, now).await }
-        },
-    )
-    .await
+    ))
 }

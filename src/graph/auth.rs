@@ -30,72 +30,20 @@ pub enum Caller {
         /// The sign-in the token rests on (methods, `auth_time`).
         sign_in: bearer::SignInFacts,
     },
+    /// A signed-in administrator in Gatepass's own console (`/admin`): no
+    /// scopes, their directory roles alone decide, under the same rules.
+    Console {
+        user: User,
+        roles: BTreeSet<BuiltinRole>,
+        /// The sign-in the console session rests on.
+        sign_in: bearer::SignInFacts,
+    },
 }
 
-/// What an operation needs: any one of `permissions` (as an application
-/// permission or a delegated scope) and, for delegated callers, any one of
-/// `roles` (`None`: any signed-in user may).
-pub struct Access {
-    pub permissions: &'static [&'static str],
-    pub roles: Option<&'static [BuiltinRole]>,
-}
-
-use BuiltinRole::*;
-
-pub const USERS_READ: Access = Access {
-    permissions: &[
-        "User.Read.All",
-        "User.ReadWrite.All",
-        "Directory.Read.All",
-        "Directory.ReadWrite.All",
-    ],
-    roles: None,
-};
-pub const USERS_WRITE: Access = Access {
-    permissions: &["User.ReadWrite.All", "Directory.ReadWrite.All"],
-    roles: Some(&[GlobalAdministrator, UserAdministrator]),
-};
-pub const GROUPS_READ: Access = Access {
-    permissions: &[
-        "Group.Read.All",
-        "Group.ReadWrite.All",
-        "Directory.Read.All",
-        "Directory.ReadWrite.All",
-    ],
-    roles: None,
-};
-pub const GROUPS_WRITE: Access = Access {
-    permissions: &["Group.ReadWrite.All", "Directory.ReadWrite.All"],
-    roles: Some(&[GlobalAdministrator, GroupsAdministrator, UserAdministrator]),
-};
-pub const ROLES_READ: Access = Access {
-    permissions: &[
-        "RoleManagement.Read.Directory",
-        "RoleManagement.ReadWrite.Directory",
-        "Directory.Read.All",
-    ],
-    roles: Some(&[
-        GlobalAdministrator,
-        PrivilegedRoleAdministrator,
-        GlobalReader,
-        SecurityAdministrator,
-        SecurityReader,
-    ]),
-};
-pub const ROLES_WRITE: Access = Access {
-    permissions: &["RoleManagement.ReadWrite.Directory"],
-    roles: Some(&[GlobalAdministrator, PrivilegedRoleAdministrator]),
-};
-pub const AUDIT_READ: Access = Access {
-    permissions: &["AuditLog.Read.All"],
-    roles: Some(&[
-        GlobalAdministrator,
-        GlobalReader,
-        SecurityAdministrator,
-        SecurityReader,
-        ReportsReader,
-    ]),
-};
+/// The rule tables live with the directory's rules, shared by every
+/// interface; Graph handlers name them from here.
+pub use crate::directory::authority::Access;
+pub use crate::directory::authority::access::*;
 
 impl Caller {
     /// Authenticates the Bearer token and loads the caller's privileges.
@@ -141,31 +89,10 @@ impl Caller {
         }
     }
 
-    /// Checks `access`; a 403 names what was missing.
+    /// Checks `access` with the directory's rule; a 403 names what was
+    /// missing.
     pub fn require(&self, access: &Access) -> Result<(), GraphError> {
-        let (held, kind) = match self {
-            Caller::App { permissions, .. } => (permissions, "application permission"),
-            Caller::User { scopes, .. } => (scopes, "delegated permission (scope)"),
-        };
-        if !access.permissions.iter().any(|p| held.contains(*p)) {
-            return Err(GraphError::forbidden(format!(
-                "Insufficient privileges to complete the operation: requires the {kind} {}.",
-                access.permissions.join(" or ")
-            )));
-        }
-        if let (Caller::User { roles, .. }, Some(allowed)) = (self, access.roles) {
-            if !allowed.iter().any(|r| roles.contains(r)) {
-                return Err(GraphError::forbidden(format!(
-                    "Insufficient privileges to complete the operation: the signed-in user needs one of the roles {}.",
-                    allowed
-                        .iter()
-                        .map(|r| r.display_name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-        }
-        Ok(())
+        authority::permits(&self.actor(), access).map_err(denied)
     }
 
     /// The caller as the directory's authorization rules see it.
@@ -181,6 +108,11 @@ impl Caller {
                 id: user.id,
                 roles,
                 delegation: Delegation::Scopes(scopes),
+            },
+            Caller::Console { user, roles, .. } => Actor::User {
+                id: user.id,
+                roles,
+                delegation: Delegation::Console,
             },
         }
     }
@@ -226,10 +158,12 @@ impl Caller {
                 app_id: client_id.clone(),
                 display_name: client_id.clone(),
             },
-            Caller::User { user, .. } => crate::audit::Initiator::User {
-                id: user.id.to_string(),
-                user_principal_name: user.user_principal_name.clone(),
-            },
+            Caller::User { user, .. } | Caller::Console { user, .. } => {
+                crate::audit::Initiator::User {
+                    id: user.id.to_string(),
+                    user_principal_name: user.user_principal_name.clone(),
+                }
+            }
         }
     }
 }

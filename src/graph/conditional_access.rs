@@ -9,12 +9,11 @@
 //! fields survive); invalid JSON or an invalid reference answers 400 naming
 //! the property.
 
-use super::auth::{Access, Caller};
+use super::auth::Caller;
 use super::error::{GraphError, parse_json};
 use super::{ApiVersion, GraphPath, record_change};
 use crate::app::AppState;
 use crate::audit::{KeyValue, TargetResource};
-use crate::directory::roles::BuiltinRole::*;
 use crate::policy::ca_store::{CaKind, ResolveError, resolve_user_names};
 use crate::policy::conditional_access::{
     AuthenticationStrengthPolicy, DirectoryFacts, InvalidField, NamedLocation, Policy,
@@ -29,34 +28,25 @@ use serde_json::{Map, Value, json};
 
 type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
-const READ: Access = Access {
-    permissions: &[
-        "Policy.Read.All",
-        "Policy.Read.ConditionalAccess",
-        "Policy.ReadWrite.ConditionalAccess",
-    ],
-    roles: Some(&[
-        GlobalAdministrator,
-        ConditionalAccessAdministrator,
-        SecurityAdministrator,
-        SecurityReader,
-        GlobalReader,
-    ]),
-};
-const WRITE: Access = Access {
-    permissions: &["Policy.ReadWrite.ConditionalAccess"],
-    roles: Some(&[
-        GlobalAdministrator,
-        ConditionalAccessAdministrator,
-        SecurityAdministrator,
-    ]),
-};
+use super::auth::{CA_READ as READ, CA_WRITE as WRITE};
 
 fn invalid(e: InvalidField) -> GraphError {
-    GraphError::bad_request(format!(
-        "Invalid value specified for property '{}': {}.",
-        e.field, e.message
-    ))
+    GraphError::invalid_property(
+        &e.field,
+        format!(
+            "Invalid value specified for property '{}': {}.",
+            e.field, e.message
+        ),
+    )
+}
+
+/// What the audit log calls an object of `kind`.
+pub fn noun(kind: CaKind) -> &'static str {
+    match kind {
+        CaKind::NamedLocation => "named location",
+        CaKind::Strength => "authentication strength",
+        CaKind::Policy => "conditional access policy",
+    }
 }
 
 fn kind_of(segment: &str) -> (CaKind, &'static str, &'static str) {
@@ -140,17 +130,7 @@ async fn list_kind(
     set: &str,
     version: ApiVersion,
 ) -> Result<Json<Value>, GraphError> {
-    caller.require(&READ)?;
-    let t = state.clock.now().unix_timestamp();
-    let mut items = state.ca.list(kind, t).await?;
-    if kind == CaKind::Strength {
-        let mut all: Vec<Value> = crate::policy::conditional_access::strengths::builtin_policies()
-            .iter()
-            .filter_map(|s| serde_json::to_value(s).ok())
-            .collect();
-        all.append(&mut items);
-        items = all;
-    }
+    let items = list_objects(state, caller, kind).await?;
     Ok(Json(json!({
         "@odata.context": format!("{}/{}/$metadata#identity/conditionalAccess/{set}", state.settings.issuer, version.0),
         "value": items,
@@ -174,7 +154,10 @@ macro_rules! handlers {
             body: Body,
         ) -> Result<Response, GraphError> {
             let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
-            create(&state, &caller, kind_of($segment), &headers, body).await
+            caller.require(&WRITE)?;
+            let value: Value = parse_json(&headers, body)?;
+            let created = create_object(&state, &caller, kind_of($segment).0, value).await?;
+            Ok((StatusCode::CREATED, Json(created)).into_response())
         }
         pub async fn $get(
             State(state): State<AppState>,
@@ -191,7 +174,10 @@ macro_rules! handlers {
             body: Body,
         ) -> Result<StatusCode, GraphError> {
             let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
-            update(&state, &caller, kind_of($segment), &id, &headers, body).await
+            caller.require(&WRITE)?;
+            let patch: Map<String, Value> = parse_json(&headers, body)?;
+            update_object(&state, &caller, kind_of($segment).0, &id, patch).await?;
+            Ok(StatusCode::NO_CONTENT)
         }
         pub async fn $remove(
             State(state): State<AppState>,
@@ -199,7 +185,8 @@ macro_rules! handlers {
             GraphPath(id): GraphPath<String>,
         ) -> Result<StatusCode, GraphError> {
             let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
-            remove(&state, &caller, kind_of($segment), &id).await
+            delete_object(&state, &caller, kind_of($segment).0, &id).await?;
+            Ok(StatusCode::NO_CONTENT)
         }
     };
 }
@@ -235,17 +222,19 @@ fn is_builtin_strength(id: &str) -> bool {
         .is_some()
 }
 
-async fn create(
+/// Creates a policy, named location or strength from its Graph JSON: the
+/// id is Gatepass's, users named by UPN are stored by object id, and the
+/// object must validate against the stored set. Audited.
+pub async fn create_object(
     state: &AppState,
     caller: &Caller,
-    (kind, _, noun): (CaKind, &str, &str),
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Response, GraphError> {
+    kind: CaKind,
+    mut value: Value,
+) -> Result<Value, GraphError> {
     caller.require(&WRITE)?;
+    let noun = noun(kind);
     let now = state.clock.now();
     let t = now.unix_timestamp();
-    let mut value: Value = parse_json(headers, body)?;
     let Some(obj) = value.as_object_mut() else {
         return Err(GraphError::bad_request(
             "The request body must be a JSON object.",
@@ -270,10 +259,30 @@ async fn create(
         ));
     }
     audit(state, caller, &format!("Add {noun}"), &id, &value, now).await;
-    Ok((StatusCode::CREATED, Json(value)).into_response())
+    Ok(value)
 }
 
-async fn get_one(
+/// All stored objects of `kind` (strengths: the built-in ones first).
+pub async fn list_objects(
+    state: &AppState,
+    caller: &Caller,
+    kind: CaKind,
+) -> Result<Vec<Value>, GraphError> {
+    caller.require(&READ)?;
+    let t = state.clock.now().unix_timestamp();
+    let mut items = state.ca.list(kind, t).await?;
+    if kind == CaKind::Strength {
+        let mut all: Vec<Value> = crate::policy::conditional_access::strengths::builtin_policies()
+            .iter()
+            .filter_map(|s| serde_json::to_value(s).ok())
+            .collect();
+        all.append(&mut items);
+        items = all;
+    }
+    Ok(items)
+}
+
+pub async fn get_one(
     state: &AppState,
     caller: &Caller,
     kind: CaKind,
@@ -298,15 +307,17 @@ async fn get_one(
         .ok_or_else(|| GraphError::not_found(id))
 }
 
-async fn update(
+/// Merges `patch` into a stored object (its id and creation time stay),
+/// revalidates, stores, audits.
+pub async fn update_object(
     state: &AppState,
     caller: &Caller,
-    (kind, _, noun): (CaKind, &str, &str),
+    kind: CaKind,
     id: &str,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<StatusCode, GraphError> {
+    patch: Map<String, Value>,
+) -> Result<(), GraphError> {
     caller.require(&WRITE)?;
+    let noun = noun(kind);
     let now = state.clock.now();
     let t = now.unix_timestamp();
     if kind == CaKind::Strength && is_builtin_strength(id) {
@@ -319,7 +330,6 @@ async fn update(
         .get(kind, id, t)
         .await?
         .ok_or_else(|| GraphError::not_found(id))?;
-    let patch: Map<String, Value> = parse_json(headers, body)?;
     if let Some(obj) = current.as_object_mut() {
         for (k, v) in patch {
             if k == "id" || k == "createdDateTime" {
@@ -333,16 +343,18 @@ async fn update(
     validate(state, kind, &current, t).await?;
     state.ca.put(kind, id, &current).await?;
     audit(state, caller, &format!("Update {noun}"), id, &current, now).await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
-async fn remove(
+/// Deletes an object no policy refers to, audited.
+pub async fn delete_object(
     state: &AppState,
     caller: &Caller,
-    (kind, _, noun): (CaKind, &str, &str),
+    kind: CaKind,
     id: &str,
-) -> Result<StatusCode, GraphError> {
+) -> Result<(), GraphError> {
     caller.require(&WRITE)?;
+    let noun = noun(kind);
     let now = state.clock.now();
     let t = now.unix_timestamp();
     if kind == CaKind::Strength && is_builtin_strength(id) {
@@ -372,7 +384,7 @@ async fn remove(
         .ok_or_else(|| GraphError::not_found(id))?;
     state.ca.delete(kind, id, t).await?;
     audit(state, caller, &format!("Delete {noun}"), id, &existing, now).await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 async fn audit(
@@ -406,8 +418,24 @@ pub async fn evaluate(
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&READ)?;
     let request: WhatIfRequest = parse_json(&headers, body)?;
+    let response = evaluate_for(&state, &caller, request, now).await?;
+    serde_json::to_value(response)
+        .map(Json)
+        .map_err(|e| GraphError::internal("what_if.encode", &e.to_string(), false))
+}
+
+/// What If: the stored policies evaluated for a directory user and the
+/// sign-in described, with the user's groups and roles as a live sign-in
+/// reads them.
+pub async fn evaluate_for(
+    state: &AppState,
+    caller: &Caller,
+    request: WhatIfRequest,
+    now: time::OffsetDateTime,
+) -> Result<crate::policy::conditional_access::WhatIfResponse, GraphError> {
+    caller.require(&READ)?;
     let user_ref = request.sign_in_identity.user_id.clone().unwrap_or_default();
-    let user = super::users::find(&state, &user_ref, now).await?;
+    let user = super::users::find(state, &user_ref, now).await?;
     let facts = DirectoryFacts {
         // As live sign-ins do: stored policies name users by object id.
         user_aliases: vec![user.id.to_string()],
@@ -430,7 +458,7 @@ pub async fn evaluate(
     let mut request = request;
     request.sign_in_identity.user_id = Some(user.id.to_string());
     let set = state.ca.policy_set(now.unix_timestamp()).await?;
-    let response = what_if(
+    what_if(
         &request,
         &set.policies,
         &set.strengths,
@@ -438,8 +466,5 @@ pub async fn evaluate(
         &facts,
         now,
     )
-    .map_err(invalid)?;
-    serde_json::to_value(response)
-        .map(Json)
-        .map_err(|e| GraphError::internal("what_if.encode", &e.to_string(), false))
+    .map_err(invalid)
 }

@@ -17,6 +17,9 @@ pub struct GraphError {
     pub message: String,
     /// Set for internal errors; the log has the detail under this id.
     pub request_id: Option<String>,
+    /// The property the error is about (OData's `target`), so a form can
+    /// show the message next to its field.
+    pub target: Option<String>,
 }
 
 impl GraphError {
@@ -26,7 +29,15 @@ impl GraphError {
             code,
             message: message.into(),
             request_id: None,
+            target: None,
         }
+    }
+
+    /// An invalid property: a 400 whose `target` names it.
+    pub fn invalid_property(property: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::bad_request(message);
+        e.target = Some(property.to_owned());
+        e
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -89,6 +100,7 @@ impl GraphError {
             code,
             message: message.to_owned(),
             request_id: Some(id),
+            target: None,
         }
     }
 }
@@ -109,9 +121,10 @@ impl From<DirectoryError> for GraphError {
             DirectoryError::UpnTaken => GraphError::bad_request(
                 "Another object with the same value for property userPrincipalName already exists.",
             ),
-            DirectoryError::Invalid { field, message } => GraphError::bad_request(format!(
-                "Invalid value specified for property '{field}': {message}"
-            )),
+            DirectoryError::Invalid { field, message } => GraphError::invalid_property(
+                field,
+                format!("Invalid value specified for property '{field}': {message}"),
+            ),
             DirectoryError::AlreadyAssigned => GraphError::new(
                 StatusCode::CONFLICT,
                 "Request_MultipleObjectsWithSameKeyValue",
@@ -134,6 +147,9 @@ impl From<DirectoryError> for GraphError {
 impl IntoResponse for GraphError {
     fn into_response(self) -> Response {
         let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(target) = self.target {
+            error["target"] = json!(target);
+        }
         if let Some(id) = self.request_id {
             error["innerError"] = json!({"request-id": id});
         }

@@ -51,7 +51,7 @@ async fn subject(
 ) -> Result<User, GraphError> {
     let user = match (id, caller) {
         (Some(id), _) => super::users::find(state, id, now).await?,
-        (None, Caller::User { user, .. }) => user.clone(),
+        (None, Caller::User { user, .. } | Caller::Console { user, .. }) => user.clone(),
         (None, Caller::App { .. }) => {
             return Err(GraphError::bad_request(
                 "/me request is only valid with delegated authentication flow.",
@@ -146,7 +146,7 @@ pub async fn get_mine(
     get_for(&state, &caller, None, &method).await
 }
 
-async fn delete_for(
+pub async fn delete_for(
     state: &AppState,
     caller: &Caller,
     id: Option<&str>,

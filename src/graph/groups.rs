@@ -56,7 +56,11 @@ fn yes() -> bool {
     true
 }
 
-async fn find(state: &AppState, id: &str, now: time::OffsetDateTime) -> Result<Group, GraphError> {
+pub async fn find(
+    state: &AppState,
+    id: &str,
+    now: time::OffsetDateTime,
+) -> Result<Group, GraphError> {
     let gid = GroupId::parse(id).ok_or_else(|| GraphError::not_found(id))?;
     state
         .directory
@@ -79,18 +83,35 @@ pub async fn create(
             "Only security groups are supported: set mailEnabled to false and securityEnabled to true.",
         ));
     }
-    let group = state
-        .directory
-        .create_group(
-            input.display_name,
-            input.description,
-            input.mail_nickname,
-            now,
-        )
-        .await?;
-    record_change(
+    let group = create_group(
         &state,
         &caller,
+        input.display_name,
+        input.description,
+        input.mail_nickname,
+        now,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(group_json(&group))).into_response())
+}
+
+/// Creates a security group, audited.
+pub async fn create_group(
+    state: &AppState,
+    caller: &Caller,
+    display_name: String,
+    description: Option<String>,
+    mail_nickname: Option<String>,
+    now: time::OffsetDateTime,
+) -> Result<Group, GraphError> {
+    caller.require(&auth::GROUPS_WRITE)?;
+    let group = state
+        .directory
+        .create_group(display_name, description, mail_nickname, now)
+        .await?;
+    record_change(
+        state,
+        caller,
         "Add group",
         "GroupManagement",
         group_target(&group),
@@ -98,7 +119,7 @@ pub async fn create(
         now,
     )
     .await;
-    Ok((StatusCode::CREATED, Json(group_json(&group))).into_response())
+    Ok(group)
 }
 
 pub async fn list(
@@ -189,18 +210,31 @@ pub async fn add_member(
         .next()
         .and_then(UserId::parse)
         .ok_or_else(|| GraphError::bad_request("Invalid value for property '@odata.id': expected a URL ending in /directoryObjects/{id}."))?;
+    add_member_to(&state, &caller, &group, member, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Adds a user to a group, audited.
+pub async fn add_member_to(
+    state: &AppState,
+    caller: &Caller,
+    group: &Group,
+    member: UserId,
+    now: time::OffsetDateTime,
+) -> Result<(), GraphError> {
+    caller.require(&auth::GROUPS_WRITE)?;
     state.directory.add_member(group.id, member, now).await?;
     record_change(
-        &state,
-        &caller,
+        state,
+        caller,
         "Add member to group",
         "GroupManagement",
-        group_target(&group),
+        group_target(group),
         vec![KeyValue::new("memberId", member.to_string())],
         now,
     )
     .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 pub async fn remove_member(
@@ -213,16 +247,29 @@ pub async fn remove_member(
     caller.require(&auth::GROUPS_WRITE)?;
     let group = find(&state, &id, now).await?;
     let member = UserId::parse(&member).ok_or_else(|| GraphError::not_found(&member))?;
+    remove_member_from(&state, &caller, &group, member, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a user from a group, audited.
+pub async fn remove_member_from(
+    state: &AppState,
+    caller: &Caller,
+    group: &Group,
+    member: UserId,
+    now: time::OffsetDateTime,
+) -> Result<(), GraphError> {
+    caller.require(&auth::GROUPS_WRITE)?;
     state.directory.remove_member(group.id, member, now).await?;
     record_change(
-        &state,
-        &caller,
+        state,
+        caller,
         "Remove member from group",
         "GroupManagement",
-        group_target(&group),
+        group_target(group),
         vec![KeyValue::new("memberId", member.to_string())],
         now,
     )
     .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

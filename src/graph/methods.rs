@@ -10,7 +10,7 @@
 //! strong method) but never issue one.
 
 use super::GraphPath;
-use super::auth::{Access, Caller};
+use super::auth::Caller;
 use super::error::{GraphError, parse_json};
 use super::{ApiVersion, record_change};
 use crate::app::AppState;
@@ -21,7 +21,6 @@ use crate::authn::tap::{
 };
 use crate::directory::User;
 use crate::directory::authority::UserAction;
-use crate::directory::roles::BuiltinRole::*;
 use crate::policy::session_limiter::{Removal, admit_removal};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -38,24 +37,7 @@ type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
 /// The fixed id Graph gives every user's password method.
 const PASSWORD_METHOD_ID: &str = "28c10230-6103-485e-b985-444c60001490";
 
-const POLICY_READ: Access = Access {
-    permissions: &[
-        "Policy.Read.All",
-        "Policy.Read.AuthenticationMethod",
-        "Policy.ReadWrite.AuthenticationMethod",
-    ],
-    roles: Some(&[
-        GlobalAdministrator,
-        AuthenticationPolicyAdministrator,
-        GlobalReader,
-        SecurityAdministrator,
-        SecurityReader,
-    ]),
-};
-const POLICY_WRITE: Access = Access {
-    permissions: &["Policy.ReadWrite.AuthenticationMethod"],
-    roles: Some(&[GlobalAdministrator, AuthenticationPolicyAdministrator]),
-};
+use super::auth::{METHODS_POLICY_READ as POLICY_READ, METHODS_POLICY_WRITE as POLICY_WRITE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -137,7 +119,7 @@ async fn subject(
     match id {
         Some(id) => super::users::find(state, id, now).await,
         None => match caller {
-            Caller::User { user, .. } => Ok(user.clone()),
+            Caller::User { user, .. } | Caller::Console { user, .. } => Ok(user.clone()),
             Caller::App { .. } => Err(GraphError::bad_request(
                 "/me request is only valid with delegated authentication flow.",
             )),
@@ -198,7 +180,6 @@ pub async fn create_pass(
     let t = now.unix_timestamp();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     let user = subject(&state, &caller, Some(&id), now).await?;
-    authorize(&state, &caller, &user, Action::Issue, false, now).await?;
     // Graph accepts an empty body: every field is optional.
     let empty = body
         .as_ref()
@@ -225,16 +206,47 @@ pub async fn create_pass(
         .as_deref()
         .map(parse_start)
         .transpose()?;
-    let policy = state.taps.policy(t).await?;
-    let is_targeted = targeted(&state, &policy, &user, now).await?;
     let request = IssueRequest {
         is_usable_once: input.is_usable_once,
         start_at,
         lifetime_in_minutes: input.lifetime_in_minutes,
     };
+    let issued = issue_pass(&state, &caller, &user, &request, now).await?;
+    let body = pass_json(
+        &issued.pass,
+        &issued.policy,
+        issued.targeted,
+        t,
+        Some(issued.secret.expose()),
+    );
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// A pass just issued: the secret is here once, and nowhere else.
+pub struct PassIssued {
+    pub pass: TemporaryAccessPass,
+    pub secret: crate::authn::tap::TapSecret,
+    pub policy: TapPolicy,
+    pub targeted: bool,
+}
+
+/// Issues a Temporary Access Pass to `user` under the directory's rules
+/// and the pass policy, audited (a pass on an administrator is high
+/// severity).
+pub async fn issue_pass(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    request: &IssueRequest,
+    now: OffsetDateTime,
+) -> Result<PassIssued, GraphError> {
+    let t = now.unix_timestamp();
+    authorize(state, caller, user, Action::Issue, false, now).await?;
+    let policy = state.taps.policy(t).await?;
+    let is_targeted = targeted(state, &policy, user, now).await?;
     let issued = state
         .taps
-        .issue(&state.hasher, user.id, &policy, is_targeted, &request, t)
+        .issue(&state.hasher, user.id, &policy, is_targeted, request, t)
         .await
         .map_err(issue_error)?;
     let target_is_admin = !state.directory.roles_of(user.id, now).await?.is_empty();
@@ -258,24 +270,22 @@ pub async fn create_pass(
     };
     details.push(KeyValue::new("StatusReason", status_reason));
     record_change(
-        &state,
-        &caller,
+        state,
+        caller,
         "Admin registered security info",
         "UserManagement",
-        TargetResource::user(&user),
+        TargetResource::user(user),
         details,
         now,
     )
     .await;
     tracing::info!(user = %user.user_principal_name.escape_debug(), method_id = %issued.pass.id, replaced = issued.replaced.is_some(), "temporary access pass issued");
-    let body = pass_json(
-        &issued.pass,
-        &policy,
-        is_targeted,
-        t,
-        Some(issued.secret.expose()),
-    );
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(PassIssued {
+        pass: issued.pass,
+        secret: issued.secret,
+        policy,
+        targeted: is_targeted,
+    })
 }
 
 async fn list_passes_for(
@@ -362,7 +372,9 @@ pub async fn my_pass(
     get_pass_for(&state, &caller, None, &method_id).await
 }
 
-async fn delete_pass_for(
+/// Deletes a pass: an administrator's (`id` given) or the caller's own
+/// (`/me`, under the removal rule).
+pub async fn delete_pass_for(
     state: &AppState,
     caller: &Caller,
     id: Option<&str>,
@@ -443,7 +455,7 @@ pub async fn admit_own_removal(
     removing: Removal,
     now: OffsetDateTime,
 ) -> Result<(), GraphError> {
-    let Caller::User { sign_in, .. } = caller else {
+    let (Caller::User { sign_in, .. } | Caller::Console { sign_in, .. }) = caller else {
         return Ok(());
     };
     let inventory = crate::web::signin::verifier(state)
@@ -463,6 +475,71 @@ pub async fn admit_own_removal(
     .map_err(|refusal| GraphError::forbidden(refusal.message()))
 }
 
+/// A user's registered methods, as an administrator sees them (no secret).
+pub struct UserMethods {
+    pub password: bool,
+    pub pass: Option<PassView>,
+    pub passkeys: Vec<crate::authn::passkey::StoredPasskey>,
+}
+
+/// A pass with what decides whether it can be used now.
+pub struct PassView {
+    pub pass: TemporaryAccessPass,
+    pub policy: TapPolicy,
+    pub targeted: bool,
+}
+
+impl PassView {
+    pub fn usability(&self, now: i64) -> crate::authn::tap::UsabilityReason {
+        self.pass.usability(&self.policy, self.targeted, now)
+    }
+}
+
+/// Reads `user`'s methods; the caller has been authorized to read them.
+async fn read_methods(
+    state: &AppState,
+    user: &User,
+    now: OffsetDateTime,
+) -> Result<UserMethods, GraphError> {
+    let t = now.unix_timestamp();
+    let password = state.directory.password_hash(user.id, now).await?.is_some();
+    let passkeys = state
+        .passkeys
+        .list(user.id, t)
+        .await
+        .map_err(|e| GraphError::internal(e.code(), &e.to_string(), false))?;
+    let pass = match state.taps.pass(user.id, t).await? {
+        Some((pass, _)) => {
+            let policy = state.taps.policy(t).await?;
+            let targeted = targeted(state, &policy, user, now).await?;
+            Some(PassView {
+                pass,
+                policy,
+                targeted,
+            })
+        }
+        None => None,
+    };
+    Ok(UserMethods {
+        password,
+        pass,
+        passkeys,
+    })
+}
+
+/// `user`'s methods for an administrator, under the directory's rules.
+pub async fn methods_of(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    now: OffsetDateTime,
+) -> Result<UserMethods, GraphError> {
+    caller
+        .authorize_on(state, UserAction::ReadMethods, user, now)
+        .await?;
+    read_methods(state, user, now).await
+}
+
 async fn methods_for(
     state: &AppState,
     caller: &Caller,
@@ -478,8 +555,9 @@ async fn methods_for(
         UserAction::ViewOwnMethods
     };
     caller.authorize_on(state, action, &user, now).await?;
+    let methods = read_methods(state, &user, now).await?;
     let mut items = Vec::new();
-    if state.directory.password_hash(user.id, now).await?.is_some() {
+    if methods.password {
         items.push(json!({
             "@odata.type": "#microsoft.graph.passwordAuthenticationMethod",
             "id": PASSWORD_METHOD_ID,
@@ -487,18 +565,11 @@ async fn methods_for(
             "createdDateTime": null,
         }));
     }
-    for p in state
-        .passkeys
-        .list(user.id, t)
-        .await
-        .map_err(|e| GraphError::internal(e.code(), &e.to_string(), false))?
-    {
-        items.push(super::fido2::fido2_json(&p));
+    for p in &methods.passkeys {
+        items.push(super::fido2::fido2_json(p));
     }
-    if let Some((p, _)) = state.taps.pass(user.id, t).await? {
-        let policy = state.taps.policy(t).await?;
-        let is_targeted = targeted(state, &policy, &user, now).await?;
-        items.push(pass_json(&p, &policy, is_targeted, t, None));
+    if let Some(pass) = &methods.pass {
+        items.push(pass_json(&pass.pass, &pass.policy, pass.targeted, t, None));
     }
     Ok(Json(json!({
         "@odata.context": format!("{}/{}/$metadata#users('{}')/authentication/methods", state.settings.issuer, version.0, user.id),
@@ -560,20 +631,20 @@ pub async fn get_policy(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PolicyPatch {
+pub struct PolicyPatch {
     #[serde(rename = "@odata.type")]
-    odata_type: Option<String>,
-    id: Option<String>,
-    state: Option<MethodState>,
-    default_lifetime_in_minutes: Option<u32>,
-    default_length: Option<u32>,
-    minimum_lifetime_in_minutes: Option<u32>,
-    maximum_lifetime_in_minutes: Option<u32>,
-    is_usable_once: Option<bool>,
-    include_targets: Option<Vec<MethodTarget>>,
-    exclude_targets: Option<Vec<MethodTarget>>,
+    pub odata_type: Option<String>,
+    pub id: Option<String>,
+    pub state: Option<MethodState>,
+    pub default_lifetime_in_minutes: Option<u32>,
+    pub default_length: Option<u32>,
+    pub minimum_lifetime_in_minutes: Option<u32>,
+    pub maximum_lifetime_in_minutes: Option<u32>,
+    pub is_usable_once: Option<bool>,
+    pub include_targets: Option<Vec<MethodTarget>>,
+    pub exclude_targets: Option<Vec<MethodTarget>>,
 }
 
 pub async fn update_policy(
@@ -582,10 +653,34 @@ pub async fn update_policy(
     body: Body,
 ) -> Result<StatusCode, GraphError> {
     let now = state.clock.now();
-    let t = now.unix_timestamp();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&POLICY_WRITE)?;
     let patch: PolicyPatch = parse_json(&headers, body)?;
+    update_tap_policy(&state, &caller, patch, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The pass policy now (anyone who may read policies).
+pub async fn tap_policy(
+    state: &AppState,
+    caller: &Caller,
+    now: OffsetDateTime,
+) -> Result<TapPolicy, GraphError> {
+    caller.require(&POLICY_READ)?;
+    Ok(state.taps.policy(now.unix_timestamp()).await?)
+}
+
+/// Applies `patch` to the pass policy: every value is checked (the first
+/// broken rule is a 400 whose `target` names the property) before it is
+/// stored, audited with before and after.
+pub async fn update_tap_policy(
+    state: &AppState,
+    caller: &Caller,
+    patch: PolicyPatch,
+    now: OffsetDateTime,
+) -> Result<(), GraphError> {
+    caller.require(&POLICY_WRITE)?;
+    let t = now.unix_timestamp();
     if let Some(ty) = &patch.odata_type {
         if ty != "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration" {
             return Err(GraphError::bad_request(format!(
@@ -629,10 +724,10 @@ pub async fn update_policy(
         p.exclude_targets = v;
     }
     p.validate().map_err(|v| {
-        GraphError::bad_request(format!(
-            "Invalid value for property '{}': {}.",
-            v.field, v.message
-        ))
+        GraphError::invalid_property(
+            v.field,
+            format!("Invalid value for property '{}': {}.", v.field, v.message),
+        )
     })?;
     // Every group a target names must exist (a typo must not silently
     // exclude, or fail to include, anyone).
@@ -649,10 +744,13 @@ pub async fn update_policy(
                 None => false,
             };
             if !exists {
-                return Err(GraphError::bad_request(format!(
-                    "Invalid value for property '{field}': group {} does not exist.",
-                    target.id
-                )));
+                return Err(GraphError::invalid_property(
+                    field,
+                    format!(
+                        "Invalid value for property '{field}': group {} does not exist.",
+                        target.id
+                    ),
+                ));
             }
         }
     }
@@ -668,8 +766,8 @@ pub async fn update_policy(
         user_principal_name: None,
     };
     record_change(
-        &state,
-        &caller,
+        state,
+        caller,
         "Authentication Methods Policy Update",
         "Policy",
         target,
@@ -677,5 +775,5 @@ pub async fn update_policy(
         now,
     )
     .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

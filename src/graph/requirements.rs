@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-fn state_name(s: PerUserMfaState) -> &'static str {
+pub fn state_name(s: PerUserMfaState) -> &'static str {
     match s {
         PerUserMfaState::Disabled => "disabled",
         PerUserMfaState::Enabled => "enabled",
@@ -33,14 +33,24 @@ pub async fn get(
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     let user = super::users::find(&state, &id, now).await?;
-    caller
-        .authorize_on(&state, UserAction::ReadMfaState, &user, now)
-        .await?;
-    let mfa = state.directory.mfa_state(user.id, now).await?;
+    let mfa = mfa_state_of(&state, &caller, &user, now).await?;
     Ok(Json(json!({
         "@odata.context": format!("{}/beta/$metadata#users('{}')/authentication/requirements", state.settings.issuer, user.id),
         "perUserMfaState": state_name(mfa),
     })))
+}
+
+/// `user`'s per-user MFA state, under the directory's rules.
+pub async fn mfa_state_of(
+    state: &AppState,
+    caller: &Caller,
+    user: &crate::directory::User,
+    now: time::OffsetDateTime,
+) -> Result<PerUserMfaState, GraphError> {
+    caller
+        .authorize_on(state, UserAction::ReadMfaState, user, now)
+        .await?;
+    Ok(state.directory.mfa_state(user.id, now).await?)
 }
 
 #[derive(Deserialize)]
@@ -62,18 +72,27 @@ pub async fn update(
         .authorize_on(&state, UserAction::SetMfaState, &user, now)
         .await?;
     let patch: Patch = parse_json(&headers, body)?;
-    state
-        .directory
-        .set_mfa_state(user.id, patch.per_user_mfa_state, now)
+    set_mfa_state(&state, &caller, &user, patch.per_user_mfa_state, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets `user`'s per-user MFA state under the directory's rules, audited.
+pub async fn set_mfa_state(
+    state: &AppState,
+    caller: &Caller,
+    user: &crate::directory::User,
+    mfa: PerUserMfaState,
+    now: time::OffsetDateTime,
+) -> Result<(), GraphError> {
+    caller
+        .authorize_on(state, UserAction::SetMfaState, user, now)
         .await?;
-    let target = TargetResource::user(&user);
-    let details = vec![KeyValue::new(
-        "perUserMfaState",
-        state_name(patch.per_user_mfa_state),
-    )];
+    state.directory.set_mfa_state(user.id, mfa, now).await?;
+    let target = TargetResource::user(user);
+    let details = vec![KeyValue::new("perUserMfaState", state_name(mfa))];
     record_change(
-        &state,
-        &caller,
+        state,
+        caller,
         "Update per-user multifactor authentication state",
         "UserManagement",
         target,
@@ -81,5 +100,5 @@ pub async fn update(
         now,
     )
     .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

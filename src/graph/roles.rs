@@ -67,11 +67,24 @@ pub async fn create(
             "Invalid value specified for property 'principalId': expected a user id.",
         )
     })?;
+    let assignment = assign_role(&state, &caller, role, principal, now).await?;
+    Ok((StatusCode::CREATED, Json(assignment_json(&assignment))).into_response())
+}
+
+/// Gives `principal` a directory role, audited.
+pub async fn assign_role(
+    state: &AppState,
+    caller: &Caller,
+    role: BuiltinRole,
+    principal: UserId,
+    now: time::OffsetDateTime,
+) -> Result<RoleAssignment, GraphError> {
+    caller.require(&auth::ROLES_WRITE)?;
     let assignment = state.directory.assign_role(role, principal, now).await?;
     let target = state.directory.user(principal, now).await?;
     record_change(
-        &state,
-        &caller,
+        state,
+        caller,
         "Add member to role",
         "RoleManagement",
         TargetResource {
@@ -84,7 +97,7 @@ pub async fn create(
         now,
     )
     .await;
-    Ok((StatusCode::CREATED, Json(assignment_json(&assignment))).into_response())
+    Ok(assignment)
 }
 
 pub async fn list(
@@ -147,13 +160,22 @@ pub async fn remove(
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::ROLES_WRITE)?;
     let assignment = find(&state, &id, now).await?;
-    let removed = state
-        .directory
-        .delete_role_assignment(assignment.id, now)
-        .await?;
+    remove_assignment(&state, &caller, assignment.id, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends a role assignment, audited.
+pub async fn remove_assignment(
+    state: &AppState,
+    caller: &Caller,
+    id: RoleAssignmentId,
+    now: time::OffsetDateTime,
+) -> Result<(), GraphError> {
+    caller.require(&auth::ROLES_WRITE)?;
+    let removed = state.directory.delete_role_assignment(id, now).await?;
     record_change(
-        &state,
-        &caller,
+        state,
+        caller,
         "Remove member from role",
         "RoleManagement",
         TargetResource {
@@ -169,7 +191,7 @@ pub async fn remove(
         now,
     )
     .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 pub async fn definitions(

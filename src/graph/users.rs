@@ -34,36 +34,45 @@ pub fn user_json(u: &User) -> Value {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordProfile {
-    password: String,
+    pub password: String,
     #[serde(default)]
     #[allow(dead_code)] // accepted for compatibility; Gatepass has no forced change yet
     force_change_password_next_sign_in: bool,
 }
 
+impl PasswordProfile {
+    pub fn new(password: String) -> Self {
+        Self {
+            password,
+            force_change_password_next_sign_in: false,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateUser {
-    user_principal_name: String,
-    display_name: String,
+    pub user_principal_name: String,
+    pub display_name: String,
     #[serde(default = "default_true")]
-    account_enabled: bool,
-    mail: Option<String>,
-    password_profile: Option<PasswordProfile>,
+    pub account_enabled: bool,
+    pub mail: Option<String>,
+    pub password_profile: Option<PasswordProfile>,
 }
 
 fn default_true() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateUser {
-    user_principal_name: Option<String>,
-    display_name: Option<String>,
-    account_enabled: Option<bool>,
+    pub user_principal_name: Option<String>,
+    pub display_name: Option<String>,
+    pub account_enabled: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
-    mail: Option<Option<String>>,
-    password_profile: Option<PasswordProfile>,
+    pub mail: Option<Option<String>>,
+    pub password_profile: Option<PasswordProfile>,
 }
 
 impl UpdateUser {
@@ -137,8 +146,20 @@ pub async fn create(
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::USERS_WRITE)?;
     let input: CreateUser = parse_json(&headers, body)?;
+    let user = create_user(&state, &caller, input, now).await?;
+    Ok((StatusCode::CREATED, Json(user_json(&user))).into_response())
+}
+
+/// Creates a user (User Administrator or above), audited.
+pub async fn create_user(
+    state: &AppState,
+    caller: &Caller,
+    input: CreateUser,
+    now: time::OffsetDateTime,
+) -> Result<User, GraphError> {
+    caller.require(&auth::USERS_WRITE)?;
     let password_hash = match &input.password_profile {
-        Some(p) => Some(hash_password(&state, p).await?),
+        Some(p) => Some(hash_password(state, p).await?),
         None => None,
     };
     let user = state
@@ -155,8 +176,8 @@ pub async fn create(
         )
         .await?;
     record_change(
-        &state,
-        &caller,
+        state,
+        caller,
         "Add user",
         "UserManagement",
         TargetResource::user(&user),
@@ -164,7 +185,7 @@ pub async fn create(
         now,
     )
     .await;
-    Ok((StatusCode::CREATED, Json(user_json(&user))).into_response())
+    Ok(user)
 }
 
 pub async fn list(
@@ -209,13 +230,25 @@ pub async fn update(
     let caller = Caller::from_headers(&state, &headers, now).await?;
     let user = find(&state, &id, now).await?;
     let input: UpdateUser = parse_json(&headers, body)?;
-    // Every property the patch touches is its own action under the
-    // directory's rules; all must be allowed before anything is written.
+    update_user(&state, &caller, &user, input, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Applies a patch to `user`. Every property it touches is its own action
+/// under the directory's rules; all must be allowed before anything is
+/// written.
+pub async fn update_user(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    input: UpdateUser,
+    now: time::OffsetDateTime,
+) -> Result<(), GraphError> {
     caller
-        .authorize_all(&state, &input.actions(), &user, now)
+        .authorize_all(state, &input.actions(), user, now)
         .await?;
     let password_hash = match &input.password_profile {
-        Some(p) => Some(hash_password(&state, p).await?),
+        Some(p) => Some(hash_password(state, p).await?),
         None => None,
     };
     let changed_password = password_hash.is_some();
@@ -234,8 +267,8 @@ pub async fn update(
         )
         .await?;
     record_change(
-        &state,
-        &caller,
+        state,
+        caller,
         "Update user",
         "UserManagement",
         TargetResource::user(&updated),
@@ -245,8 +278,8 @@ pub async fn update(
     .await;
     if changed_password {
         record_change(
-            &state,
-            &caller,
+            state,
+            caller,
             "Reset user password",
             "UserManagement",
             TargetResource::user(&updated),
@@ -255,7 +288,7 @@ pub async fn update(
         )
         .await;
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 pub async fn remove(
@@ -266,13 +299,24 @@ pub async fn remove(
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     let user = find(&state, &id, now).await?;
+    delete_user(&state, &caller, &user, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes `user` under the directory's rules, audited.
+pub async fn delete_user(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    now: time::OffsetDateTime,
+) -> Result<(), GraphError> {
     caller
-        .authorize_on(&state, UserAction::Delete, &user, now)
+        .authorize_on(state, UserAction::Delete, user, now)
         .await?;
     let deleted = state.directory.delete_user(user.id, now).await?;
     record_change(
-        &state,
-        &caller,
+        state,
+        caller,
         "Delete user",
         "UserManagement",
         TargetResource::user(&deleted),
@@ -280,7 +324,7 @@ pub async fn remove(
         now,
     )
     .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 pub async fn revoke_sign_in_sessions(
@@ -291,10 +335,21 @@ pub async fn revoke_sign_in_sessions(
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     let user = find(&state, &id, now).await?;
+    revoke_sessions(&state, &caller, user, now).await?;
+    Ok(Json(json!({"value": true})))
+}
+
+/// Ends `user`'s sessions and refresh tokens under the directory's rules.
+pub async fn revoke_sessions(
+    state: &AppState,
+    caller: &Caller,
+    user: User,
+    now: time::OffsetDateTime,
+) -> Result<(), GraphError> {
     caller
-        .authorize_on(&state, UserAction::RevokeSessions, &user, now)
+        .authorize_on(state, UserAction::RevokeSessions, &user, now)
         .await?;
-    revoke(&state, &caller, user, now).await
+    revoke(state, caller, user, now).await
 }
 
 async fn revoke(
@@ -302,7 +357,7 @@ async fn revoke(
     caller: &Caller,
     user: User,
     now: time::OffsetDateTime,
-) -> Result<Json<Value>, GraphError> {
+) -> Result<(), GraphError> {
     let user = state.directory.revoke_sessions(user.id, now).await?;
     record_change(
         state,
@@ -314,7 +369,7 @@ async fn revoke(
         now,
     )
     .await;
-    Ok(Json(json!({"value": true})))
+    Ok(())
 }
 
 fn delegated_user(caller: &Caller) -> Result<&User, GraphError> {
@@ -334,6 +389,7 @@ fn delegated_user(caller: &Caller) -> Result<&User, GraphError> {
                 ))
             }
         }
+        Caller::Console { user, .. } => Ok(user),
         // Graph answers exactly this (code and message) to an app token.
         Caller::App { .. } => Err(GraphError::new(
             StatusCode::BAD_REQUEST,
@@ -360,5 +416,6 @@ pub async fn revoke_my_sessions(
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     let user = delegated_user(&caller)?.clone();
-    revoke(&state, &caller, user, now).await
+    revoke(&state, &caller, user, now).await?;
+    Ok(Json(json!({"value": true})))
 }

@@ -15,6 +15,7 @@ pub mod passkey;
 pub mod signin;
 pub mod token;
 pub mod userinfo;
+pub mod when;
 
 use crate::app::AppState;
 use crate::protocol::discovery::{self, paths};

@@ -103,16 +103,23 @@ pub enum FlowTarget {
     Authorize(Box<AuthorizationRequest>),
     /// Back to one of Gatepass's own account pages.
     Account { return_to: String },
+    /// Back to the admin console (`/admin`), an application under
+    /// conditional access like any other.
+    Console { return_to: String },
 }
 
 /// The client id the account pages log sign-ins under.
 pub const ACCOUNT_APP: &str = "gatepass-account";
+/// The client id of the admin console, for sign-in logs and conditional
+/// access (a policy may name it, or cover it with `All`).
+pub const CONSOLE_APP: &str = "gatepass-admin";
 
 impl Flow {
     pub fn client_id(&self) -> &str {
         match &self.target {
             FlowTarget::Authorize(r) => &r.client_id,
             FlowTarget::Account { .. } => ACCOUNT_APP,
+            FlowTarget::Console { .. } => CONSOLE_APP,
         }
     }
 }
@@ -206,6 +213,7 @@ fn target_client(target: &FlowTarget) -> &str {
     match target {
         FlowTarget::Authorize(r) => &r.client_id,
         FlowTarget::Account { .. } => ACCOUNT_APP,
+        FlowTarget::Console { .. } => CONSOLE_APP,
     }
 }
 
@@ -433,6 +441,7 @@ pub async fn start_flow_with(
             .client(&r.client_id)
             .map(|c| c.display_name.as_str()),
         FlowTarget::Account { .. } => Some("your account"),
+        FlowTarget::Console { .. } => Some("the Gatepass admin console"),
     };
     let mut response = if strong_only && flow.username.is_some() {
         let next = match step_after_username(state, &flow, now).await {
@@ -1090,6 +1099,11 @@ pub async fn gate_and_go(
             essential_acr: r.essential_acr.as_deref(),
         },
         FlowTarget::Account { .. } => GateTarget::SecurityInfo,
+        FlowTarget::Console { .. } => GateTarget::App {
+            client_id: CONSOLE_APP,
+            acr_values: &[],
+            essential_acr: None,
+        },
     };
     let user_agent = headers
         .get(header::USER_AGENT)
@@ -1147,7 +1161,7 @@ pub async fn gate_and_go(
                 FlowTarget::Authorize(request) => {
                     complete(state, request, session, digest, user, now, None).await
                 }
-                FlowTarget::Account { return_to } => {
+                FlowTarget::Account { return_to } | FlowTarget::Console { return_to } => {
                     if fresh_sign_in {
                         Redirect::to(return_to).into_response()
                     } else {
@@ -1242,7 +1256,7 @@ fn flow_csp(state: &AppState, target: &FlowTarget) -> HeaderValue {
             .client(&r.client_id)
             .map(|c| c.redirect_uris.as_slice())
             .unwrap_or_default(),
-        FlowTarget::Account { .. } => &[],
+        FlowTarget::Account { .. } | FlowTarget::Console { .. } => &[],
     };
     super::content_security_policy(uris.iter().map(String::as_str))
 }
