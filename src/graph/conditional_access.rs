@@ -156,7 +156,7 @@ macro_rules! handlers {
             let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
             caller.require(&WRITE)?;
             let value: Value = parse_json(&headers, body)?;
-            let created = create_object(&state, &caller, kind_of($segment).0, value).await?;
+            let created = create_object(&state, &caller, kind_of($segment).0, value, false).await?;
             Ok((StatusCode::CREATED, Json(created)).into_response())
         }
         pub async fn $get(
@@ -216,6 +216,14 @@ handlers!(
     delete_strength
 );
 
+/// An id as Graph gives objects: a GUID.
+fn is_object_id(id: &str) -> bool {
+    id.len() == 36
+        && id.chars().enumerate().all(|(i, c)| {
+            matches!(i, 8 | 13 | 18 | 23) == (c == '-') && (c == '-' || c.is_ascii_hexdigit())
+        })
+}
+
 fn is_builtin_strength(id: &str) -> bool {
     crate::policy::conditional_access::StrengthSet::builtin()
         .get(id)
@@ -223,13 +231,16 @@ fn is_builtin_strength(id: &str) -> bool {
 }
 
 /// Creates a policy, named location or strength from its Graph JSON: the
-/// id is Gatepass's, users named by UPN are stored by object id, and the
-/// object must validate against the stored set. Audited.
+/// id is Gatepass's (or, with `keep_id`, the object's own — an import keeps
+/// the ids its policies use to name locations and strengths), users named
+/// by UPN are stored by object id, and the object must validate against
+/// the stored set. Audited.
 pub async fn create_object(
     state: &AppState,
     caller: &Caller,
     kind: CaKind,
     mut value: Value,
+    keep_id: bool,
 ) -> Result<Value, GraphError> {
     caller.require(&WRITE)?;
     let noun = noun(kind);
@@ -240,9 +251,17 @@ pub async fn create_object(
             "The request body must be a JSON object.",
         ));
     };
-    let id = crate::ids::random_uuid()
-        .map_err(|_| GraphError::internal("random", "random source failed", false))?
-        .to_string();
+    let own_id = obj
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| keep_id && is_object_id(id))
+        .map(str::to_owned);
+    let id = match own_id {
+        Some(id) => id,
+        None => crate::ids::random_uuid()
+            .map_err(|_| GraphError::internal("random", "random source failed", false))?
+            .to_string(),
+    };
     obj.insert("id".into(), json!(id));
     obj.insert("createdDateTime".into(), json!(now_rfc3339(state)));
     obj.insert("modifiedDateTime".into(), Value::Null);

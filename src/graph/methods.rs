@@ -154,15 +154,25 @@ fn parse_start(s: &str) -> Result<i64, GraphError> {
 fn issue_error(e: IssueFailure) -> GraphError {
     match e {
         IssueFailure::Rule(rule) => {
-            let (status, code) = match rule {
-                IssueError::LifetimeOutOfRange { .. }
-                | IssueError::MultiUseForbidden
-                | IssueError::StartTooLate { .. } => (StatusCode::BAD_REQUEST, "badRequest"),
+            let (status, code, property) = match rule {
+                IssueError::LifetimeOutOfRange { .. } => (
+                    StatusCode::BAD_REQUEST,
+                    "badRequest",
+                    Some("lifetimeInMinutes"),
+                ),
+                IssueError::MultiUseForbidden => {
+                    (StatusCode::BAD_REQUEST, "badRequest", Some("isUsableOnce"))
+                }
+                IssueError::StartTooLate { .. } => {
+                    (StatusCode::BAD_REQUEST, "badRequest", Some("startDateTime"))
+                }
                 IssueError::PolicyDisabled | IssueError::UserNotTargeted => {
-                    (StatusCode::FORBIDDEN, "accessDenied")
+                    (StatusCode::FORBIDDEN, "accessDenied", None)
                 }
             };
-            GraphError::new(status, code, rule.to_string())
+            let mut e = GraphError::new(status, code, rule.to_string());
+            e.target = property.map(str::to_owned);
+            e
         }
         IssueFailure::Store(s) => s.into(),
         IssueFailure::Busy => GraphError::busy(),

@@ -5,6 +5,7 @@
 //! render the outcome. Security headers are set on every response.
 
 pub mod account;
+pub mod admin;
 pub mod bearer;
 pub mod error;
 pub mod gate;
@@ -121,6 +122,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/static/gatepass.css", get(stylesheet))
+        .route("/static/admin.js", get(admin_script))
+        .route("/", get(root))
+        .merge(admin::router())
         .merge(crate::graph::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(retry_after_on_unavailable))
@@ -218,12 +222,34 @@ async fn stylesheet() -> Response {
 }
 
 async fn script() -> Response {
-    let mut r = include_str!("../../static/passkey.js").into_response();
+    javascript(include_str!("../../static/passkey.js"))
+}
+
+async fn admin_script() -> Response {
+    javascript(include_str!("../../static/admin.js"))
+}
+
+fn javascript(source: &'static str) -> Response {
+    let mut r = source.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/javascript; charset=utf-8"),
     );
     cacheable(r, 300)
+}
+
+/// `/`: somewhere useful — the console for an administrator, the user's
+/// security info for anyone else (which signs them in first).
+async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let now = state.clock.now();
+    let to = match signin::current_session(&state, &headers, now).await {
+        Ok(Some((_, _, user))) => match state.directory.roles_of(user.id, now).await {
+            Ok(roles) if !roles.is_empty() => "/admin",
+            _ => "/account/security-info",
+        },
+        _ => "/account/security-info",
+    };
+    axum::response::Redirect::to(to).into_response()
 }
 
 fn cacheable(mut response: Response, max_age: u32) -> Response {

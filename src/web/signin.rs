@@ -172,6 +172,9 @@ struct SigninPasskeyPage<'a> {
     mode: &'a str,
     message: Option<&'a str>,
     has_tap: bool,
+    /// Offer "Sign in with a passkey": never to a known account without
+    /// one (the ceremony could not succeed).
+    offer_passkey: bool,
 }
 
 pub async fn authorize_get(
@@ -1329,19 +1332,19 @@ pub async fn passkey_page(
 ) -> Result<Response, PageError> {
     let now = state.clock.now();
     let flow = load_flow(&state, &headers, &q.flow, None, now).await?;
-    let (offer, mode) = match flow.username {
+    // A named user gets the button only with a passkey the flow accepts
+    // (username mode); before a username, the browser offers any
+    // discoverable passkey.
+    let (offer, mode, offer_passkey) = match flow.username {
         Some(_) => {
             let (_, offer) = flow_user(&state, &flow, now).await?;
-            (
-                offer,
-                if offer.passkey {
-                    "username"
-                } else {
-                    "discoverable"
-                },
-            )
+            (offer, "username", offer.passkey)
         }
-        None => (Offer::default(), "discoverable"),
+        None => (
+            Offer::default(),
+            "discoverable",
+            flow.allows(AuthMethod::Passkey),
+        ),
     };
     let message = if flow.strong_only && !offer.passkey && !offer.tap {
         Some(
@@ -1360,6 +1363,7 @@ pub async fn passkey_page(
                 mode,
                 message,
                 has_tap: offer.tap,
+                offer_passkey,
             },
         ),
         &flow_csp(&state, &flow.target),

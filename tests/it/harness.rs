@@ -845,3 +845,34 @@ pub async fn add_passkey(
     )
     .await
 }
+
+/// Who a caller acts on, in the role matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatrixTarget {
+    /// A user without a directory role.
+    Member,
+    /// A user holding a directory role.
+    Admin,
+    OwnAccount,
+}
+
+/// The Temporary Access Pass matrix of `graph::methods`' module doc, row
+/// by row: what a delegated caller with `role` may do to `target` —
+/// (issue, view, delete). Every interface (Graph API, admin console) is
+/// tested against this one table.
+pub fn tap_matrix(
+    role: Option<gatepass::directory::roles::BuiltinRole>,
+    target: MatrixTarget,
+) -> (bool, bool, bool) {
+    use gatepass::directory::roles::BuiltinRole::*;
+    const ALL: (bool, bool, bool) = (true, true, true);
+    const VIEW: (bool, bool, bool) = (false, true, false);
+    const NONE: (bool, bool, bool) = (false, false, false);
+    match (role, target) {
+        (_, MatrixTarget::OwnAccount) => NONE,
+        (Some(GlobalAdministrator | PrivilegedAuthenticationAdministrator), _) => ALL,
+        (Some(AuthenticationAdministrator), MatrixTarget::Member) => ALL,
+        (Some(GlobalReader), _) => VIEW,
+        _ => NONE,
+    }
+}

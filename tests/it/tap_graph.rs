@@ -1014,30 +1014,7 @@ async fn tap_policy_patch_by_policy_admin_is_allowed_and_by_auth_admin_refused()
 
 // --- the role matrix (delegated) ------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Member,
-    Admin,
-    OwnAccount,
-}
-
-/// What a caller may do to one kind of target: (issue, view, delete).
-type Cell = (bool, bool, bool);
-
-/// The matrix of `graph::methods`' module doc, row by row.
-fn expected(role: Option<BuiltinRole>, target: Target) -> Cell {
-    use BuiltinRole::*;
-    const ALL: Cell = (true, true, true);
-    const VIEW: Cell = (false, true, false);
-    const NONE: Cell = (false, false, false);
-    match (role, target) {
-        (_, Target::OwnAccount) => NONE,
-        (Some(GlobalAdministrator | PrivilegedAuthenticationAdministrator), _) => ALL,
-        (Some(AuthenticationAdministrator), Target::Member) => ALL,
-        (Some(GlobalReader), _) => VIEW,
-        _ => NONE,
-    }
-}
+use crate::harness::{MatrixTarget as Target, tap_matrix as expected};
 
 #[tokio::test]
 async fn tap_role_matrix_every_cell_matches_the_documented_table() {
