@@ -1222,3 +1222,47 @@ async fn groups_roles_and_logs_pages_work_for_their_administrators() {
         "newest first"
     );
 }
+
+/// The console keeps nothing in the process: signed in at one instance,
+/// a pass issued at another, shown once, listed at the first, on Redis.
+#[tokio::test]
+async fn console_works_across_two_instances_on_redis() {
+    let Some(pair) =
+        crate::redis::two_instances("console_works_across_two_instances_on_redis").await
+    else {
+        return;
+    };
+    let app = &pair.a;
+    user_with(
+        app,
+        "helpdesk@contoso.com",
+        Some(BuiltinRole::AuthenticationAdministrator),
+    )
+    .await;
+    let member = app.create_user("newhire@contoso.com", None).await;
+    let console = console_as(app, "helpdesk@contoso.com").await;
+    // Cookies belong to the host, not the port: the same browser at B.
+    let at_b = |path: &str| pair.at_b(&app.url(path));
+    let csrf = csrf_of(&console, &at_b("/admin/users")).await;
+    let shown = console
+        .post_form(
+            &at_b(&format!("/admin/users/{}/methods/new", member.id)),
+            &[
+                ("csrf", &csrf),
+                ("method", "temporaryAccessPass"),
+                ("lifetime", "60"),
+                ("oneTime", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(shown.status, StatusCode::CREATED, "{}", shown.html);
+    let pass = shown_pass(&shown).expect("the pass");
+    let at_a = console.get(&format!("/admin/users/{}", member.id)).await;
+    assert!(at_a.html.contains("<td>Temporary Access Pass</td>"));
+    assert!(!at_a.html.contains(&pass));
+    let tokens = app
+        .tap_user_tokens("newhire@contoso.com", &pass, "openid")
+        .await;
+    let claims = jwt_payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(claims["amr"], json!(["tap", "otp", "mfa"]));
+}

@@ -40,7 +40,7 @@ fn find_chromium() -> Option<PathBuf> {
 }
 
 /// A minimal DevTools-protocol client over one WebSocket.
-struct Cdp {
+pub(crate) struct Cdp {
     ws: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
@@ -49,7 +49,7 @@ struct Cdp {
 }
 
 impl Cdp {
-    async fn call(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) async fn call(&mut self, method: &str, params: Value) -> Value {
         let answer = self.try_call(method, params).await;
         answer.unwrap_or_else(|error| panic!("{method} failed: {error}"))
     }
@@ -84,7 +84,7 @@ impl Cdp {
     }
 
     /// Evaluates JavaScript in the page (as a user gesture); returns its value.
-    async fn eval(&mut self, expression: &str) -> Value {
+    pub(crate) async fn eval(&mut self, expression: &str) -> Value {
         let r = self
             .call("Runtime.evaluate", json!({"expression": expression, "returnByValue": true, "awaitPromise": true, "userGesture": true}))
             .await;
@@ -94,7 +94,7 @@ impl Cdp {
     /// Waits until `condition` (a JS expression) is true. A poll that
     /// meets a navigation ("Inspected target navigated or closed") counts
     /// as not yet: the next poll runs in the new page.
-    async fn wait_for(&mut self, condition: &str, what: &str) {
+    pub(crate) async fn wait_for(&mut self, condition: &str, what: &str) {
         for _ in 0..200 {
             let poll = format!(
                 "(() => {{ try {{ return !!({condition}); }} catch (_) {{ return false; }} }})()"
@@ -114,13 +114,117 @@ impl Cdp {
         panic!("timed out waiting for {what}; page: {html}");
     }
 
-    async fn navigate(&mut self, url: &str) {
+    pub(crate) async fn navigate(&mut self, url: &str) {
         self.call("Page.navigate", json!({"url": url})).await;
     }
 }
 
+/// Headless Chromium with its DevTools endpoint on an ephemeral port.
+pub(crate) struct Chromium {
+    child: tokio::process::Child,
+    ws_url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    /// Starts Chromium for `test`; `None` (the test is skipped, and says
+    /// so) when there is none — unless `GATEPASS_REQUIRE_BROWSER=1`.
+    pub(crate) async fn launch(test: &str) -> Option<Chromium> {
+        let Some(chromium) = find_chromium() else {
+            if std::env::var("GATEPASS_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+                panic!(
+                    "GATEPASS_REQUIRE_BROWSER=1 but Chromium was not found (install chromium or set GATEPASS_CHROMIUM)"
+                );
+            }
+            eprintln!(
+                "SKIPPED {test}: Chromium not found (set GATEPASS_CHROMIUM or install chromium)"
+            );
+            return None;
+        };
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = tokio::process::Command::new(&chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--remote-debugging-port=0",
+                "--remote-debugging-address=127.0.0.1",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromium");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let ws_url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    return url.trim().to_owned();
+                }
+            }
+            panic!("chromium exited before opening DevTools");
+        })
+        .await
+        .expect("chromium started in time");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Some(Chromium {
+            child,
+            ws_url,
+            _profile: profile,
+        })
+    }
+
+    /// A new browser context: its own cookies, as a second browser would be.
+    pub(crate) async fn new_context(&self) -> String {
+        let mut cdp = self.connect().await;
+        let created = cdp.call("Target.createBrowserContext", json!({})).await;
+        created["browserContextId"].as_str().unwrap().to_owned()
+    }
+
+    async fn connect(&self) -> Cdp {
+        let (ws, _) = tokio_tungstenite::connect_async(&self.ws_url)
+            .await
+            .expect("connect to DevTools");
+        Cdp {
+            ws,
+            next_id: 0,
+            session: None,
+        }
+    }
+
+    /// A new tab (in `context`, or the default one), attached and enabled.
+    pub(crate) async fn page(&self, context: Option<&str>) -> Cdp {
+        let mut cdp = self.connect().await;
+        let mut params = json!({"url": "about:blank"});
+        if let Some(c) = context {
+            params["browserContextId"] = json!(c);
+        }
+        let target = cdp.call("Target.createTarget", params).await;
+        let attached = cdp
+            .call(
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await;
+        cdp.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
+        cdp.call("Page.enable", json!({})).await;
+        cdp.call("Runtime.enable", json!({})).await;
+        cdp
+    }
+
+    pub(crate) async fn close(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
 /// The RP's redirect target: records every query it receives.
-async fn callback_server() -> (String, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn callback_server() -> (String, Arc<Mutex<Vec<String>>>) {
     let hits = Arc::new(Mutex::new(Vec::<String>::new()));
     let store = hits.clone();
     let app = axum::Router::new()
@@ -141,7 +245,7 @@ async fn callback_server() -> (String, Arc<Mutex<Vec<String>>>) {
     (base, hits)
 }
 
-async fn wait_for_callback(hits: &Arc<Mutex<Vec<String>>>, count: usize) -> String {
+pub(crate) async fn wait_for_callback(hits: &Arc<Mutex<Vec<String>>>, count: usize) -> String {
     for _ in 0..200 {
         if let Some(q) = hits.lock().unwrap().get(count - 1) {
             return q.clone();
@@ -153,15 +257,9 @@ async fn wait_for_callback(hits: &Arc<Mutex<Vec<String>>>, count: usize) -> Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
-    let Some(chromium) = find_chromium() else {
-        if std::env::var("GATEPASS_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!(
-                "GATEPASS_REQUIRE_BROWSER=1 but Chromium was not found (install chromium or set GATEPASS_CHROMIUM)"
-            );
-        }
-        eprintln!(
-            "SKIPPED browser_onboarding_tap_then_passkey_gives_pop_mfa: Chromium not found (set GATEPASS_CHROMIUM or install chromium)"
-        );
+    let Some(chromium) =
+        Chromium::launch("browser_onboarding_tap_then_passkey_gives_pop_mfa").await
+    else {
         return;
     };
     let (cb_base, hits) = callback_server().await;
@@ -176,58 +274,7 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
         .unwrap()
         .to_owned();
 
-    // Chromium with its DevTools endpoint on an ephemeral port.
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(&chromium)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--remote-debugging-port=0",
-            "--remote-debugging-address=127.0.0.1",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("about:blank")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start chromium");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let ws_url = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("DevTools listening on ") {
-                return url.trim().to_owned();
-            }
-        }
-        panic!("chromium exited before opening DevTools");
-    })
-    .await
-    .expect("chromium started in time");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let (ws, _) = tokio_tungstenite::connect_async(&ws_url)
-        .await
-        .expect("connect to DevTools");
-    let mut cdp = Cdp {
-        ws,
-        next_id: 0,
-        session: None,
-    };
-    let target = cdp
-        .call("Target.createTarget", json!({"url": "about:blank"}))
-        .await;
-    let attached = cdp
-        .call(
-            "Target.attachToTarget",
-            json!({"targetId": target["targetId"], "flatten": true}),
-        )
-        .await;
-    cdp.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
-    cdp.call("Page.enable", json!({})).await;
-    cdp.call("Runtime.enable", json!({})).await;
+    let mut cdp = chromium.page(None).await;
     cdp.call("WebAuthn.enable", json!({"enableUI": false}))
         .await;
     let authenticator = cdp.call(
@@ -346,5 +393,5 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
         "phishing_resistant_mfa"
     );
     assert_eq!(claims.subject().as_str(), user.id.to_string());
-    let _ = child.kill().await;
+    chromium.close().await;
 }

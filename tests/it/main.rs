@@ -6,6 +6,7 @@
 mod admin;
 mod bad_input;
 mod browser;
+mod browser_admin;
 mod ca_analysis;
 mod ca_engine;
 mod ca_flow;

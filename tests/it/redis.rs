@@ -824,8 +824,8 @@ fn redis_config(issuer: &str, dir: &Path, url: &str, prefix: &str) -> String {
     )
 }
 
-struct Pair {
-    a: TestApp,
+pub(crate) struct Pair {
+    pub(crate) a: TestApp,
     b: Instance,
     ns: Namespace,
     _redis: TestRedis,
@@ -833,7 +833,7 @@ struct Pair {
 
 /// A on its own port with A's issuer, B on another port with the same
 /// issuer, store prefix and `keys/`.
-async fn two_instances(test: &str) -> Option<Pair> {
+pub(crate) async fn two_instances(test: &str) -> Option<Pair> {
     let redis = redis_for(test).await?;
     let ns = Namespace::new(&redis.url);
     let a = TestApp::spawn_on(
@@ -853,7 +853,7 @@ async fn two_instances(test: &str) -> Option<Pair> {
 
 impl Pair {
     /// `url` (one of A's) as the same URL at B.
-    fn at_b(&self, url: &str) -> String {
+    pub(crate) fn at_b(&self, url: &str) -> String {
         url.replacen(&self.a.issuer, &self.b.base, 1)
     }
 }

@@ -754,6 +754,54 @@ pub async fn ca_change(
 
 // --- What If ----------------------------------------------------------------
 
+/// Why a policy applies or not, for people: Graph's `analysisReasons`
+/// names the first condition not met.
+fn reason_words(applies: bool, reason: &str) -> String {
+    if applies {
+        return "All conditions met".to_owned();
+    }
+    let condition = match reason {
+        "users" => "the user is not included, or is excluded",
+        "application" => "the application is not included, or is excluded",
+        "userActions" => "the user action does not match",
+        "devicePlatform" => "the device platform does not match",
+        "location" => "the location does not match",
+        "clientApps" => "the client app does not match",
+        "policyNotEnabled" => "the policy is off",
+        "notEnoughInformation" => "not enough information to decide",
+        other => return format!("Not applied: {other}"),
+    };
+    format!("Not applied: {condition}")
+}
+
+/// A policy's requirement, for people: its controls (by display name)
+/// joined by the policy's operator.
+fn requirement_words(requirement: &Value) -> String {
+    let Some(controls) = requirement["controls"].as_array() else {
+        return String::new();
+    };
+    let names: Vec<String> = controls
+        .iter()
+        .map(|c| {
+            match (
+                c["control"].as_str(),
+                c["authenticationStrength"]["displayName"].as_str(),
+            ) {
+                (Some("block"), _) => "Block access".to_owned(),
+                (_, Some(strength)) => strength.to_owned(),
+                (Some(other), None) => other.to_owned(),
+                (None, None) => String::new(),
+            }
+        })
+        .collect();
+    let joiner = if requirement["operator"] == "AND" {
+        " and "
+    } else {
+        " or "
+    };
+    names.join(joiner)
+}
+
 pub struct WhatIfRow {
     pub name: String,
     pub state: &'static str,
@@ -897,8 +945,11 @@ pub async fn what_if_run(
             name: name_of(p),
             state: state_words(p.get("state").and_then(Value::as_str)).0,
             applies: p["policyApplies"].as_bool().unwrap_or(false),
-            reason: text(&p["analysisReasons"]),
-            requires: text(&p["requirement"]),
+            reason: reason_words(
+                p["policyApplies"].as_bool().unwrap_or(false),
+                &text(&p["analysisReasons"]),
+            ),
+            requires: requirement_words(&p["requirement"]),
             satisfied: match p["satisfied"].as_bool() {
                 Some(true) => "Yes",
                 Some(false) => "No",
