@@ -840,8 +840,15 @@ async fn conditional_access_pages_create_switch_import_and_delete() {
     .await;
     let console = console_as(&app, "ca@contoso.com").await;
     let list = console.get("/admin/ca").await;
-    assert!(list.has_label("Policy JSON") && list.has_label("Import policies"));
-    let csrf = list.hidden("csrf").unwrap();
+    assert!(list.html.contains(">New policy</a>") && list.html.contains(">Import</a>"));
+    assert!(console.get("/admin/ca/new").await.has_label("Policy JSON"));
+    assert!(
+        console
+            .get("/admin/ca/import")
+            .await
+            .has_label("Import policies")
+    );
+    let csrf = meta_csrf(&list);
     // Invalid JSON and an invalid policy: the error, nothing stored.
     let broken = console
         .post_form("/admin/ca", &[("csrf", &csrf), ("policy", "{not json")])

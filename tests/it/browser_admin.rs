@@ -368,7 +368,7 @@ async fn browser_console_helpdesk_journey_and_each_role_sees_what_the_rules_allo
     photograph(&mut boss_page, &shots, "tap-policy-invalid").await;
 
     boss_page.navigate(&app.url("/admin/ca")).await;
-    click(&mut boss_page, "[...document.querySelectorAll('summary')].find(s => s.textContent.trim() === 'New policy')", "New policy").await;
+    click(&mut boss_page, &link("New policy"), "New policy").await;
     let policy = r#"{"displayName":"Require MFA for the RP","state":"enabled","conditions":{"users":{"includeUsers":["All"]},"applications":{"includeApplications":["browser-rp"]}},"grantControls":{"operator":"OR","builtInControls":["mfa"]}}"#;
     fill(&mut boss_page, "Policy JSON", policy).await;
     click(&mut boss_page, &button("Create"), "Create").await;

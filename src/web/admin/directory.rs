@@ -44,7 +44,6 @@ struct GroupsPage {
     groups: Vec<Group>,
     can_write: bool,
     notice: Option<&'static str>,
-    alert: Option<String>,
 }
 
 pub async fn groups(
@@ -61,7 +60,6 @@ pub async fn groups(
         &state,
         &console,
         notice_text(query_of(q.as_deref()).get("done")),
-        None,
     )
     .await
 }
@@ -70,7 +68,6 @@ async fn groups_page(
     state: &AppState,
     console: &super::Console,
     notice: Option<&'static str>,
-    alert: Option<Refusal>,
 ) -> Result<Response, PageError> {
     console
         .caller
@@ -78,15 +75,44 @@ async fn groups_page(
         .map_err(refused)?;
     let mut groups = state.directory.list_groups(state.clock.now()).await?;
     groups.sort_by(|a, b| a.display_name.cmp(&b.display_name));
-    let status = alert.as_ref().map_or(StatusCode::OK, |a| a.status);
     Ok(show(
-        status,
+        StatusCode::OK,
         &GroupsPage {
             chrome: console.chrome("groups"),
             groups,
             can_write: console.may(&access::GROUPS_WRITE),
             notice,
-            alert: alert.map(|a| a.message),
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "admin/group_new.html")]
+struct NewGroupPage {
+    chrome: Chrome,
+    name: String,
+    alert: Option<String>,
+}
+
+pub async fn new_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+) -> Result<Response, PageError> {
+    let console = match enter(&state, &headers, ip, "/admin/groups/new").await? {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    console
+        .caller
+        .require(&access::GROUPS_WRITE)
+        .map_err(refused)?;
+    Ok(show(
+        StatusCode::OK,
+        &NewGroupPage {
+            chrome: console.chrome("groups"),
+            name: String::new(),
+            alert: None,
         },
     ))
 }
@@ -103,11 +129,28 @@ pub async fn create_group(
     };
     let form = Form::checked(&headers, &body, &console)?;
     let name = form.get("name").unwrap_or("").to_owned();
-    match group_ops::create_group(&state, &console.caller, name, None, None, state.clock.now())
-        .await
+    match group_ops::create_group(
+        &state,
+        &console.caller,
+        name.clone(),
+        None,
+        None,
+        state.clock.now(),
+    )
+    .await
     {
         Ok(g) => Ok(done(&format!("/admin/groups/{}", g.id), "created")),
-        Err(e) => groups_page(&state, &console, None, Some(e.into())).await,
+        Err(e) => {
+            let r = Refusal::from(e);
+            Ok(show(
+                r.status,
+                &NewGroupPage {
+                    chrome: console.chrome("groups"),
+                    name,
+                    alert: Some(r.message),
+                },
+            ))
+        }
     }
 }
 

@@ -54,6 +54,7 @@ pub fn router() -> Router<AppState> {
             "/admin/groups",
             get(directory::groups).post(directory::create_group),
         )
+        .route("/admin/groups/new", get(directory::new_group))
         .route(
             "/admin/groups/{id}",
             get(directory::group).post(directory::group_members),
@@ -68,7 +69,11 @@ pub fn router() -> Router<AppState> {
             get(policy::tap_policy).post(policy::save_tap_policy),
         )
         .route("/admin/ca", get(policy::ca_list).post(policy::ca_create))
-        .route("/admin/ca/import", post(policy::ca_import))
+        .route("/admin/ca/new", get(policy::ca_new))
+        .route(
+            "/admin/ca/import",
+            get(policy::ca_import_form).post(policy::ca_import),
+        )
         .route(
             "/admin/ca/{id}",
             get(policy::ca_show).post(policy::ca_change),

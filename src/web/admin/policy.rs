@@ -344,13 +344,26 @@ struct CaListPage {
     locations: Vec<String>,
     strengths: Vec<String>,
     can_write: bool,
-    json: String,
     notice: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/ca_new.html")]
+struct CaNewPage {
+    chrome: Chrome,
+    json: String,
+    alert: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/ca_import.html")]
+struct CaImportPage {
+    chrome: Chrome,
     alert: Option<String>,
     imported: Vec<ImportLine>,
 }
 
-impl CaListPage {
+impl CaImportPage {
     fn created(&self) -> usize {
         self.imported.iter().filter(|l| l.created).count()
     }
@@ -369,10 +382,7 @@ fn name_of(v: &Value) -> String {
 async fn ca_page(
     state: &AppState,
     console: &Console,
-    json: String,
     notice: Option<&'static str>,
-    alert: Option<Refusal>,
-    imported: Vec<ImportLine>,
 ) -> Result<Response, PageError> {
     let caller = &console.caller;
     let mut policies: Vec<PolicyRow> = ca::list_objects(state, caller, CaKind::Policy)
@@ -402,21 +412,69 @@ async fn ca_page(
         .iter()
         .map(name_of)
         .collect();
-    let status = alert.as_ref().map_or(StatusCode::OK, |a| a.status);
     Ok(show(
-        status,
+        StatusCode::OK,
         &CaListPage {
             chrome: console.chrome("ca"),
             policies,
             locations,
             strengths,
             can_write: console.may(&access::CA_WRITE),
-            json,
             notice,
+        },
+    ))
+}
+
+/// The **New policy** page, with what was typed and why it was refused.
+fn new_policy_page(console: &Console, json: String, alert: Option<Refusal>) -> Response {
+    let status = alert.as_ref().map_or(StatusCode::OK, |a| a.status);
+    show(
+        status,
+        &CaNewPage {
+            chrome: console.chrome("ca"),
+            json,
+            alert: alert.map(|a| a.message),
+        },
+    )
+}
+
+pub async fn ca_new(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+) -> Result<Response, PageError> {
+    let console = match enter(&state, &headers, ip, "/admin/ca/new").await? {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    console.caller.require(&access::CA_WRITE).map_err(refused)?;
+    Ok(new_policy_page(&console, String::new(), None))
+}
+
+/// The **Import** page; after an import, the summary of what happened.
+fn import_page(console: &Console, alert: Option<Refusal>, imported: Vec<ImportLine>) -> Response {
+    let status = alert.as_ref().map_or(StatusCode::OK, |a| a.status);
+    show(
+        status,
+        &CaImportPage {
+            chrome: console.chrome("ca"),
             alert: alert.map(|a| a.message),
             imported,
         },
-    ))
+    )
+}
+
+pub async fn ca_import_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+) -> Result<Response, PageError> {
+    let console = match enter(&state, &headers, ip, "/admin/ca/import").await? {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    console.caller.require(&access::CA_WRITE).map_err(refused)?;
+    Ok(import_page(&console, None, Vec::new()))
 }
 
 pub async fn ca_list(
@@ -430,7 +488,7 @@ pub async fn ca_list(
         Err(r) => return Ok(r),
     };
     let notice = notice_text(query_of(q.as_deref()).get("done"));
-    ca_page(&state, &console, String::new(), notice, None, Vec::new()).await
+    ca_page(&state, &console, notice).await
 }
 
 /// **New policy**: a policy from its Graph JSON.
@@ -440,7 +498,7 @@ pub async fn ca_create(
     ClientIp(ip): ClientIp,
     body: Body,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/ca").await? {
+    let console = match enter(&state, &headers, ip, "/admin/ca/new").await? {
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
@@ -454,7 +512,7 @@ pub async fn ca_create(
                 message: format!("The policy is not valid JSON: {e}."),
                 field: None,
             };
-            return ca_page(&state, &console, text, None, Some(r), Vec::new()).await;
+            return Ok(new_policy_page(&console, text, Some(r)));
         }
     };
     match ca::create_object(&state, &console.caller, CaKind::Policy, value, false).await {
@@ -462,7 +520,7 @@ pub async fn ca_create(
             let id = created.get("id").and_then(Value::as_str).unwrap_or("");
             Ok(done(&format!("/admin/ca/{}", enc(id)), "created"))
         }
-        Err(e) => ca_page(&state, &console, text, None, Some(e.into()), Vec::new()).await,
+        Err(e) => Ok(new_policy_page(&console, text, Some(e.into()))),
     }
 }
 
@@ -578,7 +636,7 @@ pub async fn ca_import(
     ClientIp(ip): ClientIp,
     body: Body,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/ca").await? {
+    let console = match enter(&state, &headers, ip, "/admin/ca/import").await? {
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
@@ -613,7 +671,7 @@ pub async fn ca_import(
                 message: format!("The file is not a JSON export: {e}."),
                 field: None,
             };
-            return ca_page(&state, &console, String::new(), None, Some(r), Vec::new()).await;
+            return Ok(import_page(&console, Some(r), Vec::new()));
         }
     };
     let mut lines = Vec::new();
@@ -646,9 +704,9 @@ pub async fn ca_import(
             message: "The file holds no policies, named locations or strengths.".into(),
             field: None,
         };
-        return ca_page(&state, &console, String::new(), None, Some(r), Vec::new()).await;
+        return Ok(import_page(&console, Some(r), Vec::new()));
     }
-    ca_page(&state, &console, String::new(), None, None, lines).await
+    Ok(import_page(&console, None, lines))
 }
 
 #[derive(Template)]
