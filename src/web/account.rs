@@ -12,6 +12,7 @@
 use super::error::{PageError, render};
 use super::passkey::{JsonError, json_body, passkey_error};
 use super::signin::{FlowTarget, PriorSession, current_session, start_flow};
+use super::when::{duration, readable, rfc3339};
 use super::{Cookie, set_cookie};
 use crate::app::AppState;
 use crate::audit::{DirectoryAudit, Initiator, KeyValue, TargetResource};
@@ -31,15 +32,46 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 const SECURITY_INFO: &str = "/account/security-info";
 
+/// An instant as the page shows it: "today 14:13" in a `<time>` that
+/// carries the RFC 3339 value.
+struct PageTime {
+    text: String,
+    datetime: String,
+}
+
+impl PageTime {
+    fn at(unix: i64, now: i64) -> Self {
+        PageTime {
+            text: readable(unix, now),
+            datetime: rfc3339(unix),
+        }
+    }
+}
+
 struct MethodRow {
+    /// "Password", "Temporary Access Pass" or "Passkey".
     kind: &'static str,
-    detail: String,
+    /// "One-time pass", or the passkey's name (empty for the password).
+    name: String,
+    /// A passkey's registration.
+    added: Option<PageTime>,
+    /// A pass's validity: its start and how long it lasts.
+    valid: Option<(PageTime, String)>,
+    /// A badge: its class (`on`, `off` or empty) and text.
+    status: Option<(&'static str, &'static str)>,
+    /// The Delete button's description.
+    title: String,
     key: String,
+}
+
+/// "You can add a passkey until …": the window's end and length.
+struct WindowNote {
+    until: PageTime,
+    length: String,
 }
 
 #[derive(Template)]
@@ -50,8 +82,12 @@ struct AccountSecurityInfoPage<'a> {
     upn: &'a str,
     methods: Vec<MethodRow>,
     notice: Option<&'a str>,
-    window_note: Option<String>,
+    /// The notice says what was refused (shown as a warning).
+    notice_refused: bool,
+    window_note: Option<WindowNote>,
     step_up_reason: Option<String>,
+    /// Whether any time is shown (the page then says they are UTC).
+    shows_times: bool,
 }
 
 #[derive(Template)]
@@ -63,22 +99,32 @@ pub struct NoticeQuery {
     notice: Option<String>,
 }
 
-fn when(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+/// A pass's state as a badge: (class, text).
+fn usability_badge(reason: crate::authn::tap::UsabilityReason) -> (&'static str, &'static str) {
+    use crate::authn::tap::UsabilityReason as R;
+    match reason {
+        R::EnabledByPolicy => ("on", "Usable"),
+        R::NotYetValid => ("", "Not valid yet"),
+        R::Expired => ("off", "Expired"),
+        R::OneTimeUsed => ("off", "Used"),
+        R::DisabledByPolicy => ("off", "Turned off by policy"),
+    }
 }
 
-/// Notices the page may show, by key (never reflected text).
-fn notice_text(key: &str) -> Option<&'static str> {
+/// Notices the page may show, by key (never reflected text), and whether
+/// the notice tells of a refusal.
+fn notice_text(key: &str) -> Option<(&'static str, bool)> {
     match key {
-        "passkey-added" => Some("Your passkey was added. You can now sign in with it."),
-        "deleted" => Some("The sign-in method was deleted."),
-        "last-strong" => {
-            Some(RemovalRefusal::LastStrongMethod(StepUpReason::NoStrongMethod).message())
-        }
-        "last-method" => Some(RemovalRefusal::OnlyMethod.message()),
+        "passkey-added" => Some((
+            "Your passkey was added. You can now sign in with it.",
+            false,
+        )),
+        "deleted" => Some(("The sign-in method was deleted.", false)),
+        "last-strong" => Some((
+            RemovalRefusal::LastStrongMethod(StepUpReason::NoStrongMethod).message(),
+            true,
+        )),
+        "last-method" => Some((RemovalRefusal::OnlyMethod.message(), true)),
         _ => None,
     }
 }
@@ -128,7 +174,11 @@ pub async fn security_info(
     {
         methods.push(MethodRow {
             kind: "Password",
-            detail: "Set".into(),
+            name: String::new(),
+            added: None,
+            valid: None,
+            status: None,
+            title: "Delete your password".into(),
             key: "password".into(),
         });
     }
@@ -142,24 +192,30 @@ pub async fn security_info(
         let reason = pass.usability(&policy, targeted, t);
         methods.push(MethodRow {
             kind: "Temporary Access Pass",
-            detail: format!(
-                "{}, valid {} until {} ({})",
-                if pass.is_usable_once {
-                    "one-time"
-                } else {
-                    "multi-use"
-                },
-                when(pass.start_at),
-                when(pass.end_at()),
-                reason.as_str()
-            ),
+            name: if pass.is_usable_once {
+                "One-time pass"
+            } else {
+                "Multi-use pass"
+            }
+            .into(),
+            added: None,
+            valid: Some((
+                PageTime::at(pass.start_at, t),
+                duration(pass.end_at() - pass.start_at),
+            )),
+            status: Some(usability_badge(reason)),
+            title: "Delete your Temporary Access Pass".into(),
             key: "tap".into(),
         });
     }
     for p in state.passkeys.list(user.id, t).await.map_err(pk_page_err)? {
         methods.push(MethodRow {
             kind: "Passkey",
-            detail: format!("{}, added {}", p.display_name, when(p.created_at)),
+            title: format!("Delete the passkey {}", p.display_name),
+            name: p.display_name,
+            added: Some(PageTime::at(p.created_at, t)),
+            valid: None,
+            status: None,
             key: format!("passkey:{}", p.id),
         });
     }
@@ -172,11 +228,10 @@ pub async fn security_info(
                 .contains(&crate::authn::AuthMethod::TemporaryAccessPassOneTime) =>
         {
             (
-                Some(format!(
-                    "You can add a passkey until {} (within {} minutes of signing in with your one-time pass).",
-                    when(session.auth_time + window.whole_seconds()),
-                    window.whole_minutes()
-                )),
+                Some(WindowNote {
+                    until: PageTime::at(session.auth_time + window.whole_seconds(), t),
+                    length: duration(window.whole_seconds()),
+                }),
                 None,
             )
         }
@@ -193,8 +248,13 @@ pub async fn security_info(
             csrf: &session.csrf,
             display_name: &user.display_name,
             upn: &user.user_principal_name,
+            shows_times: window_note.is_some()
+                || methods
+                    .iter()
+                    .any(|m| m.added.is_some() || m.valid.is_some()),
             methods,
-            notice,
+            notice: notice.map(|(text, _)| text),
+            notice_refused: notice.is_some_and(|(_, refused)| refused),
             window_note,
             step_up_reason,
         },

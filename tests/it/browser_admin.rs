@@ -99,6 +99,20 @@ async fn photograph(cdp: &mut Cdp, dir: &Path, name: &str) {
         .await;
 }
 
+/// The page in dark mode (`prefers-color-scheme: dark`), at both widths.
+async fn photograph_dark(cdp: &mut Cdp, dir: &Path, name: &str) {
+    cdp.call(
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    )
+    .await;
+    // Buttons fade between colours (a CSS transition): let it finish.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    photograph(cdp, dir, &format!("{name}-dark")).await;
+    cdp.call("Emulation.setEmulatedMedia", json!({"features": []}))
+        .await;
+}
+
 async fn buttons(cdp: &mut Cdp) -> Vec<String> {
     let v = cdp
         .eval("[...document.querySelectorAll('button')].map(b => b.textContent.trim())")
@@ -165,6 +179,7 @@ async fn browser_console_helpdesk_journey_and_each_role_sees_what_the_rules_allo
     )
     .await;
     photograph(&mut helpdesk, &shots, "users").await;
+    photograph_dark(&mut helpdesk, &shots, "users").await;
     fill(&mut helpdesk, "Search users", "newhire").await;
     click(&mut helpdesk, &button("Search"), "Search").await;
     click(
@@ -291,8 +306,15 @@ async fn browser_console_helpdesk_journey_and_each_role_sees_what_the_rules_allo
         .set_pkce_challenge(challenge)
         .url();
     newhire.navigate(url.as_str()).await;
+    newhire.wait_for(&by_label("Username"), "Username").await;
+    photograph(&mut newhire, &shots, "signin-username").await;
+    photograph_dark(&mut newhire, &shots, "signin-username").await;
     fill(&mut newhire, "Username", "newhire@contoso.com").await;
     click(&mut newhire, &button("Next"), "Next").await;
+    newhire
+        .wait_for(&by_label("Temporary Access Pass"), "the pass field")
+        .await;
+    photograph(&mut newhire, &shots, "signin-tap").await;
     fill(&mut newhire, "Temporary Access Pass", &pass).await;
     click(&mut newhire, &button("Sign in"), "Sign in").await;
     let back = wait_for_callback(&hits, 1).await;
@@ -303,6 +325,14 @@ async fn browser_console_helpdesk_journey_and_each_role_sees_what_the_rules_allo
     let tokens = redeem(&app, &rp, code, verifier).await;
     let claims = id_claims(&rp, &tokens, &nonce);
     assert_eq!(amr(&claims), ["tap", "otp", "mfa"]);
+    // Their security info, right after: the pass (used) and Add passkey.
+    newhire.navigate(&app.url("/account/security-info")).await;
+    wait_path(&mut newhire, "/account/security-info").await;
+    photograph(&mut newhire, &shots, "security-info").await;
+    photograph_dark(&mut newhire, &shots, "security-info").await;
+    // `/` leads a user without a role to their security info.
+    newhire.navigate(&app.url("/")).await;
+    wait_path(&mut newhire, "/account/security-info").await;
 
     // --- a Global Reader sees everything but no control that changes it ----
     let mut reader = chromium.page(Some(&chromium.new_context().await)).await;
