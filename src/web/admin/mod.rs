@@ -304,9 +304,27 @@ pub struct Refusal {
 
 impl From<GraphError> for Refusal {
     fn from(e: GraphError) -> Self {
+        // Next to its field, "Invalid value for property 'x': must be …"
+        // reads as "Must be …": the field already says which.
+        let message = match &e.target {
+            Some(property) => {
+                let prefixes = [
+                    format!("Invalid value for property '{property}': "),
+                    format!("Invalid value specified for property '{property}': "),
+                ];
+                match prefixes
+                    .iter()
+                    .find_map(|p| e.message.strip_prefix(p.as_str()))
+                {
+                    Some(rest) => capitalized(rest),
+                    None => e.message.clone(),
+                }
+            }
+            None => e.message.clone(),
+        };
         let message = match &e.request_id {
-            Some(id) => format!("{} (request id {id})", e.message),
-            None => e.message,
+            Some(id) => format!("{message} (request id {id})"),
+            None => message,
         };
         Refusal {
             status: e.status,
@@ -323,6 +341,14 @@ impl From<PageError> for Refusal {
             message: e.message,
             field: None,
         }
+    }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
