@@ -10,6 +10,7 @@
 //! out everywhere, pass deleted) cannot register anything.
 
 use super::error::{PageError, render};
+use super::form::Form;
 use super::passkey::{JsonError, json_body, passkey_error};
 use super::signin::{FlowTarget, PriorSession, current_session, start_flow};
 use super::when::{duration, readable, rfc3339};
@@ -317,35 +318,6 @@ async fn audit(
     }
 }
 
-/// Reads a form and checks its CSRF token against the session's.
-fn checked_form(
-    headers: &HeaderMap,
-    body: &Result<Bytes, axum::extract::rejection::BytesRejection>,
-    session: &Session,
-) -> Result<std::collections::HashMap<String, String>, PageError> {
-    let Ok(body) = body else {
-        return Err(PageError::bad_request(
-            "The form is too large or unreadable.",
-        ));
-    };
-    if !super::is_form(headers) {
-        return Err(PageError::bad_request("Expected a form submission."));
-    }
-    let form: std::collections::HashMap<String, String> =
-        url::form_urlencoded::parse(body).into_owned().collect();
-    let ok = form
-        .get("csrf")
-        .is_some_and(|c| !session.csrf.is_empty() && secrets_equal(c, &session.csrf));
-    if !ok {
-        return Err(PageError::new(
-            StatusCode::FORBIDDEN,
-            "Security info",
-            "The form could not be verified. Reload the page and try again.",
-        ));
-    }
-    Ok(form)
-}
-
 fn back(notice: &str) -> Response {
     Redirect::to(&format!("{SECURITY_INFO}?notice={notice}")).into_response()
 }
@@ -361,7 +333,7 @@ pub async fn delete_method(
     let Some((_, session, user)) = current_session(&state, &headers, now).await? else {
         return Ok(Redirect::to(SECURITY_INFO).into_response());
     };
-    let form = checked_form(&headers, &body, &session)?;
+    let form = Form::checked(&headers, &body, &session.csrf)?;
     // The page's gate, on the action too: back to the page, which asks
     // for the step-up or says why not.
     if security_info_gate(&state, &headers, ip, &session, &user, now)
@@ -370,7 +342,7 @@ pub async fn delete_method(
     {
         return Ok(Redirect::to(SECURITY_INFO).into_response());
     }
-    let method = form.get("method").map(String::as_str).unwrap_or("");
+    let method = form.get("method").unwrap_or("");
 
     let removing = match method {
         "password" => Removal::Password,
@@ -453,7 +425,7 @@ pub async fn sign_out_everywhere(
     let Some((_, session, user)) = current_session(&state, &headers, now).await? else {
         return Ok(Redirect::to(SECURITY_INFO).into_response());
     };
-    checked_form(&headers, &body, &session)?;
+    Form::checked(&headers, &body, &session.csrf)?;
     state
         .directory
         .revoke_sessions(user.id, now)

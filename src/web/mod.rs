@@ -8,6 +8,7 @@ pub mod account;
 pub mod admin;
 pub mod bearer;
 pub mod error;
+pub mod form;
 pub mod gate;
 pub mod health;
 pub mod logout;

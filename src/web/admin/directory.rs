@@ -127,7 +127,7 @@ pub async fn create_group(
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
-    let form = Form::checked(&headers, &body, &console)?;
+    let form = Form::checked(&headers, &body, &console.csrf)?;
     let name = form.get("name").unwrap_or("").to_owned();
     match group_ops::create_group(
         &state,
@@ -225,7 +225,7 @@ pub async fn group_members(
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
-    let form = Form::checked(&headers, &body, &console)?;
+    let form = Form::checked(&headers, &body, &console.csrf)?;
     let now = state.clock.now();
     let group = group_ops::find(&state, &id, now).await.map_err(refused)?;
     let outcome: Result<&str, Refusal> = match form.get("action") {
@@ -344,7 +344,7 @@ pub async fn role_change(
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
-    let form = Form::checked(&headers, &body, &console)?;
+    let form = Form::checked(&headers, &body, &console.csrf)?;
     let now = state.clock.now();
     let outcome: Result<&str, Refusal> = match form.get("action") {
         Some("add") => {

@@ -21,6 +21,7 @@ mod policy;
 mod users;
 
 use super::error::{PageError, render};
+pub use super::form::Form;
 use super::signin::{FlowTarget, current_session, gate_and_go, new_correlation_id, start_flow};
 use crate::app::AppState;
 use crate::directory::User;
@@ -28,15 +29,13 @@ use crate::directory::authority::{self, Access};
 use crate::directory::roles::BuiltinRole;
 use crate::graph::auth::Caller;
 use crate::graph::error::GraphError;
-use crate::ids::secrets_equal;
 use crate::web::bearer::SignInFacts;
 use askama::Template;
 use axum::Router;
-use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -213,85 +212,6 @@ pub async fn enter(
         roles,
         csrf: session.csrf,
     }))
-}
-
-/// A submitted console form: the fields, once the CSRF token matched.
-pub struct Form {
-    fields: HashMap<String, Vec<String>>,
-}
-
-impl Form {
-    /// Parses an `application/x-www-form-urlencoded` body and checks its
-    /// `csrf` field against the session's, in constant time.
-    pub fn checked(
-        headers: &HeaderMap,
-        body: &Result<Bytes, axum::extract::rejection::BytesRejection>,
-        console: &Console,
-    ) -> Result<Form, PageError> {
-        let Ok(body) = body else {
-            return Err(PageError::bad_request(
-                "The form is too large or unreadable.",
-            ));
-        };
-        if !super::is_form(headers) {
-            return Err(PageError::bad_request("Expected a form submission."));
-        }
-        let form = Form::parse(body);
-        form.check_csrf(console)?;
-        Ok(form)
-    }
-
-    pub fn parse(body: &[u8]) -> Form {
-        let mut fields: HashMap<String, Vec<String>> = HashMap::new();
-        for (k, v) in url::form_urlencoded::parse(body).into_owned() {
-            fields.entry(k).or_default().push(v);
-        }
-        Form { fields }
-    }
-
-    /// `self` with the fields of `other` added.
-    pub fn merged(mut self, other: Form) -> Form {
-        for (k, mut v) in other.fields {
-            self.fields.entry(k).or_default().append(&mut v);
-        }
-        self
-    }
-
-    pub fn check_csrf(&self, console: &Console) -> Result<(), PageError> {
-        let ok = self
-            .get("csrf")
-            .is_some_and(|c| !console.csrf.is_empty() && secrets_equal(c, &console.csrf));
-        if ok {
-            Ok(())
-        } else {
-            Err(PageError::new(
-                StatusCode::FORBIDDEN,
-                "Admin console",
-                "The form could not be verified. Reload the page and try again.",
-            ))
-        }
-    }
-
-    /// The first value of `name`, trimmed; `None` when absent or blank.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields
-            .get(name)
-            .and_then(|v| v.first())
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-    }
-
-    /// Every value of a repeated field (checkboxes of one name).
-    pub fn all(&self, name: &str) -> Vec<&str> {
-        self.fields
-            .get(name)
-            .map(|v| v.iter().map(String::as_str).collect())
-            .unwrap_or_default()
-    }
-
-    pub fn checked_box(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
 }
 
 /// A refusal or failure of an operation, as a console page shows it: the

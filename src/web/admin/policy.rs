@@ -226,7 +226,7 @@ pub async fn save_tap_policy(
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
-    let form = Form::checked(&headers, &body, &console)?;
+    let form = Form::checked(&headers, &body, &console.csrf)?;
     let now = state.clock.now();
     let current = methods::tap_policy(&state, &console.caller, now)
         .await
@@ -502,7 +502,7 @@ pub async fn ca_create(
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
-    let form = Form::checked(&headers, &body, &console)?;
+    let form = Form::checked(&headers, &body, &console.csrf)?;
     let text = form.get("policy").unwrap_or("").to_owned();
     let value: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
@@ -660,7 +660,7 @@ pub async fn ca_import(
             .merged(form);
         }
     }
-    form.check_csrf(&console)?;
+    form.check_csrf(&console.csrf)?;
     let report_only = form.checked_box("reportOnly");
     let parsed: Result<Value, _> = serde_json::from_slice(file.as_deref().unwrap_or(b""));
     let objects = match parsed {
@@ -783,7 +783,7 @@ pub async fn ca_change(
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
-    let form = Form::checked(&headers, &body, &console)?;
+    let form = Form::checked(&headers, &body, &console.csrf)?;
     let outcome = match form.get("action") {
         Some("delete") => {
             match ca::delete_object(&state, &console.caller, CaKind::Policy, &id).await {
@@ -938,7 +938,7 @@ pub async fn what_if_run(
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
-    let form = Form::checked(&headers, &body, &console)?;
+    let form = Form::checked(&headers, &body, &console.csrf)?;
     let mut page = blank_what_if(&console, &state);
     page.user = form.get("user").unwrap_or("").to_owned();
     page.app = form.get("app").unwrap_or("").to_owned();

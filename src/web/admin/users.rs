@@ -157,7 +157,7 @@ pub async fn create(
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
-    let form = Form::checked(&headers, &body, &console)?;
+    let form = Form::checked(&headers, &body, &console.csrf)?;
     let display_name = form.get("displayName").unwrap_or("").to_owned();
     let upn = form.get("userPrincipalName").unwrap_or("").to_owned();
     let input = ops::CreateUser {
@@ -383,7 +383,7 @@ pub async fn act(
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
-    let form = Form::checked(&headers, &body, &console)?;
+    let form = Form::checked(&headers, &body, &console.csrf)?;
     let user = target(&state, &id).await?;
     let now = state.clock.now();
     let caller = &console.caller;
@@ -537,7 +537,7 @@ pub async fn add_method(
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
-    let form = Form::checked(&headers, &body, &console)?;
+    let form = Form::checked(&headers, &body, &console.csrf)?;
     let user = target(&state, &id).await?;
     let now = state.clock.now();
     let lifetime_text = form.get("lifetime").unwrap_or("").to_owned();
