@@ -85,11 +85,19 @@ impl AppState {
         let directory = Directory::new(store.clone());
         let hasher = PasswordHasher::new(settings.password_hashing)?;
         let taps = Taps::new(store.clone(), settings.tap_policy.clone());
+        let passkeys = Passkeys::new(&settings.issuer, store.clone())?;
+        if !passkeys.enabled() {
+            tracing::warn!(
+                issuer = %settings.issuer,
+                "passkeys are off: WebAuthn needs the issuer to be a host name, not an IP address; \
+                 set `issuer` to a host name (e.g. http://localhost:8080) to turn them on"
+            );
+        }
         Ok(AppState {
             tokens: TokenIssuer::new(keys, settings.issuer.clone()),
             sessions: Sessions::new(store.clone(), directory.clone(), taps.clone()),
             throttle: Throttle::new(store.clone(), settings.throttling),
-            passkeys: Passkeys::new(&settings.issuer, store.clone())?,
+            passkeys,
             ca: crate::policy::ca_store::CaObjects::new(store.clone()),
             taps,
             grants: Grants::new(

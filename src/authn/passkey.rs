@@ -93,6 +93,8 @@ pub enum PasskeyError {
     Store(#[from] StoreError),
     #[error("random source failed")]
     Random,
+    #[error("passkeys are off: the issuer is an IP address, and WebAuthn needs a host name")]
+    Disabled,
 }
 
 impl PasskeyError {
@@ -107,6 +109,7 @@ impl PasskeyError {
             PasskeyError::Config(_) => "passkey.config",
             PasskeyError::Store(e) => e.code(),
             PasskeyError::Random => "passkey.random",
+            PasskeyError::Disabled => "passkey.disabled",
         }
     }
 }
@@ -114,7 +117,9 @@ impl PasskeyError {
 /// Passkey operations for one relying party (the issuer).
 #[derive(Clone)]
 pub struct Passkeys {
-    webauthn: Arc<Webauthn>,
+    /// `None` when passkeys are off: WebAuthn needs the issuer to be a host
+    /// name, and it is an IP address.
+    webauthn: Option<Arc<Webauthn>>,
     store: Arc<dyn Store>,
     /// The store's decoy secret, once read ([`Passkeys::decoy_key`]).
     decoy_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
@@ -128,10 +133,19 @@ impl Passkeys {
     /// The RP id is the issuer's host; the origin is the issuer's origin.
     pub fn new(issuer: &str, store: Arc<dyn Store>) -> Result<Self, PasskeyError> {
         let origin = Url::parse(issuer).map_err(|e| PasskeyError::Config(e.to_string()))?;
-        let rp_id = origin
-            .host_str()
-            .ok_or_else(|| PasskeyError::Config("the issuer has no host".into()))?
-            .to_owned();
+        let rp_id = match origin.host() {
+            None => return Err(PasskeyError::Config("the issuer has no host".into())),
+            // An IP-address issuer (a lab, a benchmark): no RP id is
+            // possible, so Gatepass runs without passkeys.
+            Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {
+                return Ok(Self {
+                    webauthn: None,
+                    store,
+                    decoy_key: Arc::default(),
+                });
+            }
+            Some(url::Host::Domain(d)) => d.to_owned(),
+        };
         let webauthn = WebauthnBuilder::new(&rp_id, &origin)
             .map_err(|e| {
                 PasskeyError::Config(format!(
@@ -142,10 +156,19 @@ impl Passkeys {
             .build()
             .map_err(|e| PasskeyError::Config(e.to_string()))?;
         Ok(Self {
-            webauthn: Arc::new(webauthn),
+            webauthn: Some(Arc::new(webauthn)),
             store,
             decoy_key: Arc::default(),
         })
+    }
+
+    /// Whether passkeys can be used at all (the issuer is a host name).
+    pub fn enabled(&self) -> bool {
+        self.webauthn.is_some()
+    }
+
+    fn webauthn(&self) -> Result<&Webauthn, PasskeyError> {
+        self.webauthn.as_deref().ok_or(PasskeyError::Disabled)
     }
 
     async fn save_ceremony(&self, ceremony: &Ceremony, now: i64) -> Result<String, PasskeyError> {
@@ -202,7 +225,7 @@ impl Passkeys {
             .map(|p| p.passkey.cred_id().clone())
             .collect();
         let (options, state): (CreationChallengeResponse, _) = self
-            .webauthn
+            .webauthn()?
             .start_passkey_registration(
                 user.id.0,
                 &user.user_principal_name,
@@ -264,7 +287,7 @@ impl Passkeys {
             return Err(PasskeyError::CeremonyMismatch);
         }
         let passkey = self
-            .webauthn
+            .webauthn()?
             .finish_passkey_registration(response, &state)
             .map_err(|e| {
                 tracing::info!(error = %e, "passkey registration rejected");
@@ -347,7 +370,7 @@ impl Passkeys {
             _ => return self.start_decoy(username, flow, now).await,
         };
         let (options, state) = self
-            .webauthn
+            .webauthn()?
             .start_passkey_authentication(&creds)
             .map_err(|e| PasskeyError::Config(e.to_string()))?;
         let id = self
@@ -375,7 +398,7 @@ impl Passkeys {
             username.trim().to_lowercase().as_bytes(),
         );
         let (mut options, _) = self
-            .webauthn
+            .webauthn()?
             .start_discoverable_authentication()
             .map_err(|e| PasskeyError::Config(e.to_string()))?;
         // Shaped like a username-first request: no autofill, no extensions.
@@ -437,7 +460,7 @@ impl Passkeys {
         now: i64,
     ) -> Result<(String, RequestChallengeResponse), PasskeyError> {
         let (mut options, state) = self
-            .webauthn
+            .webauthn()?
             .start_discoverable_authentication()
             .map_err(|e| PasskeyError::Config(e.to_string()))?;
         // A button press is a modal request, not conditional (autofill) UI.
@@ -485,7 +508,7 @@ impl Passkeys {
                 if user_id != owner || started_for != flow {
                     return Err(PasskeyError::CeremonyMismatch);
                 }
-                self.webauthn
+                self.webauthn()?
                     .finish_passkey_authentication(response, &state)
             }
             Ceremony::Discoverable {
@@ -497,14 +520,14 @@ impl Passkeys {
                 }
                 // The user handle must name the credential's owner.
                 let (handle, _) = self
-                    .webauthn
+                    .webauthn()?
                     .identify_discoverable_authentication(response)
                     .map_err(|_| PasskeyError::Verification)?;
                 if handle != owner.0 {
                     return Err(PasskeyError::CeremonyMismatch);
                 }
                 let key = DiscoverableKey::from(&stored.passkey);
-                self.webauthn
+                self.webauthn()?
                     .finish_discoverable_authentication(response, state, &[key])
             }
             Ceremony::Registration { .. } | Ceremony::Decoy { .. } => {

@@ -29,8 +29,16 @@ pub const ACR_VALUES: [&str; 4] = [
 pub const CLIENT_AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
 
 /// Builds the provider metadata document.
-pub fn provider_metadata(issuer: &str, signing_alg: &str) -> Value {
+///
+/// Without passkeys (an IP-address issuer) it offers no `acr` that only a
+/// passkey can reach (`phishing_resistant_mfa`).
+pub fn provider_metadata(issuer: &str, signing_alg: &str, passkeys: bool) -> Value {
     let url = |p: &str| format!("{issuer}{p}");
+    let acr_values: Vec<&str> = ACR_VALUES
+        .iter()
+        .copied()
+        .filter(|a| passkeys || *a != "phishing_resistant_mfa")
+        .collect();
     json!({
         "issuer": issuer,
         "authorization_endpoint": url(paths::AUTHORIZE),
@@ -52,7 +60,7 @@ pub fn provider_metadata(issuer: &str, signing_alg: &str) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "acr_values_supported": ACR_VALUES,
+        "acr_values_supported": acr_values,
         "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

@@ -89,6 +89,9 @@ struct AccountSecurityInfoPage<'a> {
     step_up_reason: Option<String>,
     /// Whether any time is shown (the page then says they are UTC).
     shows_times: bool,
+    /// Passkeys are on (the issuer is a host name): the section and the
+    /// script. Off, the page says nothing about passkeys.
+    passkeys: bool,
 }
 
 #[derive(Template)]
@@ -209,7 +212,12 @@ pub async fn security_info(
             key: "tap".into(),
         });
     }
-    for p in state.passkeys.list(user.id, t).await.map_err(pk_page_err)? {
+    let passkeys = if state.passkeys.enabled() {
+        state.passkeys.list(user.id, t).await.map_err(pk_page_err)?
+    } else {
+        Vec::new()
+    };
+    for p in passkeys {
         methods.push(MethodRow {
             kind: "Passkey",
             title: format!("Delete the passkey {}", p.display_name),
@@ -256,8 +264,9 @@ pub async fn security_info(
             methods,
             notice: notice.map(|(text, _)| text),
             notice_refused: notice.is_some_and(|(_, refused)| refused),
-            window_note,
+            window_note: window_note.filter(|_| state.passkeys.enabled()),
             step_up_reason,
+            passkeys: state.passkeys.enabled(),
         },
     ))
 }

@@ -203,8 +203,11 @@ async fn retry_after_on_unavailable(mut response: Response) -> Response {
 }
 
 async fn discovery_document(State(state): State<AppState>) -> Response {
-    let doc =
-        discovery::provider_metadata(&state.settings.issuer, state.tokens.algorithm().as_str());
+    let doc = discovery::provider_metadata(
+        &state.settings.issuer,
+        state.tokens.algorithm().as_str(),
+        state.passkeys.enabled(),
+    );
     cacheable(axum::Json(doc).into_response(), 300)
 }
 

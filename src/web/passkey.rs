@@ -66,6 +66,10 @@ pub fn passkey_error(e: PasskeyError) -> JsonError {
             "Sign-in with this passkey failed.".to_owned(),
         ),
         PasskeyError::AlreadyRegistered => (StatusCode::CONFLICT, e.to_string()),
+        PasskeyError::Disabled => (
+            StatusCode::NOT_FOUND,
+            "Passkeys are not available on this server.".to_owned(),
+        ),
         PasskeyError::Config(_) | PasskeyError::Random => {
             let id = super::error::log_internal(e.code(), &e.to_string());
             (

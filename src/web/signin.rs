@@ -132,6 +132,8 @@ struct SigninUsernamePage<'a> {
     username: &'a str,
     client_name: Option<&'a str>,
     error: Option<&'a str>,
+    /// **Sign in with a passkey** (off with an IP-address issuer).
+    passkeys: bool,
 }
 
 #[derive(Template)]
@@ -462,6 +464,7 @@ pub async fn start_flow_with(
                     username: flow.username.as_deref().unwrap_or(""),
                     client_name,
                     error: None,
+                    passkeys: state.passkeys.enabled(),
                 },
             ),
             &flow_csp(state, &flow.target),
@@ -582,6 +585,7 @@ pub async fn username_submit(
             username,
             client_name: None,
             error: Some("Enter your username."),
+            passkeys: state.passkeys.enabled(),
         };
         return Ok(with_csp(
             render(StatusCode::OK, &page),
@@ -686,7 +690,8 @@ async fn flow_user(
                 .map_err(PageError::from)?
                 .is_some(),
         tap: pass.is_some_and(|p| flow.allows(p.method())),
-        passkey: flow.allows(AuthMethod::Passkey)
+        passkey: state.passkeys.enabled()
+            && flow.allows(AuthMethod::Passkey)
             && !state
                 .passkeys
                 .list(user.id, now.unix_timestamp())
@@ -767,6 +772,7 @@ pub async fn restart(
                 username: "",
                 client_name: None,
                 error: None,
+                passkeys: state.passkeys.enabled(),
             },
         ),
         &flow_csp(&state, &flow.target),
@@ -1343,7 +1349,7 @@ pub async fn passkey_page(
         None => (
             Offer::default(),
             "discoverable",
-            flow.allows(AuthMethod::Passkey),
+            state.passkeys.enabled() && flow.allows(AuthMethod::Passkey),
         ),
     };
     let message = if flow.strong_only && !offer.passkey && !offer.tap {

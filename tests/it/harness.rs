@@ -154,7 +154,16 @@ impl TestApp {
     }
 
     pub async fn spawn_on(store: Arc<dyn Store>, dir: TempDir, extra_config: &str) -> TestApp {
-        Self::spawn_on_scheme(store, dir, extra_config, "http").await
+        Self::spawn_on_scheme(store, dir, extra_config, "http", "localhost").await
+    }
+
+    /// A Gatepass whose issuer is an IP address (`http://127.0.0.1:{port}`),
+    /// as in lab setups: WebAuthn needs a host name, so passkeys are off.
+    pub async fn spawn_ip_issuer() -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("gatepass.redb")).expect("store"));
+        Self::spawn_on_scheme(store, dir, "", "http", "127.0.0.1").await
     }
 
     /// A Gatepass whose issuer is `https://localhost:{port}` (as behind a
@@ -164,7 +173,7 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> =
             Arc::new(EmbeddedStore::open(&dir.path().join("gatepass.redb")).expect("store"));
-        Self::spawn_on_scheme(store, dir, "", "https").await
+        Self::spawn_on_scheme(store, dir, "", "https", "localhost").await
     }
 
     async fn spawn_on_scheme(
@@ -172,12 +181,13 @@ impl TestApp {
         dir: TempDir,
         extra_config: &str,
         scheme: &str,
+        host: &str,
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let issuer = format!("{scheme}://localhost:{}", addr.port());
+        let issuer = format!("{scheme}://{host}:{}", addr.port());
         // `[throttling]` lines in `extra_config` join the harness's table.
         let (throttling, extra_config): (Vec<&str>, Vec<&str>) = {
             let mut in_throttling = false;

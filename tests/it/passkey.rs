@@ -750,3 +750,81 @@ async fn graph_fido2_methods_list_and_delete_passkeys() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// An IP-address issuer (a lab, a benchmark) starts: passkeys are off, and
+/// nothing offers them — discovery, the sign-in pages, security info —
+/// while passes and passwords work as before.
+#[tokio::test]
+async fn an_ip_address_issuer_starts_without_passkeys_and_offers_none() {
+    let app = TestApp::spawn_ip_issuer().await;
+    assert!(
+        app.issuer.starts_with("http://127.0.0.1:"),
+        "{}",
+        app.issuer
+    );
+    assert!(!app.state.passkeys.enabled());
+    let discovery: Value = app
+        .http
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let acrs = discovery["acr_values_supported"].as_array().unwrap();
+    assert!(acrs.contains(&json!("mfa")), "{acrs:?}");
+    assert!(!acrs.contains(&json!("phishing_resistant_mfa")), "{acrs:?}");
+
+    let user = app
+        .create_user("lab@contoso.com", Some("lab password 123"))
+        .await;
+    let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await["temporaryAccessPass"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let browser = app.browser();
+    let first = browser.get("/account/security-info").await;
+    let first = match &first.location {
+        Some(to) => browser.get(to).await,
+        None => first,
+    };
+    assert!(first.has_label("Username"), "{}", first.html);
+    assert!(
+        !first.html.to_lowercase().contains("passkey"),
+        "{}",
+        first.html
+    );
+    let (flow, next) = browser.enter_username(&first, "lab@contoso.com").await;
+    let tap_page = browser.get(&next.location.unwrap()).await;
+    assert!(
+        !tap_page.html.to_lowercase().contains("passkey"),
+        "{}",
+        tap_page.html
+    );
+    let csrf = tap_page.hidden("csrf").unwrap();
+    let done = browser
+        .post_form(
+            "/signin/tap",
+            &[("flow", &flow), ("csrf", &csrf), ("tap", &tap)],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/account/security-info"));
+    let info = browser.get("/account/security-info").await;
+    assert_eq!(info.status, reqwest::StatusCode::OK, "{}", info.html);
+    assert!(info.html.contains("Temporary Access Pass"));
+    assert!(
+        !info.html.to_lowercase().contains("passkey"),
+        "{}",
+        info.html
+    );
+    // The endpoints say passkeys are not available here.
+    let r = app
+        .http
+        .post(app.url("/signin/passkey/start"))
+        .json(&json!({"flow": flow}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+}
