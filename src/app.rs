@@ -75,6 +75,8 @@ impl AppState {
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
     ) -> Result<AppState, BuildError> {
+        crate::telemetry::install();
+        let store = crate::store::metered::MeteredStore::wrap(store);
         let now = clock.now();
         let keys = KeySet::load_or_create(
             &settings.keys_dir,

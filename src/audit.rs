@@ -87,6 +87,28 @@ pub struct SignIn {
     pub applied_conditional_access_policies: Vec<serde_json::Value>,
 }
 
+impl SignIn {
+    /// The method the sign-in rested on, as a metric label from a fixed
+    /// set: the strongest method that succeeded (`passkey`, `tap`,
+    /// `password`), or `none`.
+    pub fn method_label(&self) -> &'static str {
+        let succeeded = |name: &str| {
+            self.authentication_details
+                .iter()
+                .any(|d| d.succeeded && d.authentication_method.starts_with(name))
+        };
+        if succeeded("Passkey") {
+            "passkey"
+        } else if succeeded("Temporary Access Pass") {
+            "tap"
+        } else if succeeded("Password") {
+            "password"
+        } else {
+            "none"
+        }
+    }
+}
+
 /// Who made a change. Serialized as Graph's `initiatedBy`, which always has
 /// both `user` and `app`, one of them null.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,6 +296,12 @@ impl AuditLog {
     }
 
     pub async fn record_sign_in(&self, entry: &SignIn) -> Result<(), StoreError> {
+        metrics::counter!(
+            "gatepass_signins_total",
+            "method" => entry.method_label(),
+            "result" => if entry.status.error_code == 0 { "success" } else { "failure" },
+        )
+        .increment(1);
         self.store
             .put(
                 SIGN_INS,

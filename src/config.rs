@@ -65,6 +65,17 @@ struct RawConfig {
     conditional_access: RawConditionalAccess,
     #[serde(default)]
     server: RawServer,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+/// `[metrics]`: where Prometheus scrapes `/metrics`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    /// Its own address (e.g. `127.0.0.1:9464`), so the public listener
+    /// does not serve it; absent, `/metrics` is on the main listener.
+    listen: Option<String>,
 }
 
 /// `[server]`: connection limits and the reverse proxies to trust.
@@ -428,6 +439,9 @@ pub struct Settings {
     /// Graph JSON objects that seed conditional access on first start.
     pub conditional_access_seed: ConditionalAccessSeed,
     pub server: ServerSettings,
+    /// `[metrics] listen`: `/metrics` on its own address instead of the
+    /// main listener.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Conditional-access objects from `[conditional_access]` files, validated
@@ -824,6 +838,24 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         ));
     }
     let server = validate_server(&raw.server)?;
+    let metrics_listen = match &raw.metrics.listen {
+        None => None,
+        Some(a) => {
+            let addr: SocketAddr = a.parse().map_err(|_| {
+                invalid(
+                    "metrics.listen",
+                    format!("{a:?} is not an address:port such as 127.0.0.1:9464"),
+                )
+            })?;
+            if addr == listen {
+                return Err(invalid(
+                    "metrics.listen",
+                    "must differ from `listen` (leave it out to serve /metrics on the main listener)",
+                ));
+            }
+            Some(addr)
+        }
+    };
     let tap_policy = validate_tap(&raw.tap)?;
     let conditional_access_seed = load_ca_seed(&raw.conditional_access)?;
     let th = &raw.throttling;
@@ -869,6 +901,7 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
     };
     Ok(Settings {
         server,
+        metrics_listen,
         conditional_access_seed,
         tap_policy,
         throttling,

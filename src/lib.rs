@@ -18,6 +18,7 @@ pub mod policy;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod tokens;
 pub mod web;
 

@@ -209,7 +209,29 @@ pub async fn serve(state: AppState) -> std::io::Result<()> {
     }
     tracing::info!(listen = %state.settings.listen, issuer = %state.settings.issuer, "Gatepass is listening");
     let upkeep = spawn_upkeep(state.clone());
+    let metrics = match state.settings.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {addr} (`[metrics] listen`): {e}"),
+                )
+            })?;
+            tracing::info!(listen = %addr, "metrics are served on their own address");
+            let router = crate::web::metrics_router(state.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     serve_on(listener, state, shutdown_signal()).await;
+    if let Some(m) = metrics {
+        m.abort();
+        let _ = m.await;
+    }
     upkeep.abort();
     let _ = upkeep.await;
     Ok(())

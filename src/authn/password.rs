@@ -147,6 +147,12 @@ impl PasswordHasher {
         running + self.slots.queued.load(Ordering::Relaxed)
     }
 
+    /// How many hashes may run or wait at once; past it, new ones are
+    /// refused (503).
+    pub fn queue_capacity(&self) -> usize {
+        self.slots.capacity + self.slots.max_queued
+    }
+
     /// How many verifications (real and dummy) this hasher has started.
     pub fn verifications(&self) -> u64 {
         self.verifications.load(Ordering::Relaxed)

@@ -561,6 +561,7 @@ impl Taps {
             used_at: None,
         };
         let replaced = self.store_pass(&pass).await?;
+        metrics::counter!("gatepass_tap_issued_total").increment(1);
         Ok(Issued {
             pass,
             secret,

@@ -386,6 +386,12 @@ impl Throttle {
         if created.is_none() {
             return Ok(None);
         }
+        let kind = if subject.id.starts_with("ip/") {
+            "source"
+        } else {
+            "account"
+        };
+        metrics::counter!("gatepass_lockouts_total", "subject" => kind).increment(1);
         self.store
             .increment(
                 THROTTLE,

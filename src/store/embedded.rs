@@ -374,6 +374,10 @@ fn prepare(db: &Database) -> StoreResult<u64> {
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
     async fn get(&self, table: Table, key: &str, now: i64) -> StoreResult<Option<Record>> {
         // Inline: see "Reads" in the module doc. Memory first: see "Memory
         // tier" for why that order sees every record.

@@ -31,6 +31,7 @@
 
 pub mod conformance;
 pub mod embedded;
+pub mod metered;
 pub mod redis;
 
 use async_trait::async_trait;
@@ -291,6 +292,11 @@ pub trait Store: Send + Sync + 'static {
     /// backend that can lose Gatepass's data). Empty when all is well.
     async fn startup_warnings(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// The backend's name, for metrics (`embedded`, `redis`).
+    fn backend(&self) -> &'static str {
+        "other"
     }
 }
 

@@ -496,6 +496,10 @@ fn expiry_arg(expires_at: Option<i64>) -> String {
 
 #[async_trait]
 impl Store for RedisStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
     async fn get(&self, table: Table, key: &str, now: i64) -> StoreResult<Option<Record>> {
         let mut cmd = redis::cmd("HMGET");
         cmd.arg(self.inner.keys.record(table, key))

@@ -246,6 +246,12 @@ pub async fn check(
             (step_up(state, user, methods, &unmet, now).await?, "failure")
         }
     };
+    let decision = match &gate {
+        Gate::Allow => "allow",
+        Gate::StepUp { .. } => "step_up",
+        Gate::Refuse { .. } => "block",
+    };
+    metrics::counter!("gatepass_ca_decisions_total", "decision" => decision).increment(1);
     Ok(GateResult {
         gate,
         applied,

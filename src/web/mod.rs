@@ -63,7 +63,9 @@ pub fn router(state: AppState) -> Router {
         .settings
         .is_https()
         .then(|| HeaderValue::from_static("max-age=31536000"));
-    Router::new()
+    // `/metrics` is public on the main listener unless it has its own.
+    let metrics_here = state.settings.metrics_listen.is_none();
+    let router = Router::new()
         .route(paths::DISCOVERY, get(discovery_document))
         .route(paths::JWKS, get(jwks))
         .route(
@@ -126,7 +128,16 @@ pub fn router(state: AppState) -> Router {
         .route("/static/admin.js", get(admin_script))
         .route("/", get(root))
         .merge(admin::router())
-        .merge(crate::graph::router())
+        .merge(crate::graph::router());
+    let router = if metrics_here {
+        router.route("/metrics", get(metrics))
+    } else {
+        router
+    };
+    router
+        // Inside routing, where the matched route template is known.
+        .route_layer(axum::middleware::from_fn(remember_route))
+        .layer(axum::middleware::from_fn(count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(retry_after_on_unavailable))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -184,6 +195,70 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .with_state(state)
+}
+
+/// Just `/metrics`, for `[metrics] listen`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus' text format ([`crate::telemetry`]).
+async fn metrics(State(state): State<AppState>) -> Response {
+    match crate::telemetry::render(&state) {
+        Some(text) => {
+            let mut r = text.into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        None => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable",
+        )
+            .into_response(),
+    }
+}
+
+/// The route template a request matched, carried out to [`count_request`].
+#[derive(Clone)]
+struct RouteTemplate(std::sync::Arc<str>);
+
+async fn remember_route(
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if let Some(m) = matched {
+        response
+            .extensions_mut()
+            .insert(RouteTemplate(std::sync::Arc::from(m.as_str())));
+    }
+    response
+}
+
+/// Counts every request by route template (`unmatched` for none, never the
+/// raw path) and status, and times it.
+async fn count_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or_else(|| "unmatched".to_owned(), |r| r.0.to_string());
+    metrics::counter!(
+        "gatepass_http_requests_total",
+        "route" => route.clone(),
+        "status" => response.status().as_u16().to_string(),
+    )
+    .increment(1);
+    metrics::histogram!("gatepass_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// Every 503 (store unreachable, hashing queue full) and 429 (a source's

@@ -15,6 +15,7 @@ mod graph;
 mod graph_client;
 mod hardening;
 mod harness;
+mod metrics;
 mod oidc;
 mod passkey;
 mod process;
