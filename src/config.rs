@@ -603,12 +603,40 @@ impl Settings {
                     message: e.to_string(),
                 })?;
         apply_env_overrides(&mut table, env)?;
-        let raw =
+        let mut raw =
             RawConfig::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse {
                 path: origin.to_owned(),
                 message: e.to_string(),
             })?;
+        if let Some(base) = origin.parent() {
+            raw.resolve_paths(base);
+        }
         validate(raw)
+    }
+}
+
+impl RawConfig {
+    /// Relative paths (the store file, the keys directory, conditional
+    /// access seed files) are relative to the configuration file, not to
+    /// the working directory: `--config /etc/gatepass/gatepass.toml` from
+    /// anywhere is the same deployment.
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = self.store.path.as_mut() {
+            resolve(p);
+        }
+        resolve(&mut self.keys.dir);
+        let ca = &mut self.conditional_access;
+        for p in [&mut ca.policies, &mut ca.strengths, &mut ca.named_locations]
+            .into_iter()
+            .flatten()
+        {
+            resolve(p);
+        }
     }
 }
 
@@ -1228,6 +1256,31 @@ dir = "keys"
             Path::new("test.toml"),
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
         )
+    }
+
+    #[test]
+    fn relative_paths_start_at_the_configuration_file() {
+        let s = Settings::from_toml(
+            MINIMAL,
+            Path::new("/etc/gatepass/gatepass.toml"),
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert_eq!(s.keys_dir, Path::new("/etc/gatepass/keys"));
+        assert!(
+            matches!(&s.store, StoreSettings::Embedded { path }
+                if path == Path::new("/etc/gatepass/data/gatepass.redb")),
+            "{:?}",
+            s.store
+        );
+        let absolute = MINIMAL.replace("dir = \"keys\"", "dir = \"/var/lib/gatepass/keys\"");
+        let s = Settings::from_toml(
+            &absolute,
+            Path::new("/etc/gatepass/gatepass.toml"),
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert_eq!(s.keys_dir, Path::new("/var/lib/gatepass/keys"));
     }
 
     #[test]

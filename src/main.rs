@@ -281,8 +281,11 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("GATEPASS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("GATEPASS_LOG").is_ok_and(|v| v.contains("json"));
+    // Colour only on a terminal: a log file or a pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_target(false);
     if json {
         builder.json().init();
@@ -353,7 +356,15 @@ fn main() -> ExitCode {
                 let state = match AppState::build(settings, Arc::new(SystemClock)) {
                     Ok(s) => s,
                     Err(e) => {
-                        eprintln!("gatepass: cannot open the store: {e}");
+                        let text = e.to_string();
+                        eprintln!("gatepass: cannot open the store: {text}");
+                        if text.to_lowercase().contains("already open") || text.contains("lock") {
+                            eprintln!(
+                                "gatepass: the embedded store is in use, most likely by a running `gatepass serve`: \
+                                 stop it first, or issue the pass through the running server \
+                                 (the admin console at /admin, or the Graph API)"
+                            );
+                        }
                         return ExitCode::FAILURE;
                     }
                 };
@@ -386,6 +397,15 @@ fn main() -> ExitCode {
                 }
             };
             runtime.block_on(async move {
+                // The port first: a second instance on a taken port stops
+                // here, before it creates keys, an admin or a pass.
+                let listener = match gatepass::server::bind(&settings).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("gatepass: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
                 let state = match AppState::build(settings, Arc::new(SystemClock)) {
                     Ok(s) => s,
                     Err(e) => {
@@ -397,7 +417,7 @@ fn main() -> ExitCode {
                     eprintln!("gatepass: first-start bootstrap failed: {e}");
                     return ExitCode::FAILURE;
                 }
-                match gatepass::server::serve(state).await {
+                match gatepass::server::serve_listener(listener, state).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("gatepass: server error: {e}");

@@ -50,13 +50,16 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<String>, String> {
     let sign_in_url = sign_in_url(state);
     // Deliberately printed, not logged: this is the one time the operator
     // sees the pass, and it must not land in log pipelines.
+    let issuer = &state.settings.issuer;
     println!();
-    println!("  Gatepass first start: created user `admin` (Global Administrator).");
+    println!("  Gatepass is set up. Open the admin console: {issuer}/admin");
+    println!("    Username:                 admin (Global Administrator)");
     println!(
-        "  One-time Temporary Access Pass (shown once, valid until {end}): {}",
+        "    Temporary Access Pass:    {}   (one-time, valid until {end}; shown only now)",
         issued.secret.expose()
     );
-    println!("  Sign in: {sign_in_url}");
+    println!("  A relying party's sign-in, for the demo client: {sign_in_url}");
+    println!("  Documentation: README.md (walkthrough, admin console, Graph API, operations)");
     println!();
     Ok(Some(issued.secret.expose().to_owned()))
 }
@@ -203,7 +206,26 @@ fn sign_in_url(state: &AppState) -> String {
 /// closed (the embedded store saves its memory tier) when the caller drops
 /// it.
 pub async fn serve(state: AppState) -> std::io::Result<()> {
-    let listener = TcpListener::bind(state.settings.listen).await?;
+    let listener = bind(&state.settings).await?;
+    serve_listener(listener, state).await
+}
+
+/// Binds `listen`; the error names the address and the setting, so a
+/// second instance on a taken port says so before doing anything else.
+pub async fn bind(settings: &crate::config::Settings) -> std::io::Result<TcpListener> {
+    TcpListener::bind(settings.listen).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot listen on {} (the `listen` setting): {e}",
+                settings.listen
+            ),
+        )
+    })
+}
+
+/// [`serve`] on an already-bound listener.
+pub async fn serve_listener(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     for warning in startup_warnings(&state).await {
         tracing::warn!("{warning}");
     }
@@ -328,6 +350,50 @@ pub async fn serve_on(
 pub async fn startup_warnings(state: &AppState) -> Vec<String> {
     let mut warnings = state.store.startup_warnings().await;
     warnings.extend(state.settings.warnings());
+    warnings.extend(seed_drift(state).await);
+    warnings
+}
+
+/// `[tap]` and `[conditional_access]` seed the store at the first start;
+/// after it the console and the Graph API own those objects, so a later
+/// edit of the file changes nothing. Say so, naming the section, when the
+/// file and the store disagree.
+async fn seed_drift(state: &AppState) -> Vec<String> {
+    use crate::policy::ca_store::CaKind;
+    let now = state.clock.now().unix_timestamp();
+    let mut warnings = Vec::new();
+    if let Ok(stored) = state.taps.policy(now).await {
+        if stored != state.settings.tap_policy {
+            warnings.push(
+                "`[tap]` in the configuration differs from the stored Temporary Access Pass policy: \
+                 the file only seeds the first start; change the policy in the admin console \
+                 (Authentication methods) or through the Graph API"
+                    .to_owned(),
+            );
+        }
+    }
+    let seed = &state.settings.conditional_access_seed;
+    if !seed.policies.is_empty() {
+        if let Ok(stored) = state.ca.list(CaKind::Policy, now).await {
+            let same = |a: &serde_json::Value, b: &serde_json::Value| {
+                ["displayName", "state", "grantControls", "sessionControls"]
+                    .iter()
+                    .all(|k| a.get(*k) == b.get(*k))
+            };
+            let drifted = seed.policies.iter().any(|p| {
+                !stored
+                    .iter()
+                    .any(|s| s.get("displayName") == p.get("displayName") && same(s, p))
+            });
+            if drifted {
+                warnings.push(
+                    "`[conditional_access]` files differ from the stored policies: they only seed the \
+                     first start; manage policies in the admin console or through the Graph API"
+                        .to_owned(),
+                );
+            }
+        }
+    }
     warnings
 }
 

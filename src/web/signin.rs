@@ -43,6 +43,9 @@ const FLOW_LIFETIME: time::Duration = time::Duration::minutes(15);
 
 /// What the user sees for any failed credential: never which part failed.
 const SIGN_IN_FAILED: &str = "Sign-in failed. Check your username and password and try again.";
+/// The same, on the pass page (the pass, not a password, was asked for).
+const SIGN_IN_FAILED_TAP: &str =
+    "Sign-in failed. Check your username and Temporary Access Pass and try again.";
 
 /// A sign-in in progress (stored between pages, bound to the browser).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -786,10 +789,19 @@ enum Step {
     Tap,
 }
 
-/// What a failed attempt tells the user: only that it failed, or that
-/// sign-in is temporarily locked; never which part was wrong.
-const LOCKED: &str =
-    "Sign-in is temporarily locked after repeated failed attempts. Try again later.";
+/// What a locked attempt tells the user: that sign-in is temporarily
+/// locked and for how long; never which part was wrong.
+fn locked_message(locked: Locked, now: i64) -> String {
+    let until = match locked {
+        Locked::Account { until } | Locked::Source { until } => until,
+    };
+    // Whole minutes, rounded up: "1 minute" rather than "0 minutes".
+    let minutes = ((until - now).max(1) + 59) / 60;
+    format!(
+        "Sign-in is temporarily locked after repeated failed attempts. Try again in {}.",
+        super::when::duration(minutes * 60)
+    )
+}
 
 pub async fn password_submit(
     State(state): State<AppState>,
@@ -838,7 +850,9 @@ async fn credential_submit(
             AuthMethod::Password,
         ),
         Step::Tap => (
-            Credential::TemporaryAccessPass(form.get("tap").map(String::as_str).unwrap_or("")),
+            // A pass pasted with surrounding whitespace (as usernames are,
+            // it is trimmed): the pass alphabet has no spaces.
+            Credential::TemporaryAccessPass(form.get("tap").map_or("", |t| t.trim())),
             AuthMethod::TemporaryAccessPassOneTime,
         ),
     };
@@ -911,7 +925,7 @@ async fn credential_submit(
                 flow_id,
                 &flow.csrf,
                 &username,
-                Some(LOCKED),
+                Some(&locked_message(refused.locked, now.unix_timestamp())),
                 Offer::default(),
             ));
         }
@@ -958,7 +972,11 @@ async fn credential_submit(
                 flow_id,
                 &flow.csrf,
                 &username,
-                Some(SIGN_IN_FAILED),
+                Some(if step == Step::Tap {
+                    SIGN_IN_FAILED_TAP
+                } else {
+                    SIGN_IN_FAILED
+                }),
                 offer,
             ));
         }

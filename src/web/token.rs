@@ -144,9 +144,47 @@ pub async fn token(
     super::ClientIp(ip): super::ClientIp,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, OAuthJsonError> {
+    let mut client_id = None;
+    let result = token_for(&state, &headers, ip, body, &mut client_id).await;
+    // Every refusal is logged for the operator (a wrong secret, an expired
+    // code, a redirect mismatch): the client, the error and why — never a
+    // secret, a code or a token (descriptions never carry them).
+    if let Err(e) = &result {
+        tracing::info!(
+            client = client_id.unwrap_or("(unknown client)"),
+            error = e.error.code.as_str(),
+            reason = %e.error.description.escape_debug(),
+            status = e.status.as_u16(),
+            "token request refused"
+        );
+    }
+    result
+}
+
+/// The client a token request names, if it is a configured one (an
+/// arbitrary name from the request is never logged).
+fn named_client<'a>(state: &'a AppState, headers: &HeaderMap, params: &Params) -> Option<&'a str> {
+    let claimed = match headers.get(header::AUTHORIZATION).and_then(parse_basic) {
+        Some((id, _)) => id,
+        None => params.get("client_id")?.to_owned(),
+    };
+    state
+        .settings
+        .client(&claimed)
+        .map(|c| c.client_id.as_str())
+}
+
+async fn token_for<'s>(
+    state: &'s AppState,
+    headers: &HeaderMap,
+    ip: std::net::IpAddr,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    client_id: &mut Option<&'s str>,
+) -> Result<Response, OAuthJsonError> {
     let now = state.clock.now();
-    let params = form_params(&headers, body)?;
-    let client = authenticate_client(&state, &headers, &params)?;
+    let params = form_params(headers, body)?;
+    *client_id = named_client(state, headers, &params);
+    let client = authenticate_client(state, headers, &params)?;
     let grant_type = params
         .require("grant_type")
         .map_err(OAuthJsonError::bad_request)?;
@@ -163,11 +201,9 @@ pub async fn token(
         )));
     }
     let response = match grant {
-        GrantType::AuthorizationCode => authorization_code(&state, client, &params, now).await?,
-        GrantType::RefreshToken => {
-            refresh_token(&state, client, &params, &headers, ip, now).await?
-        }
-        GrantType::ClientCredentials => client_credentials(&state, client, &params, now)?,
+        GrantType::AuthorizationCode => authorization_code(state, client, &params, now).await?,
+        GrantType::RefreshToken => refresh_token(state, client, &params, headers, ip, now).await?,
+        GrantType::ClientCredentials => client_credentials(state, client, &params, now)?,
     };
     let mut r = Json(response).into_response();
     r.headers_mut()

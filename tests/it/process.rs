@@ -215,3 +215,79 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// What a new operator meets on the first run of `gatepass serve`: token
+/// refusals are logged with the client and the reason (never the secret),
+/// logs written to a pipe carry no colour codes, and a second instance on
+/// the taken port stops with the address and the setting before it
+/// creates anything.
+#[tokio::test]
+async fn first_run_logs_token_refusals_plainly_and_a_taken_port_stops_before_setup() {
+    let server = Process::start("", &[]).await;
+    let first_start = server.output();
+    assert!(
+        first_start.contains(&format!("{}/admin", server.issuer)),
+        "{first_start}"
+    );
+    let wrong_secret = "not-the-secret-4815162342";
+    let r = reqwest::Client::new()
+        .post(server.url("/token"))
+        .basic_auth("rp", Some(wrong_secret))
+        .form(&[("grant_type", "authorization_code"), ("code", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let mut logged = String::new();
+    for _ in 0..50 {
+        logged = server.output();
+        if logged.contains("token request refused") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(logged.contains("token request refused"), "{logged}");
+    assert!(
+        logged.contains("client=rp") || logged.contains("client=\"rp\""),
+        "{logged}"
+    );
+    assert!(logged.contains("invalid_client"), "{logged}");
+    assert!(!logged.contains(wrong_secret), "the secret reached the log");
+    assert!(
+        !logged.contains('\u{1b}'),
+        "colour codes in a piped log: {logged:?}"
+    );
+
+    // A second instance on the same port: no keys, no admin, no pass.
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("gatepass.toml");
+    std::fs::write(
+        &config,
+        config_text(&server.issuer, server.port, temp.path(), ""),
+    )
+    .unwrap();
+    let second = Command::new(env!("CARGO_BIN_EXE_gatepass"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .current_dir(temp.path())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&second.stdout),
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(
+        said.contains(&format!("127.0.0.1:{}", server.port)),
+        "{said}"
+    );
+    assert!(said.contains("`listen`"), "{said}");
+    assert!(!said.contains("Temporary Access Pass"), "{said}");
+    assert!(!temp.path().join("keys").exists(), "keys were created");
+    assert!(
+        !temp.path().join("gatepass.redb").exists(),
+        "a store was created"
+    );
+}

@@ -1605,3 +1605,29 @@ async fn per_user_mfa_state_reads_and_updates_with_validation() {
         "the refused PATCH changed nothing"
     );
 }
+
+/// `[tap]` seeds the first start only: once the policy is changed (here
+/// through the Graph API), the start-up warnings name the section and say
+/// where the policy is managed now.
+#[tokio::test]
+async fn a_tap_section_that_differs_from_the_stored_policy_is_named_at_start_up() {
+    let app = TestApp::spawn().await;
+    let quiet = gatepass::server::startup_warnings(&app.state).await;
+    assert!(!quiet.iter().any(|w| w.contains("`[tap]`")), "{quiet:?}");
+    let automation = automation(&app).await;
+    let r = patch(
+        &app,
+        "/v1.0/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass",
+        &automation,
+        json!({"maximumLifetimeInMinutes": 600}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let warned = gatepass::server::startup_warnings(&app.state).await;
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("`[tap]`") && w.contains("admin console")),
+        "{warned:?}"
+    );
+}

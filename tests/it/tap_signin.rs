@@ -448,6 +448,12 @@ async fn tap_repeated_failures_lock_the_account_with_growing_lockouts() {
         "{}",
         locked.html
     );
+    // And for how long.
+    assert!(
+        locked.html.contains("Try again in 5 minutes."),
+        "{}",
+        locked.html
+    );
 
     let log = app.state.audit.sign_ins(app.clock.now()).await.unwrap();
     assert!(
@@ -700,5 +706,31 @@ async fn tap_deleted_makes_its_refresh_token_inactive_at_introspection() {
     assert_eq!(
         introspect(tokens.access_token().secret().clone()).await,
         json!(false)
+    );
+}
+
+/// A pass pasted with spaces or a line break around it signs in, and
+/// counts no failure.
+#[tokio::test]
+async fn tap_pasted_with_surrounding_whitespace_signs_in() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("paster", None).await;
+    let tap = secret(&app.issue_tap(&user, json!({"isUsableOnce": true})).await);
+    let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
+    let (url, _, _) = authorize_url(&rp, &[]);
+    let browser = app.browser();
+    let page = enter_username(&browser, &url, "paster").await;
+    let done = submit_tap(&browser, &page, &format!("  {tap}\n")).await;
+    assert!(
+        done.location
+            .as_deref()
+            .is_some_and(|l| l.contains("code=")),
+        "{}",
+        done.html
+    );
+    let log = app.state.audit.sign_ins(app.clock.now()).await.unwrap();
+    assert!(
+        log.iter().all(|e| e.status.error_code == 0),
+        "a failure was counted"
     );
 }
