@@ -55,7 +55,7 @@ impl Cdp {
     }
 
     /// One DevTools call: its result, or the error DevTools answered with.
-    async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+    pub(crate) async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});

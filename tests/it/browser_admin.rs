@@ -84,12 +84,28 @@ async fn photograph(cdp: &mut Cdp, dir: &Path, name: &str) {
             json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
         )
         .await;
-        let shot = cdp
-            .call(
-                "Page.captureScreenshot",
-                json!({"format": "png", "captureBeyondViewport": true}),
-            )
-            .await;
+        // A tab that is still laying out (a navigation just committed, the
+        // machine busy) has no size yet: wait for it rather than fail.
+        let mut shot = Value::Null;
+        for _ in 0..50 {
+            match cdp
+                .try_call(
+                    "Page.captureScreenshot",
+                    json!({"format": "png", "captureBeyondViewport": true}),
+                )
+                .await
+            {
+                Ok(s) => {
+                    shot = s;
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+        assert!(
+            shot["data"].is_string(),
+            "no screenshot of {name} at {label}"
+        );
         let png = base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().unwrap())
             .unwrap();
