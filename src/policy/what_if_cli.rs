@@ -122,8 +122,10 @@ pub fn run(args: &WhatIfArgs, now: OffsetDateTime) -> Result<String, String> {
         match BuiltinRole::resolve(r) {
             Some(role) => roles.push(role.template_id().to_owned()),
             None => {
+                let known: Vec<&str> = BuiltinRole::ALL.iter().map(|r| r.display_name()).collect();
                 return Err(format!(
-                    "--roles: {r:?} is not a built-in role template id or display name"
+                    "--roles: {r:?} is not a built-in role template id or display name; the roles are {}",
+                    known.join(", ")
                 ));
             }
         }

@@ -198,6 +198,13 @@ async fn browser_console_helpdesk_journey_and_each_role_sees_what_the_rules_allo
     photograph_dark(&mut helpdesk, &shots, "users").await;
     fill(&mut helpdesk, "Search users", "newhire").await;
     click(&mut helpdesk, &button("Search"), "Search").await;
+    // The results page, not the list the click left (it has the link too).
+    helpdesk
+        .wait_for(
+            "location.search.includes('search=newhire') && document.readyState === 'complete'",
+            "the search results",
+        )
+        .await;
     click(
         &mut helpdesk,
         &link("Test newhire@contoso.com"),
@@ -249,11 +256,13 @@ async fn browser_console_helpdesk_journey_and_each_role_sees_what_the_rules_allo
         .await;
     photograph(&mut helpdesk, &shots, "pass-shown").await;
     // A reload shows the user's page, never the pass again.
+    // Mark this document, so the wait below sees the reloaded one.
+    helpdesk.eval("window.beforeReload = true; true").await;
     helpdesk.call("Page.reload", json!({})).await;
     wait_path(&mut helpdesk, &format!("/admin/users/{}", member.id)).await;
     helpdesk
         .wait_for(
-            "document.body.innerText.includes('Authentication methods')",
+            "!window.beforeReload && document.readyState === 'complete' && document.getElementById('methods-heading')",
             "the user's page",
         )
         .await;

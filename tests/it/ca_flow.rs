@@ -747,3 +747,35 @@ async fn ca_policies_on_a_group_and_a_role_stop_exactly_their_members() {
         }
     }
 }
+
+/// An unknown method or role in `ca what-if` lists the valid names.
+#[test]
+fn ca_what_if_names_the_valid_methods_and_roles_when_given_an_unknown_one() {
+    let policies = format!("{EXAMPLES}/ca-recommended-tap-registration.json");
+    let strengths = format!("{EXAMPLES}/ca-strengths.json");
+    for (flag, value, listed) in [
+        ("--methods", "smartcard", "temporaryAccessPassOneTime"),
+        (
+            "--roles",
+            "Chief Everything Officer",
+            "Authentication Administrator",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatepass"))
+            .args([
+                "ca",
+                "what-if",
+                "--policies",
+                &policies,
+                "--strengths",
+                &strengths,
+            ])
+            .args(["--user", "someone@contoso.com", "--app", "All", flag, value])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(value), "{said}");
+        assert!(said.contains(listed), "{flag}: {said}");
+    }
+}

@@ -348,9 +348,16 @@ pub fn sign_in_context(
     let methods = match &request.authentication_methods {
         None => None,
         Some(names) => Some(MethodSet::parse_names(names).map_err(|unknown| {
+            let known: Vec<&str> = super::strengths::MethodMode::ALL
+                .iter()
+                .map(|m| m.as_str())
+                .collect();
             bad(
                 "authenticationMethods",
-                format!("'{unknown}' is not an authentication method mode"),
+                format!(
+                    "'{unknown}' is not an authentication method mode; the modes are {}",
+                    known.join(", ")
+                ),
             )
         })?),
     };
