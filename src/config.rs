@@ -67,7 +67,21 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    demo: RawDemo,
 }
+
+/// `[demo]`: the built-in demo relying party at `/demo`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDemo {
+    /// Absent: on for a local issuer (localhost, 127.0.0.1, ::1), off
+    /// otherwise.
+    enabled: Option<bool>,
+}
+
+/// The built-in demo relying party's client id (`[demo]`).
+pub const DEMO_CLIENT_ID: &str = "gatepass-demo";
 
 /// `[metrics]`: where Prometheus scrapes `/metrics`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -442,6 +456,9 @@ pub struct Settings {
     /// `[metrics] listen`: `/metrics` on its own address instead of the
     /// main listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// `[demo] enabled`: the demo relying party at `/demo` (registered as
+    /// the public client [`DEMO_CLIENT_ID`]).
+    pub demo: bool,
 }
 
 /// Conditional-access objects from `[conditional_access]` files, validated
@@ -799,6 +816,36 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         }
         clients.insert(client.client_id.clone(), client);
     }
+    let local_issuer = url::Url::parse(&issuer).ok().is_some_and(|u| {
+        matches!(u.host(), Some(url::Host::Domain("localhost")))
+            || matches!(u.host(), Some(url::Host::Ipv4(a)) if a.is_loopback())
+            || matches!(u.host(), Some(url::Host::Ipv6(a)) if a.is_loopback())
+    });
+    let demo = raw.demo.enabled.unwrap_or(local_issuer);
+    if demo {
+        if clients.contains_key(DEMO_CLIENT_ID) {
+            return Err(invalid(
+                "clients",
+                format!(
+                    "{DEMO_CLIENT_ID:?} is the built-in demo client's id; rename the client, or set [demo] enabled = false"
+                ),
+            ));
+        }
+        clients.insert(
+            DEMO_CLIENT_ID.to_owned(),
+            Client {
+                client_id: DEMO_CLIENT_ID.to_owned(),
+                display_name: "Gatepass demo app".to_owned(),
+                secret_digest: None,
+                redirect_uris: vec![format!("{issuer}/demo/callback")],
+                post_logout_redirect_uris: vec![format!("{issuer}/demo")],
+                grant_types: [GrantType::AuthorizationCode].into_iter().collect(),
+                app_permissions: BTreeSet::new(),
+                delegated_permissions: BTreeSet::new(),
+                introspect_all_tokens: false,
+            },
+        );
+    }
     let minutes = |key: &str, v: i64, min: i64, max: i64| {
         if (min..=max).contains(&v) {
             Ok(v)
@@ -930,6 +977,7 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
     Ok(Settings {
         server,
         metrics_listen,
+        demo,
         conditional_access_seed,
         tap_policy,
         throttling,
@@ -1256,6 +1304,20 @@ dir = "keys"
             Path::new("test.toml"),
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
         )
+    }
+
+    #[test]
+    fn the_demo_app_is_on_for_a_local_issuer_and_off_for_others() {
+        let local = load(MINIMAL, &[]).unwrap();
+        assert!(local.demo && local.client(DEMO_CLIENT_ID).is_some());
+        let public = load(
+            &MINIMAL.replace("http://localhost:8080", "https://login.example.com"),
+            &[],
+        )
+        .unwrap();
+        assert!(!public.demo && public.client(DEMO_CLIENT_ID).is_none());
+        let forced = load(&format!("{MINIMAL}\n[demo]\nenabled = false\n"), &[]).unwrap();
+        assert!(!forced.demo && forced.client(DEMO_CLIENT_ID).is_none());
     }
 
     #[test]

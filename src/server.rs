@@ -58,7 +58,11 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<String>, String> {
         "    Temporary Access Pass:    {}   (one-time, valid until {end}; shown only now)",
         issued.secret.expose()
     );
-    println!("  A relying party's sign-in, for the demo client: {sign_in_url}");
+    if state.settings.demo {
+        println!("  See a sign-in as an application does, with its amr and acr: {issuer}/demo");
+    } else {
+        println!("  A relying party's sign-in, for the demo client: {sign_in_url}");
+    }
     println!("  Documentation: README.md (walkthrough, admin console, Graph API, operations)");
     println!();
     Ok(Some(issued.secret.expose().to_owned()))

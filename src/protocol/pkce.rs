@@ -15,13 +15,17 @@ pub fn is_valid_verifier_or_challenge(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
+/// The S256 challenge of `verifier` (what a client sends to /authorize).
+pub fn s256_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
+}
+
 /// `BASE64URL(SHA256(ASCII(code_verifier)))`, compared in constant time.
 pub fn verify_s256(verifier: &str, challenge: &str) -> bool {
     if !is_valid_verifier_or_challenge(verifier) {
         return false;
     }
-    let computed = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
-    crate::ids::secrets_equal(&computed, challenge)
+    crate::ids::secrets_equal(&s256_challenge(verifier), challenge)
 }
 
 #[cfg(test)]

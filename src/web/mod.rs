@@ -7,6 +7,7 @@
 pub mod account;
 pub mod admin;
 pub mod bearer;
+pub mod demo;
 pub mod error;
 pub mod form;
 pub mod gate;
@@ -126,6 +127,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/static/gatepass.css", get(stylesheet))
         .route("/static/admin.js", get(admin_script))
+        .route("/demo", get(demo::home))
+        .route("/demo/start", get(demo::start))
+        .route("/demo/callback", get(demo::callback))
         .route("/", get(root))
         .merge(admin::router())
         .merge(crate::graph::router());

@@ -219,7 +219,7 @@ fn grant_error(e: GrantError) -> OAuthJsonError {
     }
 }
 
-async fn authorization_code(
+pub(crate) async fn authorization_code(
     state: &AppState,
     client: &Client,
     params: &Params,

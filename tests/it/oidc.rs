@@ -714,3 +714,50 @@ async fn key_rotation_publishes_both_keys_and_old_tokens_keep_verifying() {
             .any(|k| k["kid"] == old_kid.as_str())
     );
 }
+
+/// The built-in demo relying party: /demo → Sign in → the ordinary pages
+/// → back at /demo/callback, which redeems the code with its PKCE verifier
+/// and shows the ID token's amr and acr, with a sign-out link.
+#[tokio::test]
+async fn demo_app_runs_the_code_flow_and_shows_how_the_user_signed_in() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("demo-user@contoso.com", None).await;
+    let tap = app
+        .issue_tap(&user, serde_json::json!({"isUsableOnce": true}))
+        .await["temporaryAccessPass"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let browser = app.browser();
+    let home = browser.get("/demo").await;
+    assert_eq!(home.status, reqwest::StatusCode::OK);
+    assert!(home.html.contains(">Sign in</a>"), "{}", home.html);
+    let start = browser.get("/demo/start").await;
+    let authorize = start.location.expect("to /authorize");
+    assert!(authorize.starts_with("/authorize?"), "{authorize}");
+    assert!(authorize.contains("code_challenge_method=S256"));
+    let back = browser
+        .sign_in_with_tap(&authorize, "demo-user@contoso.com", &tap)
+        .await
+        .expect("redirect back");
+    assert!(back.contains("/demo/callback?"), "{back}");
+    let shown = browser.get(&back).await;
+    assert_eq!(shown.status, reqwest::StatusCode::OK, "{}", shown.html);
+    assert!(
+        shown.html.contains("<code>[tap, otp, mfa]</code>"),
+        "{}",
+        shown.html
+    );
+    assert!(shown.html.contains("<code>mfa</code>"), "{}", shown.html);
+    assert!(shown.html.contains("demo-user@contoso.com"));
+    assert!(shown.html.contains("/logout?id_token_hint="));
+    // The same callback again: the sign-in is spent.
+    let again = browser.get(&back).await;
+    assert_eq!(again.status, reqwest::StatusCode::BAD_REQUEST);
+
+    let off = TestApp::spawn_with("[demo]\nenabled = false\n").await;
+    assert_eq!(
+        off.browser().get("/demo").await.status,
+        reqwest::StatusCode::NOT_FOUND
+    );
+}
