@@ -325,8 +325,10 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
 
     // 2. Security info: Add passkey (the virtual authenticator answers).
     cdp.navigate(&app.url("/account/security-info")).await;
+    // The button, and passkey.js (deferred) listening: a click before the
+    // script ran would do nothing.
     cdp.wait_for(
-        "[...document.querySelectorAll('button')].some(b => b.textContent === 'Add passkey')",
+        "document.readyState === 'complete' && [...document.querySelectorAll('button')].some(b => b.textContent === 'Add passkey')",
         "Add passkey",
     )
     .await;
@@ -376,7 +378,7 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
         .set_pkce_challenge(challenge)
         .url();
     cdp.navigate(url.as_str()).await;
-    cdp.wait_for("[...document.querySelectorAll('button')].some(b => b.textContent === 'Sign in with a passkey')", "Sign in with a passkey").await;
+    cdp.wait_for("document.readyState === 'complete' && [...document.querySelectorAll('button')].some(b => b.textContent === 'Sign in with a passkey')", "Sign in with a passkey").await;
     cdp.eval("[...document.querySelectorAll('button')].find(b => b.textContent === 'Sign in with a passkey').click(); true").await;
     let second = wait_for_callback(&hits, 2).await;
     let code = url::form_urlencoded::parse(second.as_bytes())

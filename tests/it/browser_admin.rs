@@ -46,7 +46,13 @@ async fn fill(cdp: &mut Cdp, label: &str, value: &str) {
 }
 
 async fn click(cdp: &mut Cdp, control: &str, what: &str) {
-    cdp.wait_for(control, what).await;
+    // Loaded, deferred scripts included: a click before admin.js listens
+    // (Copy) would do nothing.
+    cdp.wait_for(
+        &format!("document.readyState === 'complete' && {control}"),
+        what,
+    )
+    .await;
     cdp.eval(&format!("{control}.click(); true")).await;
 }
 
