@@ -286,7 +286,7 @@ async fn console_tap_matrix_matches_the_graph_matrix_cell_by_cell() {
             let method = format!("tap:{pass_id}");
             let deleted = console
                 .post_form(
-                    &format!("/admin/users/{}/action", subject.id),
+                    &format!("/admin/users/{}", subject.id),
                     &[
                         ("csrf", &csrf),
                         ("action", "delete-method"),
@@ -396,7 +396,7 @@ async fn console_user_actions_follow_the_privileged_target_rules() {
                 }
                 let r = console
                     .post_form(
-                        &format!("/admin/users/{}/action", target.id),
+                        &format!("/admin/users/{}", target.id),
                         &[
                             ("csrf", &csrf),
                             ("action", action),
@@ -460,14 +460,8 @@ async fn console_forms_without_the_csrf_token_change_nothing() {
             "/admin/users".into(),
             vec![("displayName", "X"), ("userPrincipalName", "x@contoso.com")],
         ),
-        (
-            format!("/admin/users/{uid}/action"),
-            vec![("action", "disable")],
-        ),
-        (
-            format!("/admin/users/{uid}/action"),
-            vec![("action", "delete")],
-        ),
+        (format!("/admin/users/{uid}"), vec![("action", "disable")]),
+        (format!("/admin/users/{uid}"), vec![("action", "delete")]),
         (
             format!("/admin/users/{uid}/methods/new"),
             vec![("method", "temporaryAccessPass"), ("lifetime", "60")],
@@ -577,7 +571,7 @@ async fn console_forms_without_the_csrf_token_change_nothing() {
     // The same form with the token works (the test above is not vacuous).
     let ok = console
         .post_form(
-            &format!("/admin/users/{uid}/action"),
+            &format!("/admin/users/{uid}"),
             &[("csrf", &csrf), ("action", "disable")],
         )
         .await;

@@ -223,8 +223,41 @@ impl Chromium {
     }
 }
 
+/// A Gatepass with the client `browser-rp`, whose redirect URI is a local
+/// callback server; the callback's hits.
+pub(crate) async fn app_with_browser_rp() -> (TestApp, CallbackHits) {
+    let (cb_base, hits) = callback_server().await;
+    let app = TestApp::spawn_with(&format!(
+        "[[clients]]\nclient_id = \"browser-rp\"\nclient_secret = \"browser-rp-secret-0123456789\"\nredirect_uris = [\"{cb_base}/callback\"]\npost_logout_redirect_uris = [\"{cb_base}/\"]\n"
+    ))
+    .await;
+    (app, hits)
+}
+
+/// The relying party `browser-rp`, configured from discovery.
+pub(crate) async fn browser_rp(app: &TestApp, hits: &CallbackHits) -> Rp {
+    let metadata = openidconnect::core::CoreProviderMetadata::discover_async(
+        openidconnect::IssuerUrl::new(app.issuer.clone()).unwrap(),
+        &app.http,
+    )
+    .await
+    .unwrap();
+    openidconnect::core::CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new("browser-rp".into()),
+        Some(ClientSecret::new("browser-rp-secret-0123456789".into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(hits.redirect.clone()).unwrap())
+}
+
+/// What the callback server received, and its redirect URI.
+pub(crate) struct CallbackHits {
+    pub(crate) redirect: String,
+    queries: Arc<Mutex<Vec<String>>>,
+}
+
 /// The RP's redirect target: records every query it receives.
-pub(crate) async fn callback_server() -> (String, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn callback_server() -> (String, CallbackHits) {
     let hits = Arc::new(Mutex::new(Vec::<String>::new()));
     let store = hits.clone();
     let app = axum::Router::new()
@@ -242,12 +275,16 @@ pub(crate) async fn callback_server() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    let hits = CallbackHits {
+        redirect: format!("{base}/callback"),
+        queries: hits,
+    };
     (base, hits)
 }
 
-pub(crate) async fn wait_for_callback(hits: &Arc<Mutex<Vec<String>>>, count: usize) -> String {
+pub(crate) async fn wait_for_callback(hits: &CallbackHits, count: usize) -> String {
     for _ in 0..200 {
-        if let Some(q) = hits.lock().unwrap().get(count - 1) {
+        if let Some(q) = hits.queries.lock().unwrap().get(count - 1) {
             return q.clone();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -262,12 +299,7 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
     else {
         return;
     };
-    let (cb_base, hits) = callback_server().await;
-    let redirect = format!("{cb_base}/callback");
-    let app = TestApp::spawn_with(&format!(
-        "[[clients]]\nclient_id = \"browser-rp\"\nclient_secret = \"browser-rp-secret-0123456789\"\nredirect_uris = [\"{redirect}\"]\npost_logout_redirect_uris = [\"{cb_base}/\"]\n"
-    ))
-    .await;
+    let (app, hits) = app_with_browser_rp().await;
     let user = app.create_user("newbie", None).await;
     let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await["temporaryAccessPass"]
         .as_str()
@@ -286,19 +318,7 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
     )
     .await;
 
-    // The relying party, configured from discovery.
-    let metadata = openidconnect::core::CoreProviderMetadata::discover_async(
-        openidconnect::IssuerUrl::new(app.issuer.clone()).unwrap(),
-        &app.http,
-    )
-    .await
-    .unwrap();
-    let rp = openidconnect::core::CoreClient::from_provider_metadata(
-        metadata,
-        ClientId::new("browser-rp".into()),
-        Some(ClientSecret::new("browser-rp-secret-0123456789".into())),
-    )
-    .set_redirect_uri(RedirectUrl::new(redirect.clone()).unwrap());
+    let rp = browser_rp(&app, &hits).await;
 
     // 1. The RP starts the code flow; the user signs in with the one-time TAP.
     let (challenge, _) = PkceCodeChallenge::new_random_sha256();

@@ -11,13 +11,13 @@
 //! Every page is photographed at desktop and phone width into the folder
 //! the test prints (`$CARGO_TARGET_TMPDIR/console-screenshots`).
 
-use crate::browser::{Cdp, Chromium, callback_server, wait_for_callback};
+use crate::browser::{Cdp, Chromium, app_with_browser_rp, browser_rp, wait_for_callback};
 use crate::harness::*;
 use base64::Engine;
 use gatepass::clock::Clock;
 use gatepass::directory::roles::BuiltinRole;
 use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{ClientId, ClientSecret, CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl};
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -163,12 +163,7 @@ async fn browser_console_helpdesk_journey_and_each_role_sees_what_the_rules_allo
     };
     let shots = screenshot_dir();
     println!("console screenshots: {}", shots.display());
-    let (cb_base, hits) = callback_server().await;
-    let redirect = format!("{cb_base}/callback");
-    let app = TestApp::spawn_with(&format!(
-        "[[clients]]\nclient_id = \"browser-rp\"\nclient_secret = \"browser-rp-secret-0123456789\"\nredirect_uris = [\"{redirect}\"]\n"
-    ))
-    .await;
+    let (app, hits) = app_with_browser_rp().await;
     let password = "a long enough password 1";
     for (upn, role) in [
         (
@@ -315,18 +310,7 @@ async fn browser_console_helpdesk_journey_and_each_role_sees_what_the_rules_allo
 
     // --- the member, in a second browser, signs in with the pass ------------
     let mut newhire = chromium.page(Some(&chromium.new_context().await)).await;
-    let metadata = openidconnect::core::CoreProviderMetadata::discover_async(
-        openidconnect::IssuerUrl::new(app.issuer.clone()).unwrap(),
-        &app.http,
-    )
-    .await
-    .unwrap();
-    let rp = openidconnect::core::CoreClient::from_provider_metadata(
-        metadata,
-        ClientId::new("browser-rp".into()),
-        Some(ClientSecret::new("browser-rp-secret-0123456789".into())),
-    )
-    .set_redirect_uri(RedirectUrl::new(redirect.clone()).unwrap());
+    let rp = browser_rp(&app, &hits).await;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, _, nonce) = rp
         .authorize_url(

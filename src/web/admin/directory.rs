@@ -1,13 +1,12 @@
 //! Groups (create, members) and directory role assignments.
 
-use super::{Chrome, Form, Refusal, done, enc, enter, notice_text, query_of, show};
+use super::{Chrome, Console, Form, Refusal, done, enc, notice_text, query_of, refused, show};
 use crate::app::AppState;
 use crate::directory::authority::access;
 use crate::directory::roles::BuiltinRole;
 use crate::directory::{Group, User};
 use crate::graph::{groups as group_ops, roles as role_ops};
 use crate::ids::RoleAssignmentId;
-use crate::web::ClientIp;
 use crate::web::error::PageError;
 use askama::Template;
 use axum::body::Bytes;
@@ -16,11 +15,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
-
-fn refused(e: crate::graph::error::GraphError) -> PageError {
-    let r = Refusal::from(e);
-    PageError::new(r.status, "Admin console", r.message)
-}
 
 /// A user named by UPN or object id, or a refusal naming the field.
 async fn user_named(state: &AppState, name: Option<&str>) -> Result<User, Refusal> {
@@ -48,14 +42,9 @@ struct GroupsPage {
 
 pub async fn groups(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
     RawQuery(q): RawQuery,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/groups").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     groups_page(
         &state,
         &console,
@@ -94,15 +83,7 @@ struct NewGroupPage {
     alert: Option<String>,
 }
 
-pub async fn new_group(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
-) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/groups/new").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+pub async fn new_group(console: Console) -> Result<Response, PageError> {
     console
         .caller
         .require(&access::GROUPS_WRITE)
@@ -119,14 +100,10 @@ pub async fn new_group(
 
 pub async fn create_group(
     State(state): State<AppState>,
+    console: Console,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
     body: Body,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/groups").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let form = Form::checked(&headers, &body, &console.csrf)?;
     let name = form.get("name").unwrap_or("").to_owned();
     match group_ops::create_group(
@@ -198,16 +175,10 @@ async fn group_page(
 
 pub async fn group(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, PageError> {
-    let path = format!("/admin/groups/{}", enc(&id));
-    let console = match enter(&state, &headers, ip, &path).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let notice = notice_text(query_of(q.as_deref()).get("done"));
     group_page(&state, &console, &id, notice, None).await
 }
@@ -215,16 +186,12 @@ pub async fn group(
 /// **Add member** and **Remove** on a group's page.
 pub async fn group_members(
     State(state): State<AppState>,
+    console: Console,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, PageError> {
     let path = format!("/admin/groups/{}", enc(&id));
-    let console = match enter(&state, &headers, ip, &path).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let form = Form::checked(&headers, &body, &console.csrf)?;
     let now = state.clock.now();
     let group = group_ops::find(&state, &id, now).await.map_err(refused)?;
@@ -316,14 +283,9 @@ async fn roles_page(
 
 pub async fn roles(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
     RawQuery(q): RawQuery,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/roles").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     roles_page(
         &state,
         &console,
@@ -336,14 +298,10 @@ pub async fn roles(
 /// **Add assignment** and **Remove**.
 pub async fn role_change(
     State(state): State<AppState>,
+    console: Console,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
     body: Body,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/roles").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let form = Form::checked(&headers, &body, &console.csrf)?;
     let now = state.clock.now();
     let outcome: Result<&str, Refusal> = match form.get("action") {

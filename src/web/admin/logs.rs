@@ -2,24 +2,18 @@
 //! opens to its details (for a sign-in, the conditional-access policies
 //! applied). Entries never hold a secret.
 
-use super::{Chrome, enc, enter, query_of, show};
+use super::{Chrome, Console, enc, query_of, refused, show};
 use crate::app::AppState;
 use crate::graph::audit_logs;
-use crate::web::ClientIp;
 use crate::web::error::PageError;
 use crate::web::when;
 use askama::Template;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
 const PAGE: usize = 50;
-
-fn refused(e: crate::graph::error::GraphError) -> PageError {
-    let r = super::Refusal::from(e);
-    PageError::new(r.status, "Admin console", r.message)
-}
 
 fn text(v: &Value) -> String {
     match v {
@@ -65,14 +59,9 @@ struct SignInsPage {
 
 pub async fn sign_ins(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
     RawQuery(q): RawQuery,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/sign-ins").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let query = query_of(q.as_deref());
     let user = query.get("user").unwrap_or("").to_owned();
     let status = query.get("status").unwrap_or("").to_owned();
@@ -188,14 +177,9 @@ struct AuditPage {
 
 pub async fn audits(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
     RawQuery(q): RawQuery,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/audit").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let query = query_of(q.as_deref());
     let after = query.get("after").map(str::to_owned);
     let page = audit_logs::directory_audits_page(&state, &console.caller, PAGE, after, |_| true)

@@ -34,7 +34,7 @@ use askama::Template;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use std::collections::BTreeSet;
 
 pub fn router() -> Router<AppState> {
@@ -43,8 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/", get(home))
         .route("/admin/users", get(users::list).post(users::create))
         .route("/admin/users/new", get(users::new_form))
-        .route("/admin/users/{id}", get(users::user))
-        .route("/admin/users/{id}/action", post(users::act))
+        .route("/admin/users/{id}", get(users::user).post(users::act))
         .route(
             "/admin/users/{id}/methods/new",
             get(users::new_method).post(users::add_method),
@@ -129,6 +128,29 @@ impl Console {
     }
 }
 
+/// Every console handler takes the [`Console`]: the request's path is where
+/// a sign-in (or step-up) started here comes back to, so every console
+/// path answers GET.
+impl axum::extract::FromRequestParts<AppState> for Console {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let super::ClientIp(ip) = match super::ClientIp::from_request_parts(parts, state).await {
+            Ok(ip) => ip,
+            Err(never) => match never {},
+        };
+        let path = parts.uri.path().to_owned();
+        match enter(state, &parts.headers, ip, &path).await {
+            Ok(Ok(console)) => Ok(console),
+            Ok(Err(response)) => Err(response),
+            Err(page) => Err(page.into_response()),
+        }
+    }
+}
+
 /// What every console page shows around its content.
 pub struct Chrome {
     pub section: &'static str,
@@ -157,7 +179,7 @@ struct NoRolePage<'a> {
 /// Opens the console for a page at `return_to`: the signed-in user with a
 /// directory role, past conditional access; otherwise the response that
 /// signs them in, asks for more, or says a role is needed.
-pub async fn enter(
+async fn enter(
     state: &AppState,
     headers: &HeaderMap,
     ip: std::net::IpAddr,
@@ -270,6 +292,18 @@ fn capitalized(s: &str) -> String {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
     }
+}
+
+/// An operation refused before a page could be drawn: the error page,
+/// titled "Not allowed" for a refusal of the rules.
+pub fn refused(e: GraphError) -> PageError {
+    let r = Refusal::from(e);
+    let title = if r.status == StatusCode::FORBIDDEN {
+        "Not allowed"
+    } else {
+        "Admin console"
+    };
+    PageError::new(r.status, title, r.message)
 }
 
 /// Renders `page` with `status`.

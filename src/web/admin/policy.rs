@@ -1,7 +1,7 @@
 //! Authentication methods (the Temporary Access Pass policy), conditional
 //! access (policies, import of an Entra export) and What If.
 
-use super::{Chrome, Console, Form, Refusal, done, enc, enter, notice_text, query_of, show};
+use super::{Chrome, Console, Form, Refusal, done, enc, notice_text, query_of, refused, show};
 use crate::app::AppState;
 use crate::authn::tap::{ALL_USERS, MethodState, MethodTarget, TapPolicy};
 use crate::directory::Group;
@@ -10,7 +10,6 @@ use crate::graph::conditional_access as ca;
 use crate::graph::methods;
 use crate::policy::ca_store::CaKind;
 use crate::policy::conditional_access::WhatIfRequest;
-use crate::web::ClientIp;
 use crate::web::error::PageError;
 use askama::Template;
 use axum::body::Bytes;
@@ -21,11 +20,6 @@ use serde_json::{Map, Value, json};
 
 type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
-fn refused(e: crate::graph::error::GraphError) -> PageError {
-    let r = Refusal::from(e);
-    PageError::new(r.status, "Admin console", r.message)
-}
-
 #[derive(Template)]
 #[template(path = "admin/methods.html")]
 struct MethodsPage {
@@ -35,13 +29,8 @@ struct MethodsPage {
 
 pub async fn methods(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/methods").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let policy = methods::tap_policy(&state, &console.caller, state.clock.now())
         .await
         .map_err(refused)?;
@@ -186,14 +175,9 @@ async fn tap_page(
 
 pub async fn tap_policy(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
     RawQuery(q): RawQuery,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/methods/tap").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let p = methods::tap_policy(&state, &console.caller, state.clock.now())
         .await
         .map_err(refused)?;
@@ -218,14 +202,10 @@ fn target(id: &str) -> MethodTarget {
 
 pub async fn save_tap_policy(
     State(state): State<AppState>,
+    console: Console,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
     body: Body,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/methods/tap").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let form = Form::checked(&headers, &body, &console.csrf)?;
     let now = state.clock.now();
     let current = methods::tap_policy(&state, &console.caller, now)
@@ -438,15 +418,7 @@ fn new_policy_page(console: &Console, json: String, alert: Option<Refusal>) -> R
     )
 }
 
-pub async fn ca_new(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
-) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/ca/new").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+pub async fn ca_new(console: Console) -> Result<Response, PageError> {
     console.caller.require(&access::CA_WRITE).map_err(refused)?;
     Ok(new_policy_page(&console, String::new(), None))
 }
@@ -464,29 +436,16 @@ fn import_page(console: &Console, alert: Option<Refusal>, imported: Vec<ImportLi
     )
 }
 
-pub async fn ca_import_form(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
-) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/ca/import").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+pub async fn ca_import_form(console: Console) -> Result<Response, PageError> {
     console.caller.require(&access::CA_WRITE).map_err(refused)?;
     Ok(import_page(&console, None, Vec::new()))
 }
 
 pub async fn ca_list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
     RawQuery(q): RawQuery,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/ca").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let notice = notice_text(query_of(q.as_deref()).get("done"));
     ca_page(&state, &console, notice).await
 }
@@ -494,14 +453,10 @@ pub async fn ca_list(
 /// **New policy**: a policy from its Graph JSON.
 pub async fn ca_create(
     State(state): State<AppState>,
+    console: Console,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
     body: Body,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/ca/new").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let form = Form::checked(&headers, &body, &console.csrf)?;
     let text = form.get("policy").unwrap_or("").to_owned();
     let value: Value = match serde_json::from_str(&text) {
@@ -632,14 +587,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// through the same create as the Graph API, with a line per object.
 pub async fn ca_import(
     State(state): State<AppState>,
+    console: Console,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
     body: Body,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/ca/import").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let Ok(bytes) = &body else {
         return Err(PageError::bad_request(
             "The upload is too large or unreadable.",
@@ -750,16 +701,10 @@ async fn policy_page(
 
 pub async fn ca_show(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, PageError> {
-    let path = format!("/admin/ca/{}", enc(&id));
-    let console = match enter(&state, &headers, ip, &path).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     policy_page(
         &state,
         &console,
@@ -773,16 +718,12 @@ pub async fn ca_show(
 /// **State** → **Save**, and **Delete**.
 pub async fn ca_change(
     State(state): State<AppState>,
+    console: Console,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, PageError> {
     let path = format!("/admin/ca/{}", enc(&id));
-    let console = match enter(&state, &headers, ip, &path).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let form = Form::checked(&headers, &body, &console.csrf)?;
     let outcome = match form.get("action") {
         Some("delete") => {
@@ -917,27 +858,18 @@ fn blank_what_if(console: &Console, state: &AppState) -> WhatIfPage {
 
 pub async fn what_if_form(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/what-if").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     console.caller.require(&access::CA_READ).map_err(refused)?;
     Ok(show(StatusCode::OK, &blank_what_if(&console, &state)))
 }
 
 pub async fn what_if_run(
     State(state): State<AppState>,
+    console: Console,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
     body: Body,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/what-if").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let form = Form::checked(&headers, &body, &console.csrf)?;
     let mut page = blank_what_if(&console, &state);
     page.user = form.get("user").unwrap_or("").to_owned();

@@ -2,13 +2,12 @@
 //! sign-in, deletion, password, per-user MFA, authentication methods) and
 //! **Add authentication method** → **Temporary Access Pass**.
 
-use super::{Chrome, Console, Form, Refusal, done, enc, enter, notice_text, query_of, show};
+use super::{Chrome, Console, Form, Refusal, done, enc, notice_text, query_of, refused, show};
 use crate::app::AppState;
 use crate::authn::tap::{IssueRequest, UsabilityReason};
 use crate::directory::authority::{UserAction, access};
 use crate::directory::{PerUserMfaState, User};
 use crate::graph::{fido2, methods, requirements, users as ops};
-use crate::web::ClientIp;
 use crate::web::error::PageError;
 use crate::web::when;
 use askama::Template;
@@ -44,14 +43,9 @@ struct UsersPage {
 
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
     RawQuery(q): RawQuery,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/users").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let now = state.clock.now();
     let query = query_of(q.as_deref());
     let search = query.get("search").unwrap_or("").to_owned();
@@ -59,7 +53,7 @@ pub async fn list(
     console
         .caller
         .require(&access::USERS_READ)
-        .map_err(refusal_page)?;
+        .map_err(refused)?;
     let needle = search.to_lowercase();
     let mut users: Vec<User> = state
         .directory
@@ -122,19 +116,11 @@ struct NewUserPage {
     field: Option<String>,
 }
 
-pub async fn new_form(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
-) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/users/new").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
+pub async fn new_form(console: Console) -> Result<Response, PageError> {
     console
         .caller
         .require(&access::USERS_WRITE)
-        .map_err(refusal_page)?;
+        .map_err(refused)?;
     Ok(show(
         StatusCode::OK,
         &NewUserPage {
@@ -149,14 +135,10 @@ pub async fn new_form(
 
 pub async fn create(
     State(state): State<AppState>,
+    console: Console,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
     body: Body,
 ) -> Result<Response, PageError> {
-    let console = match enter(&state, &headers, ip, "/admin/users/new").await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let form = Form::checked(&headers, &body, &console.csrf)?;
     let display_name = form.get("displayName").unwrap_or("").to_owned();
     let upn = form.get("userPrincipalName").unwrap_or("").to_owned();
@@ -224,16 +206,6 @@ async fn target(state: &AppState, id: &str) -> Result<User, PageError> {
         .ok_or_else(|| PageError::new(StatusCode::NOT_FOUND, "Not found", "No such user."))
 }
 
-fn refusal_page(e: crate::graph::error::GraphError) -> PageError {
-    let r = Refusal::from(e);
-    let title = if r.status == StatusCode::FORBIDDEN {
-        "Not allowed"
-    } else {
-        "Admin console"
-    };
-    PageError::new(r.status, title, r.message)
-}
-
 async fn user_page(
     state: &AppState,
     console: &Console,
@@ -244,7 +216,7 @@ async fn user_page(
     let now = state.clock.now();
     let t = now.unix_timestamp();
     let caller = &console.caller;
-    caller.require(&access::USERS_READ).map_err(refusal_page)?;
+    caller.require(&access::USERS_READ).map_err(refused)?;
     let target_roles = state.directory.roles_of(user.id, now).await?;
     let mfa = requirements::mfa_state_of(state, caller, &user, now)
         .await
@@ -343,46 +315,26 @@ fn authenticator(aaguid: &str) -> String {
     }
 }
 
-pub async fn show_user(
-    state: &AppState,
-    headers: &HeaderMap,
-    ip: std::net::IpAddr,
-    id: &str,
-    raw: Option<&str>,
-) -> Result<Response, PageError> {
-    let path = format!("/admin/users/{}", enc(id));
-    let console = match enter(state, headers, ip, &path).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
-    let user = target(state, id).await?;
-    let q = query_of(raw);
-    user_page(state, &console, user, notice_text(q.get("done")), None).await
-}
-
 pub async fn user(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, PageError> {
-    show_user(&state, &headers, ip, &id, q.as_deref()).await
+    let user = target(&state, &id).await?;
+    let notice = notice_text(query_of(q.as_deref()).get("done"));
+    user_page(&state, &console, user, notice, None).await
 }
 
 /// Every button on a user's page posts here with `action` naming it.
 pub async fn act(
     State(state): State<AppState>,
+    console: Console,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, PageError> {
     let path = format!("/admin/users/{}", enc(&id));
-    let console = match enter(&state, &headers, ip, &path).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let form = Form::checked(&headers, &body, &console.csrf)?;
     let user = target(&state, &id).await?;
     let now = state.clock.now();
@@ -485,15 +437,9 @@ struct PassIssuedPage {
 
 pub async fn new_method(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    console: Console,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let path = format!("/admin/users/{}/methods/new", enc(&id));
-    let console = match enter(&state, &headers, ip, &path).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let user = target(&state, &id).await?;
     let policy = state
         .taps
@@ -527,16 +473,11 @@ fn parse_local(s: &str) -> Option<i64> {
 
 pub async fn add_method(
     State(state): State<AppState>,
+    console: Console,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, PageError> {
-    let path = format!("/admin/users/{}/methods/new", enc(&id));
-    let console = match enter(&state, &headers, ip, &path).await? {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
     let form = Form::checked(&headers, &body, &console.csrf)?;
     let user = target(&state, &id).await?;
     let now = state.clock.now();
