@@ -94,3 +94,52 @@ pub fn render(state: &crate::app::AppState) -> Option<String> {
     metrics::gauge!("gatepass_password_hash_capacity").set(hasher.queue_capacity() as f64);
     Some(handle.render())
 }
+
+/// The request counter and latency histogram of one (route, status): the
+/// handles are looked up once and kept, so counting a request is an atomic
+/// add and a histogram record, not a registry lookup with label strings.
+#[derive(Clone)]
+struct RouteHandles {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+type RouteKey = (std::sync::Arc<str>, u16);
+
+static ROUTES: OnceLock<std::sync::RwLock<std::collections::HashMap<RouteKey, RouteHandles>>> =
+    OnceLock::new();
+
+/// Counts one answered request of `route` (a template) with `status`,
+/// which took `seconds`.
+pub fn record_request(route: &std::sync::Arc<str>, status: u16, seconds: f64) {
+    let routes = ROUTES.get_or_init(Default::default);
+    let key: RouteKey = (route.clone(), status);
+    let cached = routes
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&key)
+        .cloned();
+    let handles = match cached {
+        Some(h) => h,
+        None => {
+            let h = RouteHandles {
+                requests: metrics::counter!(
+                    "gatepass_http_requests_total",
+                    "route" => route.to_string(),
+                    "status" => status.to_string(),
+                ),
+                duration: metrics::histogram!(
+                    "gatepass_http_request_duration_seconds",
+                    "route" => route.to_string(),
+                ),
+            };
+            routes
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(key, h.clone());
+            h
+        }
+    };
+    handles.requests.increment(1);
+    handles.duration.record(seconds);
+}

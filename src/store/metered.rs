@@ -8,24 +8,55 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The operations, as their `op` label reads.
+const OPS: [&str; 12] = [
+    "get",
+    "put",
+    "insert",
+    "take",
+    "compare_and_swap",
+    "delete",
+    "increment",
+    "commit",
+    "scan",
+    "purge",
+    "ping",
+    "other",
+];
+
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
     backend: &'static str,
+    /// One latency histogram per operation, registered once: recording is
+    /// then a lookup in this array, not in the metrics registry.
+    durations: Vec<metrics::Histogram>,
 }
 
 impl MeteredStore {
     pub fn wrap(inner: Arc<dyn Store>) -> Arc<dyn Store> {
         let backend = inner.backend();
-        Arc::new(MeteredStore { inner, backend })
+        let durations = OPS
+            .iter()
+            .map(|op| {
+                metrics::histogram!(
+                    "gatepass_store_operation_duration_seconds",
+                    "backend" => backend,
+                    "op" => *op,
+                )
+            })
+            .collect();
+        Arc::new(MeteredStore {
+            inner,
+            backend,
+            durations,
+        })
     }
 
     fn observe<T>(&self, op: &'static str, started: Instant, result: &StoreResult<T>) {
-        metrics::histogram!(
-            "gatepass_store_operation_duration_seconds",
-            "backend" => self.backend,
-            "op" => op,
-        )
-        .record(started.elapsed().as_secs_f64());
+        let index = OPS.iter().position(|o| *o == op).unwrap_or(OPS.len() - 1);
+        if let Some(h) = self.durations.get(index) {
+            h.record(started.elapsed().as_secs_f64());
+        }
         if let Err(e) = result {
             let kind = match e {
                 StoreError::Unavailable(_) => "unavailable",

@@ -250,18 +250,16 @@ async fn remember_route(
 async fn count_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    let route = response
-        .extensions()
-        .get::<RouteTemplate>()
-        .map_or_else(|| "unmatched".to_owned(), |r| r.0.to_string());
-    metrics::counter!(
-        "gatepass_http_requests_total",
-        "route" => route.clone(),
-        "status" => response.status().as_u16().to_string(),
-    )
-    .increment(1);
-    metrics::histogram!("gatepass_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    static UNMATCHED: std::sync::OnceLock<std::sync::Arc<str>> = std::sync::OnceLock::new();
+    let route = match response.extensions().get::<RouteTemplate>() {
+        Some(r) => r.0.clone(),
+        None => UNMATCHED.get_or_init(|| "unmatched".into()).clone(),
+    };
+    crate::telemetry::record_request(
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 

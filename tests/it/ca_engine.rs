@@ -20,9 +20,35 @@ const HEAD_OFFICE: &str = "904ee059-6240-4711-834b-e5280abd4f41";
 const APP: &str = "demo-app";
 const EDGE_ON_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51";
 
+/// An example file, its policies switched on: the examples ship in
+/// report-only (posting one cannot lock anyone out); these tests evaluate
+/// them as an operator does once the report-only results look right.
 fn example(name: &str) -> String {
     let path = format!("{}/config/examples/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .replace(REPORT_ONLY, "\"enabled\"")
+}
+
+const REPORT_ONLY: &str = "\"enabledForReportingButNotEnforced\"";
+
+#[test]
+fn example_policies_ship_in_report_only() {
+    for file in [
+        "ca-recommended-tap-registration.json",
+        "ca-admins-phishing-resistant.json",
+        "ca-block-outside-named-location.json",
+    ] {
+        let path = format!("{}/config/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        for p in load_policies(&text).unwrap() {
+            assert_eq!(
+                serde_json::to_value(p.state).unwrap(),
+                "enabledForReportingButNotEnforced",
+                "{file}"
+            );
+        }
+    }
 }
 
 fn strengths() -> StrengthSet {

@@ -10,10 +10,18 @@ use serde_json::{Value, json};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples");
 
+/// An example file with its policies switched on (they ship in
+/// report-only, so posting one cannot lock anyone out).
+fn example_on(file: &str) -> String {
+    std::fs::read_to_string(format!("{EXAMPLES}/{file}"))
+        .unwrap()
+        .replace("\"enabledForReportingButNotEnforced\"", "\"enabled\"")
+}
+
 /// Loads an example file's objects straight into the store (what the
 /// `[conditional_access]` seed does on first start).
 async fn seed(app: &TestApp, kind: CaKind, file: &str) {
-    let text = std::fs::read_to_string(format!("{EXAMPLES}/{file}")).unwrap();
+    let text = example_on(file);
     let doc: Value = serde_json::from_str(&text).unwrap();
     // One object, an array, or a Graph collection {"value": [...]}.
     let items = match doc {
@@ -476,9 +484,7 @@ async fn ca_graph_management_validates_and_what_if_api_matches_the_cli() {
             created["id"].as_str().unwrap().to_owned(),
         );
     }
-    let mut policies_text =
-        std::fs::read_to_string(format!("{EXAMPLES}/ca-recommended-tap-registration.json"))
-            .unwrap();
+    let mut policies_text = example_on("ca-recommended-tap-registration.json");
     for (old, new) in &strength_ids {
         policies_text = policies_text.replace(old, new);
     }
@@ -662,11 +668,8 @@ async fn ca_impact_replays_gatepass_own_log_including_refused_sign_ins() {
     assert_eq!(entry["authenticationDetails"][0]["succeeded"], true);
     assert!(entry["deviceDetail"]["operatingSystem"].is_string());
 
-    let policies: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{EXAMPLES}/ca-block-outside-named-location.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let policies: Value =
+        serde_json::from_str(&example_on("ca-block-outside-named-location.json")).unwrap();
     let (code, report) = ca_impact(
         &policies,
         Some(&format!("{EXAMPLES}/named-locations.json")),
