@@ -14,6 +14,7 @@ pub mod directory;
 pub mod graph;
 pub mod ids;
 pub mod keys;
+pub mod openapi;
 pub mod policy;
 pub mod protocol;
 pub mod server;

@@ -112,6 +112,12 @@ fn graph_page(
     ))
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/auditLogs/signIns",
+    operation_id = "auditLogs.signIns.list",
+    tag = "audit logs",
+    params(crate::openapi::ListParams),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::SignIn>)))]
 pub async fn sign_ins(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -139,6 +145,12 @@ pub async fn sign_ins(
     ))
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/auditLogs/directoryAudits",
+    operation_id = "auditLogs.directoryAudits.list",
+    tag = "audit logs",
+    params(crate::openapi::ListParams),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::DirectoryAudit>)))]
 pub async fn directory_audits(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,

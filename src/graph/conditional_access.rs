@@ -137,8 +137,19 @@ async fn list_kind(
     })))
 }
 
+/// The five handlers of one kind of object, with their OpenAPI operations.
 macro_rules! handlers {
-    ($segment:literal, $list:ident, $create:ident, $get:ident, $update:ident, $remove:ident) => {
+    (
+        $segment:literal, $set:literal, $item:literal, $schema:ident,
+        $list:ident = $list_op:literal,
+        $create:ident = $create_op:literal,
+        $get:ident = $get_op:literal,
+        $update:ident = $update_op:literal,
+        $remove:ident = $remove_op:literal $(,)?
+    ) => {
+        #[utoipa::path(get, path = $set, operation_id = $list_op, tag = "conditional access",
+            responses((status = 200, description = "OK",
+                body = crate::openapi::schemas::Collection<crate::openapi::schemas::$schema>)))]
         pub async fn $list(
             State(state): State<AppState>,
             Extension(version): Extension<ApiVersion>,
@@ -148,6 +159,9 @@ macro_rules! handlers {
             let (kind, set, _) = kind_of($segment);
             list_kind(&state, &caller, kind, set, version).await
         }
+        #[utoipa::path(post, path = $set, operation_id = $create_op, tag = "conditional access",
+            request_body(content = crate::openapi::schemas::ConditionalAccessObject, content_type = "application/json"),
+            responses((status = 201, description = "Created", body = crate::openapi::schemas::$schema)))]
         pub async fn $create(
             State(state): State<AppState>,
             headers: HeaderMap,
@@ -159,6 +173,9 @@ macro_rules! handlers {
             let created = create_object(&state, &caller, kind_of($segment).0, value, false).await?;
             Ok((StatusCode::CREATED, Json(created)).into_response())
         }
+        #[utoipa::path(get, path = $item, operation_id = $get_op, tag = "conditional access",
+            params(("id" = String, Path, description = "The object's id")),
+            responses((status = 200, description = "OK", body = crate::openapi::schemas::$schema)))]
         pub async fn $get(
             State(state): State<AppState>,
             headers: HeaderMap,
@@ -167,6 +184,10 @@ macro_rules! handlers {
             let caller = Caller::from_headers(&state, &headers, state.clock.now()).await?;
             get_one(&state, &caller, kind_of($segment).0, &id).await
         }
+        #[utoipa::path(patch, path = $item, operation_id = $update_op, tag = "conditional access",
+            params(("id" = String, Path, description = "The object's id")),
+            request_body(content = crate::openapi::schemas::ConditionalAccessObject, content_type = "application/json"),
+            responses((status = 204, description = "Done")))]
         pub async fn $update(
             State(state): State<AppState>,
             headers: HeaderMap,
@@ -179,6 +200,9 @@ macro_rules! handlers {
             update_object(&state, &caller, kind_of($segment).0, &id, patch).await?;
             Ok(StatusCode::NO_CONTENT)
         }
+        #[utoipa::path(delete, path = $item, operation_id = $remove_op, tag = "conditional access",
+            params(("id" = String, Path, description = "The object's id")),
+            responses((status = 204, description = "Done")))]
         pub async fn $remove(
             State(state): State<AppState>,
             headers: HeaderMap,
@@ -193,27 +217,36 @@ macro_rules! handlers {
 
 handlers!(
     "policies",
-    list_policies,
-    create_policy,
-    get_policy,
-    update_policy,
-    delete_policy
+    "/v1.0/identity/conditionalAccess/policies",
+    "/v1.0/identity/conditionalAccess/policies/{id}",
+    ConditionalAccessPolicy,
+    list_policies = "conditionalAccess.policies.list",
+    create_policy = "conditionalAccess.policies.create",
+    get_policy = "conditionalAccess.policies.get",
+    update_policy = "conditionalAccess.policies.update",
+    delete_policy = "conditionalAccess.policies.delete",
 );
 handlers!(
     "namedLocations",
-    list_locations,
-    create_location,
-    get_location,
-    update_location,
-    delete_location
+    "/v1.0/identity/conditionalAccess/namedLocations",
+    "/v1.0/identity/conditionalAccess/namedLocations/{id}",
+    NamedLocation,
+    list_locations = "conditionalAccess.namedLocations.list",
+    create_location = "conditionalAccess.namedLocations.create",
+    get_location = "conditionalAccess.namedLocations.get",
+    update_location = "conditionalAccess.namedLocations.update",
+    delete_location = "conditionalAccess.namedLocations.delete",
 );
 handlers!(
     "authenticationStrength",
-    list_strengths,
-    create_strength,
-    get_strength,
-    update_strength,
-    delete_strength
+    "/v1.0/identity/conditionalAccess/authenticationStrength/policies",
+    "/v1.0/identity/conditionalAccess/authenticationStrength/policies/{id}",
+    AuthenticationStrength,
+    list_strengths = "conditionalAccess.authenticationStrengths.list",
+    create_strength = "conditionalAccess.authenticationStrengths.create",
+    get_strength = "conditionalAccess.authenticationStrengths.get",
+    update_strength = "conditionalAccess.authenticationStrengths.update",
+    delete_strength = "conditionalAccess.authenticationStrengths.delete",
 );
 
 /// An id as Graph gives objects: a GUID.
@@ -428,6 +461,12 @@ async fn audit(
 }
 
 /// `POST /identity/conditionalAccess/evaluate` (What-If).
+#[utoipa::path(post,
+    path = "/v1.0/identity/conditionalAccess/evaluate",
+    operation_id = "conditionalAccess.evaluate",
+    tag = "conditional access",
+    request_body(content = crate::openapi::schemas::WhatIfRequest, content_type = "application/json"),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::WhatIfResponse)))]
 pub async fn evaluate(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -90,6 +90,12 @@ async fn list_for(
     })))
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/users/{id}/authentication/fido2Methods",
+    operation_id = "users.passkeys.list",
+    tag = "authentication methods",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName")),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::Fido2Method>)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -100,6 +106,11 @@ pub async fn list(
     list_for(&state, &caller, Some(&id), version).await
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/me/authentication/fido2Methods",
+    operation_id = "me.passkeys.list",
+    tag = "authentication methods",
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::Fido2Method>)))]
 pub async fn list_mine(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -128,6 +139,12 @@ async fn get_for(
         .ok_or_else(|| GraphError::not_found(method))
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/users/{id}/authentication/fido2Methods/{method}",
+    operation_id = "users.passkeys.get",
+    tag = "authentication methods",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName"), ("method" = String, Path, description = "The method's id")),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Fido2Method)))]
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -137,6 +154,12 @@ pub async fn get(
     get_for(&state, &caller, Some(&id), &method).await
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/me/authentication/fido2Methods/{method}",
+    operation_id = "me.passkeys.get",
+    tag = "authentication methods",
+    params(("method" = String, Path, description = "The method's id")),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Fido2Method)))]
 pub async fn get_mine(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -188,6 +211,12 @@ pub async fn delete_for(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete,
+    path = "/v1.0/users/{id}/authentication/fido2Methods/{method}",
+    operation_id = "users.passkeys.delete",
+    tag = "authentication methods",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName"), ("method" = String, Path, description = "The method's id")),
+    responses((status = 204, description = "Done")))]
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -197,6 +226,12 @@ pub async fn delete(
     delete_for(&state, &caller, Some(&id), &method).await
 }
 
+#[utoipa::path(delete,
+    path = "/v1.0/me/authentication/fido2Methods/{method}",
+    operation_id = "me.passkeys.delete",
+    tag = "authentication methods",
+    params(("method" = String, Path, description = "The method's id")),
+    responses((status = 204, description = "Done")))]
 pub async fn delete_mine(
     State(state): State<AppState>,
     headers: HeaderMap,

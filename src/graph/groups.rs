@@ -40,7 +40,7 @@ fn group_target(g: &Group) -> TargetResource {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateGroup {
     display_name: String,
@@ -69,6 +69,12 @@ pub async fn find(
         .ok_or_else(|| GraphError::not_found(id))
 }
 
+#[utoipa::path(post,
+    path = "/v1.0/groups",
+    operation_id = "groups.create",
+    tag = "groups",
+    request_body(content = CreateGroup, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = crate::openapi::schemas::Group)))]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -122,6 +128,12 @@ pub async fn create_group(
     Ok(group)
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/groups",
+    operation_id = "groups.list",
+    tag = "groups",
+    params(crate::openapi::ListParams),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::Group>)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -143,6 +155,12 @@ pub async fn list(
     Ok(Json(collection(&state, version, "groups", items, &query)))
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/groups/{id}",
+    operation_id = "groups.get",
+    tag = "groups",
+    params(("id" = String, Path, description = "The group's object id")),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Group)))]
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -154,6 +172,12 @@ pub async fn get(
     Ok(Json(group_json(&find(&state, &id, now).await?)))
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/groups/{id}/members",
+    operation_id = "groups.members.list",
+    tag = "groups",
+    params(("id" = String, Path, description = "The group's object id"), crate::openapi::ListParams),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::User>)))]
 pub async fn members(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -186,12 +210,20 @@ pub async fn members(
     )))
 }
 
-#[derive(Deserialize)]
+/// `{"@odata.id": "{issuer}/v1.0/directoryObjects/{id}"}` (or `…/users/{id}`).
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct MemberRef {
     #[serde(rename = "@odata.id")]
     odata_id: String,
 }
 
+#[utoipa::path(post,
+    path = "/v1.0/groups/{id}/members/$ref",
+    operation_id = "groups.members.add",
+    tag = "groups",
+    params(("id" = String, Path, description = "The group's object id")),
+    request_body(content = MemberRef, content_type = "application/json"),
+    responses((status = 204, description = "Done")))]
 pub async fn add_member(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -237,6 +269,12 @@ pub async fn add_member_to(
     Ok(())
 }
 
+#[utoipa::path(delete,
+    path = "/v1.0/groups/{id}/members/{member}/$ref",
+    operation_id = "groups.members.remove",
+    tag = "groups",
+    params(("id" = String, Path, description = "The group's object id"), ("member" = String, Path, description = "The member's object id")),
+    responses((status = 204, description = "Done")))]
 pub async fn remove_member(
     State(state): State<AppState>,
     headers: HeaderMap,

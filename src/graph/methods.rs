@@ -129,12 +129,13 @@ async fn subject(
 
 // --- temporaryAccessPassMethods ------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreatePass {
     #[serde(rename = "@odata.type")]
     odata_type: Option<String>,
     is_usable_once: Option<bool>,
+    /// RFC 3339, or `YYYY-MM-DD HH:MM:SS` in UTC.
     start_date_time: Option<String>,
     lifetime_in_minutes: Option<u32>,
 }
@@ -180,6 +181,13 @@ fn issue_error(e: IssueFailure) -> GraphError {
     }
 }
 
+#[utoipa::path(post,
+    path = "/v1.0/users/{id}/authentication/temporaryAccessPassMethods",
+    operation_id = "users.passes.create",
+    tag = "authentication methods",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName")),
+    request_body(content = CreatePass, content_type = "application/json"),
+    responses((status = 201, description = "The pass; `temporaryAccessPass` holds it, here only", body = crate::openapi::schemas::TemporaryAccessPassMethod)))]
 pub async fn create_pass(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -323,6 +331,12 @@ async fn list_passes_for(
     })))
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/users/{id}/authentication/temporaryAccessPassMethods",
+    operation_id = "users.passes.list",
+    tag = "authentication methods",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName")),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::TemporaryAccessPassMethod>)))]
 pub async fn list_passes(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -334,6 +348,11 @@ pub async fn list_passes(
     list_passes_for(&state, &caller, Some(&id), version).await
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/me/authentication/temporaryAccessPassMethods",
+    operation_id = "me.passes.list",
+    tag = "authentication methods",
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::TemporaryAccessPassMethod>)))]
 pub async fn my_passes(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -362,6 +381,12 @@ async fn get_pass_for(
     }
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/users/{id}/authentication/temporaryAccessPassMethods/{method}",
+    operation_id = "users.passes.get",
+    tag = "authentication methods",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName"), ("method" = String, Path, description = "The method's id")),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::TemporaryAccessPassMethod)))]
 pub async fn get_pass(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -372,6 +397,12 @@ pub async fn get_pass(
     get_pass_for(&state, &caller, Some(&id), &method_id).await
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/me/authentication/temporaryAccessPassMethods/{method}",
+    operation_id = "me.passes.get",
+    tag = "authentication methods",
+    params(("method" = String, Path, description = "The method's id")),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::TemporaryAccessPassMethod)))]
 pub async fn my_pass(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -433,6 +464,12 @@ pub async fn delete_pass_for(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete,
+    path = "/v1.0/users/{id}/authentication/temporaryAccessPassMethods/{method}",
+    operation_id = "users.passes.delete",
+    tag = "authentication methods",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName"), ("method" = String, Path, description = "The method's id")),
+    responses((status = 204, description = "Done")))]
 pub async fn delete_pass(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -443,6 +480,12 @@ pub async fn delete_pass(
     delete_pass_for(&state, &caller, Some(&id), &method_id).await
 }
 
+#[utoipa::path(delete,
+    path = "/v1.0/me/authentication/temporaryAccessPassMethods/{method}",
+    operation_id = "me.passes.delete",
+    tag = "authentication methods",
+    params(("method" = String, Path, description = "The method's id")),
+    responses((status = 204, description = "Done")))]
 pub async fn delete_my_pass(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -587,6 +630,12 @@ async fn methods_for(
     })))
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/users/{id}/authentication/methods",
+    operation_id = "users.methods.list",
+    tag = "authentication methods",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName")),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::AuthenticationMethod>)))]
 pub async fn list_methods(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -598,6 +647,11 @@ pub async fn list_methods(
     methods_for(&state, &caller, Some(&id), version).await
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/me/authentication/methods",
+    operation_id = "me.methods.list",
+    tag = "authentication methods",
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::AuthenticationMethod>)))]
 pub async fn my_methods(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -626,6 +680,11 @@ fn policy_json(state: &AppState, version: ApiVersion, p: &TapPolicy) -> Value {
     })
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass",
+    operation_id = "tapPolicy.get",
+    tag = "policies",
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::TemporaryAccessPassConfiguration)))]
 pub async fn get_policy(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -641,22 +700,31 @@ pub async fn get_policy(
     )))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyPatch {
     #[serde(rename = "@odata.type")]
     pub odata_type: Option<String>,
     pub id: Option<String>,
+    #[schema(value_type = Option<crate::openapi::schemas::MethodState>)]
     pub state: Option<MethodState>,
     pub default_lifetime_in_minutes: Option<u32>,
     pub default_length: Option<u32>,
     pub minimum_lifetime_in_minutes: Option<u32>,
     pub maximum_lifetime_in_minutes: Option<u32>,
     pub is_usable_once: Option<bool>,
+    #[schema(value_type = Option<Vec<crate::openapi::schemas::MethodTarget>>)]
     pub include_targets: Option<Vec<MethodTarget>>,
+    #[schema(value_type = Option<Vec<crate::openapi::schemas::MethodTarget>>)]
     pub exclude_targets: Option<Vec<MethodTarget>>,
 }
 
+#[utoipa::path(patch,
+    path = "/v1.0/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass",
+    operation_id = "tapPolicy.update",
+    tag = "policies",
+    request_body(content = PolicyPatch, content_type = "application/json"),
+    responses((status = 204, description = "Done")))]
 pub async fn update_policy(
     State(state): State<AppState>,
     headers: HeaderMap,

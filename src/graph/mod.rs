@@ -21,7 +21,7 @@ use crate::app::AppState;
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::{MethodRouter, any, delete, get, post};
 use serde_json::{Map, Value};
 
 /// A path extractor whose rejection (e.g. a segment that is not UTF-8) is a
@@ -62,102 +62,128 @@ pub fn router() -> Router<AppState> {
         .route("/beta/", any(error::not_found_route))
 }
 
-fn routes(version: ApiVersion) -> Router<AppState> {
-    Router::new()
-        .route("/users", get(users::list).post(users::create))
-        .route(
+/// Every Graph route, relative to the version (`/v1.0`, `/beta`). Each is
+/// described in `/openapi.json`; a test holds the two to each other.
+pub fn route_table() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/users", get(users::list).post(users::create)),
+        (
             "/users/{id}",
             get(users::get).patch(users::update).delete(users::remove),
-        )
-        .route(
+        ),
+        (
             "/users/{id}/revokeSignInSessions",
             post(users::revoke_sign_in_sessions),
-        )
-        .route("/me", get(users::me))
-        .route("/me/revokeSignInSessions", post(users::revoke_my_sessions))
-        .route("/users/{id}/authentication/methods", get(methods::list_methods))
-        .route(
+        ),
+        ("/me", get(users::me)),
+        ("/me/revokeSignInSessions", post(users::revoke_my_sessions)),
+        (
+            "/users/{id}/authentication/methods",
+            get(methods::list_methods),
+        ),
+        (
             "/users/{id}/authentication/temporaryAccessPassMethods",
             get(methods::list_passes).post(methods::create_pass),
-        )
-        .route(
+        ),
+        (
             "/users/{id}/authentication/temporaryAccessPassMethods/{method}",
             get(methods::get_pass).delete(methods::delete_pass),
-        )
-        .route("/me/authentication/methods", get(methods::my_methods))
-        .route(
+        ),
+        ("/me/authentication/methods", get(methods::my_methods)),
+        (
             "/users/{id}/authentication/requirements",
             get(requirements::get).patch(requirements::update),
-        )
-        .route("/users/{id}/authentication/fido2Methods", get(fido2::list))
-        .route("/users/{id}/authentication/fido2Methods/{method}", get(fido2::get).delete(fido2::delete))
-        .route("/me/authentication/fido2Methods", get(fido2::list_mine))
-        .route("/me/authentication/fido2Methods/{method}", get(fido2::get_mine).delete(fido2::delete_mine))
-        .route("/me/authentication/temporaryAccessPassMethods", get(methods::my_passes))
-        .route(
+        ),
+        ("/users/{id}/authentication/fido2Methods", get(fido2::list)),
+        (
+            "/users/{id}/authentication/fido2Methods/{method}",
+            get(fido2::get).delete(fido2::delete),
+        ),
+        ("/me/authentication/fido2Methods", get(fido2::list_mine)),
+        (
+            "/me/authentication/fido2Methods/{method}",
+            get(fido2::get_mine).delete(fido2::delete_mine),
+        ),
+        (
+            "/me/authentication/temporaryAccessPassMethods",
+            get(methods::my_passes),
+        ),
+        (
             "/me/authentication/temporaryAccessPassMethods/{method}",
             get(methods::my_pass).delete(methods::delete_my_pass),
-        )
-        .route(
+        ),
+        (
             "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass",
             get(methods::get_policy).patch(methods::update_policy),
-        )
-        .route("/groups", get(groups::list).post(groups::create))
-        .route("/groups/{id}", get(groups::get))
-        .route("/groups/{id}/members", get(groups::members))
-        .route("/groups/{id}/members/$ref", post(groups::add_member))
-        .route(
+        ),
+        ("/groups", get(groups::list).post(groups::create)),
+        ("/groups/{id}", get(groups::get)),
+        ("/groups/{id}/members", get(groups::members)),
+        ("/groups/{id}/members/$ref", post(groups::add_member)),
+        (
             "/groups/{id}/members/{member}/$ref",
             delete(groups::remove_member),
-        )
-        .route(
+        ),
+        (
             "/roleManagement/directory/roleAssignments",
             get(roles::list).post(roles::create),
-        )
-        .route(
+        ),
+        (
             "/roleManagement/directory/roleAssignments/{id}",
             get(roles::get).delete(roles::remove),
-        )
-        .route(
+        ),
+        (
             "/roleManagement/directory/roleDefinitions",
             get(roles::definitions),
-        )
-        .route(
+        ),
+        (
             "/identity/conditionalAccess/policies",
             get(conditional_access::list_policies).post(conditional_access::create_policy),
-        )
-        .route(
+        ),
+        (
             "/identity/conditionalAccess/policies/{id}",
             get(conditional_access::get_policy)
                 .patch(conditional_access::update_policy)
                 .delete(conditional_access::delete_policy),
-        )
-        .route(
+        ),
+        (
             "/identity/conditionalAccess/namedLocations",
             get(conditional_access::list_locations).post(conditional_access::create_location),
-        )
-        .route(
+        ),
+        (
             "/identity/conditionalAccess/namedLocations/{id}",
             get(conditional_access::get_location)
                 .patch(conditional_access::update_location)
                 .delete(conditional_access::delete_location),
-        )
-        .route(
+        ),
+        (
             "/identity/conditionalAccess/authenticationStrength/policies",
             get(conditional_access::list_strengths).post(conditional_access::create_strength),
-        )
-        .route(
+        ),
+        (
             "/identity/conditionalAccess/authenticationStrength/policies/{id}",
             get(conditional_access::get_strength)
                 .patch(conditional_access::update_strength)
                 .delete(conditional_access::delete_strength),
-        )
-        .route("/identity/conditionalAccess/evaluate", post(conditional_access::evaluate))
-        .route("/auditLogs/signIns", get(audit_logs::sign_ins))
-        .route(
+        ),
+        (
+            "/identity/conditionalAccess/evaluate",
+            post(conditional_access::evaluate),
+        ),
+        ("/auditLogs/signIns", get(audit_logs::sign_ins)),
+        (
             "/auditLogs/directoryAudits",
             get(audit_logs::directory_audits),
-        )
+        ),
+    ]
+}
+
+fn routes(version: ApiVersion) -> Router<AppState> {
+    route_table()
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
         .fallback(error::not_found_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::map_response(graph_shaped_failure))

@@ -25,6 +25,12 @@ pub fn state_name(s: PerUserMfaState) -> &'static str {
     }
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/users/{id}/authentication/requirements",
+    operation_id = "users.requirements.get",
+    tag = "authentication methods",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName")),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::AuthenticationRequirements)))]
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -53,12 +59,20 @@ pub async fn mfa_state_of(
     Ok(state.directory.mfa_state(user.id, now).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Patch {
+    #[schema(value_type = crate::openapi::schemas::PerUserMfaState)]
     per_user_mfa_state: PerUserMfaState,
 }
 
+#[utoipa::path(patch,
+    path = "/v1.0/users/{id}/authentication/requirements",
+    operation_id = "users.requirements.update",
+    tag = "authentication methods",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName")),
+    request_body(content = Patch, content_type = "application/json"),
+    responses((status = 204, description = "Done")))]
 pub async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -29,7 +29,7 @@ fn assignment_json(a: &RoleAssignment) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateAssignment {
     role_definition_id: String,
@@ -42,6 +42,12 @@ fn root_scope() -> String {
     "/".to_owned()
 }
 
+#[utoipa::path(post,
+    path = "/v1.0/roleManagement/directory/roleAssignments",
+    operation_id = "roleAssignments.create",
+    tag = "roles",
+    request_body(content = CreateAssignment, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = crate::openapi::schemas::RoleAssignment)))]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -100,6 +106,12 @@ pub async fn assign_role(
     Ok(assignment)
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/roleManagement/directory/roleAssignments",
+    operation_id = "roleAssignments.list",
+    tag = "roles",
+    params(crate::openapi::ListParams),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::RoleAssignment>)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -140,6 +152,12 @@ async fn find(
         .ok_or_else(|| GraphError::not_found(id))
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/roleManagement/directory/roleAssignments/{id}",
+    operation_id = "roleAssignments.get",
+    tag = "roles",
+    params(("id" = String, Path, description = "The assignment's id")),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::RoleAssignment)))]
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -151,6 +169,12 @@ pub async fn get(
     Ok(Json(assignment_json(&find(&state, &id, now).await?)))
 }
 
+#[utoipa::path(delete,
+    path = "/v1.0/roleManagement/directory/roleAssignments/{id}",
+    operation_id = "roleAssignments.delete",
+    tag = "roles",
+    params(("id" = String, Path, description = "The assignment's id")),
+    responses((status = 204, description = "Done")))]
 pub async fn remove(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -194,6 +218,11 @@ pub async fn remove_assignment(
     Ok(())
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/roleManagement/directory/roleDefinitions",
+    operation_id = "roleDefinitions.list",
+    tag = "roles",
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::RoleDefinition>)))]
 pub async fn definitions(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,

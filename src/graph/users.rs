@@ -31,9 +31,10 @@ pub fn user_json(u: &User) -> Value {
 }
 
 /// Graph's `passwordProfile`. The password never reaches a log or error.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordProfile {
+    #[schema(min_length = 1)]
     pub password: String,
     #[serde(default)]
     #[allow(dead_code)] // accepted for compatibility; Gatepass has no forced change yet
@@ -49,7 +50,7 @@ impl PasswordProfile {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateUser {
     pub user_principal_name: String,
@@ -64,13 +65,15 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateUser {
     pub user_principal_name: Option<String>,
     pub display_name: Option<String>,
     pub account_enabled: Option<bool>,
+    /// `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub mail: Option<Option<String>>,
     pub password_profile: Option<PasswordProfile>,
 }
@@ -137,6 +140,12 @@ pub async fn find(
         .ok_or_else(|| GraphError::not_found(id))
 }
 
+#[utoipa::path(post,
+    path = "/v1.0/users",
+    operation_id = "users.create",
+    tag = "users",
+    request_body(content = CreateUser, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = crate::openapi::schemas::User)))]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -188,6 +197,12 @@ pub async fn create_user(
     Ok(user)
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/users",
+    operation_id = "users.list",
+    tag = "users",
+    params(crate::openapi::ListParams),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::Collection<crate::openapi::schemas::User>)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -209,6 +224,12 @@ pub async fn list(
     Ok(Json(collection(&state, version, "users", items, &query)))
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/users/{id}",
+    operation_id = "users.get",
+    tag = "users",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName")),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::User)))]
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -220,6 +241,13 @@ pub async fn get(
     Ok(Json(user_json(&find(&state, &id, now).await?)))
 }
 
+#[utoipa::path(patch,
+    path = "/v1.0/users/{id}",
+    operation_id = "users.update",
+    tag = "users",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName")),
+    request_body(content = UpdateUser, content_type = "application/json"),
+    responses((status = 204, description = "Done")))]
 pub async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -291,6 +319,12 @@ pub async fn update_user(
     Ok(())
 }
 
+#[utoipa::path(delete,
+    path = "/v1.0/users/{id}",
+    operation_id = "users.delete",
+    tag = "users",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName")),
+    responses((status = 204, description = "Done")))]
 pub async fn remove(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -327,6 +361,12 @@ pub async fn delete_user(
     Ok(())
 }
 
+#[utoipa::path(post,
+    path = "/v1.0/users/{id}/revokeSignInSessions",
+    operation_id = "users.revokeSignInSessions",
+    tag = "users",
+    params(("id" = String, Path, description = "The user's object id or userPrincipalName")),
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::BooleanValue)))]
 pub async fn revoke_sign_in_sessions(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -399,6 +439,11 @@ fn delegated_user(caller: &Caller) -> Result<&User, GraphError> {
     }
 }
 
+#[utoipa::path(get,
+    path = "/v1.0/me",
+    operation_id = "me.get",
+    tag = "users",
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::User)))]
 pub async fn me(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -409,6 +454,11 @@ pub async fn me(
 }
 
 /// A user may always end their own sessions.
+#[utoipa::path(post,
+    path = "/v1.0/me/revokeSignInSessions",
+    operation_id = "me.revokeSignInSessions",
+    tag = "users",
+    responses((status = 200, description = "OK", body = crate::openapi::schemas::BooleanValue)))]
 pub async fn revoke_my_sessions(
     State(state): State<AppState>,
     headers: HeaderMap,

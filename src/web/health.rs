@@ -8,11 +8,18 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 /// Alive: the process answers.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations",
+    responses((status = 200, description = "The process answers", body = crate::openapi::schemas::Health)))]
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready: the store answers and a signing key is loaded.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations",
+    responses(
+        (status = 200, description = "The store answers and a signing key is loaded", body = crate::openapi::schemas::Health),
+        (status = 503, description = "Not ready: which part is missing", body = crate::openapi::schemas::Health),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.store.ping().await;
     let keys = !state.tokens.keys().published_kids().is_empty();

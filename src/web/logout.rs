@@ -29,6 +29,19 @@ struct LogoutConfirmPage<'a> {
 #[template(path = "logout/done.html")]
 struct LogoutDonePage;
 
+#[utoipa::path(get, path = "/logout", operation_id = "oauth.endSession", tag = "oauth",
+    description = "RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).",
+    params(
+        ("id_token_hint" = Option<String>, Query),
+        ("client_id" = Option<String>, Query),
+        ("post_logout_redirect_uri" = Option<String>, Query),
+        ("state" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, description = "Signed out (or a page asking to confirm)", content_type = "text/html"),
+        (status = 303, description = "Signed out, back to the client's `post_logout_redirect_uri`"),
+        (status = 400, description = "An invalid request: an error page", content_type = "text/html"),
+    ))]
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -40,6 +53,14 @@ pub async fn logout(
     }
 }
 
+#[utoipa::path(post, path = "/logout", operation_id = "oauth.endSessionPost", tag = "oauth",
+    description = "RP-initiated logout with the parameters as a form.",
+    request_body(content = Option<crate::openapi::schemas::LogoutRequest>, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Signed out (or a page asking to confirm)", content_type = "text/html"),
+        (status = 303, description = "Signed out, back to the client's `post_logout_redirect_uri`"),
+        (status = 400, description = "An invalid request: an error page", content_type = "text/html"),
+    ))]
 pub async fn logout_post(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -26,7 +26,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use std::net::{IpAddr, SocketAddr};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -66,13 +66,11 @@ pub fn router(state: AppState) -> Router {
         .then(|| HeaderValue::from_static("max-age=31536000"));
     // `/metrics` is public on the main listener unless it has its own.
     let metrics_here = state.settings.metrics_listen.is_none();
-    let router = Router::new()
-        .route(paths::DISCOVERY, get(discovery_document))
-        .route(paths::JWKS, get(jwks))
-        .route(
-            paths::AUTHORIZE,
-            get(signin::authorize_get).post(signin::authorize_post),
-        )
+    let router = api_route_table()
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
         .route(
             "/signin/username",
             axum::routing::post(signin::username_submit),
@@ -112,19 +110,6 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(account::register_finish),
         )
         .route("/static/passkey.js", get(script))
-        .route(paths::TOKEN, axum::routing::post(token::token))
-        .route(
-            paths::USERINFO,
-            get(userinfo::userinfo).post(userinfo::userinfo),
-        )
-        .route(paths::REVOKE, axum::routing::post(oauth::revoke))
-        .route(paths::INTROSPECT, axum::routing::post(oauth::introspect))
-        .route(
-            paths::END_SESSION,
-            get(logout::logout).post(logout::logout_post),
-        )
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
         .route("/static/gatepass.css", get(stylesheet))
         .route("/static/admin.js", get(admin_script))
         .route("/demo", get(demo::home))
@@ -201,6 +186,35 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The OAuth 2.0 / OpenID Connect and operations endpoints: with the Graph
+/// API's [`crate::graph::route_table`] and `/metrics`, what `/openapi.json`
+/// describes (a test holds them to each other). The rest are pages.
+pub fn api_route_table() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    use axum::routing::post;
+    vec![
+        (paths::DISCOVERY, get(discovery_document)),
+        (paths::JWKS, get(jwks)),
+        (
+            paths::AUTHORIZE,
+            get(signin::authorize_get).post(signin::authorize_post),
+        ),
+        (paths::TOKEN, post(token::token)),
+        (
+            paths::USERINFO,
+            get(userinfo::userinfo_get).post(userinfo::userinfo_post),
+        ),
+        (paths::REVOKE, post(oauth::revoke)),
+        (paths::INTROSPECT, post(oauth::introspect)),
+        (
+            paths::END_SESSION,
+            get(logout::logout).post(logout::logout_post),
+        ),
+        ("/healthz", get(health::healthz)),
+        ("/readyz", get(health::readyz)),
+        ("/openapi.json", get(crate::openapi::openapi_json)),
+    ]
+}
+
 /// Just `/metrics`, for `[metrics] listen`.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
@@ -209,7 +223,13 @@ pub fn metrics_router(state: AppState) -> Router {
 }
 
 /// `GET /metrics`: Prometheus' text format ([`crate::telemetry`]).
-async fn metrics(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
+    description = "Prometheus metrics. Served here unless `[metrics] listen` gives them their own address.",
+    responses(
+        (status = 200, description = "The metric families", content_type = "text/plain"),
+        (status = 503, description = "The recorder is unavailable", content_type = "text/plain"),
+    ))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     match crate::telemetry::render(&state) {
         Some(text) => {
             let mut r = text.into_response();
@@ -279,7 +299,9 @@ async fn retry_after_on_unavailable(mut response: Response) -> Response {
     response
 }
 
-async fn discovery_document(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/.well-known/openid-configuration", operation_id = "oauth.discovery", tag = "oauth",
+    responses((status = 200, description = "OpenID Provider metadata", body = crate::openapi::schemas::ProviderMetadata)))]
+pub(crate) async fn discovery_document(State(state): State<AppState>) -> Response {
     let doc = discovery::provider_metadata(
         &state.settings.issuer,
         state.tokens.algorithm().as_str(),
@@ -288,7 +310,9 @@ async fn discovery_document(State(state): State<AppState>) -> Response {
     cacheable(axum::Json(doc).into_response(), 300)
 }
 
-async fn jwks(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/jwks", operation_id = "oauth.jwks", tag = "oauth",
+    responses((status = 200, description = "The keys that sign tokens", body = crate::openapi::schemas::JwkSet)))]
+pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
     // Short max-age: a key added by rotation must reach relying parties fast.
     cacheable(axum::Json(state.tokens.keys().jwks()).into_response(), 60)
 }

@@ -23,6 +23,9 @@ fn grant_error(e: GrantError) -> OAuthJsonError {
 /// access token. Answers 200 whether or not the token was valid (§2.2), so
 /// the endpoint cannot be used to probe tokens; a token of another client is
 /// left alone.
+#[utoipa::path(post, path = "/revoke", operation_id = "oauth.revoke", tag = "oauth",
+    request_body(content = crate::openapi::schemas::TokenReference, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Revoked, or not a token of this client (RFC 7009 §2.2)")))]
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -65,6 +68,9 @@ pub async fn revoke(
 /// to itself, unless it is a resource server configured with
 /// `introspect_all_tokens`; any other token is `{"active": false}` (§2.2:
 /// "not allowed to introspect this particular token"), never its contents.
+#[utoipa::path(post, path = "/introspect", operation_id = "oauth.introspect", tag = "oauth",
+    request_body(content = crate::openapi::schemas::TokenReference, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "What the token is", body = crate::openapi::schemas::Introspection)))]
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,

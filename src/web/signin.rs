@@ -182,6 +182,28 @@ struct SigninPasskeyPage<'a> {
     offer_passkey: bool,
 }
 
+#[utoipa::path(get, path = "/authorize", operation_id = "oauth.authorize", tag = "oauth",
+    description = "The authorization endpoint (OIDC Core §3.1.2): starts a sign-in in the browser.",
+    params(
+        ("response_type" = String, Query, description = "`code`"),
+        ("client_id" = String, Query),
+        ("redirect_uri" = String, Query, description = "Exactly one of the client's registered URIs"),
+        ("scope" = String, Query, description = "`openid` and any of `profile`, `email`, `offline_access`, Graph scopes"),
+        ("state" = Option<String>, Query),
+        ("nonce" = Option<String>, Query),
+        ("code_challenge" = Option<String>, Query, description = "PKCE (S256); required for public clients"),
+        ("code_challenge_method" = Option<String>, Query, description = "`S256`"),
+        ("prompt" = Option<String>, Query, description = "`none`, `login`"),
+        ("max_age" = Option<u32>, Query),
+        ("login_hint" = Option<String>, Query),
+        ("acr_values" = Option<String>, Query),
+        ("id_token_hint" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, description = "A sign-in page", content_type = "text/html"),
+        (status = 303, description = "On to the next sign-in step, or back to the client with a code or an error"),
+        (status = 400, description = "A request that cannot be sent back to the client (unknown client or redirect URI): an error page", content_type = "text/html"),
+    ))]
 pub async fn authorize_get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -195,6 +217,14 @@ pub async fn authorize_get(
 }
 
 /// OpenID Connect Core §3.1.2.1: the endpoint must accept POST forms too.
+#[utoipa::path(post, path = "/authorize", operation_id = "oauth.authorizePost", tag = "oauth",
+    description = "The authorization endpoint with the request as a form (OIDC Core §3.1.2.1).",
+    request_body(content = crate::openapi::schemas::AuthorizationRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A sign-in page", content_type = "text/html"),
+        (status = 303, description = "On to the next sign-in step, or back to the client with a code or an error"),
+        (status = 400, description = "A request that cannot be sent back to the client (unknown client or redirect URI): an error page", content_type = "text/html"),
+    ))]
 pub async fn authorize_post(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -138,6 +138,13 @@ fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
     Some((unescape(id)?, unescape(secret)?))
 }
 
+#[utoipa::path(post, path = "/token", operation_id = "oauth.token", tag = "oauth",
+    description = "The token endpoint (RFC 6749 §3.2): redeems a code, rotates a refresh token, \
+                   or issues an application token. The client authenticates with HTTP Basic \
+                   (`client_secret_basic`), in the body (`client_secret_post`), or not at all \
+                   (public clients, with PKCE).",
+    request_body(content = crate::openapi::schemas::TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Tokens", body = crate::openapi::schemas::TokenResponse)))]
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -26,7 +26,28 @@ pub fn bearer_error(e: BearerError) -> OAuthJsonError {
     }
 }
 
-pub async fn userinfo(
+#[utoipa::path(get, path = "/userinfo", operation_id = "oauth.userinfo", tag = "oauth",
+    security(("user" = [])),
+    responses((status = 200, description = "Claims about the signed-in user", body = crate::openapi::schemas::UserInfo)))]
+pub async fn userinfo_get(
+    state: State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthJsonError> {
+    userinfo(state, headers).await
+}
+
+/// OIDC Core §5.3.1: the endpoint must accept POST too.
+#[utoipa::path(post, path = "/userinfo", operation_id = "oauth.userinfoPost", tag = "oauth",
+    security(("user" = [])),
+    responses((status = 200, description = "Claims about the signed-in user", body = crate::openapi::schemas::UserInfo)))]
+pub async fn userinfo_post(
+    state: State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthJsonError> {
+    userinfo(state, headers).await
+}
+
+async fn userinfo(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthJsonError> {

@@ -17,6 +17,7 @@ mod hardening;
 mod harness;
 mod metrics;
 mod oidc;
+mod openapi;
 mod passkey;
 mod process;
 mod proxy;

@@ -1,0 +1,503 @@
+//! The JSON bodies the API answers with, as OpenAPI schemas.
+//!
+//! Handlers build Graph's JSON with `json!`, so these types describe it
+//! rather than produce it: they are never constructed. They are kept honest
+//! by `tests/it/openapi.rs`, which checks live responses of every kind
+//! against them (closed objects: an undocumented property fails), and by the
+//! schema fuzzer in `.ci/run`.
+#![allow(dead_code)]
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Graph's error body: `{"error": {"code", "message", "target"?, "innerError"?}}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphErrorBody {
+    error: GraphErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GraphErrorDetail {
+    /// e.g. `Request_ResourceNotFound`, `Authorization_RequestDenied`.
+    code: String,
+    message: String,
+    /// The property the error is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    /// Present on internal errors: the id under which the log has the detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inner_error: Option<InnerError>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InnerError {
+    #[serde(rename = "request-id")]
+    request_id: String,
+}
+
+/// A page of a collection. `@odata.nextLink` is the URL of the next page.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Collection<T: ToSchema> {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+    value: Vec<T>,
+}
+
+/// `{"value": true}`, the answer of an action such as `revokeSignInSessions`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BooleanValue {
+    value: bool,
+}
+
+/// Graph `user`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct User {
+    /// `#microsoft.graph.user` where a collection mixes object types (a group's members).
+    #[serde(rename = "@odata.type", skip_serializing_if = "Option::is_none")]
+    odata_type: Option<String>,
+    #[schema(format = Uuid)]
+    id: String,
+    user_principal_name: String,
+    display_name: String,
+    mail: Option<String>,
+    account_enabled: bool,
+    #[schema(format = DateTime)]
+    created_date_time: String,
+}
+
+/// Graph `group` (security groups only).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Group {
+    #[schema(format = Uuid)]
+    id: String,
+    display_name: String,
+    description: Option<String>,
+    mail_nickname: Option<String>,
+    mail_enabled: bool,
+    security_enabled: bool,
+    group_types: Vec<String>,
+    #[schema(format = DateTime)]
+    created_date_time: String,
+}
+
+/// Graph `unifiedRoleAssignment`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleAssignment {
+    #[serde(rename = "@odata.type")]
+    odata_type: String,
+    id: String,
+    /// The role's template id.
+    role_definition_id: String,
+    #[schema(format = Uuid)]
+    principal_id: String,
+    directory_scope_id: String,
+}
+
+/// Graph `unifiedRoleDefinition` (the built-in roles Gatepass knows).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleDefinition {
+    id: String,
+    template_id: String,
+    display_name: String,
+    is_built_in: bool,
+    is_enabled: bool,
+}
+
+/// Graph `temporaryAccessPassAuthenticationMethod`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemporaryAccessPassMethod {
+    #[serde(rename = "@odata.type")]
+    odata_type: String,
+    id: String,
+    #[schema(format = DateTime)]
+    created_date_time: String,
+    #[schema(format = DateTime)]
+    start_date_time: String,
+    lifetime_in_minutes: u32,
+    is_usable_once: bool,
+    is_usable: bool,
+    /// `EnabledByPolicy`, `DisabledByPolicy`, `Expired`, `NotYetValid`, `OneTimeUsed`.
+    method_usability_reason: String,
+    /// The pass itself: only in the answer to its creation, `null` after.
+    temporary_access_pass: Option<String>,
+}
+
+/// Graph `fido2AuthenticationMethod` (a passkey).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fido2Method {
+    #[serde(rename = "@odata.type")]
+    odata_type: String,
+    id: String,
+    display_name: Option<String>,
+    #[schema(format = DateTime)]
+    created_date_time: Option<String>,
+    aa_guid: Option<String>,
+    model: Option<String>,
+    attestation_certificates: Vec<String>,
+    attestation_level: String,
+}
+
+/// Graph `passwordAuthenticationMethod` (the password is never returned).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordMethod {
+    #[serde(rename = "@odata.type")]
+    odata_type: String,
+    id: String,
+    password: Option<String>,
+    created_date_time: Option<String>,
+}
+
+/// One of a user's authentication methods.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AuthenticationMethod {
+    Password(PasswordMethod),
+    Fido2(Fido2Method),
+    TemporaryAccessPass(TemporaryAccessPassMethod),
+}
+
+/// `strongAuthenticationRequirements` (beta): the per-user MFA state.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthenticationRequirements {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    per_user_mfa_state: PerUserMfaState,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PerUserMfaState {
+    Disabled,
+    Enabled,
+    Enforced,
+}
+
+/// Graph `temporaryAccessPassAuthenticationMethodConfiguration`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemporaryAccessPassConfiguration {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    #[serde(rename = "@odata.type")]
+    odata_type: String,
+    id: String,
+    state: MethodState,
+    default_lifetime_in_minutes: u32,
+    default_length: u32,
+    minimum_lifetime_in_minutes: u32,
+    maximum_lifetime_in_minutes: u32,
+    is_usable_once: bool,
+    include_targets: Vec<MethodTarget>,
+    exclude_targets: Vec<MethodTarget>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum MethodState {
+    Enabled,
+    Disabled,
+}
+
+/// Who a method policy applies to: a group's id, or `all_users`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MethodTarget {
+    id: String,
+    target_type: String,
+    is_registration_required: bool,
+}
+
+/// Graph `conditionalAccessPolicy`, as stored (Graph's full shape; the
+/// properties Gatepass evaluates are listed in the README).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionalAccessPolicy {
+    id: String,
+    display_name: String,
+    /// `enabled`, `disabled` or `enabledForReportingButNotEnforced`.
+    state: String,
+    conditions: serde_json::Map<String, serde_json::Value>,
+    grant_controls: Option<serde_json::Map<String, serde_json::Value>>,
+    session_controls: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Graph `ipNamedLocation` or `countryNamedLocation`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamedLocation {
+    #[serde(rename = "@odata.type")]
+    odata_type: String,
+    id: String,
+    display_name: String,
+}
+
+/// Graph `authenticationStrengthPolicy`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationStrength {
+    id: String,
+    display_name: String,
+    /// e.g. `password,microsoftAuthenticatorPush`, `fido2`, `temporaryAccessPassOneTime`.
+    allowed_combinations: Vec<String>,
+}
+
+/// A conditional-access object in a request body: a policy, a named location
+/// or a strength, in Graph's JSON (validated against the stored set).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionalAccessObject {
+    display_name: Option<String>,
+}
+
+/// What-If input (Graph beta `evaluate`): the user, the sign-in, and
+/// optionally the methods it used.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatIfRequest {
+    /// `{"@odata.type": "#microsoft.graph.userSignIn", "userId": "<id or UPN>"}`.
+    sign_in_identity: serde_json::Map<String, serde_json::Value>,
+    /// `applicationContext` (`includeApplications`), `userActionContext`
+    /// (`userAction`) or `authContext` (`authenticationContextValue`).
+    sign_in_context: serde_json::Map<String, serde_json::Value>,
+    /// `clientAppType`, `devicePlatform`, `ipAddress`, `country`, risk levels, `deviceInfo`.
+    sign_in_conditions: Option<serde_json::Map<String, serde_json::Value>>,
+    applied_policies_only: Option<bool>,
+    /// Graph `authenticationMethodModes`, e.g. `["temporaryAccessPassOneTime"]`.
+    authentication_methods: Option<Vec<String>>,
+    #[schema(format = DateTime)]
+    authenticated_date_time: Option<String>,
+}
+
+/// What-If output: every policy's analysis and the decision.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WhatIfResponse {
+    /// Each policy with `policyApplies`, `analysisReasons`, `reportOnly`,
+    /// `requirement` and `satisfied` added.
+    value: Vec<serde_json::Map<String, serde_json::Value>>,
+    decision: WhatIfDecision,
+    unmet_requirements: Vec<serde_json::Map<String, serde_json::Value>>,
+    blocked_by: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum WhatIfDecision {
+    Allow,
+    StepUp,
+    Block,
+}
+
+/// Graph `signIn`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignIn {
+    id: String,
+    #[schema(format = DateTime)]
+    created_date_time: String,
+    user_id: Option<String>,
+    user_principal_name: String,
+    user_display_name: Option<String>,
+    app_id: String,
+    app_display_name: String,
+    ip_address: String,
+    client_app_used: String,
+    status: SignInStatus,
+    authentication_details: Vec<AuthenticationDetail>,
+    conditional_access_status: String,
+    applied_conditional_access_policies: Vec<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInStatus {
+    /// 0 on success.
+    error_code: u32,
+    failure_reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationDetail {
+    authentication_method: String,
+    authentication_method_detail: Option<String>,
+    succeeded: bool,
+    #[schema(format = DateTime)]
+    authentication_step_date_time: String,
+}
+
+/// Graph `directoryAudit`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryAudit {
+    id: String,
+    #[schema(format = DateTime)]
+    activity_date_time: String,
+    activity_display_name: String,
+    category: String,
+    result: String,
+    /// `{"user": {...}}` or `{"app": {...}}`.
+    initiated_by: serde_json::Map<String, serde_json::Value>,
+    target_resources: Vec<serde_json::Map<String, serde_json::Value>>,
+    additional_details: Vec<KeyValue>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyValue {
+    key: String,
+    value: String,
+}
+
+// --- OAuth 2.0 and OpenID Connect ----------------------------------------
+
+/// An OAuth error (RFC 6749 §5.2).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthErrorBody {
+    /// e.g. `invalid_grant`, `invalid_client`, `invalid_request`.
+    error: String,
+    error_description: Option<String>,
+}
+
+/// A token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenResponse {
+    access_token: String,
+    /// `Bearer`.
+    token_type: String,
+    expires_in: i64,
+    scope: String,
+    id_token: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// A token request: `grant_type` `authorization_code` (with `code`,
+/// `redirect_uri`, `code_verifier`), `refresh_token` (with
+/// `refresh_token`, optional `scope`) or `client_credentials` (optional
+/// `scope`); client credentials in HTTP Basic or the body.
+#[derive(Serialize, ToSchema)]
+pub struct TokenRequest {
+    grant_type: String,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
+    scope: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// An authorization request (OIDC Core §3.1.2.1), as a form.
+#[derive(Serialize, ToSchema)]
+pub struct AuthorizationRequest {
+    /// `code`.
+    response_type: String,
+    client_id: String,
+    redirect_uri: String,
+    scope: String,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    /// `S256`.
+    code_challenge_method: Option<String>,
+    prompt: Option<String>,
+    max_age: Option<u32>,
+    login_hint: Option<String>,
+    acr_values: Option<String>,
+    id_token_hint: Option<String>,
+}
+
+/// An RP-initiated logout request, as a form.
+#[derive(Serialize, ToSchema)]
+pub struct LogoutRequest {
+    id_token_hint: Option<String>,
+    client_id: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+/// A token to revoke or introspect (RFC 7009 §2.1, RFC 7662 §2.1).
+#[derive(Serialize, ToSchema)]
+pub struct TokenReference {
+    token: String,
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// RFC 7662 §2.2; an inactive or foreign token is just `{"active": false}`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Introspection {
+    active: bool,
+    token_type: Option<String>,
+    scope: Option<String>,
+    client_id: Option<String>,
+    sub: Option<String>,
+    aud: Option<serde_json::Value>,
+    iss: Option<String>,
+    exp: Option<i64>,
+    iat: Option<i64>,
+    jti: Option<String>,
+    username: Option<String>,
+    acr: Option<String>,
+    amr: Option<Vec<String>>,
+}
+
+/// OpenID Connect claims about the signed-in user (OIDC Core §5.3.2).
+#[derive(Serialize, ToSchema)]
+pub struct UserInfo {
+    sub: String,
+    name: Option<String>,
+    preferred_username: Option<String>,
+    email: Option<String>,
+}
+
+/// OpenID Provider metadata (OIDC Discovery §3).
+#[derive(Serialize, ToSchema)]
+pub struct ProviderMetadata {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    userinfo_endpoint: String,
+    jwks_uri: String,
+    response_types_supported: Vec<String>,
+    subject_types_supported: Vec<String>,
+    id_token_signing_alg_values_supported: Vec<String>,
+}
+
+/// The signing keys (RFC 7517 JWK Set).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwkSet {
+    keys: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `/healthz` and `/readyz`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// `ok`, `ready` or `unavailable`.
+    status: String,
+    /// `ok` or `unreachable` (readiness only).
+    store: Option<String>,
+    /// `ok` or `missing` (readiness only).
+    keys: Option<String>,
+}
