@@ -8,6 +8,7 @@
 
 pub mod audit_logs;
 pub mod auth;
+pub mod batch;
 pub mod conditional_access;
 pub mod error;
 pub mod fido2;
@@ -66,6 +67,7 @@ pub fn router() -> Router<AppState> {
 /// described in `/openapi.json`; a test holds the two to each other.
 pub fn route_table() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
+        ("/$batch", post(batch::batch)),
         ("/users", get(users::list).post(users::create)),
         (
             "/users/{id}",

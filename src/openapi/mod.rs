@@ -53,6 +53,7 @@ pub struct ListParams {
         license(name = "MIT OR Apache-2.0"),
     ),
     paths(
+        crate::graph::batch::batch,
         crate::graph::users::list,
         crate::graph::users::create,
         crate::graph::users::get,
@@ -128,6 +129,7 @@ pub struct ListParams {
     components(schemas(schemas::GraphErrorBody, schemas::OAuthErrorBody)),
     modifiers(&Needs, &Failures),
     tags(
+        (name = "batch", description = "Graph JSON batching"),
         (name = "users", description = "Users and their sessions"),
         (name = "authentication methods", description = "Passes, passkeys, the password, per-user MFA"),
         (name = "policies", description = "The Temporary Access Pass method policy"),
@@ -197,6 +199,8 @@ enum Need {
     OnUser(&'static [UserAction]),
     /// The signed-in user's own resources (`/me`): a delegated token.
     Me,
+    /// Any Graph token; each request inside needs what it needs alone.
+    Each,
 }
 
 /// The need of each Graph operation, by operation id. Every Graph
@@ -205,6 +209,7 @@ fn need(operation_id: &str) -> Option<Need> {
     use Need::*;
     use UserAction as A;
     Some(match operation_id {
+        "batch" => Each,
         "users.list" | "users.get" => Tenant(&access::USERS_READ),
         "users.create" => Tenant(&access::USERS_WRITE),
         "users.update" => OnUser(&[
@@ -274,7 +279,7 @@ impl Need {
                 .flat_map(|a| a.permissions())
                 .copied()
                 .collect(),
-            Need::Me => Vec::new(),
+            Need::Me | Need::Each => Vec::new(),
         };
         all.sort_unstable();
         all.dedup();
@@ -303,6 +308,9 @@ impl Need {
             ),
             Need::Me => "**Needs** a user's token (delegated): the signed-in user's own \
                          resources. An application token is refused."
+                .to_owned(),
+            Need::Each => "**Needs** a valid Graph token; each request in the batch needs what \
+                           it needs when sent alone."
                 .to_owned(),
         }
     }
@@ -334,6 +342,9 @@ impl Modify for Needs {
                 .into_iter()
                 .map(|p| SecurityRequirement::new(APP, [p]))
                 .collect();
+            if let Need::Each = need {
+                security.push(SecurityRequirement::new(APP, Vec::<String>::new()));
+            }
             security.push(SecurityRequirement::new(USER, Vec::<String>::new()));
             op.security = Some(security);
             let text = need.describe();

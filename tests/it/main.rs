@@ -5,6 +5,7 @@
 
 mod admin;
 mod bad_input;
+mod batch;
 mod browser;
 mod browser_admin;
 mod ca_analysis;
