@@ -13,6 +13,7 @@ pub mod config;
 pub mod directory;
 pub mod graph;
 pub mod ids;
+pub mod import;
 pub mod keys;
 pub mod openapi;
 pub mod policy;

@@ -49,6 +49,11 @@ enum Command {
         #[arg(long)]
         multi_use: bool,
     },
+    /// Bulk loading.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Conditional access tools.
     Ca {
         #[command(subcommand)]
@@ -58,6 +63,26 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Create users (with their groups and roles) from JSON lines or CSV
+    /// (columns userPrincipalName, displayName, mail, accountEnabled,
+    /// groups, roles; lists `;`-separated in CSV). Re-running skips what
+    /// exists; bad rows are reported by line and skipped.
+    Users {
+        #[arg(long, default_value = "config/gatepass.toml")]
+        config: PathBuf,
+        /// The file (`.csv`, `.jsonl`, `.ndjson`, `.json`; `-` for standard input with --format).
+        file: PathBuf,
+        /// Overrides the format the file's extension implies.
+        #[arg(long, value_parser = ["csv", "jsonl"])]
+        format: Option<String>,
+        /// Create groups named in the file that do not exist yet.
+        #[arg(long)]
+        create_groups: bool,
     },
 }
 
@@ -171,6 +196,161 @@ enum KeysCommand {
         #[arg(long, default_value = "config/gatepass.toml")]
         config: PathBuf,
     },
+}
+
+/// The application state over the configured store, for a command run
+/// beside (or instead of) the server. A locked embedded store gets a hint:
+/// stop the server, or `instead`.
+fn open_store(settings: Settings, instead: &str) -> Result<AppState, ExitCode> {
+    AppState::build(settings, Arc::new(SystemClock)).map_err(|e| {
+        let text = e.to_string();
+        eprintln!("gatepass: cannot open the store: {text}");
+        if text.to_lowercase().contains("already open") || text.contains("lock") {
+            eprintln!(
+                "gatepass: the embedded store is in use, most likely by a running `gatepass serve`: \
+                 stop it first, or {instead}"
+            );
+        }
+        ExitCode::FAILURE
+    })
+}
+
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("gatepass: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn run_import(command: ImportCommand) -> ExitCode {
+    let ImportCommand::Users {
+        config,
+        file,
+        format,
+        create_groups,
+    } = command;
+    let format = match format.as_deref() {
+        Some("csv") => Some(gatepass::import::Format::Csv),
+        Some(_) => Some(gatepass::import::Format::JsonLines),
+        None => gatepass::import::Format::from_path(&file),
+    };
+    let Some(format) = format else {
+        eprintln!(
+            "gatepass: cannot tell the format of {}: name it .csv or .jsonl, or pass --format",
+            file.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    let (input, size): (Box<dyn std::io::BufRead>, Option<u64>) = if file.as_os_str() == "-" {
+        (Box::new(std::io::stdin().lock()), None)
+    } else {
+        match std::fs::File::open(&file) {
+            Ok(f) => {
+                let size = f.metadata().ok().map(|m| m.len());
+                (
+                    Box::new(std::io::BufReader::with_capacity(1 << 16, f)),
+                    size,
+                )
+            }
+            Err(e) => {
+                eprintln!("gatepass: cannot read {}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let settings = match load(&config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let runtime = match current_thread_runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async move {
+        let state = match open_store(
+            settings,
+            "create the users through the running server's Graph API (POST /v1.0/$batch)",
+        ) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        let options = gatepass::import::Options { create_groups };
+        let mut progress = ProgressLine::new(size);
+        let result = gatepass::import::users(&state, input, format, &options, &mut progress).await;
+        progress.finish();
+        match result {
+            Ok(summary) => {
+                for bad in &summary.bad {
+                    eprintln!("line {}: {}", bad.line, bad.reason);
+                }
+                println!(
+                    "{} rows: {} users created, {} already there, {} groups created, \
+                     {} memberships added, {} roles assigned, {} bad rows skipped",
+                    summary.rows,
+                    summary.created,
+                    summary.existing,
+                    summary.groups_created,
+                    summary.memberships_added,
+                    summary.roles_assigned,
+                    summary.bad.len()
+                );
+                if summary.bad.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("gatepass: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// A one-line progress report on standard error, when it is a terminal.
+struct ProgressLine {
+    on_terminal: bool,
+    size: Option<u64>,
+    started: std::time::Instant,
+    shown: std::time::Instant,
+}
+
+impl ProgressLine {
+    fn new(size: Option<u64>) -> ProgressLine {
+        use std::io::IsTerminal;
+        let now = std::time::Instant::now();
+        ProgressLine {
+            on_terminal: std::io::stderr().is_terminal(),
+            size,
+            started: now,
+            shown: now,
+        }
+    }
+
+    fn finish(&self) {
+        if self.on_terminal {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+impl gatepass::import::Progress for ProgressLine {
+    fn update(&mut self, rows: u64, bytes: u64) {
+        if !self.on_terminal || self.shown.elapsed() < std::time::Duration::from_millis(200) {
+            return;
+        }
+        self.shown = std::time::Instant::now();
+        let rate = rows as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        let share = match self.size {
+            Some(size) if size > 0 => format!(" {:>3}%", bytes.saturating_mul(100) / size),
+            _ => String::new(),
+        };
+        eprint!("\r\x1b[K{rows} rows{share}  {rate:.0} rows/s");
+    }
 }
 
 fn load(config: &std::path::Path) -> Result<Settings, ExitCode> {
@@ -332,6 +512,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Ca { command } => run_ca(command),
+        Command::Import { command } => run_import(command),
         Command::IssueTap {
             config,
             user,
@@ -342,31 +523,17 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match current_thread_runtime() {
                 Ok(r) => r,
-                Err(e) => {
-                    eprintln!("gatepass: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
             runtime.block_on(async move {
-                let state = match AppState::build(settings, Arc::new(SystemClock)) {
+                let state = match open_store(
+                    settings,
+                    "issue the pass through the running server (the admin console at /admin, or the Graph API)",
+                ) {
                     Ok(s) => s,
-                    Err(e) => {
-                        let text = e.to_string();
-                        eprintln!("gatepass: cannot open the store: {text}");
-                        if text.to_lowercase().contains("already open") || text.contains("lock") {
-                            eprintln!(
-                                "gatepass: the embedded store is in use, most likely by a running `gatepass serve`: \
-                                 stop it first, or issue the pass through the running server \
-                                 (the admin console at /admin, or the Graph API)"
-                            );
-                        }
-                        return ExitCode::FAILURE;
-                    }
+                    Err(code) => return code,
                 };
                 match gatepass::server::issue_recovery_tap(&state, &user, lifetime, !multi_use)
                     .await

@@ -16,6 +16,7 @@ mod graph;
 mod graph_client;
 mod hardening;
 mod harness;
+mod import;
 mod metrics;
 mod oidc;
 mod openapi;
