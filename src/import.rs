@@ -18,13 +18,15 @@
 //! Temporary Access Pass), so an import file holds no secrets.
 
 use crate::app::AppState;
+use crate::directory::Group;
 use crate::directory::roles::BuiltinRole;
-use crate::directory::{Group, User};
 use crate::graph::auth::Caller;
 use crate::graph::error::GraphError;
 use crate::graph::users::CreateUser;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde::Deserialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::BufRead;
 
 /// The client id the importer acts as (in the audit log).
@@ -177,63 +179,78 @@ pub async fn users(
         inner: input,
         bytes: 0,
     };
-    match format {
-        Format::JsonLines => {
-            let mut line = String::new();
-            let mut number = 0;
-            loop {
-                line.clear();
-                let n = counted
-                    .read_line(&mut line)
-                    .map_err(|e| ImportError::Read(e.to_string()))?;
-                if n == 0 {
-                    break;
-                }
-                number += 1;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let row = serde_json::from_str::<Row>(&line).map_err(|e| e.to_string());
-                importer.row(number, row).await?;
-                progress.update(importer.summary.rows, counted.bytes);
-            }
-        }
-        Format::Csv => {
-            let mut reader = csv::ReaderBuilder::new()
-                .trim(csv::Trim::All)
-                .from_reader(&mut counted);
-            let mut record = csv::StringRecord::new();
-            let headers = reader
-                .headers()
-                .map_err(|e| ImportError::Read(e.to_string()))?
-                .clone();
-            loop {
-                match reader.read_record(&mut record) {
-                    Ok(false) => break,
-                    Ok(true) => {
-                        let line = record.position().map_or(0, csv::Position::line);
-                        let row = record
-                            .deserialize::<CsvRow>(Some(&headers))
-                            .map_err(|e| e.to_string())
-                            .and_then(CsvRow::into_row);
-                        importer.row(line, row).await?;
-                    }
-                    Err(e) => {
-                        // A malformed record (e.g. an unclosed quote) is
-                        // that row's fault; the reader goes on after it.
-                        let line = e.position().map_or(0, csv::Position::line);
-                        if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                            return Err(ImportError::Read(e.to_string()));
-                        }
-                        importer.row(line, Err(e.to_string())).await?;
-                    }
-                }
-                let bytes = reader.position().byte();
-                progress.update(importer.summary.rows, bytes);
-            }
-        }
-    }
+    let result = match format {
+        Format::JsonLines => json_lines(&mut importer, &mut counted, progress).await,
+        Format::Csv => csv_rows(&mut importer, &mut counted, progress).await,
+    };
+    // Rows in flight finish (or fail) before the import answers.
+    let finished = importer.drain(0).await;
+    result.and(finished)?;
+    importer.summary.bad.sort_by_key(|b| b.line);
     Ok(importer.summary)
+}
+
+async fn json_lines<R: BufRead>(
+    importer: &mut Importer<'_>,
+    input: &mut CountingReader<R>,
+    progress: &mut dyn Progress,
+) -> Result<(), ImportError> {
+    let mut line = String::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        let n = input
+            .read_line(&mut line)
+            .map_err(|e| ImportError::Read(e.to_string()))?;
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row = serde_json::from_str::<Row>(&line).map_err(|e| e.to_string());
+        importer.row(number, row).await?;
+        progress.update(importer.summary.rows, input.bytes);
+    }
+}
+
+async fn csv_rows<R: BufRead>(
+    importer: &mut Importer<'_>,
+    input: &mut CountingReader<R>,
+    progress: &mut dyn Progress,
+) -> Result<(), ImportError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let mut record = csv::StringRecord::new();
+    let headers = reader
+        .headers()
+        .map_err(|e| ImportError::Read(e.to_string()))?
+        .clone();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {
+                let line = record.position().map_or(0, csv::Position::line);
+                let row = record
+                    .deserialize::<CsvRow>(Some(&headers))
+                    .map_err(|e| e.to_string())
+                    .and_then(CsvRow::into_row);
+                importer.row(line, row).await?;
+            }
+            Err(e) => {
+                // A malformed record (e.g. an unclosed quote) is that
+                // row's fault; the reader goes on after it.
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    return Err(ImportError::Read(e.to_string()));
+                }
+                let line = e.position().map_or(0, csv::Position::line);
+                importer.row(line, Err(e.to_string())).await?;
+            }
+        }
+        progress.update(importer.summary.rows, reader.position().byte());
+    }
 }
 
 struct CountingReader<R> {
@@ -259,6 +276,32 @@ impl<R: BufRead> BufRead for CountingReader<R> {
     }
 }
 
+/// Rows written at once. The embedded store commits every write queued
+/// while it commits the previous batch together (one fsync for many), and
+/// Redis pipelines them, so rows in flight amortise the store's round
+/// trips; each row is still its own operations, audited alone.
+const IN_FLIGHT: usize = 32;
+
+/// What a checked row needs written besides the user.
+struct Needs {
+    roles: BTreeSet<BuiltinRole>,
+    groups: Vec<Group>,
+    /// Groups to create first (`--create-groups`).
+    missing: Vec<String>,
+}
+
+/// What writing one row did.
+#[derive(Default)]
+struct Done {
+    created: bool,
+    groups_created: Vec<Group>,
+    memberships_added: u64,
+    roles_assigned: u64,
+}
+
+type Writing<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (u64, String, Result<Done, Refusal>)> + 'a>>;
+
 struct Importer<'a> {
     state: &'a AppState,
     caller: Caller,
@@ -267,6 +310,9 @@ struct Importer<'a> {
     /// next to users; read once).
     by_id: HashMap<String, Group>,
     by_name: HashMap<String, Vec<Group>>,
+    /// Rows being written, and their userPrincipalNames (lower-cased).
+    writing: FuturesUnordered<Writing<'a>>,
+    upns: HashSet<String>,
     summary: Summary,
 }
 
@@ -296,6 +342,8 @@ impl<'a> Importer<'a> {
             options,
             by_id: HashMap::new(),
             by_name: HashMap::new(),
+            writing: FuturesUnordered::new(),
+            upns: HashSet::new(),
             summary: Summary::default(),
         };
         for g in groups {
@@ -316,12 +364,68 @@ impl<'a> Importer<'a> {
     /// store failure stops the import.
     async fn row(&mut self, line: u64, row: Result<Row, String>) -> Result<(), ImportError> {
         self.summary.rows += 1;
-        let outcome = match row {
-            Ok(row) => self.import(row).await,
-            Err(reason) => Err(Refusal::Bad(reason)),
+        let row = match row {
+            Ok(row) => row,
+            Err(reason) => return self.account(line, Err(Refusal::Bad(reason))),
         };
-        match outcome {
-            Ok(()) => Ok(()),
+        let mut needs = self.check(&row);
+        let upn = row.user_principal_name.to_lowercase();
+        // A row that makes a group, or names a user a row in flight names,
+        // waits for every row before it and is checked again: the second
+        // row sees what the first wrote.
+        let makes_groups = needs.as_ref().is_ok_and(|n| !n.missing.is_empty());
+        if makes_groups || self.upns.contains(&upn) {
+            self.drain(0).await?;
+            needs = self.check(&row);
+        }
+        let needs = match needs {
+            Ok(needs) => needs,
+            Err(refusal) => return self.account(line, Err(refusal)),
+        };
+        if !needs.missing.is_empty() {
+            // Written alone, so the next row finds the groups it made.
+            let done = write(self.state, &self.caller, row, needs).await;
+            return self.account(line, done);
+        }
+        self.drain(IN_FLIGHT - 1).await?;
+        self.upns.insert(upn.clone());
+        let state = self.state;
+        let caller = self.caller.clone();
+        self.writing.push(Box::pin(async move {
+            let done = write(state, &caller, row, needs).await;
+            (line, upn, done)
+        }));
+        Ok(())
+    }
+
+    /// Waits until at most `left` rows are in flight.
+    async fn drain(&mut self, left: usize) -> Result<(), ImportError> {
+        while self.writing.len() > left {
+            let Some((line, upn, done)) = self.writing.next().await else {
+                break;
+            };
+            self.upns.remove(&upn);
+            self.account(line, done)?;
+        }
+        Ok(())
+    }
+
+    fn account(&mut self, line: u64, done: Result<Done, Refusal>) -> Result<(), ImportError> {
+        match done {
+            Ok(done) => {
+                if done.created {
+                    self.summary.created += 1;
+                } else {
+                    self.summary.existing += 1;
+                }
+                self.summary.groups_created += done.groups_created.len() as u64;
+                self.summary.memberships_added += done.memberships_added;
+                self.summary.roles_assigned += done.roles_assigned;
+                for g in done.groups_created {
+                    self.remember(g);
+                }
+                Ok(())
+            }
             Err(Refusal::Bad(reason)) => {
                 self.summary.bad.push(BadRow { line, reason });
                 Ok(())
@@ -330,8 +434,12 @@ impl<'a> Importer<'a> {
         }
     }
 
-    async fn import(&mut self, row: Row) -> Result<(), Refusal> {
-        let now = self.state.clock.now();
+    /// Everything about the row that can be known before writing: its
+    /// roles exist, its groups exist (or will be made).
+    fn check(&self, row: &Row) -> Result<Needs, Refusal> {
+        if row.user_principal_name.trim().is_empty() {
+            return Err(Refusal::Bad("userPrincipalName is empty".to_owned()));
+        }
         let roles = row
             .roles
             .iter()
@@ -352,61 +460,11 @@ impl<'a> Importer<'a> {
                 }
             }
         }
-
-        let user = match self.existing(&row.user_principal_name).await? {
-            Some(user) => {
-                self.summary.existing += 1;
-                user
-            }
-            None => {
-                let input = CreateUser {
-                    user_principal_name: row.user_principal_name,
-                    display_name: row.display_name,
-                    account_enabled: row.account_enabled,
-                    mail: row.mail,
-                    password_profile: None,
-                };
-                let user = crate::graph::users::create_user(self.state, &self.caller, input, now)
-                    .await
-                    .map_err(Refusal::from)?;
-                self.summary.created += 1;
-                user
-            }
-        };
-        for name in missing {
-            let g =
-                crate::graph::groups::create_group(self.state, &self.caller, name, None, None, now)
-                    .await
-                    .map_err(Refusal::store)?;
-            self.summary.groups_created += 1;
-            self.remember(g.clone());
-            groups.push(g);
-        }
-        let member_of = self
-            .state
-            .directory
-            .groups_of(user.id, now)
-            .await
-            .map_err(|e| Refusal::Store(e.to_string()))?;
-        for g in groups.iter().filter(|g| !member_of.contains(&g.id)) {
-            crate::graph::groups::add_member_to(self.state, &self.caller, g, user.id, now)
-                .await
-                .map_err(Refusal::store)?;
-            self.summary.memberships_added += 1;
-        }
-        let held = self
-            .state
-            .directory
-            .roles_of(user.id, now)
-            .await
-            .map_err(|e| Refusal::Store(e.to_string()))?;
-        for &role in roles.iter().filter(|r| !held.contains(r)) {
-            crate::graph::roles::assign_role(self.state, &self.caller, role, user.id, now)
-                .await
-                .map_err(Refusal::store)?;
-            self.summary.roles_assigned += 1;
-        }
-        Ok(())
+        Ok(Needs {
+            roles,
+            groups,
+            missing,
+        })
     }
 
     /// A group by id or display name; an ambiguous name is the row's fault.
@@ -422,17 +480,69 @@ impl<'a> Importer<'a> {
             ))),
         }
     }
+}
 
-    async fn existing(&self, upn: &str) -> Result<Option<User>, Refusal> {
-        if upn.trim().is_empty() {
-            return Err(Refusal::Bad("userPrincipalName is empty".to_owned()));
+/// Writes a checked row: the user (unless it exists), then the groups it
+/// makes, the memberships and roles it lacks.
+async fn write(state: &AppState, caller: &Caller, row: Row, needs: Needs) -> Result<Done, Refusal> {
+    let now = state.clock.now();
+    let Needs {
+        roles,
+        mut groups,
+        missing,
+    } = needs;
+    let mut done = Done::default();
+    let existing = state
+        .directory
+        .find_user(&row.user_principal_name, now)
+        .await
+        .map_err(|e| Refusal::Store(e.to_string()))?;
+    let user = match existing {
+        Some(user) => user,
+        None => {
+            let input = CreateUser {
+                user_principal_name: row.user_principal_name,
+                display_name: row.display_name,
+                account_enabled: row.account_enabled,
+                mail: row.mail,
+                password_profile: None,
+            };
+            done.created = true;
+            crate::graph::users::create_user(state, caller, input, now)
+                .await
+                .map_err(Refusal::from)?
         }
-        self.state
-            .directory
-            .find_user(upn, self.state.clock.now())
+    };
+    for name in missing {
+        let g = crate::graph::groups::create_group(state, caller, name, None, None, now)
             .await
-            .map_err(|e| Refusal::Store(e.to_string()))
+            .map_err(Refusal::store)?;
+        done.groups_created.push(g.clone());
+        groups.push(g);
     }
+    let member_of = state
+        .directory
+        .groups_of(user.id, now)
+        .await
+        .map_err(|e| Refusal::Store(e.to_string()))?;
+    for g in groups.iter().filter(|g| !member_of.contains(&g.id)) {
+        crate::graph::groups::add_member_to(state, caller, g, user.id, now)
+            .await
+            .map_err(Refusal::store)?;
+        done.memberships_added += 1;
+    }
+    let held = state
+        .directory
+        .roles_of(user.id, now)
+        .await
+        .map_err(|e| Refusal::Store(e.to_string()))?;
+    for &role in roles.iter().filter(|r| !held.contains(r)) {
+        crate::graph::roles::assign_role(state, caller, role, user.id, now)
+            .await
+            .map_err(Refusal::store)?;
+        done.roles_assigned += 1;
+    }
+    Ok(done)
 }
 
 enum Refusal {

@@ -382,3 +382,38 @@ fn the_import_command_reports_and_exits_by_its_rows() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--format"));
 }
+
+/// Rows are written many at a time; a group named by many rows is made
+/// once, and a user named again while its first row is in flight is
+/// created once and then found.
+#[tokio::test]
+async fn rows_in_flight_make_each_group_and_user_once() {
+    let app = TestApp::spawn().await;
+    let mut file = String::new();
+    for i in 0..300 {
+        // Every fifth row names a user from three rows before.
+        let n = if i % 5 == 4 { i - 3 } else { i };
+        let group = if i % 2 == 0 { "Staff" } else { "Crew" };
+        file.push_str(&format!(
+            "{{\"userPrincipalName\": \"user{n}@example.test\", \"displayName\": \"User {n}\", \"groups\": [\"{group}\"]}}\n"
+        ));
+    }
+    let summary = import(&app, &file, Format::JsonLines, true).await;
+    assert!(summary.bad.is_empty(), "{:#?}", summary.bad);
+    assert_eq!((summary.created, summary.existing), (240, 60));
+    assert_eq!(summary.groups_created, 2);
+    // Users named twice are in both rows' groups when the rows differ.
+    let twice: u64 = (0..300)
+        .filter(|i| i % 5 == 4 && (i % 2) != ((i - 3) % 2))
+        .count() as u64;
+    assert_eq!(summary.memberships_added, 240 + twice);
+    assert_eq!(
+        app.state
+            .directory
+            .list_users(app.clock.now())
+            .await
+            .unwrap()
+            .len(),
+        240
+    );
+}
