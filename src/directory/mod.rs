@@ -9,7 +9,7 @@ pub mod authority;
 pub mod roles;
 
 use crate::ids::{GroupId, RoleAssignmentId, UserId};
-use crate::store::{Durability, Precondition, Store, StoreError, Txn, decode, encode};
+use crate::store::{Durability, Order, Precondition, Store, StoreError, Txn, decode, encode};
 use roles::BuiltinRole;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -267,6 +267,22 @@ impl Directory {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         users.sort_by(|a, b| a.user_principal_name.cmp(&b.user_principal_name));
         Ok(users)
+    }
+
+    /// One page of users in object-id order, strictly after the id `after`:
+    /// the cost of the page, never of the directory.
+    pub async fn users_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, User)>> {
+        self.store
+            .scan_page(USERS, "", after, Order::Ascending, limit, unix(now))
+            .await?
+            .into_iter()
+            .map(|(key, r)| Ok((key, decode::<User>(USERS, &r.value)?)))
+            .collect()
     }
 
     /// Applies `patch` atomically (optimistic concurrency on the user record;

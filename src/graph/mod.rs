@@ -285,6 +285,59 @@ fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// Most entries one request reads while looking for `$top` that pass a
+/// `$filter`; past it the page ends early, with a next link.
+const MAX_SCANNED: usize = 5_000;
+
+/// One page of a collection read from the store a batch at a time (a log,
+/// the users) until `$top` entries pass the filter, the collection ends, or
+/// [`MAX_SCANNED`] were read — never the whole collection.
+pub async fn filtered_page<T, E, F, Fut>(
+    top: usize,
+    after: Option<String>,
+    keep: impl Fn(&Value) -> bool,
+    read: F,
+) -> Result<Page, error::GraphError>
+where
+    T: serde::Serialize,
+    F: Fn(Option<String>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<(String, T)>, E>>,
+    error::GraphError: From<E>,
+{
+    let mut items = Vec::with_capacity(top);
+    let mut cursor = after;
+    let mut scanned = 0;
+    let next = loop {
+        let batch = read(cursor.clone(), top).await?;
+        let full = batch.len() == top;
+        for (key, entry) in batch {
+            scanned += 1;
+            cursor = Some(key);
+            let value = serde_json::to_value(entry)
+                .map_err(|e| error::GraphError::internal("page.encode", &e.to_string(), false))?;
+            if keep(&value) {
+                items.push(value);
+                if items.len() == top {
+                    break;
+                }
+            }
+        }
+        if items.len() == top || (full && scanned >= MAX_SCANNED) {
+            break cursor;
+        }
+        if !full {
+            break None;
+        }
+    };
+    Ok(Page { items, next })
+}
+
+/// One page, and the store cursor of the next.
+pub struct Page {
+    pub items: Vec<Value>,
+    pub next: Option<String>,
+}
+
 /// The OData query options Gatepass understands on collections.
 #[derive(Debug, Default)]
 pub struct ListQuery {

@@ -3,7 +3,7 @@
 use super::GraphPath;
 use super::auth::{self, Caller};
 use super::error::{GraphError, parse_json};
-use super::{ApiVersion, ListQuery, collection, record_change};
+use super::{ApiVersion, ListQuery, page_body, record_change};
 use crate::app::AppState;
 use crate::audit::TargetResource;
 use crate::authn::password::{Password, PasswordError};
@@ -212,16 +212,45 @@ pub async fn list(
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::USERS_READ)?;
-    let query = ListQuery::parse(q.as_deref())?;
-    let items = state
-        .directory
-        .list_users(now)
-        .await?
-        .iter()
-        .map(user_json)
-        .filter(|u| query.matches(u))
-        .collect();
-    Ok(Json(collection(&state, version, "users", items, &query)))
+    let query = ListQuery::parse_paged(q.as_deref())?;
+    // A userPrincipalName is looked up in its index; anything else is read
+    // a page at a time in object-id order (`$skiptoken` is the last id).
+    if let Some((_, upn)) = query
+        .filter
+        .as_ref()
+        .filter(|(p, _)| p.eq_ignore_ascii_case("userPrincipalName"))
+    {
+        let found = state.directory.find_user(upn, now).await?;
+        let items = found.iter().map(user_json).collect();
+        return Ok(Json(page_body(
+            &state, version, "users", items, None, &query,
+        )));
+    }
+    let page = super::filtered_page(
+        query.page_size(),
+        query.skip_token.clone(),
+        |u| query.matches(u),
+        |after, n| {
+            let directory = state.directory.clone();
+            async move {
+                let users = directory.users_page(after.as_deref(), n, now).await;
+                users.map(|page| {
+                    page.into_iter()
+                        .map(|(key, u)| (key, user_json(&u)))
+                        .collect::<Vec<_>>()
+                })
+            }
+        },
+    )
+    .await?;
+    Ok(Json(page_body(
+        &state,
+        version,
+        "users",
+        page.items,
+        page.next.as_deref(),
+        &query,
+    )))
 }
 
 #[utoipa::path(get,

@@ -1816,3 +1816,33 @@ async fn graph_with_delegated_token_of_deleted_user_is_401() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// The user list is read a page at a time from the store: 250 users come
+/// back in three pages of `$top=100`, each user once.
+#[tokio::test]
+async fn user_list_pages_through_many_users_each_once() {
+    let app = TestApp::spawn().await;
+    let token = automation(&app).await;
+    for i in 0..250 {
+        app.create_user(&format!("many{i:03}@contoso.com"), None)
+            .await;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut pages = 0;
+    let mut next = Some("/v1.0/users?$top=100".to_owned());
+    while let Some(url) = next.take() {
+        let page = get(&app, &url, &token).await;
+        assert_eq!(page.status, StatusCode::OK, "{url}: {}", page.text);
+        for u in page.body["value"].as_array().unwrap() {
+            assert!(
+                seen.insert(u["id"].as_str().unwrap().to_owned()),
+                "{u} twice"
+            );
+        }
+        pages += 1;
+        next = page.body["@odata.nextLink"].as_str().map(str::to_owned);
+        assert!(pages <= 4, "paging does not terminate");
+    }
+    assert_eq!(seen.len(), 250);
+    assert!(pages == 3 || pages == 4, "{pages} pages");
+}
