@@ -277,11 +277,57 @@ impl Directory {
         limit: usize,
         now: OffsetDateTime,
     ) -> Result<Vec<(String, User)>> {
+        self.page(USERS, after, limit, now).await
+    }
+
+    /// One page of groups in object-id order (as [`Directory::users_page`]).
+    pub async fn groups_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, Group)>> {
+        self.page(GROUPS, after, limit, now).await
+    }
+
+    /// One page of role assignments in id order (as
+    /// [`Directory::users_page`]). The table's per-principal markers sort
+    /// after every id (`unique/…`): a page ends where they begin.
+    pub async fn role_assignments_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, RoleAssignment)>> {
+        let rows = self
+            .store
+            .scan_page(
+                ROLE_ASSIGNMENTS,
+                "",
+                after,
+                Order::Ascending,
+                limit,
+                unix(now),
+            )
+            .await?;
+        rows.into_iter()
+            .take_while(|(key, _)| !key.starts_with("unique/"))
+            .map(|(key, r)| Ok((key, decode(ROLE_ASSIGNMENTS, &r.value)?)))
+            .collect()
+    }
+
+    async fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        table: crate::store::Table,
+        after: Option<&str>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, T)>> {
         self.store
-            .scan_page(USERS, "", after, Order::Ascending, limit, unix(now))
+            .scan_page(table, "", after, Order::Ascending, limit, unix(now))
             .await?
             .into_iter()
-            .map(|(key, r)| Ok((key, decode::<User>(USERS, &r.value)?)))
+            .map(|(key, r)| Ok((key, decode(table, &r.value)?)))
             .collect()
     }
 

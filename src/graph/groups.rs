@@ -143,16 +143,32 @@ pub async fn list(
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::GROUPS_READ)?;
-    let query = ListQuery::parse(q.as_deref())?;
-    let items = state
-        .directory
-        .list_groups(now)
-        .await?
-        .iter()
-        .map(group_json)
-        .filter(|g| query.matches(g))
-        .collect();
-    Ok(Json(collection(&state, version, "groups", items, &query)))
+    let query = ListQuery::parse_paged(q.as_deref())?;
+    let page = super::filtered_page(
+        query.page_size(),
+        query.skip_token.clone(),
+        |g| query.matches(g),
+        |after, n| {
+            let directory = state.directory.clone();
+            async move {
+                let groups = directory.groups_page(after.as_deref(), n, now).await;
+                groups.map(|page| {
+                    page.into_iter()
+                        .map(|(key, g)| (key, group_json(&g)))
+                        .collect::<Vec<_>>()
+                })
+            }
+        },
+    )
+    .await?;
+    Ok(Json(super::page_body(
+        &state,
+        version,
+        "groups",
+        page.items,
+        page.next.as_deref(),
+        &query,
+    )))
 }
 
 #[utoipa::path(get,

@@ -121,20 +121,32 @@ pub async fn list(
     let now = state.clock.now();
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::ROLES_READ)?;
-    let query = ListQuery::parse(q.as_deref())?;
-    let items = state
-        .directory
-        .role_assignments(now)
-        .await?
-        .iter()
-        .map(assignment_json)
-        .filter(|a| query.matches(a))
-        .collect();
-    Ok(Json(collection(
+    let query = ListQuery::parse_paged(q.as_deref())?;
+    let page = super::filtered_page(
+        query.page_size(),
+        query.skip_token.clone(),
+        |a| query.matches(a),
+        |after, n| {
+            let directory = state.directory.clone();
+            async move {
+                let assignments = directory
+                    .role_assignments_page(after.as_deref(), n, now)
+                    .await;
+                assignments.map(|page| {
+                    page.into_iter()
+                        .map(|(key, a)| (key, assignment_json(&a)))
+                        .collect::<Vec<_>>()
+                })
+            }
+        },
+    )
+    .await?;
+    Ok(Json(super::page_body(
         &state,
         version,
         "roleManagement/directory/roleAssignments",
-        items,
+        page.items,
+        page.next.as_deref(),
         &query,
     )))
 }
