@@ -172,7 +172,7 @@ pub async fn users(
     input: impl BufRead,
     format: Format,
     options: &Options,
-    progress: &mut dyn Progress,
+    progress: &mut (dyn Progress + Send),
 ) -> Result<Summary, ImportError> {
     let mut importer = Importer::new(state, options).await?;
     let mut counted = CountingReader {
@@ -193,7 +193,7 @@ pub async fn users(
 async fn json_lines<R: BufRead>(
     importer: &mut Importer<'_>,
     input: &mut CountingReader<R>,
-    progress: &mut dyn Progress,
+    progress: &mut (dyn Progress + Send),
 ) -> Result<(), ImportError> {
     let mut line = String::new();
     let mut number = 0;
@@ -218,7 +218,7 @@ async fn json_lines<R: BufRead>(
 async fn csv_rows<R: BufRead>(
     importer: &mut Importer<'_>,
     input: &mut CountingReader<R>,
-    progress: &mut dyn Progress,
+    progress: &mut (dyn Progress + Send),
 ) -> Result<(), ImportError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -299,8 +299,9 @@ struct Done {
     roles_assigned: u64,
 }
 
-type Writing<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = (u64, String, Result<Done, Refusal>)> + 'a>>;
+type Writing<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (u64, String, Result<Done, Refusal>)> + Send + 'a>,
+>;
 
 struct Importer<'a> {
     state: &'a AppState,
