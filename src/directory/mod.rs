@@ -257,6 +257,9 @@ impl Directory {
         }
     }
 
+    /// Every user, by userPrincipalName: for tests and tools, never a
+    /// request path (which pages with [`Directory::users_page`] or
+    /// [`Directory::users_by_upn`]).
     pub async fn list_users(&self, now: OffsetDateTime) -> Result<Vec<User>> {
         let mut users = self
             .store
@@ -278,6 +281,38 @@ impl Directory {
         now: OffsetDateTime,
     ) -> Result<Vec<(String, User)>> {
         self.page(USERS, after, limit, now).await
+    }
+
+    /// One page of users in userPrincipalName order whose (lower-cased)
+    /// userPrincipalName starts with `prefix`, strictly after the index key
+    /// `after`: read through the UPN index, the cost of the page.
+    pub async fn users_by_upn(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, User)>> {
+        let entries = self
+            .store
+            .scan_page(
+                UPN_INDEX,
+                &upn_key(prefix),
+                after,
+                Order::Ascending,
+                limit,
+                unix(now),
+            )
+            .await?;
+        let mut users = Vec::with_capacity(entries.len());
+        for (key, r) in entries {
+            let id: UserId = decode(UPN_INDEX, &r.value)?;
+            // An index entry whose user is gone (deleted meanwhile) is skipped.
+            if let Some(user) = self.user(id, now).await? {
+                users.push((key, user));
+            }
+        }
+        Ok(users)
     }
 
     /// One page of groups in object-id order (as [`Directory::users_page`]).

@@ -249,23 +249,20 @@ async fn roles_page(
         .require(&access::ROLES_READ)
         .map_err(refused)?;
     let now = state.clock.now();
-    let users = state.directory.list_users(now).await?;
-    let mut rows: Vec<AssignmentRow> = state
-        .directory
-        .role_assignments(now)
-        .await?
-        .into_iter()
-        .map(|a| AssignmentRow {
+    // Assignments are few (administrators); their users are read one by
+    // one, never the whole directory.
+    let mut rows = Vec::new();
+    for a in state.directory.role_assignments(now).await? {
+        let user = state.directory.user(a.principal_id, now).await?;
+        rows.push(AssignmentRow {
             id: a.id.to_string(),
-            user: users
-                .iter()
-                .find(|u| u.id == a.principal_id)
+            user: user
                 .map(|u| format!("{} ({})", u.display_name, u.user_principal_name))
                 .unwrap_or_else(|| a.principal_id.to_string()),
             user_id: a.principal_id.to_string(),
             role: a.role.display_name(),
-        })
-        .collect();
+        });
+    }
     rows.sort_by(|a, b| a.role.cmp(b.role).then(a.user.cmp(&b.user)));
     let status = alert.as_ref().map_or(StatusCode::OK, |a| a.status);
     Ok(show(

@@ -34,8 +34,8 @@ struct UsersPage {
     chrome: Chrome,
     search: String,
     rows: Vec<UserRow>,
-    total: usize,
-    prev: Option<String>,
+    /// Back to the first page (pages are read forward from a position).
+    first: Option<String>,
     next: Option<String>,
     can_create: bool,
     notice: Option<&'static str>,
@@ -48,58 +48,52 @@ pub async fn list(
 ) -> Result<Response, PageError> {
     let now = state.clock.now();
     let query = query_of(q.as_deref());
-    let search = query.get("search").unwrap_or("").to_owned();
-    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let search = query.get("search").unwrap_or("").trim().to_owned();
+    let after = query.get("after").filter(|a| !a.is_empty());
     console
         .caller
         .require(&access::USERS_READ)
         .map_err(refused)?;
-    let needle = search.to_lowercase();
-    let mut users: Vec<User> = state
+    // Read through the userPrincipalName index a page at a time (one more
+    // than shown, to know whether there is a next page): never the whole
+    // directory.
+    let mut users = state
         .directory
-        .list_users(now)
-        .await?
-        .into_iter()
-        .filter(|u| {
-            needle.is_empty()
-                || u.display_name.to_lowercase().contains(&needle)
-                || u.user_principal_name.to_lowercase().contains(&needle)
-        })
-        .collect();
-    users.sort_by(|a, b| {
-        a.display_name
-            .to_lowercase()
-            .cmp(&b.display_name.to_lowercase())
-    });
-    let assignments = state.directory.role_assignments(now).await?;
-    let total = users.len();
-    let rows = users
-        .into_iter()
-        .skip(page * PAGE)
-        .take(PAGE)
-        .map(|u| UserRow {
-            roles: assignments
+        .users_by_upn(&search, after, PAGE + 1, now)
+        .await?;
+    let more = users.len() > PAGE;
+    users.truncate(PAGE);
+    let last = users.last().map(|(key, _)| key.clone());
+    let mut rows = Vec::with_capacity(users.len());
+    for (_, u) in users {
+        let roles = state.directory.roles_of(u.id, now).await?;
+        rows.push(UserRow {
+            roles: roles
                 .iter()
-                .filter(|a| a.principal_id == u.id)
-                .map(|a| a.role.display_name())
+                .map(|r| r.display_name())
                 .collect::<Vec<_>>()
                 .join(", "),
             id: u.id.to_string(),
             display_name: u.display_name,
             upn: u.user_principal_name,
             enabled: u.account_enabled,
-        })
-        .collect();
-    let link = |p: usize| format!("/admin/users?search={}&page={p}", enc(&search));
+        });
+    }
+    let link = |after: Option<&str>| {
+        let mut l = format!("/admin/users?search={}", enc(&search));
+        if let Some(a) = after {
+            l.push_str(&format!("&after={}", enc(a)));
+        }
+        l
+    };
     Ok(show(
         StatusCode::OK,
         &UsersPage {
             chrome: console.chrome("users"),
-            prev: (page > 0).then(|| link(page - 1)),
-            next: ((page + 1) * PAGE < total).then(|| link(page + 1)),
+            first: after.is_some().then(|| link(None)),
+            next: last.filter(|_| more).map(|k| link(Some(&k))),
             search,
             rows,
-            total,
             can_create: console.may(&access::USERS_WRITE),
             notice: notice_text(query.get("done")),
         },
