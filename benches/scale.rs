@@ -22,7 +22,8 @@
 //!
 //! `cargo bench --bench scale`. `GATEPASS_SCALE_SIZES` (default
 //! `1000,100000,1000000`), `GATEPASS_BENCH_SECONDS` per operation (default
-//! 3), `GATEPASS_SCALE_BACKENDS` (`embedded,redis`). Redis comes from
+//! 3), `GATEPASS_SCALE_BACKENDS` (`embedded,redis`), `GATEPASS_SCALE_CACHE_MB`
+//! (redb's page cache; default: sized to the file as `serve` does). Redis comes from
 //! `GATEPASS_TEST_REDIS_URL`, else `redis://127.0.0.1:6379/`; the run uses
 //! its own key prefix and removes its keys afterwards.
 
@@ -131,7 +132,15 @@ impl Backend {
             Backend::Embedded(path) => {
                 // The previous handle's writer may still be letting go.
                 for _ in 0..100 {
-                    if let Ok(s) = gatepass::store::embedded::EmbeddedStore::open(path) {
+                    // As `serve` sizes it, unless the run says otherwise.
+                    let cache = std::env::var("GATEPASS_SCALE_CACHE_MB")
+                        .ok()
+                        .and_then(|m| m.parse::<usize>().ok())
+                        .map(|m| m << 20)
+                        .or_else(|| Some(gatepass::store::embedded::default_cache_bytes(path)));
+                    if let Ok(s) =
+                        gatepass::store::embedded::EmbeddedStore::open_with_cache(path, cache)
+                    {
                         return Arc::new(s);
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;

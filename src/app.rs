@@ -58,7 +58,13 @@ impl AppState {
     /// Opens the configured store and keys.
     pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState, BuildError> {
         let store: Arc<dyn Store> = match &settings.store {
-            StoreSettings::Embedded { path } => Arc::new(EmbeddedStore::open(path)?),
+            StoreSettings::Embedded { path, cache_mb } => {
+                let cache = match cache_mb {
+                    Some(mb) => usize::try_from(mb << 20).unwrap_or(usize::MAX),
+                    None => crate::store::embedded::default_cache_bytes(path),
+                };
+                Arc::new(EmbeddedStore::open_with_cache(path, Some(cache))?)
+            }
             // Connects on first use, inside the runtime that serves requests
             // (`build` is sync); an unreachable Redis then fails the first
             // store call (e.g. the first-start bootstrap) with a clear error.

@@ -190,6 +190,7 @@ struct RawStore {
     path: Option<PathBuf>,
     url: Option<String>,
     key_prefix: Option<String>,
+    cache_mb: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -289,8 +290,13 @@ impl Default for RawPasswordHashing {
 /// Where state lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSettings {
-    /// One redb file; for a single instance.
-    Embedded { path: PathBuf },
+    /// One redb file; for a single instance. `cache_mb`: redb's page cache
+    /// (`None`: sized to the file at start-up, see
+    /// [`crate::store::embedded::default_cache_bytes`]).
+    Embedded {
+        path: PathBuf,
+        cache_mb: Option<u64>,
+    },
     /// A Redis server shared by any number of instances.
     Redis { url: String, key_prefix: String },
 }
@@ -538,6 +544,7 @@ const OVERRIDABLE: &[(&str, Scalar)] = &[
     ("store.path", Scalar::Text),
     ("store.url", Scalar::Text),
     ("store.key_prefix", Scalar::Text),
+    ("store.cache_mb", Scalar::Integer),
     ("keys.dir", Scalar::Text),
     ("keys.algorithm", Scalar::Text),
     ("session.lifetime_minutes", Scalar::Integer),
@@ -742,8 +749,23 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
                 .store
                 .path
                 .ok_or_else(|| invalid("store.path", "required when backend = \"embedded\""))?,
+            cache_mb: match raw.store.cache_mb {
+                Some(mb) if !(16..=1_048_576).contains(&mb) => {
+                    return Err(invalid(
+                        "store.cache_mb",
+                        format!("must be between 16 and 1048576 (MiB), got {mb}"),
+                    ));
+                }
+                mb => mb,
+            },
         },
         "redis" => {
+            if raw.store.cache_mb.is_some() {
+                return Err(invalid(
+                    "store.cache_mb",
+                    "applies to backend = \"embedded\" only (Redis keeps its data in memory)",
+                ));
+            }
             let url = raw.store.url.clone().ok_or_else(|| {
                 invalid(
                     "store.url",
@@ -1298,6 +1320,40 @@ path = "data/gatepass.redb"
 dir = "keys"
 "#;
 
+    #[test]
+    fn store_cache_is_validated_and_embedded_only() {
+        let with = |extra: &str| load(&MINIMAL.replace("[keys]", &format!("{extra}\n[keys]")), &[]);
+        let s = with("cache_mb = 4096").unwrap();
+        assert!(matches!(
+            s.store,
+            StoreSettings::Embedded {
+                cache_mb: Some(4096),
+                ..
+            }
+        ));
+        let s = load(MINIMAL, &[("GATEPASS_STORE__CACHE_MB", "2048")]).unwrap();
+        assert!(matches!(
+            s.store,
+            StoreSettings::Embedded {
+                cache_mb: Some(2048),
+                ..
+            }
+        ));
+        for bad in ["cache_mb = 0", "cache_mb = 2000000"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("store.cache_mb"), "{bad}: {e}");
+        }
+        let redis = MINIMAL.replace(
+            "backend = \"embedded\"\npath = \"data/gatepass.redb\"",
+            "backend = \"redis\"\nurl = \"redis://127.0.0.1/\"\ncache_mb = 64",
+        );
+        let e = load(&redis, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("store.cache_mb") && e.contains("embedded"),
+            "{e}"
+        );
+    }
+
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         Settings::from_toml(
             text,
@@ -1330,7 +1386,7 @@ dir = "keys"
         .unwrap();
         assert_eq!(s.keys_dir, Path::new("/etc/gatepass/keys"));
         assert!(
-            matches!(&s.store, StoreSettings::Embedded { path }
+            matches!(&s.store, StoreSettings::Embedded { path, .. }
                 if path == Path::new("/etc/gatepass/data/gatepass.redb")),
             "{:?}",
             s.store
@@ -1397,7 +1453,8 @@ dir = "keys"
         assert_eq!(
             s.store,
             StoreSettings::Embedded {
-                path: "/tmp/x.redb".into()
+                path: "/tmp/x.redb".into(),
+                cache_mb: None,
             }
         );
         assert_eq!(s.session_lifetime, time::Duration::minutes(5));
