@@ -23,7 +23,7 @@
 //! `cargo bench --bench scale`. `GATEPASS_SCALE_SIZES` (default
 //! `1000,100000,1000000`), `GATEPASS_BENCH_SECONDS` per operation (default
 //! 3), `GATEPASS_SCALE_BACKENDS` (`embedded,redis`), `GATEPASS_SCALE_CACHE_MB`
-//! (redb's page cache; default: sized to the file as `serve` does). Redis comes from
+//! (redb's page cache in MiB, as `[store] cache_mb`; default redb's 1 GiB). Redis comes from
 //! `GATEPASS_TEST_REDIS_URL`, else `redis://127.0.0.1:6379/`; the run uses
 //! its own key prefix and removes its keys afterwards.
 
@@ -131,13 +131,15 @@ impl Backend {
         match self {
             Backend::Embedded(path) => {
                 // The previous handle's writer may still be letting go.
-                for _ in 0..100 {
-                    // As `serve` sizes it, unless the run says otherwise.
+                for attempt in 0..100 {
+                    // redb's default unless the run says otherwise.
                     let cache = std::env::var("GATEPASS_SCALE_CACHE_MB")
                         .ok()
                         .and_then(|m| m.parse::<usize>().ok())
-                        .map(|m| m << 20)
-                        .or_else(|| Some(gatepass::store::embedded::default_cache_bytes(path)));
+                        .map(|m| m << 20);
+                    if attempt == 0 && cache.is_some() {
+                        eprintln!("(redb page cache {} MiB)", cache.unwrap_or(0) >> 20);
+                    }
                     if let Ok(s) =
                         gatepass::store::embedded::EmbeddedStore::open_with_cache(path, cache)
                     {
@@ -527,6 +529,9 @@ async fn run_size(
             .await
             .unwrap()
     };
+    // The load's dirty pages are written back before anything is timed.
+    let _ = std::process::Command::new("sync").status();
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let started = Instant::now();
     let store = backend.open().await;
     let state =
@@ -773,6 +778,11 @@ fn main() {
                     );
                 }
                 backend.clean().await;
+                // Let Redis free what was unlinked and the kernel drop the
+                // file before the next size is timed.
+                drop(dir);
+                let _ = std::process::Command::new("sync").status();
+                tokio::time::sleep(Duration::from_secs(5)).await;
                 reports.push(report);
             }
             if let (Some(first), Some(last)) = (reports.first(), reports.last()) {

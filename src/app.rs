@@ -59,11 +59,8 @@ impl AppState {
     pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState, BuildError> {
         let store: Arc<dyn Store> = match &settings.store {
             StoreSettings::Embedded { path, cache_mb } => {
-                let cache = match cache_mb {
-                    Some(mb) => usize::try_from(mb << 20).unwrap_or(usize::MAX),
-                    None => crate::store::embedded::default_cache_bytes(path),
-                };
-                Arc::new(EmbeddedStore::open_with_cache(path, Some(cache))?)
+                let cache = cache_mb.map(|mb| usize::try_from(mb << 20).unwrap_or(usize::MAX));
+                Arc::new(EmbeddedStore::open_with_cache(path, cache)?)
             }
             // Connects on first use, inside the runtime that serves requests
             // (`build` is sync); an unreachable Redis then fails the first

@@ -291,8 +291,7 @@ impl Default for RawPasswordHashing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSettings {
     /// One redb file; for a single instance. `cache_mb`: redb's page cache
-    /// (`None`: sized to the file at start-up, see
-    /// [`crate::store::embedded::default_cache_bytes`]).
+    /// (`None`: redb's default, 1 GiB).
     Embedded {
         path: PathBuf,
         cache_mb: Option<u64>,

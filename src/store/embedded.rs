@@ -228,35 +228,6 @@ impl Drop for Inner {
     }
 }
 
-/// redb's page cache when `[store] cache_mb` is not set: a quarter more
-/// than the file (every page of a store that fits stays cached, so a
-/// request's cost does not grow with the directory), at least redb's own
-/// 1 GiB, at most a quarter of the machine's memory. A ceiling, not a
-/// reservation: memory is used as pages are read. Sized at start-up.
-pub fn default_cache_bytes(path: &Path) -> usize {
-    const FLOOR: u64 = 1 << 30;
-    let file = std::fs::metadata(path).map_or(0, |m| m.len());
-    let mut bytes = file.saturating_add(file / 4);
-    if let Some(memory) = total_memory() {
-        bytes = bytes.min(memory / 4);
-    }
-    usize::try_from(bytes.max(FLOOR)).unwrap_or(usize::MAX)
-}
-
-/// Physical memory, from `/proc/meminfo` (Linux); `None` elsewhere.
-fn total_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
-}
-
 impl EmbeddedStore {
     /// Opens (or creates) the store file at `path`, creating missing parent
     /// directories, and starts its writer thread. Fails if another process
