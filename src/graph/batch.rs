@@ -213,7 +213,9 @@ fn inner_request(
             "The url must be relative to the version of the batch (e.g. '/users'), and a batch cannot hold another.",
         ));
     }
-    let uri = format!("/{}/{relative}", version.0);
+    // Graph's clients write batch URLs as text (`$filter=city eq null`):
+    // what a URI cannot hold is percent-encoded, as a client would.
+    let uri = format!("/{}/{}", version.0, uri_safe(relative));
     let mut builder = Request::builder().method(method).uri(&uri);
     if let Some(a) = authorization {
         builder = builder.header(header::AUTHORIZATION, a);
@@ -251,6 +253,21 @@ fn inner_request(
     builder.body(body).map_err(|_| {
         GraphError::invalid_property("url", format!("'{}' is not a valid url.", item.url))
     })
+}
+
+/// `s` with every byte a URI cannot hold (spaces, quotes, non-ASCII…)
+/// percent-encoded; `%` escapes already there are kept.
+fn uri_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        let keep = b.is_ascii_alphanumeric() || b"-._~:/?@!$&'()*+,;=%".contains(&b);
+        if keep {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 async fn run(graph: &axum::Router, id: &str, request: Request<Body>) -> BatchItemResponse {

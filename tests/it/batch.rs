@@ -69,6 +69,8 @@ async fn runs_each_request_as_if_sent_alone(app: TestApp) {
          "body": {"displayName": "no principal name"}},
         {"id": "after-bad", "method": "GET", "url": "/groups", "dependsOn": ["bad"]},
         {"id": "groups", "method": "GET", "url": "/groups?$top=1"},
+        {"id": "as-text", "method": "GET", "url": "users?$filter=userPrincipalName eq 'alice@example.test'",
+         "dependsOn": ["create"]},
         {"id": "missing", "method": "GET", "url": "/users/nobody@example.test"},
         {"id": "no-type", "method": "POST", "url": "/users", "body": user("bob@example.test")},
         {"id": "nested", "method": "POST", "url": "/$batch", "headers": {"Content-Type": JSON},
@@ -124,6 +126,13 @@ async fn runs_each_request_as_if_sent_alone(app: TestApp) {
     assert_eq!(skipped["status"], 424);
     assert_eq!(skipped["body"]["error"]["code"], "FailedDependency");
     assert_eq!(by_id(&responses, "groups")["status"], 200);
+    // A URL written as text, spaces and quotes included, as Graph takes it.
+    let as_text = by_id(&responses, "as-text");
+    assert_eq!(as_text["status"], 200, "{as_text:#}");
+    assert_eq!(
+        as_text["body"]["value"][0]["userPrincipalName"],
+        "alice@example.test"
+    );
     let missing = by_id(&responses, "missing");
     assert_eq!(
         (
