@@ -144,31 +144,12 @@ pub async fn list(
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::GROUPS_READ)?;
     let query = ListQuery::parse_paged(q.as_deref())?;
-    let page = super::filtered_page(
-        query.page_size(),
-        query.skip_token.clone(),
-        |g| query.matches(g),
-        |after, n| {
-            let directory = state.directory.clone();
-            async move {
-                let groups = directory.groups_page(after.as_deref(), n, now).await;
-                groups.map(|page| {
-                    page.into_iter()
-                        .map(|(key, g)| (key, group_json(&g)))
-                        .collect::<Vec<_>>()
-                })
-            }
-        },
-    )
-    .await?;
-    Ok(Json(super::page_body(
-        &state,
-        version,
-        "groups",
-        page.items,
-        page.next.as_deref(),
-        &query,
-    )))
+    let read = |after: Option<String>, n| {
+        let directory = state.directory.clone();
+        async move { directory.groups_page(after.as_deref(), n, now).await }
+    };
+    let body = super::store_collection(&state, version, "groups", &query, read, group_json);
+    Ok(Json(body.await?))
 }
 
 #[utoipa::path(get,

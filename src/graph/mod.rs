@@ -332,6 +332,47 @@ where
     Ok(Page { items, next })
 }
 
+/// A directory collection (users, groups, role assignments) as one Graph
+/// page: read from the store a page at a time by `read(after, n)`, shaped
+/// by `to_json`, then filtered and paged as `query` says.
+pub async fn store_collection<T, F, Fut>(
+    state: &AppState,
+    version: ApiVersion,
+    entity_set: &str,
+    query: &ListQuery,
+    read: F,
+    to_json: fn(&T) -> Value,
+) -> Result<Value, error::GraphError>
+where
+    F: Fn(Option<String>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<(String, T)>, crate::directory::DirectoryError>>,
+{
+    let page = filtered_page(
+        query.page_size(),
+        query.skip_token.clone(),
+        |v| query.matches(v),
+        |after, n| {
+            let rows = read(after, n);
+            async move {
+                rows.await.map(|rows| {
+                    rows.iter()
+                        .map(|(key, t)| (key.clone(), to_json(t)))
+                        .collect::<Vec<_>>()
+                })
+            }
+        },
+    )
+    .await?;
+    Ok(page_body(
+        state,
+        version,
+        entity_set,
+        page.items,
+        page.next.as_deref(),
+        query,
+    ))
+}
+
 /// One page, and the store cursor of the next.
 pub struct Page {
     pub items: Vec<Value>,

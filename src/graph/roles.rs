@@ -122,33 +122,23 @@ pub async fn list(
     let caller = Caller::from_headers(&state, &headers, now).await?;
     caller.require(&auth::ROLES_READ)?;
     let query = ListQuery::parse_paged(q.as_deref())?;
-    let page = super::filtered_page(
-        query.page_size(),
-        query.skip_token.clone(),
-        |a| query.matches(a),
-        |after, n| {
-            let directory = state.directory.clone();
-            async move {
-                let assignments = directory
-                    .role_assignments_page(after.as_deref(), n, now)
-                    .await;
-                assignments.map(|page| {
-                    page.into_iter()
-                        .map(|(key, a)| (key, assignment_json(&a)))
-                        .collect::<Vec<_>>()
-                })
-            }
-        },
-    )
-    .await?;
-    Ok(Json(super::page_body(
+    let read = |after: Option<String>, n| {
+        let directory = state.directory.clone();
+        async move {
+            directory
+                .role_assignments_page(after.as_deref(), n, now)
+                .await
+        }
+    };
+    let body = super::store_collection(
         &state,
         version,
         "roleManagement/directory/roleAssignments",
-        page.items,
-        page.next.as_deref(),
         &query,
-    )))
+        read,
+        assignment_json,
+    );
+    Ok(Json(body.await?))
 }
 
 async fn find(

@@ -226,31 +226,12 @@ pub async fn list(
             &state, version, "users", items, None, &query,
         )));
     }
-    let page = super::filtered_page(
-        query.page_size(),
-        query.skip_token.clone(),
-        |u| query.matches(u),
-        |after, n| {
-            let directory = state.directory.clone();
-            async move {
-                let users = directory.users_page(after.as_deref(), n, now).await;
-                users.map(|page| {
-                    page.into_iter()
-                        .map(|(key, u)| (key, user_json(&u)))
-                        .collect::<Vec<_>>()
-                })
-            }
-        },
-    )
-    .await?;
-    Ok(Json(page_body(
-        &state,
-        version,
-        "users",
-        page.items,
-        page.next.as_deref(),
-        &query,
-    )))
+    let read = |after: Option<String>, n| {
+        let directory = state.directory.clone();
+        async move { directory.users_page(after.as_deref(), n, now).await }
+    };
+    let body = super::store_collection(&state, version, "users", &query, read, user_json);
+    Ok(Json(body.await?))
 }
 
 #[utoipa::path(get,
