@@ -4,9 +4,8 @@
 //! batch is refused whole before anything runs.
 
 use crate::harness::*;
-use crate::redis::{Namespace, redis_for};
+use crate::redis::app_on_redis;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 async fn batch(app: &TestApp, version: &str, token: &str, body: &Value) -> (u16, Value) {
     let r = app
@@ -181,11 +180,10 @@ async fn batch_runs_each_request_as_if_sent_alone_embedded() {
 
 #[tokio::test]
 async fn batch_runs_each_request_as_if_sent_alone_redis() {
-    let Some(redis) = redis_for("batch_runs_each_request_as_if_sent_alone_redis").await else {
+    let Some((app, _redis)) = app_on_redis("batch_runs_each_request_as_if_sent_alone_redis").await
+    else {
         return;
     };
-    let store = Namespace::new(&redis.url).store().await;
-    let app = TestApp::spawn_on(Arc::new(store), tempfile::tempdir().unwrap(), "").await;
     runs_each_request_as_if_sent_alone(app).await;
 }
 

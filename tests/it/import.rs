@@ -3,12 +3,11 @@
 //! audit log) and through the binary (exit code, messages).
 
 use crate::harness::*;
-use crate::redis::{Namespace, redis_for};
+use crate::redis::app_on_redis;
 use gatepass::clock::Clock;
 use gatepass::directory::roles::BuiltinRole;
 use gatepass::import::{BadRow, Format, Options, Summary};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 async fn import(app: &TestApp, text: &str, format: Format, create_groups: bool) -> Summary {
     gatepass::import::users(
@@ -216,11 +215,9 @@ async fn import_json_lines_embedded() {
 
 #[tokio::test]
 async fn import_json_lines_redis() {
-    let Some(redis) = redis_for("import_json_lines_redis").await else {
+    let Some((app, _redis)) = app_on_redis("import_json_lines_redis").await else {
         return;
     };
-    let store = Namespace::new(&redis.url).store().await;
-    let app = TestApp::spawn_on(Arc::new(store), tempfile::tempdir().unwrap(), "").await;
     imports_json_lines(app).await;
 }
 
@@ -283,11 +280,9 @@ async fn import_csv_embedded() {
 
 #[tokio::test]
 async fn import_csv_redis() {
-    let Some(redis) = redis_for("import_csv_redis").await else {
+    let Some((app, _redis)) = app_on_redis("import_csv_redis").await else {
         return;
     };
-    let store = Namespace::new(&redis.url).store().await;
-    let app = TestApp::spawn_on(Arc::new(store), tempfile::tempdir().unwrap(), "").await;
     imports_csv(app).await;
 }
 

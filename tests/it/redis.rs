@@ -53,6 +53,16 @@ pub async fn redis_for(test: &str) -> Option<TestRedis> {
     }
 }
 
+/// A Gatepass on a namespace of its own in the test Redis (kept alive by
+/// the returned [`TestRedis`]), or `None` after saying why `test` was
+/// skipped.
+pub async fn app_on_redis(test: &str) -> Option<(TestApp, TestRedis)> {
+    let redis = redis_for(test).await?;
+    let store = Namespace::new(&redis.url).store().await;
+    let app = TestApp::spawn_on(Arc::new(store), tempfile::tempdir().expect("tempdir"), "").await;
+    Some((app, redis))
+}
+
 /// A private `redis-server` for a test that must stop and start it.
 async fn private_redis_for(test: &str, durable: bool) -> Option<PrivateRedis> {
     match PrivateRedis::start(durable).await {
