@@ -198,31 +198,44 @@ enum KeysCommand {
     },
 }
 
-/// The application state over the configured store, for a command run
-/// beside (or instead of) the server. A locked embedded store gets a hint:
-/// stop the server, or `instead`.
-fn open_store(settings: Settings, instead: &str) -> Result<AppState, ExitCode> {
-    AppState::build(settings, Arc::new(SystemClock)).map_err(|e| {
-        let text = e.to_string();
-        eprintln!("gatepass: cannot open the store: {text}");
-        if text.to_lowercase().contains("already open") || text.contains("lock") {
-            eprintln!(
-                "gatepass: the embedded store is in use, most likely by a running `gatepass serve`: \
-                 stop it first, or {instead}"
-            );
-        }
-        ExitCode::FAILURE
-    })
-}
-
-fn current_thread_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
+/// Runs `work` on the configured store, for a command run beside (or
+/// instead of) the server. A locked embedded store gets a hint: stop the
+/// server, or `instead`.
+fn with_store(
+    config: &std::path::Path,
+    instead: &str,
+    work: impl AsyncFnOnce(AppState) -> ExitCode,
+) -> ExitCode {
+    let settings = match load(config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
+    {
+        Ok(r) => r,
+        Err(e) => {
             eprintln!("gatepass: cannot start the runtime: {e}");
-            ExitCode::FAILURE
-        })
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match AppState::build(settings, Arc::new(SystemClock)) {
+            Ok(state) => work(state).await,
+            Err(e) => {
+                let text = e.to_string();
+                eprintln!("gatepass: cannot open the store: {text}");
+                if text.to_lowercase().contains("already open") || text.contains("lock") {
+                    eprintln!(
+                        "gatepass: the embedded store is in use, most likely by a running `gatepass serve`: \
+                         stop it first, or {instead}"
+                    );
+                }
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn run_import(command: ImportCommand) -> ExitCode {
@@ -261,22 +274,8 @@ fn run_import(command: ImportCommand) -> ExitCode {
             }
         }
     };
-    let settings = match load(&config) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let runtime = match current_thread_runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async move {
-        let state = match open_store(
-            settings,
-            "create the users through the running server's Graph API (POST /v1.0/$batch)",
-        ) {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
+    let instead = "create the users through the running server's Graph API (POST /v1.0/$batch)";
+    with_store(&config, instead, async move |state| {
         let options = gatepass::import::Options { create_groups };
         let mut progress = ProgressLine::new(size);
         let result = gatepass::import::users(&state, input, format, &options, &mut progress).await;
@@ -519,22 +518,8 @@ fn main() -> ExitCode {
             lifetime,
             multi_use,
         } => {
-            let settings = match load(&config) {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
-            let runtime = match current_thread_runtime() {
-                Ok(r) => r,
-                Err(code) => return code,
-            };
-            runtime.block_on(async move {
-                let state = match open_store(
-                    settings,
-                    "issue the pass through the running server (the admin console at /admin, or the Graph API)",
-                ) {
-                    Ok(s) => s,
-                    Err(code) => return code,
-                };
+            let instead = "issue the pass through the running server (the admin console at /admin, or the Graph API)";
+            with_store(&config, instead, async move |state| {
                 match gatepass::server::issue_recovery_tap(&state, &user, lifetime, !multi_use)
                     .await
                 {
