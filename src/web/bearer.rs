@@ -68,29 +68,29 @@ fn store_err(e: impl std::fmt::Display, unavailable: bool) -> BearerError {
     }
 }
 
-/// The grant's user, if the grant's tokens may still be used at all: the
+/// The user of a grant's authorization, if the grant's tokens may still be used at all: the
 /// user exists and is enabled, has not signed out everywhere since, and —
 /// for a TAP sign-in — the pass is still the user's current, unexpired
 /// pass. The one place this rule lives: the token endpoint, bearer
 /// authentication and introspection all ask it.
 pub async fn grant_user(
     state: &AppState,
-    grant: &crate::tokens::grants::Grant,
+    authorization: &crate::tokens::grants::Authorization,
     now: OffsetDateTime,
 ) -> Result<Option<User>, crate::store::StoreError> {
     use crate::directory::DirectoryError;
     use crate::store::StoreError;
-    let user = match state.directory.user(grant.authorization.user_id, now).await {
+    let user = match state.directory.user(authorization.user_id, now).await {
         Ok(u) => u,
         Err(DirectoryError::Store(e)) => return Err(e),
         Err(other) => return Err(StoreError::Corrupt(other.to_string())),
     };
     let Some(user) =
-        user.filter(|u| u.account_enabled && u.session_epoch == grant.authorization.epoch)
+        user.filter(|u| u.account_enabled && u.session_epoch == authorization.epoch)
     else {
         return Ok(None);
     };
-    if let Some(tap) = &grant.authorization.tap_id {
+    if let Some(tap) = &authorization.tap_id {
         if !state
             .taps
             .binding_is_live(user.id, tap, now.unix_timestamp())
@@ -151,7 +151,7 @@ pub async fn authenticate(
             if grant.authorization.user_id.to_string() != claims.sub {
                 return Err(BearerError::Revoked);
             }
-            let user = grant_user(state, &grant, now)
+            let user = grant_user(state, &grant.authorization, now)
                 .await
                 .map_err(|e| {
                     let unavailable = matches!(e, StoreError::Unavailable(_));

@@ -134,7 +134,7 @@ pub async fn introspect(
     if !may_see(&grant.authorization.client_id) {
         return inactive();
     }
-    match super::bearer::grant_user(&state, &grant, now).await? {
+    match super::bearer::grant_user(&state, &grant.authorization, now).await? {
         Some(u) => Ok(Json(json!({
             "active": true,
             "token_type": "refresh_token",

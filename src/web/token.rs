@@ -238,20 +238,19 @@ pub(crate) async fn authorization_code(
     let redirect_uri = params
         .require("redirect_uri")
         .map_err(OAuthJsonError::bad_request)?;
-    let issued = state
+    let redemption = Redemption {
+        client_id: &client.client_id,
+        redirect_uri: Some(redirect_uri),
+        code_verifier: params.get("code_verifier"),
+    };
+    let (issued, user) = state
         .grants
-        .redeem_code(
-            code,
-            Redemption {
-                client_id: &client.client_id,
-                redirect_uri: Some(redirect_uri),
-                code_verifier: params.get("code_verifier"),
-            },
-            now,
-        )
+        .redeem_code_alongside(code, redemption, now, async |authorization| {
+            super::bearer::grant_user(state, authorization, now).await
+        })
         .await
         .map_err(grant_error)?;
-    let user = live_user(state, &issued.grant, now).await?;
+    let user = require_live(state, &issued.grant, user?, now).await?;
     let scope = issued.grant.authorization.scope.clone();
     mint_user_tokens(state, issued, &user, &scope, true, now)
 }
@@ -304,7 +303,19 @@ async fn live_user(
     grant: &Grant,
     now: OffsetDateTime,
 ) -> Result<User, OAuthJsonError> {
-    match super::bearer::grant_user(state, grant, now).await? {
+    let user = super::bearer::grant_user(state, &grant.authorization, now).await?;
+    require_live(state, grant, user, now).await
+}
+
+/// The user [`super::bearer::grant_user`] found for `grant`, or — when it
+/// found none — the grant revoked and `invalid_grant`.
+async fn require_live(
+    state: &AppState,
+    grant: &Grant,
+    user: Option<User>,
+    now: OffsetDateTime,
+) -> Result<User, OAuthJsonError> {
+    match user {
         Some(u) => Ok(u),
         None => {
             state
