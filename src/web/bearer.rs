@@ -85,8 +85,7 @@ pub async fn grant_user(
         Err(DirectoryError::Store(e)) => return Err(e),
         Err(other) => return Err(StoreError::Corrupt(other.to_string())),
     };
-    let Some(user) =
-        user.filter(|u| u.account_enabled && u.session_epoch == authorization.epoch)
+    let Some(user) = user.filter(|u| u.account_enabled && u.session_epoch == authorization.epoch)
     else {
         return Ok(None);
     };
