@@ -65,7 +65,11 @@
 //!   its file part (see [`Durability::Ephemeral`]).
 //! - Closing the store (dropping the last handle) writes the tier to the file
 //!   in one durable commit, so a graceful restart loses nothing.
-//!   [`Store::purge_expired`] purges both tiers.
+//!   [`Store::purge_expired`] purges both tiers. The file keeps its
+//!   expiring records indexed by expiry (table `expiries`, written with
+//!   every record), so a purge reads what has expired, never the whole
+//!   file: at a million users the users would otherwise be read every
+//!   purge, evicting the page cache the requests read from.
 //!
 //! Counters ([`Store::increment`]) take a durability like any write:
 //! lockout *locks* and their episode counts are durable (a crash must not
@@ -152,7 +156,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -161,12 +165,18 @@ use super::{
 
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The file's records that expire, by expiry: `expiry_key(at, record key)`.
+/// A purge reads only what has expired instead of every record.
+const EXPIRIES: TableDefinition<&[u8], ()> = TableDefinition::new("expiries");
 
 /// Every version handed out so far is below this; only raised durably.
 const VERSION_CEILING: &str = "version_ceiling";
 /// The counter itself, which earlier builds kept in the file; removed on
 /// open.
 const LEGACY_NEXT_VERSION: &str = "next_version";
+/// Set once [`EXPIRIES`] indexes every record in the file that expires;
+/// files from earlier builds are indexed once, on open.
+const EXPIRY_INDEX: &str = "expiry_index";
 /// How far one durable commit raises the ceiling.
 const VERSION_BLOCK: u64 = 1 << 16;
 
@@ -374,15 +384,146 @@ impl Shared {
 fn prepare(db: &Database) -> StoreResult<u64> {
     let txn = db.begin_write().map_err(backend)?;
     let ceiling = {
-        txn.open_table(RECORDS).map_err(backend)?;
+        let records = txn.open_table(RECORDS).map_err(backend)?;
+        let mut expiries = txn.open_table(EXPIRIES).map_err(backend)?;
         let mut meta = txn.open_table(META).map_err(backend)?;
         let ceiling = read_meta(&meta, VERSION_CEILING)?.unwrap_or(1);
         meta.insert(VERSION_CEILING, ceiling).map_err(backend)?;
         meta.remove(LEGACY_NEXT_VERSION).map_err(backend)?;
+        if read_meta(&meta, EXPIRY_INDEX)?.is_none() {
+            index_expiries(&records, &mut expiries)?;
+            meta.insert(EXPIRY_INDEX, 1).map_err(backend)?;
+        }
         ceiling
     };
     txn.commit().map_err(backend)?;
     Ok(ceiling)
+}
+
+/// Indexes every expiring record of a file written before the index
+/// existed: the one full read of the file, once. A record whose header
+/// cannot be read is left out (and counted in a warning): it never expires
+/// then, as before.
+fn index_expiries(
+    records: &redb::Table<'_, &'static [u8], &'static [u8]>,
+    expiries: &mut redb::Table<'_, &'static [u8], ()>,
+) -> StoreResult<()> {
+    let (mut indexed, mut unreadable) = (0_u64, 0_u64);
+    for entry in records.iter().map_err(backend)? {
+        let (key, value) = entry.map_err(backend)?;
+        match expires_at(value.value()) {
+            Ok(Some(at)) => {
+                expiries
+                    .insert(expiry_key(at, key.value()).as_slice(), ())
+                    .map_err(backend)?;
+                indexed += 1;
+            }
+            Ok(None) => {}
+            Err(_) => unreadable += 1,
+        }
+    }
+    if indexed > 0 {
+        tracing::info!(
+            records = indexed,
+            "indexed the store file's expiring records"
+        );
+    }
+    if unreadable > 0 {
+        tracing::warn!(
+            records = unreadable,
+            "store file records with an unreadable header were left out of the expiry index"
+        );
+    }
+    Ok(())
+}
+
+/// The [`EXPIRIES`] key of a record expiring at `at`: the time, sign bit
+/// flipped so negative times sort first, big-endian, then the record key.
+fn expiry_key(at: i64, record_key: &[u8]) -> Vec<u8> {
+    let mut time = at.to_be_bytes();
+    time[0] ^= 0x80;
+    let mut out = Vec::with_capacity(time.len() + record_key.len());
+    out.extend_from_slice(&time);
+    out.extend_from_slice(record_key);
+    out
+}
+
+/// The file's two record tables in one write transaction. Every write to
+/// [`RECORDS`] goes through here, so [`EXPIRIES`] stays in step with it.
+struct FileTables<'txn> {
+    records: redb::Table<'txn, &'static [u8], &'static [u8]>,
+    expiries: redb::Table<'txn, &'static [u8], ()>,
+}
+
+impl<'txn> FileTables<'txn> {
+    fn open(txn: &'txn redb::WriteTransaction) -> StoreResult<Self> {
+        Ok(FileTables {
+            records: txn.open_table(RECORDS).map_err(backend)?,
+            expiries: txn.open_table(EXPIRIES).map_err(backend)?,
+        })
+    }
+
+    fn insert(&mut self, key: &[u8], encoded: &[u8]) -> StoreResult<()> {
+        let old = self.records.insert(key, encoded).map_err(backend)?;
+        if let Some(at) = old.map(|v| expires_at(v.value())).transpose()?.flatten() {
+            self.expiries
+                .remove(expiry_key(at, key).as_slice())
+                .map_err(backend)?;
+        }
+        if let Some(at) = expires_at(encoded)? {
+            self.expiries
+                .insert(expiry_key(at, key).as_slice(), ())
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// The encoded record that was under `key`, now removed.
+    fn remove(&mut self, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        let Some(old) = self
+            .records
+            .remove(key)
+            .map_err(backend)?
+            .map(|v| v.value().to_vec())
+        else {
+            return Ok(None);
+        };
+        if let Some(at) = expires_at(&old)? {
+            self.expiries
+                .remove(expiry_key(at, key).as_slice())
+                .map_err(backend)?;
+        }
+        Ok(Some(old))
+    }
+
+    /// Removes every record expired at `now`, reading only the index's
+    /// expired range; how many.
+    fn purge(&mut self, now: i64) -> StoreResult<u64> {
+        let end = expiry_key(now.saturating_add(1), b"");
+        let mut due = Vec::new();
+        for entry in self.expiries.range(..end.as_slice()).map_err(backend)? {
+            due.push(entry.map_err(backend)?.0.value().to_vec());
+        }
+        let mut purged = 0;
+        for index_key in due {
+            self.expiries
+                .remove(index_key.as_slice())
+                .map_err(backend)?;
+            let key = &index_key[8..];
+            let current = self
+                .records
+                .get(key)
+                .map_err(backend)?
+                .map(|v| expires_at(v.value()));
+            // The index is written with the record, so it names the
+            // record's own expiry; checked anyway before deleting.
+            if current.transpose()?.flatten().is_some_and(|at| at <= now) {
+                self.records.remove(key).map_err(backend)?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
 }
 
 #[async_trait]
@@ -944,7 +1085,7 @@ fn apply_batch(shared: &Shared, batch: &mut [Box<dyn Job>]) -> Result<(), BatchF
     let whole = BatchFailure::Txn;
     let mut txn = shared.db.begin_write().map_err(|e| whole(backend(e)))?;
     let file = File::Txn {
-        records: txn.open_table(RECORDS).map_err(|e| whole(backend(e)))?,
+        records: Box::new(FileTables::open(&txn).map_err(whole)?),
         meta: txn.open_table(META).map_err(|e| whole(backend(e)))?,
     };
     let tier = Tier::Claiming {
@@ -1017,11 +1158,9 @@ fn save_memory(shared: &Shared) {
     let result = (|| {
         let mut txn = shared.db.begin_write().map_err(backend)?;
         {
-            let mut table = txn.open_table(RECORDS).map_err(backend)?;
+            let mut file = FileTables::open(&txn)?;
             for (name, key, value) in records.into_entries() {
-                table
-                    .insert(record_key(name, &key).as_slice(), value.as_slice())
-                    .map_err(backend)?;
+                file.insert(record_key(name, &key).as_slice(), value.as_slice())?;
                 saved += 1;
             }
         }
@@ -1049,7 +1188,7 @@ fn same_error(e: &StoreError) -> StoreError {
 enum File<'txn> {
     /// On the writer thread: the batch's write transaction.
     Txn {
-        records: redb::Table<'txn, &'static [u8], &'static [u8]>,
+        records: Box<FileTables<'txn>>,
         meta: redb::Table<'txn, &'static str, u64>,
     },
     /// Inline: committed state, read-only, opened on first use (under the
@@ -1155,6 +1294,7 @@ impl<'a> Writer<'a> {
         let key = record_key(table, key);
         match &mut self.file {
             File::Txn { records, .. } => Ok(records
+                .records
                 .get(key.as_slice())
                 .map_err(backend)?
                 .map(|v| v.value().to_vec())),
@@ -1184,7 +1324,7 @@ impl<'a> Writer<'a> {
     }
 
     /// The file's write transaction, or [`OpError::NeedsWriter`] inline.
-    fn file_txn(&mut self) -> OpResult<&mut redb::Table<'a, &'static [u8], &'static [u8]>> {
+    fn file_txn(&mut self) -> OpResult<&mut FileTables<'a>> {
         match &mut self.file {
             File::Txn { records, .. } => Ok(records),
             File::Snapshot { .. } => Err(OpError::NeedsWriter),
@@ -1213,8 +1353,7 @@ impl<'a> Writer<'a> {
             self.changes.insert(table, key, Some(encoded));
         } else {
             self.file_txn()?
-                .insert(record_key(table, key).as_slice(), encoded.as_slice())
-                .map_err(backend)?;
+                .insert(record_key(table, key).as_slice(), encoded.as_slice())?;
             self.file_changed = true;
             if in_memory {
                 self.changes.insert(table, key, None);
@@ -1240,9 +1379,8 @@ impl<'a> Writer<'a> {
         }
         let removed = self
             .file_txn()?
-            .remove(record_key(table, key).as_slice())
-            .map_err(backend)?
-            .map(|v| decode_record(v.value()))
+            .remove(record_key(table, key).as_slice())?
+            .map(|v| decode_record(&v))
             .transpose()?;
         self.file_changed |= removed.is_some();
         Ok(removed)
@@ -1280,25 +1418,7 @@ impl<'a> Writer<'a> {
         for (table, key) in expired {
             self.changes.insert(table, &key, None);
         }
-        let records = self.file_txn()?;
-        let before = records.len().map_err(backend)?;
-        let mut undecodable = false;
-        records
-            .retain(|_, v| match expires_at(v) {
-                Ok(at) => at.is_none_or(|at| at > now),
-                Err(_) => {
-                    undecodable = true;
-                    true
-                }
-            })
-            .map_err(backend)?;
-        if undecodable {
-            return Err(StoreError::Corrupt(
-                "undecodable record header found while purging".to_owned(),
-            )
-            .into());
-        }
-        purged += before - records.len().map_err(backend)?;
+        purged += self.file_txn()?.purge(now)?;
         self.file_changed = true;
         Ok(purged)
     }
@@ -1760,6 +1880,94 @@ mod tests {
         assert!(put_inline(&shared, "a", b"other").is_some());
         assert!(in_memory(&shared, "a").is_some());
         assert_eq!(in_file(&shared, "a"), None);
+    }
+
+    /// The expiry index as (expiry, record key) pairs, in index order.
+    fn indexed(db: &Database) -> Vec<(i64, String)> {
+        let txn = db.begin_read().unwrap();
+        let index = txn.open_table(EXPIRIES).unwrap();
+        index
+            .iter()
+            .unwrap()
+            .map(|e| {
+                let key = e.unwrap().0.value().to_vec();
+                let mut time: [u8; 8] = key[..8].try_into().unwrap();
+                time[0] ^= 0x80;
+                let record = String::from_utf8(key[8..].to_vec()).unwrap();
+                (i64::from_be_bytes(time), record)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_expiry_index_follows_every_file_write() {
+        let (_dir, shared) = temp_store();
+        let durable = |key: &'static str, at: Option<i64>| {
+            run(&shared, Durability::Durable, move |w| {
+                w.put("t", key, b"x", at)
+            })
+            .unwrap();
+        };
+        durable("a", Some(10));
+        durable("b", Some(-5));
+        durable("forever", None);
+        let k = |key: &str| String::from_utf8(record_key("t", key)).unwrap();
+        // Only what expires, earliest first (a negative time sorts first).
+        assert_eq!(indexed(&shared.db), vec![(-5, k("b")), (10, k("a"))]);
+        // A rewrite moves the entry; dropping the expiry drops it.
+        durable("a", Some(30));
+        durable("b", None);
+        assert_eq!(indexed(&shared.db), vec![(30, k("a"))]);
+        durable("forever", Some(40));
+        run(&shared, Durability::Durable, |w| w.remove("t", "a")).unwrap();
+        assert_eq!(indexed(&shared.db), vec![(40, k("forever"))]);
+        // A purge removes the record and its entry, and nothing later.
+        durable("soon", Some(20));
+        assert_eq!(
+            run(&shared, Durability::Durable, |w| w.purge(39)).unwrap(),
+            1
+        );
+        assert_eq!(in_file(&shared, "soon"), None);
+        assert_eq!(indexed(&shared.db), vec![(40, k("forever"))]);
+        assert_eq!(
+            run(&shared, Durability::Durable, |w| w.purge(40)).unwrap(),
+            1
+        );
+        assert!(indexed(&shared.db).is_empty());
+        assert!(in_file(&shared, "b").is_some(), "b no longer expires");
+    }
+
+    #[test]
+    fn a_file_from_before_the_expiry_index_is_indexed_once_on_open() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("legacy.redb");
+        {
+            // As an earlier build left it: records, no index.
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut records = txn.open_table(RECORDS).unwrap();
+                for (key, at) in [("old", Some(10)), ("new", Some(30)), ("user", None)] {
+                    let encoded = encode_record(1, at, b"x");
+                    records
+                        .insert(record_key("t", key).as_slice(), encoded.as_slice())
+                        .unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let db = Database::create(&path).unwrap();
+        prepare(&db).unwrap();
+        let k = |key: &str| String::from_utf8(record_key("t", key)).unwrap();
+        assert_eq!(indexed(&db), vec![(10, k("old")), (30, k("new"))]);
+        let shared = Shared::new(db, MEMORY_BUDGET).unwrap();
+        assert_eq!(
+            run(&shared, Durability::Durable, |w| w.purge(20)).unwrap(),
+            1
+        );
+        assert_eq!(in_file(&shared, "old"), None);
+        assert!(in_file(&shared, "new").is_some());
+        assert!(in_file(&shared, "user").is_some());
     }
 
     #[test]
