@@ -15,8 +15,12 @@
 //! ```text
 //! {P}:r:<len(table)>:<table>:<key>   hash: one record (fields below)
 //! {P}:i:<len(table)>:<table>         sorted set: the table's keys (score 0)
-//! {P}:tables                         set: every table name ever written
+//! {P}:expiries                       sorted set: <len(table)>:<table>:<key>
+//!                                    of every record that expires, scored
+//!                                    by its expires_at
 //! {P}:version                        string: the version counter (INCR)
+//! {P}:tables                         set: tables written by builds before
+//!                                    {P}:expiries (read once, then deleted)
 //! ```
 //!
 //! The decimal table-name length keeps tables apart whatever their names
@@ -60,7 +64,7 @@
 //! | `increment` | `INCREMENT` | `HINCRBY` (exact 64-bit, saturating) or restart |
 //! | `commit` | `COMMIT` | every precondition, then every write |
 //! | `scan`/`scan_prefix` | — | `ZRANGEBYLEX`, then `HMGET`s in one pipeline |
-//! | `purge_expired` | `PURGE` | per chunk of index entries |
+//! | `purge_expired` | `PURGE` | per chunk of `expiries` entries due |
 //!
 //! Scripts are sent as `EVALSHA` and loaded on `NOSCRIPT` (after a Redis
 //! restart, or on first use). A script checks everything that can fail
@@ -98,7 +102,12 @@
 //! caller reads it back. Redis dropping a key can leave its index entry
 //! behind; scans skip such entries and [`Store::purge_expired`] removes
 //! them. `purge_expired` also deletes every record expired by the caller's
-//! `now`, so memory does not wait for the backstop. (An `expires_at` past
+//! `now`, so memory does not wait for the backstop. It finds both through
+//! `{P}:expiries`, which every write script keeps in step with the record
+//! (an entry when the record expires, none when it does not), reading only
+//! the entries due by `now`: never a table, so a million users cost a purge
+//! nothing. Data written before `expiries` existed is walked table by table
+//! once, by the first purge, which indexes what it finds. (An `expires_at` past
 //! the year 5000 gets no TTL: Redis would refuse it, and it changes
 //! nothing in practice.)
 //!
@@ -334,6 +343,60 @@ impl RedisStore {
         Ok(live)
     }
 
+    /// Data written by a build before `expiries`: walks every table that
+    /// build recorded, once, deleting what has expired and indexing what
+    /// still will, then forgets the list. Nothing to do on data written
+    /// since.
+    async fn purge_legacy(&self, now: i64) -> StoreResult<u64> {
+        let keys = &self.inner.keys;
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(&keys.tables);
+        let tables = byte_strings("(tables)", self.command(cmd).await?)?;
+        let mut purged = 0u64;
+        for table in &tables {
+            let table = std::str::from_utf8(table)
+                .map_err(|_| corrupt("(tables)", "a table name is not UTF-8"))?;
+            let index = keys.index(table);
+            // Walk the index by key, resuming after the last key seen, so
+            // deletions behind the cursor do not shift it.
+            let mut min = b"-".to_vec();
+            loop {
+                let mut cmd = redis::cmd("ZRANGEBYLEX");
+                cmd.arg(&index)
+                    .arg(&min)
+                    .arg("+")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(CHUNK);
+                let members = byte_strings(table, self.command(cmd).await?)?;
+                let Some(last) = members.last() else { break };
+                let mut next = b"(".to_vec();
+                next.extend_from_slice(last);
+                let mut call = SCRIPTS.purge_legacy.prepare_invoke();
+                call.key(&keys.expiries).key(&index).arg(now);
+                for member in &members {
+                    let key = std::str::from_utf8(member)
+                        .map_err(|_| corrupt(table, "a key is not UTF-8"))?;
+                    call.key(keys.record(table, key))
+                        .arg(key)
+                        .arg(keys.member(table, key));
+                }
+                let n: u64 = decimal(table, &self.script(call).await?, "purge count")?;
+                purged = purged.saturating_add(n);
+                if members.len() < CHUNK {
+                    break;
+                }
+                min = next;
+            }
+        }
+        if !tables.is_empty() {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(&keys.tables);
+            self.command(cmd).await?;
+        }
+        Ok(purged)
+    }
+
     /// Every index entry of `table` in `[min, max]` (ZRANGEBYLEX syntax).
     async fn members(&self, table: Table, min: Vec<u8>, max: Vec<u8>) -> StoreResult<Vec<Vec<u8>>> {
         let mut cmd = redis::cmd("ZRANGEBYLEX");
@@ -348,6 +411,9 @@ struct Keys {
     /// `{prefix}:`
     base: String,
     version: String,
+    /// Sorted set: every expiring record's member, scored by its expiry.
+    expiries: String,
+    /// Set: the tables earlier builds wrote; see [`RedisStore::purge_legacy`].
     tables: String,
 }
 
@@ -357,6 +423,7 @@ impl Keys {
         Keys {
             prefix: prefix.to_owned(),
             version: format!("{base}version"),
+            expiries: format!("{base}expiries"),
             tables: format!("{base}tables"),
             base,
         }
@@ -370,6 +437,24 @@ impl Keys {
         let mut out = format!("{}r:{}:{table}:", self.base, table.len()).into_bytes();
         out.extend_from_slice(key);
         out
+    }
+
+    /// A record's member in `expiries`: its record key without the
+    /// `{prefix}:r:` in front, `<len(table)>:<table>:<key>`.
+    fn member(&self, table: &str, key: &str) -> Vec<u8> {
+        let mut out = format!("{}:{table}:", table.len()).into_bytes();
+        out.extend_from_slice(key.as_bytes());
+        out
+    }
+
+    /// The table and key a member of `expiries` names.
+    fn parse_member(member: &[u8]) -> Option<(&str, &[u8])> {
+        let colon = member.iter().position(|&b| b == b':')?;
+        let len: usize = std::str::from_utf8(&member[..colon]).ok()?.parse().ok()?;
+        let table = member.get(colon + 1..colon + 1 + len)?;
+        let rest = member.get(colon + 1 + len..)?;
+        let key = rest.strip_prefix(b":")?;
+        Some((std::str::from_utf8(table).ok()?, key))
     }
 
     fn index(&self, table: &str) -> String {
@@ -518,10 +603,10 @@ impl Store for RedisStore {
         let keys = &self.inner.keys;
         let mut call = SCRIPTS.put.prepare_invoke();
         call.key(&keys.version)
-            .key(&keys.tables)
+            .key(&keys.expiries)
             .key(keys.record(table, key))
             .key(keys.index(table))
-            .arg(table)
+            .arg(keys.member(table, key))
             .arg(key)
             .arg(value)
             .arg(expiry_arg(expires_at));
@@ -541,10 +626,10 @@ impl Store for RedisStore {
         let keys = &self.inner.keys;
         let mut call = SCRIPTS.insert.prepare_invoke();
         call.key(&keys.version)
-            .key(&keys.tables)
+            .key(&keys.expiries)
             .key(keys.record(table, key))
             .key(keys.index(table))
-            .arg(table)
+            .arg(keys.member(table, key))
             .arg(key)
             .arg(value)
             .arg(expiry_arg(expires_at))
@@ -561,8 +646,10 @@ impl Store for RedisStore {
     ) -> StoreResult<Option<Record>> {
         let keys = &self.inner.keys;
         let mut call = SCRIPTS.take.prepare_invoke();
-        call.key(keys.record(table, key))
+        call.key(&keys.expiries)
+            .key(keys.record(table, key))
             .key(keys.index(table))
+            .arg(keys.member(table, key))
             .arg(key)
             .arg(now);
         match self.script(call).await? {
@@ -585,10 +672,10 @@ impl Store for RedisStore {
         let keys = &self.inner.keys;
         let mut call = SCRIPTS.swap.prepare_invoke();
         call.key(&keys.version)
-            .key(&keys.tables)
+            .key(&keys.expiries)
             .key(keys.record(table, key))
             .key(keys.index(table))
-            .arg(table)
+            .arg(keys.member(table, key))
             .arg(key)
             .arg(expected)
             .arg(now);
@@ -608,8 +695,10 @@ impl Store for RedisStore {
     ) -> StoreResult<bool> {
         let keys = &self.inner.keys;
         let mut call = SCRIPTS.delete.prepare_invoke();
-        call.key(keys.record(table, key))
+        call.key(&keys.expiries)
+            .key(keys.record(table, key))
             .key(keys.index(table))
+            .arg(keys.member(table, key))
             .arg(key)
             .arg(now);
         decode_flag(table, self.script(call).await?)
@@ -629,10 +718,10 @@ impl Store for RedisStore {
         let keys = &self.inner.keys;
         let mut call = SCRIPTS.increment.prepare_invoke();
         call.key(&keys.version)
-            .key(&keys.tables)
+            .key(&keys.expiries)
             .key(keys.record(table, key))
             .key(keys.index(table))
-            .arg(table)
+            .arg(keys.member(table, key))
             .arg(key)
             .arg(delta)
             .arg(expiry_arg(expires_at))
@@ -647,7 +736,7 @@ impl Store for RedisStore {
         let keys = &self.inner.keys;
         let mut call = SCRIPTS.commit.prepare_invoke();
         call.key(&keys.version)
-            .key(&keys.tables)
+            .key(&keys.expiries)
             .arg(now)
             .arg(txn.checks.len())
             .arg(txn.writes.len());
@@ -669,7 +758,7 @@ impl Store for RedisStore {
                     call.key(keys.record(table, key))
                         .key(keys.index(table))
                         .arg("put")
-                        .arg(*table)
+                        .arg(keys.member(table, key))
                         .arg(key.as_str())
                         .arg(value.as_slice())
                         .arg(expiry_arg(*expires_at));
@@ -678,7 +767,7 @@ impl Store for RedisStore {
                     call.key(keys.record(table, key))
                         .key(keys.index(table))
                         .arg("delete")
-                        .arg(*table)
+                        .arg(keys.member(table, key))
                         .arg(key.as_str())
                         .arg("")
                         .arg("");
@@ -783,43 +872,39 @@ impl Store for RedisStore {
         Ok(page)
     }
 
+    /// Reads only `expiries`' entries due by `now` (see "Expiry"), a chunk
+    /// per round trip, never a table.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
         let keys = &self.inner.keys;
-        let mut cmd = redis::cmd("SMEMBERS");
-        cmd.arg(&keys.tables);
-        let tables = byte_strings("(tables)", self.command(cmd).await?)?;
-        let mut purged = 0u64;
-        for table in tables {
-            let table = String::from_utf8(table)
-                .map_err(|_| corrupt("(tables)", "a table name is not UTF-8"))?;
-            let index = keys.index(&table);
-            // Walk the index by key, resuming after the last key seen, so
-            // deletions behind the cursor do not shift it.
-            let mut min = b"-".to_vec();
-            loop {
-                let mut cmd = redis::cmd("ZRANGEBYLEX");
-                cmd.arg(&index)
-                    .arg(&min)
-                    .arg("+")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(CHUNK);
-                let members = byte_strings(&table, self.command(cmd).await?)?;
-                let Some(last) = members.last() else { break };
-                let mut next = b"(".to_vec();
-                next.extend_from_slice(last);
-                let mut call = SCRIPTS.purge.prepare_invoke();
-                call.key(&index).arg(now);
-                for member in &members {
-                    call.key(keys.record_bytes(&table, member))
-                        .arg(member.as_slice());
-                }
-                let n: u64 = decimal(&table, &self.script(call).await?, "purge count")?;
-                purged = purged.saturating_add(n);
-                if members.len() < CHUNK {
-                    break;
-                }
-                min = next;
+        let mut purged = self.purge_legacy(now).await?;
+        loop {
+            let mut cmd = redis::cmd("ZRANGEBYSCORE");
+            cmd.arg(&keys.expiries)
+                .arg("-inf")
+                .arg(now)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(CHUNK);
+            let members = byte_strings("(expiries)", self.command(cmd).await?)?;
+            if members.is_empty() {
+                break;
+            }
+            let mut call = SCRIPTS.purge.prepare_invoke();
+            call.key(&keys.expiries).arg(now);
+            for member in &members {
+                let (table, key) = Keys::parse_member(member)
+                    .ok_or_else(|| corrupt("(expiries)", "an entry names no table and key"))?;
+                call.key(keys.record_bytes(table, key))
+                    .key(keys.index(table))
+                    .arg(member.as_slice())
+                    .arg(key);
+            }
+            let n: u64 = decimal("(expiries)", &self.script(call).await?, "purge count")?;
+            purged = purged.saturating_add(n);
+            // Each entry read was removed or moved past `now`: the next
+            // read starts on new ones.
+            if members.len() < CHUNK {
+                break;
             }
         }
         Ok(purged)
@@ -843,6 +928,7 @@ struct Scripts {
     increment: Script,
     commit: Script,
     purge: Script,
+    purge_legacy: Script,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -854,6 +940,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     increment: Script::new(INCREMENT),
     commit: Script::new(COMMIT),
     purge: Script::new(PURGE),
+    purge_legacy: Script::new(PURGE_LEGACY),
 });
 
 /// Helpers every write script starts with.
@@ -877,25 +964,31 @@ local function load(key, now)
   if r[3] and tonumber(r[3]) <= now then return nil end
   return r
 end
-local function store(vkey, tkey, rkey, ikey, tbl, key, value, exp)
+local function store(vkey, xkey, rkey, ikey, member, key, value, exp)
   local ver = string.format('%d', redis.call('INCR', vkey))
   redis.call('DEL', rkey)
   if exp == '' then
     redis.call('HSET', rkey, 'v', value, 'ver', ver)
+    redis.call('ZREM', xkey, member)
   else
     redis.call('HSET', rkey, 'v', value, 'ver', ver, 'exp', exp)
     local at = math.max(tonumber(exp), tonumber(redis.call('TIME')[1])) + GRACE
     if at < 1e11 then redis.call('EXPIREAT', rkey, string.format('%d', at)) end
+    redis.call('ZADD', xkey, exp, member)
   end
   redis.call('ZADD', ikey, 0, key)
-  redis.call('SADD', tkey, tbl)
   return ver
+end
+local function drop(xkey, rkey, ikey, member, key)
+  redis.call('DEL', rkey)
+  redis.call('ZREM', ikey, key)
+  redis.call('ZREM', xkey, member)
 end
 "#
     };
 }
 
-/// KEYS: version, tables, record, index. ARGV: table, key, value, exp.
+/// KEYS: version, expiries, record, index. ARGV: member, key, value, exp.
 const PUT: &str = concat!(
     prelude!(),
     r#"
@@ -903,7 +996,7 @@ return store(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV
 "#
 );
 
-/// KEYS: version, tables, record, index. ARGV: table, key, value, exp, now.
+/// KEYS: version, expiries, record, index. ARGV: member, key, value, exp, now.
 const INSERT: &str = concat!(
     prelude!(),
     r#"
@@ -912,21 +1005,20 @@ return store(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV
 "#
 );
 
-/// KEYS: record, index. ARGV: key, now. Removes the record even if
-/// expired; returns `{v, ver, exp}` only if it was live.
+/// KEYS: expiries, record, index. ARGV: member, key, now. Removes the
+/// record even if expired; returns `{v, ver, exp}` only if it was live.
 const TAKE: &str = concat!(
     prelude!(),
     r#"
-local r = load(KEYS[1], tonumber(ARGV[2]))
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
+local r = load(KEYS[2], tonumber(ARGV[3]))
+drop(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
 if not r then return false end
 return {r[1], r[2], r[3]}
 "#
 );
 
-/// KEYS: version, tables, record, index.
-/// ARGV: table, key, expected version, now, "put" | "delete", value, exp.
+/// KEYS: version, expiries, record, index.
+/// ARGV: member, key, expected version, now, "put" | "delete", value, exp.
 /// Versions are compared as strings: exact, no Lua number in between.
 const SWAP: &str = concat!(
     prelude!(),
@@ -934,27 +1026,26 @@ const SWAP: &str = concat!(
 local r = load(KEYS[3], tonumber(ARGV[4]))
 if not r or r[2] ~= ARGV[3] then return false end
 if ARGV[5] == 'delete' then
-  redis.call('DEL', KEYS[3])
-  redis.call('ZREM', KEYS[4], ARGV[2])
+  drop(KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
   return '0'
 end
 return store(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[6], ARGV[7])
 "#
 );
 
-/// KEYS: record, index. ARGV: key, now. 1 if a live record was deleted.
+/// KEYS: expiries, record, index. ARGV: member, key, now. 1 if a live
+/// record was deleted.
 const DELETE: &str = concat!(
     prelude!(),
     r#"
-local r = load(KEYS[1], tonumber(ARGV[2]))
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
+local r = load(KEYS[2], tonumber(ARGV[3]))
+drop(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
 if r then return 1 end
 return 0
 "#
 );
 
-/// KEYS: version, tables, record, index. ARGV: table, key, delta, exp, now.
+/// KEYS: version, expiries, record, index. ARGV: member, key, delta, exp, now.
 /// Returns the new value as a decimal string. `HINCRBY` does the sum in
 /// exact 64-bit arithmetic and refuses to overflow; the script then
 /// saturates, as the embedded backend does.
@@ -982,10 +1073,10 @@ return value
 "#
 );
 
-/// KEYS: version, tables, then one record per check, then record and
+/// KEYS: version, expiries, then one record per check, then record and
 /// index per write.
 /// ARGV: now, #checks, #writes, then per check the required version (""
-/// for absent), then per write "put" | "delete", table, key, value, exp.
+/// for absent), then per write "put" | "delete", member, key, value, exp.
 /// Reads every precondition and checks every write target's type before
 /// the first write, so the writes cannot fail half-way.
 const COMMIT: &str = concat!(
@@ -1020,8 +1111,7 @@ for j = 1, nw do
   if ARGV[a] == 'put' then
     store(KEYS[1], KEYS[2], rkey, ikey, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
   else
-    redis.call('DEL', rkey)
-    redis.call('ZREM', ikey, ARGV[a + 2])
+    drop(KEYS[2], rkey, ikey, ARGV[a + 1], ARGV[a + 2])
   end
   a = a + 5
 end
@@ -1029,20 +1119,53 @@ return 1
 "#
 );
 
-/// KEYS: index, then one record per entry. ARGV: now, then the entries.
-/// Deletes records expired at `now` and drops index entries whose record
-/// is gone; returns how many records it deleted.
+/// KEYS: expiries, then record and index per entry. ARGV: now, then
+/// member and key per entry (entries of `expiries` due by `now`).
+/// Deletes records expired at `now`, drops the entries of records already
+/// gone (Redis's backstop expiry), and re-scores an entry that does not
+/// match its record; returns how many records it deleted.
 const PURGE: &str = r#"
 local now = tonumber(ARGV[1])
 local purged = 0
-for i = 2, #KEYS do
+for i = 1, (#KEYS - 1) / 2 do
+  local rkey, ikey = KEYS[2 * i], KEYS[2 * i + 1]
+  local member, key = ARGV[2 * i], ARGV[2 * i + 1]
+  local r = redis.call('HMGET', rkey, 'ver', 'exp')
+  if not r[1] and not r[2] then
+    redis.call('ZREM', ikey, key)
+    redis.call('ZREM', KEYS[1], member)
+  elseif r[2] and tonumber(r[2]) <= now then
+    redis.call('DEL', rkey)
+    redis.call('ZREM', ikey, key)
+    redis.call('ZREM', KEYS[1], member)
+    purged = purged + 1
+  elseif r[2] then
+    redis.call('ZADD', KEYS[1], r[2], member)
+  else
+    redis.call('ZREM', KEYS[1], member)
+  end
+end
+return purged
+"#;
+
+/// For data written before `expiries` existed (see "Expiry"): KEYS:
+/// expiries, index, then one record per entry. ARGV: now, then key and
+/// member per entry. As [`PURGE`], and indexes each live record that
+/// expires.
+const PURGE_LEGACY: &str = r#"
+local now = tonumber(ARGV[1])
+local purged = 0
+for i = 3, #KEYS do
+  local key, member = ARGV[2 * i - 4], ARGV[2 * i - 3]
   local r = redis.call('HMGET', KEYS[i], 'ver', 'exp')
   if not r[1] and not r[2] then
-    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('ZREM', KEYS[2], key)
   elseif r[2] and tonumber(r[2]) <= now then
     redis.call('DEL', KEYS[i])
-    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('ZREM', KEYS[2], key)
     purged = purged + 1
+  elseif r[2] then
+    redis.call('ZADD', KEYS[1], r[2], member)
   end
 end
 return purged
@@ -1061,12 +1184,38 @@ mod tests {
             keys.index("users").into_bytes(),
             keys.version.clone().into_bytes(),
             keys.tables.clone().into_bytes(),
+            keys.expiries.clone().into_bytes(),
         ] {
             assert!(
                 key.starts_with(b"{gp}:"),
                 "{}",
                 String::from_utf8_lossy(&key)
             );
+        }
+    }
+
+    #[test]
+    fn an_expiries_member_names_its_table_and_key_whatever_they_hold() {
+        let keys = Keys::new("p");
+        for (table, key) in [
+            ("t", "k"),
+            ("sep:x", "k"),
+            ("sep", "x:k"),
+            ("codes", ""),
+            ("a", ":"),
+        ] {
+            let member = keys.member(table, key);
+            assert_eq!(
+                Keys::parse_member(&member),
+                Some((table, key.as_bytes())),
+                "{table} {key}"
+            );
+            let mut record = b"{p}:r:".to_vec();
+            record.extend_from_slice(&member);
+            assert_eq!(record, keys.record(table, key));
+        }
+        for bad in [&b""[..], b"x:t:k", b"9:t:k", b"1:tk", b"1:t"] {
+            assert_eq!(Keys::parse_member(bad), None, "{bad:?}");
         }
     }
 

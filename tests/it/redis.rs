@@ -433,11 +433,11 @@ async fn redis_layout_is_one_hash_tag_with_hashes_and_sorted_set_indexes() {
     assert_eq!(
         keys,
         [
+            format!("{tag}expiries"),
             format!("{tag}i:4:user"),
             format!("{tag}i:5:users"),
             format!("{tag}r:4:user:ann"),
             format!("{tag}r:5:users:bob"),
-            format!("{tag}tables"),
             format!("{tag}version"),
         ]
     );
@@ -516,13 +516,15 @@ async fn redis_expiry_follows_the_callers_clock_not_redis() {
         .unwrap();
     assert_eq!(ttl, -1, "a record that never expires has no TTL");
 
-    // An index entry whose record Redis already dropped is skipped, then purged.
+    // An index entry whose record Redis already dropped is skipped, then
+    // purged. (Redis drops a record a day after its expiry, so by then the
+    // entry is due: the purge finds it through `expiries`.)
     store
         .put(
             "t",
             "dropped",
             b"d".to_vec(),
-            Some(NOW),
+            Some(1_500),
             Durability::Durable,
         )
         .await
@@ -553,6 +555,174 @@ async fn redis_expiry_follows_the_callers_clock_not_redis() {
         .await
         .unwrap();
     assert_eq!(members, ["future"], "the dangling entry is gone too");
+    ns.remove().await;
+}
+
+/// `expiries` holds exactly the records that expire, scored by when, through
+/// every write script; a purge reads it, not the tables.
+#[tokio::test]
+async fn redis_expiries_index_every_expiring_record_and_drive_the_purge() {
+    let Some(redis) =
+        redis_for("redis_expiries_index_every_expiring_record_and_drive_the_purge").await
+    else {
+        return;
+    };
+    let ns = Namespace::new(&redis.url);
+    let store = ns.store().await;
+    let tag = format!("{{{}}}:", ns.prefix);
+    let mut raw = ns.raw().await;
+    let d = Durability::Durable;
+    let expiries = async |raw: &mut redis::aio::MultiplexedConnection| -> Vec<(String, i64)> {
+        redis::cmd("ZRANGE")
+            .arg(format!("{tag}expiries"))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(raw)
+            .await
+            .unwrap()
+    };
+    store
+        .put("users", "ann", b"u".to_vec(), None, d)
+        .await
+        .unwrap();
+    store
+        .put("t", "a", b"a".to_vec(), Some(10), d)
+        .await
+        .unwrap();
+    store
+        .insert("t", "b:c", b"b".to_vec(), Some(-5), d, 0)
+        .await
+        .unwrap();
+    store.increment("n", "k", 1, Some(20), d, 0).await.unwrap();
+    assert_eq!(
+        expiries(&mut raw).await,
+        [
+            ("1:t:b:c".to_owned(), -5),
+            ("1:t:a".to_owned(), 10),
+            ("1:n:k".to_owned(), 20)
+        ],
+        "a table name or key with a colon stays one member; what never expires is not there"
+    );
+    // A rewrite moves the entry; dropping the expiry drops it; every kind
+    // of delete removes it.
+    store
+        .put("t", "a", b"a".to_vec(), Some(30), d)
+        .await
+        .unwrap();
+    let v = store.get("n", "k", 0).await.unwrap().unwrap().version;
+    store
+        .compare_and_swap("n", "k", v, Some(b"2".to_vec()), None, d, 0)
+        .await
+        .unwrap();
+    store.take("t", "b:c", d, -10).await.unwrap();
+    assert_eq!(expiries(&mut raw).await, [("1:t:a".to_owned(), 30)]);
+    let txn = gatepass::store::Txn::new(d)
+        .put("t", "x", b"x".to_vec(), Some(40))
+        .delete("t", "a");
+    assert!(store.commit(txn, 0).await.unwrap());
+    assert_eq!(expiries(&mut raw).await, [("1:t:x".to_owned(), 40)]);
+    store
+        .put("t", "y", b"y".to_vec(), Some(35), d)
+        .await
+        .unwrap();
+    store.delete("t", "y", d, 0).await.unwrap();
+    assert_eq!(expiries(&mut raw).await, [("1:t:x".to_owned(), 40)]);
+
+    // Due entries only: `x` expires at 40, and a record Redis dropped
+    // (backstop) leaves its entries to the purge.
+    store
+        .put("t", "gone", b"g".to_vec(), Some(12), d)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{tag}r:1:t:gone"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.purge_expired(39).await.unwrap(),
+        0,
+        "gone was already gone"
+    );
+    assert_eq!(expiries(&mut raw).await, [("1:t:x".to_owned(), 40)]);
+    assert_eq!(store.purge_expired(40).await.unwrap(), 1);
+    assert!(expiries(&mut raw).await.is_empty());
+    assert!(store.get("users", "ann", 0).await.unwrap().is_some());
+    let index: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{tag}i:1:t"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(index.is_empty(), "{index:?}");
+    ns.remove().await;
+}
+
+/// Data from a build before `expiries` (records, indexes and the `tables`
+/// set, no `expiries`): the first purge walks those tables once, deletes
+/// what expired, indexes what will, and forgets the list.
+#[tokio::test]
+async fn redis_data_from_before_expiries_is_walked_once_then_indexed() {
+    let Some(redis) =
+        redis_for("redis_data_from_before_expiries_is_walked_once_then_indexed").await
+    else {
+        return;
+    };
+    let ns = Namespace::new(&redis.url);
+    let store = ns.store().await;
+    let tag = format!("{{{}}}:", ns.prefix);
+    let mut raw = ns.raw().await;
+    let d = Durability::Durable;
+    store
+        .put("t", "old", b"o".to_vec(), Some(10), d)
+        .await
+        .unwrap();
+    store
+        .put("t", "new", b"n".to_vec(), Some(30), d)
+        .await
+        .unwrap();
+    store
+        .put("users", "ann", b"u".to_vec(), None, d)
+        .await
+        .unwrap();
+    // Back to the old layout.
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{tag}expiries"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg(format!("{tag}tables"))
+        .arg("t")
+        .arg("users")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(store.purge_expired(20).await.unwrap(), 1);
+    assert!(store.get("t", "old", 0).await.unwrap().is_none());
+    assert!(store.get("users", "ann", 0).await.unwrap().is_some());
+    let indexed: Vec<(String, i64)> = redis::cmd("ZRANGE")
+        .arg(format!("{tag}expiries"))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(indexed, [("1:t:new".to_owned(), 30)]);
+    let legacy: bool = redis::cmd("EXISTS")
+        .arg(format!("{tag}tables"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(!legacy, "the list is read once");
+    assert_eq!(
+        store.purge_expired(30).await.unwrap(),
+        1,
+        "then the index does the work"
+    );
     ns.remove().await;
 }
 
