@@ -221,9 +221,7 @@ impl HashThreads {
                             Err(_) => return,
                         };
                         let Ok(job) = next else { return };
-                        // A panicking hash fails its caller (the answer
-                        // channel is dropped), not the thread.
-                        let _ = catch_unwind(AssertUnwindSafe(job));
+                        job();
                     }
                 })
                 .map_err(|_| PasswordError::Hashing)?;
@@ -239,8 +237,14 @@ impl HashThreads {
     ) -> Result<T, PasswordError> {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move || {
-            let _slot = slot;
-            let _ = answer.send(work());
+            // A panicking hash fails its caller, not the thread.
+            let result = catch_unwind(AssertUnwindSafe(work));
+            // The slot is free before the caller hears back, so a caller
+            // that hashes again at once finds it free.
+            drop(slot);
+            if let Ok(value) = result {
+                let _ = answer.send(value);
+            }
         });
         self.jobs.send(job).map_err(|_| PasswordError::Hashing)?;
         answered.await.map_err(|_| PasswordError::Hashing)
