@@ -542,10 +542,16 @@ async fn run_size(
     let footprint = backend.footprint().await;
     let footprint = (footprint.0, (footprint.1 - footprint_before) / n as f64);
 
+    // Stopped when this size is done, so the next size runs without this
+    // one's server, connections and open store beside it.
     let server_state = state.clone();
-    server_rt.spawn(async move {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = server_rt.spawn(async move {
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        gatepass::server::serve_on(listener, server_state, std::future::pending()).await;
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        gatepass::server::serve_on(listener, server_state, stopped).await
     });
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
@@ -701,6 +707,8 @@ async fn run_size(
             .await,
         );
     }
+    let _ = stop.send(());
+    serving.await.unwrap();
     SizeReport {
         n,
         import_rate,

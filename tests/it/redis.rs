@@ -450,13 +450,7 @@ async fn redis_layout_is_one_hash_tag_with_hashes_and_sorted_set_indexes() {
     assert_eq!(fields["v"], b"{\"n\":1}");
     assert_eq!(fields["ver"], v.to_string().into_bytes());
     assert_eq!(fields["exp"], (NOW + 5).to_string().into_bytes());
-    let members: Vec<String> = redis::cmd("ZRANGE")
-        .arg(format!("{tag}i:4:user"))
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let members = zrange(&mut raw, format!("{tag}i:4:user")).await;
     assert_eq!(members, ["ann"]);
     ns.remove().await;
 }
@@ -547,15 +541,35 @@ async fn redis_expiry_follows_the_callers_clock_not_redis() {
         1,
         "only `past` had expired"
     );
-    let members: Vec<String> = redis::cmd("ZRANGE")
-        .arg(format!("{tag}i:1:t"))
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let members = zrange(&mut raw, format!("{tag}i:1:t")).await;
     assert_eq!(members, ["future"], "the dangling entry is gone too");
     ns.remove().await;
+}
+
+/// A sorted set's members, in order.
+async fn zrange(raw: &mut redis::aio::MultiplexedConnection, key: String) -> Vec<String> {
+    redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query_async(raw)
+        .await
+        .unwrap()
+}
+
+/// A sorted set's members with their scores, in order.
+async fn zrange_scored(
+    raw: &mut redis::aio::MultiplexedConnection,
+    key: String,
+) -> Vec<(String, i64)> {
+    redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(raw)
+        .await
+        .unwrap()
 }
 
 /// `expiries` holds exactly the records that expire, scored by when, through
@@ -572,15 +586,8 @@ async fn redis_expiries_index_every_expiring_record_and_drive_the_purge() {
     let tag = format!("{{{}}}:", ns.prefix);
     let mut raw = ns.raw().await;
     let d = Durability::Durable;
-    let expiries = async |raw: &mut redis::aio::MultiplexedConnection| -> Vec<(String, i64)> {
-        redis::cmd("ZRANGE")
-            .arg(format!("{tag}expiries"))
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .query_async(raw)
-            .await
-            .unwrap()
+    let expiries = async |raw: &mut redis::aio::MultiplexedConnection| {
+        zrange_scored(raw, format!("{tag}expiries")).await
     };
     store
         .put("users", "ann", b"u".to_vec(), None, d)
@@ -649,13 +656,7 @@ async fn redis_expiries_index_every_expiring_record_and_drive_the_purge() {
     assert_eq!(store.purge_expired(40).await.unwrap(), 1);
     assert!(expiries(&mut raw).await.is_empty());
     assert!(store.get("users", "ann", 0).await.unwrap().is_some());
-    let index: Vec<String> = redis::cmd("ZRANGE")
-        .arg(format!("{tag}i:1:t"))
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let index = zrange(&mut raw, format!("{tag}i:1:t")).await;
     assert!(index.is_empty(), "{index:?}");
     ns.remove().await;
 }
@@ -703,14 +704,7 @@ async fn redis_data_from_before_expiries_is_walked_once_then_indexed() {
     assert_eq!(store.purge_expired(20).await.unwrap(), 1);
     assert!(store.get("t", "old", 0).await.unwrap().is_none());
     assert!(store.get("users", "ann", 0).await.unwrap().is_some());
-    let indexed: Vec<(String, i64)> = redis::cmd("ZRANGE")
-        .arg(format!("{tag}expiries"))
-        .arg(0)
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let indexed = zrange_scored(&mut raw, format!("{tag}expiries")).await;
     assert_eq!(indexed, [("1:t:new".to_owned(), 30)]);
     let legacy: bool = redis::cmd("EXISTS")
         .arg(format!("{tag}tables"))
