@@ -563,6 +563,14 @@ async fn run_size(
     let server = server_rt.handle().clone();
     let mut figures = BTreeMap::new();
     let redis = redis_url.as_deref();
+    // Redis's own CPU while no request runs: its figures include all of
+    // `redis-server`'s CPU, background work too.
+    if let Some(url) = redis {
+        let before = redis_cpu(url).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let idle = (redis_cpu(url).await - before) / 3.0;
+        println!("    (redis-server idle: {:.1} % of a core)", idle * 100.0);
+    }
 
     let get = |url_of: UrlOf| {
         let (http, fixtures, issuer) = (http.clone(), fixtures.clone(), issuer.clone());
