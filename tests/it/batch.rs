@@ -4,7 +4,7 @@
 //! batch is refused whole before anything runs.
 
 use crate::harness::*;
-use crate::redis::app_on_redis;
+use crate::redis::on_both_backends;
 use serde_json::{Value, json};
 
 async fn batch(app: &TestApp, version: &str, token: &str, body: &Value) -> (u16, Value) {
@@ -173,19 +173,9 @@ async fn runs_each_request_as_if_sent_alone(app: TestApp) {
     assert_eq!(audits["value"].as_array().unwrap().len(), 1, "{audits:#}");
 }
 
-#[tokio::test]
-async fn batch_runs_each_request_as_if_sent_alone_embedded() {
-    runs_each_request_as_if_sent_alone(TestApp::spawn().await).await;
-}
-
-#[tokio::test]
-async fn batch_runs_each_request_as_if_sent_alone_redis() {
-    let Some((app, _redis)) = app_on_redis("batch_runs_each_request_as_if_sent_alone_redis").await
-    else {
-        return;
-    };
-    runs_each_request_as_if_sent_alone(app).await;
-}
+on_both_backends!(runs_each_request_as_if_sent_alone =>
+    batch_runs_each_request_as_if_sent_alone_embedded,
+    batch_runs_each_request_as_if_sent_alone_redis);
 
 /// Each inner request is authorized with the batch's token as if sent
 /// alone: a reader's batch reads, and its writes are refused one by one.

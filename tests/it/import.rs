@@ -3,7 +3,7 @@
 //! audit log) and through the binary (exit code, messages).
 
 use crate::harness::*;
-use crate::redis::app_on_redis;
+use crate::redis::on_both_backends;
 use gatepass::clock::Clock;
 use gatepass::directory::roles::BuiltinRole;
 use gatepass::import::{BadRow, Format, Options, Summary};
@@ -208,18 +208,7 @@ not json at all
     assert_eq!(again.bad, summary.bad);
 }
 
-#[tokio::test]
-async fn import_json_lines_embedded() {
-    imports_json_lines(TestApp::spawn().await).await;
-}
-
-#[tokio::test]
-async fn import_json_lines_redis() {
-    let Some((app, _redis)) = app_on_redis("import_json_lines_redis").await else {
-        return;
-    };
-    imports_json_lines(app).await;
-}
+on_both_backends!(imports_json_lines => import_json_lines_embedded, import_json_lines_redis);
 
 async fn imports_csv(app: TestApp) {
     let file = "userPrincipalName,displayName,mail,accountEnabled,groups,roles\n\
@@ -273,18 +262,7 @@ async fn imports_csv(app: TestApp) {
     assert_eq!(groups.len(), 2);
 }
 
-#[tokio::test]
-async fn import_csv_embedded() {
-    imports_csv(TestApp::spawn().await).await;
-}
-
-#[tokio::test]
-async fn import_csv_redis() {
-    let Some((app, _redis)) = app_on_redis("import_csv_redis").await else {
-        return;
-    };
-    imports_csv(app).await;
-}
+on_both_backends!(imports_csv => import_csv_embedded, import_csv_redis);
 
 /// A user an interrupted run created without its group is completed by
 /// the next run; two groups with one name make a row ambiguous.

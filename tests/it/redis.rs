@@ -63,6 +63,26 @@ pub async fn app_on_redis(test: &str) -> Option<(TestApp, TestRedis)> {
     Some((app, redis))
 }
 
+/// Two tests running `$check(app: TestApp)`: one on an embedded store, one
+/// on its own Redis namespace (skipped, saying why, without a Redis).
+macro_rules! on_both_backends {
+    ($check:ident => $embedded:ident, $redis:ident) => {
+        #[tokio::test]
+        async fn $embedded() {
+            $check($crate::harness::TestApp::spawn().await).await;
+        }
+
+        #[tokio::test]
+        async fn $redis() {
+            let Some((app, _redis)) = $crate::redis::app_on_redis(stringify!($redis)).await else {
+                return;
+            };
+            $check(app).await;
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
 /// A private `redis-server` for a test that must stop and start it.
 async fn private_redis_for(test: &str, durable: bool) -> Option<PrivateRedis> {
     match PrivateRedis::start(durable).await {
