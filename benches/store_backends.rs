@@ -181,18 +181,7 @@ async fn redemptions(
                     let Some(code) = codes.lock().unwrap().pop() else {
                         break;
                     };
-                    let r = http
-                        .post(&url)
-                        .basic_auth(CLIENT, Some(SECRET))
-                        .form(&[
-                            ("grant_type", "authorization_code"),
-                            ("code", &code),
-                            ("redirect_uri", REDIRECT),
-                        ])
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(r.status(), 200);
+                    redeem(&http, &url, &code).await;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -301,12 +290,17 @@ async fn tap_flow(browser: &reqwest::Client, issuer: &str, upn: &str, tap: &str)
         assert!(hops < 5, "too many redirects");
         at = page(browser.get(absolute(issuer, &location))).await;
     };
-    let r = browser
-        .post(format!("{issuer}/token"))
+    redeem(browser, &format!("{issuer}/token"), &code).await;
+}
+
+/// Redeems `code` at the token endpoint `url` as the bench client.
+async fn redeem(http: &reqwest::Client, url: &str, code: &str) {
+    let r = http
+        .post(url)
         .basic_auth(CLIENT, Some(SECRET))
         .form(&[
             ("grant_type", "authorization_code"),
-            ("code", &code),
+            ("code", code),
             ("redirect_uri", REDIRECT),
         ])
         .send()
