@@ -29,16 +29,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use gatepass::app::AppState;
 use gatepass::authn::AuthMethod;
 use gatepass::clock::{Clock, SystemClock};
 use gatepass::config::Settings;
 use gatepass::directory::Group;
 use gatepass::graph::auth::Caller;
-use gatepass::ids::SecretDigest;
-use gatepass::protocol::scope::Scope;
 use gatepass::store::Store;
-use gatepass::tokens::grants::Authorization;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -383,21 +382,14 @@ async fn fixtures(
         .unwrap()
         .unwrap();
     for _ in 0..(12_000 * seconds as usize) {
-        let authorization = Authorization {
-            user_id: user.id,
-            client_id: CLIENT.into(),
-            redirect_uri: REDIRECT.into(),
-            scope: Scope::parse("openid").unwrap(),
-            nonce: None,
-            code_challenge: None,
-            auth_time: now.unix_timestamp(),
-            methods: vec![AuthMethod::Password],
-            sid: "s".into(),
-            session: SecretDigest::of("s"),
-            epoch: 0,
-            not_after: None,
-            tap_id: None,
-        };
+        let authorization = support::password_authorization(
+            user.id,
+            CLIENT,
+            REDIRECT,
+            "openid",
+            None,
+            now.unix_timestamp(),
+        );
         codes.push(
             state
                 .grants

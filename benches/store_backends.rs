@@ -22,16 +22,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use gatepass::app::AppState;
-use gatepass::authn::AuthMethod;
 use gatepass::authn::tap::IssueRequest;
 use gatepass::clock::{Clock, SystemClock};
 use gatepass::config::Settings;
 use gatepass::directory::NewUser;
-use gatepass::ids::SecretDigest;
-use gatepass::protocol::scope::Scope;
 use gatepass::store::Store;
-use gatepass::tokens::grants::Authorization;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -147,21 +145,14 @@ async fn redemptions(
         .unwrap();
     let mut codes = Vec::new();
     for _ in 0..40_000 {
-        let authorization = Authorization {
-            user_id: user.id,
-            client_id: CLIENT.into(),
-            redirect_uri: REDIRECT.into(),
-            scope: Scope::parse("openid").unwrap(),
-            nonce: None,
-            code_challenge: None,
-            auth_time: now.unix_timestamp(),
-            methods: vec![AuthMethod::Password],
-            sid: "s".into(),
-            session: SecretDigest::of("s"),
-            epoch: 0,
-            not_after: None,
-            tap_id: None,
-        };
+        let authorization = support::password_authorization(
+            user.id,
+            CLIENT,
+            REDIRECT,
+            "openid",
+            None,
+            now.unix_timestamp(),
+        );
         let code = state.grants.issue_code(authorization, now).await.unwrap();
         codes.push(code.expose().to_owned());
     }

@@ -44,15 +44,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use gatepass::app::AppState;
-use gatepass::authn::AuthMethod;
 use gatepass::clock::{Clock, SystemClock};
 use gatepass::config::Settings;
-use gatepass::ids::SecretDigest;
-use gatepass::protocol::scope::Scope;
 use gatepass::store::embedded::EmbeddedStore;
 use gatepass::store::{Durability, Precondition, Store, Txn};
-use gatepass::tokens::grants::{Authorization, Redemption};
+use gatepass::tokens::grants::Redemption;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -483,24 +482,6 @@ fn print_phase(name: &str, m: &Measured) {
     );
 }
 
-fn authorization(user: gatepass::ids::UserId, scope: &str, now: i64) -> Authorization {
-    Authorization {
-        user_id: user,
-        client_id: CLIENT_ID.into(),
-        redirect_uri: REDIRECT_URI.into(),
-        scope: Scope::parse(scope).unwrap(),
-        nonce: Some("n".into()),
-        code_challenge: None,
-        auth_time: now,
-        methods: vec![AuthMethod::Password],
-        sid: "bench-session".into(),
-        session: SecretDigest::of("bench-session-cookie"),
-        epoch: 0,
-        not_after: None,
-        tap_id: None,
-    }
-}
-
 /// What [`mint`] hands the load generator.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mint {
@@ -536,7 +517,17 @@ async fn mint(
             let mut out = Vec::with_capacity(n);
             for _ in 0..n {
                 let code = grants
-                    .issue_code(authorization(user, scope, now.unix_timestamp()), now)
+                    .issue_code(
+                        support::password_authorization(
+                            user,
+                            CLIENT_ID,
+                            REDIRECT_URI,
+                            scope,
+                            Some("n"),
+                            now.unix_timestamp(),
+                        ),
+                        now,
+                    )
                     .await
                     .unwrap();
                 if !refresh {
