@@ -30,7 +30,7 @@ type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
 use super::auth::{CA_READ as READ, CA_WRITE as WRITE};
 
-fn invalid(e: InvalidField) -> GraphError {
+pub(super) fn invalid(e: InvalidField) -> GraphError {
     GraphError::invalid_property(
         &e.field,
         format!(
@@ -105,7 +105,7 @@ async fn resolve_users(
         })
 }
 
-fn parse_value<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, GraphError> {
+pub(super) fn parse_value<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, GraphError> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         GraphError::bad_request(format!(
@@ -291,15 +291,14 @@ pub async fn create_object(
         .map(str::to_owned);
     let id = match own_id {
         Some(id) => id,
-        None => crate::ids::random_uuid()
-            .map_err(|_| GraphError::internal("random", "random source failed", false))?
-            .to_string(),
+        None => new_id()?,
     };
     obj.insert("id".into(), json!(id));
     obj.insert("createdDateTime".into(), json!(now_rfc3339(state)));
     obj.insert("modifiedDateTime".into(), Value::Null);
     if kind == CaKind::Strength {
         obj.insert("policyType".into(), json!("custom"));
+        assign_configuration_ids(obj)?;
     }
     resolve_users(state, kind, &mut value, now).await?;
     validate(state, kind, &value, t).await?;
@@ -368,6 +367,33 @@ pub async fn update_object(
     id: &str,
     patch: Map<String, Value>,
 ) -> Result<(), GraphError> {
+    change_object(state, caller, kind, id, |obj| {
+        for (k, v) in &patch {
+            if k == "id" || k == "createdDateTime" {
+                continue;
+            }
+            obj.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Attempts at a change before giving up on a busy object.
+const CHANGE_ATTEMPTS: usize = 8;
+
+/// Changes a stored object: `change` edits its JSON (an error leaves the
+/// object as it was), then the object is revalidated, written only if no
+/// one wrote it since it was read — else it is read and changed again, so
+/// a concurrent edit (a new AAGUID restriction, say) is never lost — and
+/// the change is audited. Built-in strengths cannot be changed.
+pub async fn change_object<R>(
+    state: &AppState,
+    caller: &Caller,
+    kind: CaKind,
+    id: &str,
+    mut change: impl FnMut(&mut Map<String, Value>) -> Result<R, GraphError>,
+) -> Result<R, GraphError> {
     caller.require(&WRITE)?;
     let noun = noun(kind);
     let now = state.clock.now();
@@ -377,25 +403,59 @@ pub async fn update_object(
             "Built-in authentication strengths cannot be changed.",
         ));
     }
-    let mut current = state
-        .ca
-        .get(kind, id, t)
-        .await?
-        .ok_or_else(|| GraphError::not_found(id))?;
-    if let Some(obj) = current.as_object_mut() {
-        for (k, v) in patch {
-            if k == "id" || k == "createdDateTime" {
-                continue;
-            }
-            obj.insert(k, v);
-        }
+    for _ in 0..CHANGE_ATTEMPTS {
+        let (mut current, version) = state
+            .ca
+            .get_versioned(kind, id, t)
+            .await?
+            .ok_or_else(|| GraphError::not_found(id))?;
+        let Some(obj) = current.as_object_mut() else {
+            return Err(GraphError::internal(
+                "ca.corrupt",
+                &format!("stored {noun} {id} is not a JSON object"),
+                false,
+            ));
+        };
+        let out = change(obj)?;
         obj.insert("modifiedDateTime".into(), json!(now_rfc3339(state)));
+        if kind == CaKind::Strength {
+            assign_configuration_ids(obj)?;
+        }
+        resolve_users(state, kind, &mut current, now).await?;
+        validate(state, kind, &current, t).await?;
+        if state.ca.replace(kind, id, &current, version, t).await? {
+            audit(state, caller, &format!("Update {noun}"), id, &current, now).await;
+            return Ok(out);
+        }
     }
-    resolve_users(state, kind, &mut current, now).await?;
-    validate(state, kind, &current, t).await?;
-    state.ca.put(kind, id, &current).await?;
-    audit(state, caller, &format!("Update {noun}"), id, &current, now).await;
+    Err(GraphError::new(
+        StatusCode::CONFLICT,
+        "Request_Conflict",
+        format!("The {noun} is being changed by other requests; retry."),
+    ))
+}
+
+/// Gives every `combinationConfigurations` entry of a strength that has no
+/// id a system-generated one, as Graph does.
+pub(super) fn assign_configuration_ids(
+    strength: &mut Map<String, Value>,
+) -> Result<(), GraphError> {
+    let Some(Value::Array(configs)) = strength.get_mut("combinationConfigurations") else {
+        return Ok(());
+    };
+    for config in configs.iter_mut().filter_map(Value::as_object_mut) {
+        if !matches!(config.get("id"), Some(Value::String(id)) if !id.is_empty()) {
+            config.insert("id".into(), json!(new_id()?));
+        }
+    }
     Ok(())
+}
+
+/// A fresh object id.
+pub(super) fn new_id() -> Result<String, GraphError> {
+    crate::ids::random_uuid()
+        .map(|id| id.to_string())
+        .map_err(|_| GraphError::internal("random", "random source failed", false))
 }
 
 /// Deletes an object no policy refers to, audited.

@@ -147,6 +147,37 @@ impl CaObjects {
         self.store.commit(txn, 0).await.map(|_| ())
     }
 
+    /// The object and its version, for [`CaObjects::replace`].
+    pub async fn get_versioned(
+        &self,
+        kind: CaKind,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<(Value, u64)>, StoreError> {
+        match self.store.get(kind.table(), id, now).await? {
+            Some(r) => Ok(Some((decode(kind.table(), &r.value)?, r.version))),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes the object only if it is still at `version` (read with
+    /// [`CaObjects::get_versioned`]); `false` if someone wrote or deleted
+    /// it in between — read again and redo the change, or a concurrent
+    /// edit (a new restriction, say) would be lost.
+    pub async fn replace(
+        &self,
+        kind: CaKind,
+        id: &str,
+        value: &Value,
+        version: u64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let txn = Self::bump_generation()
+            .require(kind.table(), id, Precondition::Version(version))
+            .put(kind.table(), id, encode(value)?, None);
+        self.store.commit(txn, now).await
+    }
+
     /// Creates only if absent; `false` if the id exists.
     pub async fn insert(
         &self,

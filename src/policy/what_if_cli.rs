@@ -52,7 +52,8 @@ pub struct WhatIfArgs {
     /// browser, mobileAppsAndDesktopClients, exchangeActiveSync or other.
     #[arg(long)]
     pub client_app: Option<String>,
-    /// Graph method modes, e.g. temporaryAccessPassOneTime,fido2
+    /// Graph method modes, e.g. temporaryAccessPassOneTime,fido2; a passkey of
+    /// a known model is fido2:<aaguid>
     #[arg(long, value_delimiter = ',')]
     pub methods: Vec<String>,
     /// Print the What-If API's JSON instead of a table.

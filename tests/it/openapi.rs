@@ -184,6 +184,7 @@ async fn each_operation_names_the_permissions_its_handler_accepts() {
                 .replace("/groups/{id}", &format!("/groups/{}", group.id))
                 .replace("{method}", NOBODY)
                 .replace("{member}", NOBODY)
+                .replace("{configurationId}", NOBODY)
                 .replace("{id}", NOBODY);
             let (status, body) = call(&app, &nothing, method, &url).await;
             if relative == "/$batch" {
@@ -528,6 +529,38 @@ async fn live_responses_match_the_described_schemas() {
             .await;
         renamed.push((strength["id"].clone(), created["id"].clone()));
     }
+    // A strength's passkey-model restrictions.
+    let configurations = "/v1.0/identity/conditionalAccess/authenticationStrength/policies/{id}/combinationConfigurations";
+    let configuration = "/v1.0/identity/conditionalAccess/authenticationStrength/policies/{id}/combinationConfigurations/{configurationId}";
+    let restricted = renamed[0].1.as_str().unwrap().to_owned();
+    let list_url =
+        format!("{ca}/authenticationStrength/policies/{restricted}/combinationConfigurations");
+    let config = c
+        .check(
+            "post",
+            configurations,
+            &list_url,
+            Some(
+                json!({"@odata.type": "#microsoft.graph.fido2CombinationConfiguration",
+                "allowedAAGUIDs": ["cb69481e-8ff7-4039-93ec-0a2729a154a8"],
+                "appliesToCombinations": ["fido2"]}),
+            ),
+            201,
+        )
+        .await;
+    c.check("get", configurations, &list_url, None, 200).await;
+    let item_url = format!("{list_url}/{}", config["id"].as_str().unwrap());
+    c.check("get", configuration, &item_url, None, 200).await;
+    c.check(
+        "patch",
+        configuration,
+        &item_url,
+        Some(json!({"allowedAAGUIDs": ["not an aaguid"]})),
+        400,
+    )
+    .await;
+    c.check("delete", configuration, &item_url, None, 204).await;
+    c.check("get", configuration, &item_url, None, 404).await;
     // Created objects get Gatepass's ids: the policy names those.
     let mut text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -103,6 +103,7 @@ fn method_mode(name: &str, detail: Option<&str>) -> Option<MethodMode> {
         "passkey (fido2)"
         | "fido2 security key"
         | "passkey (device-bound)"
+        | "passkey (synced)"
         | "passkey (microsoft authenticator)"
         | "passkey"
         | "fido2" => MethodMode::Fido2,

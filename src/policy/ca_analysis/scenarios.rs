@@ -17,8 +17,8 @@
 
 use super::inputs::{Directory, InputError, PolicyFiles, UserType, read_strict, role_template_id};
 use crate::policy::conditional_access::{
-    ClientAppType, DevicePlatform, DirectoryFacts, MethodMode, MethodSet, UserAction,
-    WhatIfRequest, what_if,
+    ClientAppType, DevicePlatform, DirectoryFacts, MethodMode, MethodNameError, SessionMethods,
+    UserAction, WhatIfRequest, what_if,
 };
 use crate::policy::what_if_cli::{WhatIfArgs, request_body};
 use serde::{Deserialize, Serialize};
@@ -165,17 +165,16 @@ pub fn load(
             }
             _ => return Err(bad("app", "give exactly one of app and userAction".into())),
         }
-        for (j, m) in s.methods.iter().enumerate() {
-            MethodSet::parse_names(std::slice::from_ref(m)).map_err(|unknown| {
-                bad(
-                    &format!("methods[{j}]"),
-                    format!(
-                        "{unknown:?} is not an authentication method; use one of {}",
-                        MethodMode::ALL.map(|m| m.as_str()).join(", ")
-                    ),
-                )
-            })?;
-        }
+        SessionMethods::parse(&s.methods).map_err(|(j, e)| {
+            let message = match e {
+                MethodNameError::UnknownMode(unknown) => format!(
+                    "{unknown:?} is not an authentication method; use one of {} (fido2:<aaguid> for a passkey of that model)",
+                    MethodMode::ALL.map(|m| m.as_str()).join(", ")
+                ),
+                other => other.to_string(),
+            };
+            bad(&format!("methods[{j}]"), message)
+        })?;
         if let Some(p) = &s.platform {
             DevicePlatform::parse(p).ok_or_else(|| {
                 bad(

@@ -40,6 +40,7 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::net::IpAddr;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// `everyTime` sign-in frequency tolerates five minutes, as Entra does, so
 /// a user who just signed in is not asked again at once.
@@ -302,6 +303,10 @@ pub struct SignInContext {
     pub device_domain_joined: bool,
     /// The methods the session has used so far; `None` = not given.
     pub methods: Option<MethodSet>,
+    /// The AAGUID (model) of the passkey the session used; `None` when it
+    /// used none or the model is unknown. A combination that a
+    /// `fido2CombinationConfiguration` narrows is met only by a listed one.
+    pub authenticator: Option<Uuid>,
     /// When the session signed in; `None` = a sign-in happening now.
     pub auth_time: Option<OffsetDateTime>,
 }
@@ -326,6 +331,7 @@ impl SignInContext {
             device_compliant: false,
             device_domain_joined: false,
             methods: Some(MethodSet::EMPTY),
+            authenticator: None,
             auth_time: None,
         }
     }
@@ -334,6 +340,15 @@ impl SignInContext {
     #[must_use]
     pub fn with_methods(mut self, methods: &[AuthMethod]) -> SignInContext {
         self.methods = Some(MethodSet::from_auth_methods(methods));
+        self
+    }
+
+    /// Sets the AAGUID of the passkey the session used (`None`: no passkey,
+    /// or its model is not known — then no model-restricted combination is
+    /// met).
+    #[must_use]
+    pub fn with_authenticator(mut self, aaguid: Option<Uuid>) -> SignInContext {
+        self.authenticator = aaguid;
         self
     }
 }
@@ -603,13 +618,33 @@ fn log_control_name(control: &str) -> String {
 /// The Gatepass methods that, used now, would meet every unmet requirement:
 /// added to `current`, or alone when a requirement asks for a fresh
 /// sign-in. The step-up page offers these (passkey, TAP); empty means no
-/// Gatepass method can.
+/// Gatepass method can. The session's passkey model is taken as unknown;
+/// see [`step_up_methods_with`].
 pub fn step_up_methods(unmet: &[UnmetRequirement], current: &[AuthMethod]) -> Vec<AuthMethod> {
+    step_up_methods_with(unmet, current, None)
+}
+
+/// [`step_up_methods`] for a session whose passkey so far was of model
+/// `authenticator` (`None`: none, or unknown). A passkey is offered when a
+/// passkey of *some* model would meet every requirement — one a
+/// combination allows — so a user who signed in with the wrong key is
+/// still asked for a key (the right one); one sign-in uses one passkey,
+/// so a single model must meet them all.
+pub fn step_up_methods_with(
+    unmet: &[UnmetRequirement],
+    current: &[AuthMethod],
+    authenticator: Option<Uuid>,
+) -> Vec<AuthMethod> {
     let fresh = unmet.iter().any(|u| u.reauthenticate);
-    let base = if fresh {
-        MethodSet::EMPTY
+    let (base, authenticator) = if fresh {
+        (MethodSet::EMPTY, None)
     } else {
-        MethodSet::from_auth_methods(current)
+        (MethodSet::from_auth_methods(current), authenticator)
+    };
+    let meets_all = |methods: MethodSet, model: Option<Uuid>| {
+        unmet.iter().all(|u| {
+            u.any_of.is_empty() || u.any_of.iter().any(|s| s.is_satisfied_with(methods, model))
+        })
     };
     [
         AuthMethod::Passkey,
@@ -620,9 +655,17 @@ pub fn step_up_methods(unmet: &[UnmetRequirement], current: &[AuthMethod]) -> Ve
     .into_iter()
     .filter(|&m| {
         let methods = base.with(m.into());
-        unmet
-            .iter()
-            .all(|u| u.any_of.is_empty() || u.any_of.iter().any(|s| s.is_satisfied_by(methods)))
+        if m != AuthMethod::Passkey {
+            return meets_all(methods, authenticator);
+        }
+        // A new passkey: any model (unrestricted combinations), else one
+        // of the models the requirements name.
+        meets_all(methods, None)
+            || unmet
+                .iter()
+                .flat_map(|u| u.any_of.iter())
+                .flat_map(StrengthRef::allowed_aaguids)
+                .any(|model| meets_all(methods, Some(model)))
     })
     .collect()
 }
@@ -1099,7 +1142,7 @@ fn control_state(
         _ => match (&control.authentication_strength, methods) {
             (None, _) => ControlState::Impossible,
             (Some(_), None) => ControlState::Unknown,
-            (Some(s), Some(m)) if s.is_satisfied_by(m) => ControlState::Met,
+            (Some(s), Some(m)) if s.is_satisfied_with(m, ctx.authenticator) => ControlState::Met,
             (Some(_), Some(_)) => ControlState::Unmet,
         },
     }

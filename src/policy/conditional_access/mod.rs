@@ -21,13 +21,15 @@ pub use evaluate::{
     AnalysisReason, AppliedConditionalAccessPolicy, BlockedBy, ClientAppType, Decision,
     DevicePlatform, Mode, Outcome, PolicyResult, RequiredControl, Requirement, RiskLevel,
     SignInContext, StrengthRef, Target, UnmetRequirement, UserAction, UserScope, Verdict, evaluate,
-    platform_from_user_agent, step_up_methods, user_scope,
+    platform_from_user_agent, step_up_methods, step_up_methods_with, user_scope,
 };
 pub use model::{
     AuthenticationStrengthPolicy, ConditionalAccessUsers, InvalidField, NamedLocation, Policy,
     PolicyState,
 };
-pub use strengths::{MethodMode, MethodSet, StrengthSet, acr_strength};
+pub use strengths::{
+    Combination, MethodMode, MethodNameError, MethodSet, SessionMethods, StrengthSet, acr_strength,
+};
 pub use what_if::{DirectoryFacts, WhatIfRequest, WhatIfResponse, render_table, what_if};
 
 use serde::de::DeserializeOwned;

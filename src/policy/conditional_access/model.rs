@@ -570,6 +570,17 @@ impl InvalidField {
     pub fn code(&self) -> &'static str {
         "conditional_access.invalid_field"
     }
+
+    /// The same error, its field prefixed by where the checked object sits.
+    #[must_use]
+    pub fn within(self, prefix: &str) -> InvalidField {
+        let field = if self.field.is_empty() {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}.{}", self.field)
+        };
+        InvalidField { field, ..self }
+    }
 }
 
 pub const USER_ACTION_REGISTER_SECURITY_INFO: &str = "urn:user:registersecurityinfo";
@@ -882,6 +893,109 @@ impl AuthenticationStrengthPolicy {
                 ));
             }
         }
+        match self.extra.get("combinationConfigurations") {
+            None | Some(Value::Null) => Ok(()),
+            Some(Value::Array(configs)) => {
+                for (i, config) in configs.iter().enumerate() {
+                    self.validate_configuration(config)
+                        .map_err(|e| e.within(&format!("combinationConfigurations[{i}]")))?;
+                }
+                Ok(())
+            }
+            Some(_) => Err(InvalidField::new(
+                "combinationConfigurations",
+                "must be an array",
+            )),
+        }
+    }
+
+    /// Checks one `authenticationCombinationConfiguration` against this
+    /// strength: it narrows combinations the strength allows and, for a
+    /// `fido2CombinationConfiguration`, combinations with a passkey, to
+    /// AAGUIDs. Other types are stored as written (and never met).
+    pub fn validate_configuration(&self, config: &Value) -> Result<(), InvalidField> {
+        use super::strengths::{is_fido2_configuration, normalise_combination, parse_aaguid};
+        let Some(config) = config.as_object() else {
+            return Err(InvalidField::new("", "must be an object"));
+        };
+        let fido2 = match config.get("@odata.type") {
+            Some(Value::String(t)) => is_fido2_configuration(t),
+            _ => {
+                return Err(InvalidField::new(
+                    "@odata.type",
+                    "is required, e.g. #microsoft.graph.fido2CombinationConfiguration",
+                ));
+            }
+        };
+        let allowed: Vec<String> = list(&self.allowed_combinations)
+            .iter()
+            .map(|c| normalise_combination(c))
+            .collect();
+        let applies = match config.get("appliesToCombinations") {
+            Some(Value::Array(a)) if !a.is_empty() => a,
+            _ => {
+                return Err(InvalidField::new(
+                    "appliesToCombinations",
+                    "needs at least one combination of the strength's allowedCombinations",
+                ));
+            }
+        };
+        for (j, c) in applies.iter().enumerate() {
+            let field = || format!("appliesToCombinations[{j}]");
+            let Some(c) = c.as_str() else {
+                return Err(InvalidField::new(field(), "must be a string"));
+            };
+            let normal = normalise_combination(c);
+            if !allowed.contains(&normal) {
+                return Err(InvalidField::new(
+                    field(),
+                    format!("'{c}' is not one of the strength's allowedCombinations"),
+                ));
+            }
+            if fido2 && !normal.split(',').any(|m| m == "fido2") {
+                return Err(InvalidField::new(
+                    field(),
+                    format!("'{c}' has no fido2: a fido2CombinationConfiguration narrows passkeys"),
+                ));
+            }
+        }
+        if !fido2 {
+            return Ok(());
+        }
+        for key in config.keys() {
+            if ![
+                "@odata.type",
+                "id",
+                "appliesToCombinations",
+                "allowedAAGUIDs",
+            ]
+            .contains(&key.as_str())
+            {
+                return Err(InvalidField::new(
+                    key.clone(),
+                    "is not a property of fido2CombinationConfiguration",
+                ));
+            }
+        }
+        if !matches!(config.get("id"), None | Some(Value::String(_))) {
+            return Err(InvalidField::new("id", "must be a string"));
+        }
+        let Some(Value::Array(aaguids)) = config.get("allowedAAGUIDs") else {
+            return Err(InvalidField::new(
+                "allowedAAGUIDs",
+                "is required: the AAGUIDs of the passkey models allowed",
+            ));
+        };
+        for (j, a) in aaguids.iter().enumerate() {
+            if a.as_str().and_then(parse_aaguid).is_none() {
+                return Err(InvalidField::new(
+                    format!("allowedAAGUIDs[{j}]"),
+                    format!(
+                        "{a} is not an AAGUID (a UUID such as 90a3ccdf-635c-4729-a248-9b709135078f)"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -965,6 +1079,83 @@ mod tests {
             json!(3),
         ] {
             assert!(is_set(&used), "{used}");
+        }
+    }
+
+    #[test]
+    fn strength_combination_configurations_are_checked_against_the_strength() {
+        use serde_json::json;
+        let strength = |configs: Value| -> AuthenticationStrengthPolicy {
+            serde_json::from_value(json!({
+                "displayName": "Keys", "allowedCombinations": ["fido2", "password, fido2", "temporaryAccessPassOneTime"],
+                "combinationConfigurations": configs}))
+            .unwrap()
+        };
+        let fido2 = |applies: Value, aaguids: Value| {
+            json!({"@odata.type": "#microsoft.graph.fido2CombinationConfiguration",
+                   "appliesToCombinations": applies, "allowedAAGUIDs": aaguids})
+        };
+        let key = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
+        for ok in [
+            json!([]),
+            json!(null),
+            json!([fido2(
+                json!(["fido2"]),
+                json!([key, key.to_ascii_uppercase()])
+            )]),
+            json!([fido2(json!(["fido2,password"]), json!([key]))]),
+            // Stored as written, never met (fail closed).
+            json!([{"@odata.type": "#microsoft.graph.x509CertificateCombinationConfiguration",
+                    "appliesToCombinations": ["fido2"], "allowedIssuerSkis": ["x"]}]),
+        ] {
+            assert_eq!(strength(ok.clone()).validate(), Ok(()), "{ok}");
+        }
+        let table = [
+            (json!({}), "combinationConfigurations"),
+            (json!(["x"]), "combinationConfigurations[0]"),
+            (
+                json!([{"appliesToCombinations": ["fido2"]}]),
+                "combinationConfigurations[0].@odata.type",
+            ),
+            (
+                json!([fido2(json!([]), json!([key]))]),
+                "combinationConfigurations[0].appliesToCombinations",
+            ),
+            (
+                json!([fido2(json!(["sms"]), json!([key]))]),
+                "combinationConfigurations[0].appliesToCombinations[0]",
+            ),
+            (
+                json!([fido2(
+                    json!(["fido2", "temporaryAccessPassOneTime"]),
+                    json!([key])
+                )]),
+                "combinationConfigurations[0].appliesToCombinations[1]",
+            ),
+            (
+                json!([fido2(json!(["fido2"]), json!(null))]),
+                "combinationConfigurations[0].allowedAAGUIDs",
+            ),
+            (
+                json!([fido2(json!(["fido2"]), json!([key, "yubikey"]))]),
+                "combinationConfigurations[0].allowedAAGUIDs[1]",
+            ),
+            (
+                json!([
+                    fido2(json!(["fido2"]), json!([key])),
+                    fido2(json!(["fido2"]), json!([7]))
+                ]),
+                "combinationConfigurations[1].allowedAAGUIDs[0]",
+            ),
+            (
+                json!([{"@odata.type": "#microsoft.graph.fido2CombinationConfiguration",
+                        "appliesToCombinations": ["fido2"], "allowedAAGUIDs": [key], "allowedIssuerSkis": []}]),
+                "combinationConfigurations[0].allowedIssuerSkis",
+            ),
+        ];
+        for (configs, field) in table {
+            let err = strength(configs.clone()).validate().unwrap_err();
+            assert_eq!(err.field, field, "{configs}: {err}");
         }
     }
 

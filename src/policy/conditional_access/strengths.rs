@@ -8,6 +8,17 @@
 //! satisfied when *any* of its combinations is. Modes are bits, so the test
 //! is `combination & !session == 0` — no allocation on the sign-in path.
 //!
+//! A custom strength may narrow a combination with Graph's
+//! `combinationConfigurations`. A `fido2CombinationConfiguration` names the
+//! passkey models (`allowedAAGUIDs`) a combination containing `fido2`
+//! accepts: the combination is then satisfied only when the session's
+//! passkey is one of them — a passkey of unknown model never is. Several
+//! configurations on one combination intersect. Every other configuration
+//! type (`x509CertificateCombinationConfiguration`, …) is not evaluated: the
+//! combinations it narrows are never satisfied (fail closed) and the
+//! strength lists it in `unsupported`.
+//! (<https://learn.microsoft.com/graph/api/resources/fido2combinationconfiguration>)
+//!
 //! Gatepass's own methods map onto Graph's modes: password → `password`,
 //! passkey → `fido2`, TAP → `temporaryAccessPassOneTime` /
 //! `temporaryAccessPassMultiUse`. So a TAP satisfies Multifactor (…0002) but
@@ -19,6 +30,7 @@ use crate::authn::{Acr, AuthMethod};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// Built-in "Multifactor authentication".
 pub const MULTIFACTOR: &str = "00000000-0000-0000-0000-000000000002";
@@ -26,6 +38,9 @@ pub const MULTIFACTOR: &str = "00000000-0000-0000-0000-000000000002";
 pub const PASSWORDLESS_MFA: &str = "00000000-0000-0000-0000-000000000003";
 /// Built-in "Phishing resistant MFA".
 pub const PHISHING_RESISTANT_MFA: &str = "00000000-0000-0000-0000-000000000004";
+
+/// The `@odata.type` of the one configuration type Gatepass evaluates.
+pub const FIDO2_COMBINATION_CONFIGURATION: &str = "#microsoft.graph.fido2CombinationConfiguration";
 
 /// Graph's `authenticationMethodModes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -204,6 +219,99 @@ impl MethodSet {
     }
 }
 
+/// What a What-If sign-in used: its modes and, when the input names it
+/// (`fido2:<aaguid>`), the model of its passkey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionMethods {
+    pub methods: MethodSet,
+    /// `None`: no passkey, or one of unknown model (plain `fido2`).
+    pub authenticator: Option<Uuid>,
+}
+
+/// An `authenticationMethods` entry Gatepass cannot read; each variant
+/// holds the entry as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MethodNameError {
+    #[error("'{0}' is not an authentication method mode")]
+    UnknownMode(String),
+    #[error("'{0}': the part after ':' must be the passkey's AAGUID (a UUID)")]
+    MalformedAaguid(String),
+    #[error("'{0}': only fido2 (or passkey) takes a model, as fido2:<aaguid>")]
+    ModelOnOtherMode(String),
+    #[error("'{0}' names a second passkey model; one sign-in uses one passkey")]
+    SecondPasskeyModel(String),
+}
+
+impl SessionMethods {
+    /// Parses What-If's `authenticationMethods`: Graph mode names (an entry
+    /// may be a comma-joined combination) and `fido2:<aaguid>` or
+    /// `passkey:<aaguid>` for a passkey of that model — at most one, as a
+    /// sign-in uses one passkey. The error comes with the entry's index.
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<SessionMethods, (usize, MethodNameError)> {
+        let mut session = SessionMethods::default();
+        for (i, name) in names.iter().enumerate() {
+            for part in name
+                .as_ref()
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+            {
+                let (mode, model) = match part.split_once(':') {
+                    Some((mode, model)) => (mode.trim(), Some(model.trim())),
+                    None => (part, None),
+                };
+                let mode = MethodMode::parse(mode)
+                    .ok_or_else(|| (i, MethodNameError::UnknownMode(part.to_owned())))?;
+                if let Some(model) = model {
+                    if mode != MethodMode::Fido2 {
+                        return Err((i, MethodNameError::ModelOnOtherMode(part.to_owned())));
+                    }
+                    let aaguid = parse_aaguid(model)
+                        .ok_or_else(|| (i, MethodNameError::MalformedAaguid(part.to_owned())))?;
+                    if session.authenticator.is_some() {
+                        return Err((i, MethodNameError::SecondPasskeyModel(part.to_owned())));
+                    }
+                    session.authenticator = Some(aaguid);
+                }
+                session.methods = session.methods.with(mode);
+            }
+        }
+        Ok(session)
+    }
+}
+
+/// One `allowedCombinations` entry: the modes a session must have used,
+/// and, when a `fido2CombinationConfiguration` narrows it, the passkey
+/// models it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Combination {
+    pub modes: MethodSet,
+    /// `None`: any passkey. `Some`: only a passkey whose AAGUID is listed
+    /// (an empty list: none — the configurations on it do not intersect).
+    pub allowed_aaguids: Option<Box<[Uuid]>>,
+}
+
+impl Combination {
+    /// A combination any passkey model satisfies.
+    pub fn unrestricted(modes: MethodSet) -> Combination {
+        Combination {
+            modes,
+            allowed_aaguids: None,
+        }
+    }
+
+    /// Whether a session that used `methods`, with a passkey of model
+    /// `authenticator` (`None`: no passkey, or its model is unknown),
+    /// satisfies this combination.
+    pub fn is_satisfied_with(&self, methods: MethodSet, authenticator: Option<Uuid>) -> bool {
+        self.modes.is_subset_of(methods)
+            && match &self.allowed_aaguids {
+                None => true,
+                Some(allowed) => authenticator.is_some_and(|a| allowed.contains(&a)),
+            }
+    }
+}
+
 /// A strength as a requirement names it, serialized as `{"id",
 /// "displayName"}`. Shared and cheap to clone — every evaluation hands them
 /// out — and it carries its combinations, so a requirement can be checked
@@ -212,11 +320,27 @@ impl MethodSet {
 pub struct StrengthRef {
     pub id: Arc<str>,
     pub display_name: Arc<str>,
-    pub combinations: Arc<[MethodSet]>,
+    pub combinations: Arc<[Combination]>,
 }
 
 impl StrengthRef {
+    /// A strength whose combinations no configuration narrows.
     pub fn new(id: &str, display_name: &str, combinations: Vec<MethodSet>) -> StrengthRef {
+        StrengthRef::with_combinations(
+            id,
+            display_name,
+            combinations
+                .into_iter()
+                .map(Combination::unrestricted)
+                .collect(),
+        )
+    }
+
+    pub fn with_combinations(
+        id: &str,
+        display_name: &str,
+        combinations: Vec<Combination>,
+    ) -> StrengthRef {
         StrengthRef {
             id: id.into(),
             display_name: display_name.into(),
@@ -232,9 +356,30 @@ impl StrengthRef {
         &self.display_name
     }
 
-    /// Whether a session that used `methods` satisfies the strength.
+    /// Whether a session that used `methods` satisfies the strength, not
+    /// knowing which passkey model it used: a combination restricted to
+    /// some models is never met this way.
     pub fn is_satisfied_by(&self, methods: MethodSet) -> bool {
-        self.combinations.iter().any(|c| c.is_subset_of(methods))
+        self.is_satisfied_with(methods, None)
+    }
+
+    /// Whether a session that used `methods`, with a passkey of model
+    /// `authenticator` (`None`: no passkey, or an unknown model),
+    /// satisfies the strength.
+    pub fn is_satisfied_with(&self, methods: MethodSet, authenticator: Option<Uuid>) -> bool {
+        self.combinations
+            .iter()
+            .any(|c| c.is_satisfied_with(methods, authenticator))
+    }
+
+    /// Every passkey model a combination of this strength names (repeats
+    /// possible): the candidates when planning which passkey would do.
+    pub fn allowed_aaguids(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.combinations
+            .iter()
+            .filter_map(|c| c.allowed_aaguids.as_deref())
+            .flatten()
+            .copied()
     }
 }
 
@@ -260,43 +405,19 @@ pub struct Strength {
 
 impl Strength {
     pub fn new(policy: AuthenticationStrengthPolicy) -> Strength {
-        let mut unsupported = Vec::new();
-        // combinationConfigurations narrow a combination (e.g. only some
-        // FIDO2 AAGUIDs). Gatepass cannot check those restrictions, so the
-        // restricted combinations are never satisfied rather than loosened.
-        let mut restricted: Vec<String> = Vec::new();
-        if let Some(Value::Array(configs)) = policy.extra.get("combinationConfigurations") {
-            for config in configs {
-                if let Some(Value::Array(applies)) = config.get("appliesToCombinations") {
-                    restricted.extend(
-                        applies
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .map(normalise_combination),
-                    );
-                }
-            }
-            if !configs.is_empty() {
-                unsupported.push("combinationConfigurations".to_owned());
-            }
-        }
-        let combinations: Vec<MethodSet> = policy
+        let restrictions = Restrictions::read(&policy);
+        let combinations: Vec<Combination> = policy
             .allowed_combinations
             .iter()
             .flatten()
-            .map(|c| {
-                if restricted.contains(&normalise_combination(c)) {
-                    MethodSet(UNKNOWN_MODE)
-                } else {
-                    MethodSet::parse_combination(c)
-                }
-            })
+            .map(|c| restrictions.apply(c))
             .collect();
-        let reference = StrengthRef::new(&policy.id, &policy.display_name, combinations);
+        let reference =
+            StrengthRef::with_combinations(&policy.id, &policy.display_name, combinations);
         Strength {
             policy,
             reference,
-            unsupported,
+            unsupported: restrictions.unsupported,
         }
     }
 
@@ -319,7 +440,135 @@ impl Strength {
     }
 }
 
-fn normalise_combination(c: &str) -> String {
+/// A strength's `combinationConfigurations`, read once when the strength
+/// is built (never on the sign-in path).
+struct Restrictions {
+    /// Per restricted combination (normalised): the intersection of the
+    /// AAGUID lists of its fido2 configurations.
+    fido2: Vec<(String, Vec<Uuid>)>,
+    /// Combinations narrowed by a configuration Gatepass cannot check.
+    unsatisfiable: Vec<String>,
+    unsupported: Vec<String>,
+}
+
+impl Restrictions {
+    fn read(policy: &AuthenticationStrengthPolicy) -> Restrictions {
+        let mut r = Restrictions {
+            fido2: Vec::new(),
+            unsatisfiable: Vec::new(),
+            unsupported: Vec::new(),
+        };
+        let configs = match policy.extra.get("combinationConfigurations") {
+            None | Some(Value::Null) => return r,
+            Some(Value::Array(configs)) => configs.as_slice(),
+            Some(_) => {
+                // Not Graph's shape: which combinations it narrows cannot
+                // be told, so none is met (fail closed).
+                r.unsatisfiable.extend(
+                    super::model::list(&policy.allowed_combinations)
+                        .iter()
+                        .map(|c| normalise_combination(c)),
+                );
+                r.unsupported
+                    .push("combinationConfigurations (not an array)".to_owned());
+                return r;
+            }
+        };
+        for (i, config) in configs.iter().enumerate() {
+            let applies: Vec<String> = match config.get("appliesToCombinations") {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(normalise_combination)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let odata_type = config
+                .get("@odata.type")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !is_fido2_configuration(odata_type) {
+                r.unsupported.push(format!(
+                    "combinationConfigurations[{i}] ({})",
+                    if odata_type.is_empty() {
+                        "no @odata.type"
+                    } else {
+                        odata_type
+                    }
+                ));
+                r.unsatisfiable.extend(applies);
+                continue;
+            }
+            let mut allowed = Vec::new();
+            for entry in config
+                .get("allowedAAGUIDs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                // A malformed entry matches no passkey: dropping it
+                // narrows the list, it never widens it.
+                match entry.as_str().and_then(parse_aaguid) {
+                    Some(aaguid) => allowed.push(aaguid),
+                    None => r.unsupported.push(format!(
+                        "combinationConfigurations[{i}].allowedAAGUIDs ({entry} is not an AAGUID)"
+                    )),
+                }
+            }
+            for combination in applies {
+                if !combination
+                    .split(',')
+                    .any(|m| m == "fido2" || m == "passkey")
+                {
+                    // A passkey restriction on a combination without a
+                    // passkey: meaningless, so never met.
+                    r.unsupported.push(format!(
+                        "combinationConfigurations[{i}] (fido2 models for '{combination}', which has no fido2)"
+                    ));
+                    r.unsatisfiable.push(combination);
+                    continue;
+                }
+                match r.fido2.iter_mut().find(|(c, _)| *c == combination) {
+                    Some((_, existing)) => existing.retain(|a| allowed.contains(a)),
+                    None => r.fido2.push((combination, allowed.clone())),
+                }
+            }
+        }
+        r
+    }
+
+    fn apply(&self, combination: &str) -> Combination {
+        let key = normalise_combination(combination);
+        if self.unsatisfiable.contains(&key) {
+            return Combination::unrestricted(MethodSet(UNKNOWN_MODE));
+        }
+        Combination {
+            modes: MethodSet::parse_combination(combination),
+            allowed_aaguids: self
+                .fido2
+                .iter()
+                .find(|(c, _)| *c == key)
+                .map(|(_, allowed)| allowed.clone().into_boxed_slice()),
+        }
+    }
+}
+
+/// An AAGUID as Graph writes it: a hyphenated UUID, any case.
+pub fn parse_aaguid(s: &str) -> Option<Uuid> {
+    let s = s.trim();
+    (s.len() == 36).then(|| Uuid::parse_str(s).ok()).flatten()
+}
+
+/// Whether an `@odata.type` names `fido2CombinationConfiguration` (with or
+/// without the `#`, any case).
+pub fn is_fido2_configuration(odata_type: &str) -> bool {
+    odata_type
+        .trim_start_matches('#')
+        .eq_ignore_ascii_case(&FIDO2_COMBINATION_CONFIGURATION[1..])
+}
+
+/// The normal form of a combination: its modes, lower case, sorted.
+pub fn normalise_combination(c: &str) -> String {
     let mut parts: Vec<String> = c
         .split(',')
         .map(|p| p.trim().to_ascii_lowercase())
@@ -628,20 +877,230 @@ mod tests {
         assert_eq!(set.iter().count(), 3);
     }
 
+    const YUBIKEY_5: &str = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
+    const FEITIAN: &str = "90a3ccdf-635c-4729-a248-9b709135078f";
+    const SOLO: &str = "8876631b-d4a0-427f-5773-0ec71c9e0279";
+
+    fn aaguid(s: &str) -> Option<Uuid> {
+        Some(Uuid::parse_str(s).unwrap())
+    }
+
+    /// Strength "keys": fido2 (narrowed by `configs`), TAP, and
+    /// password + fido2 (never narrowed).
+    fn restricted(configs: serde_json::Value) -> Strength {
+        let mut policy = custom(
+            "keys",
+            &["fido2", "temporaryAccessPassOneTime", "password,fido2"],
+        );
+        policy
+            .extra
+            .insert("combinationConfigurations".to_owned(), configs);
+        Strength::new(policy)
+    }
+
+    fn fido2_config(applies: &[&str], aaguids: &[&str]) -> serde_json::Value {
+        serde_json::json!({"@odata.type": "#microsoft.graph.fido2CombinationConfiguration",
+            "id": "c", "appliesToCombinations": applies, "allowedAAGUIDs": aaguids})
+    }
+
     #[test]
-    fn combination_configurations_make_restricted_combinations_unsatisfiable() {
-        let mut policy = custom("keys", &["fido2", "temporaryAccessPassOneTime"]);
-        policy.extra.insert(
-            "combinationConfigurations".to_owned(),
-            serde_json::json!([{"@odata.type": "#microsoft.graph.fido2CombinationConfiguration",
-                "appliesToCombinations": ["fido2"], "allowedAAGUIDs": ["90a3ccdf-635c-4729-a248-9b709135078f"]}]),
-        );
-        let strength = Strength::new(policy);
-        assert!(!strength.is_satisfied_by(MethodSet::from_auth_methods(&[Passkey])));
+    fn fido2_configuration_restricts_the_combination_to_the_listed_models() {
+        // Written in upper case: AAGUIDs compare as UUIDs.
+        let strength = restricted(serde_json::json!([fido2_config(
+            &["fido2"],
+            &[&YUBIKEY_5.to_ascii_uppercase(), FEITIAN]
+        )]));
+        let r = strength.reference();
+        let key = MethodSet::from_auth_methods(&[Passkey]);
+        assert!(r.is_satisfied_with(key, aaguid(YUBIKEY_5)));
+        assert!(r.is_satisfied_with(key, aaguid(FEITIAN)));
+        assert!(!r.is_satisfied_with(key, aaguid(SOLO)), "another model");
         assert!(
-            strength.is_satisfied_by(MethodSet::from_auth_methods(&[TemporaryAccessPassOneTime]))
+            !r.is_satisfied_with(key, None),
+            "a passkey of unknown model"
         );
-        assert_eq!(strength.unsupported, ["combinationConfigurations"]);
+        assert!(
+            !strength.is_satisfied_by(key),
+            "is_satisfied_by knows no model"
+        );
+        assert!(
+            strength.unsupported.is_empty(),
+            "{:?}",
+            strength.unsupported
+        );
+        assert_eq!(
+            r.allowed_aaguids().collect::<Vec<_>>(),
+            [aaguid(YUBIKEY_5).unwrap(), aaguid(FEITIAN).unwrap()]
+        );
+    }
+
+    #[test]
+    fn fido2_configuration_leaves_other_combinations_alone() {
+        let strength = restricted(serde_json::json!([fido2_config(&["fido2"], &[YUBIKEY_5])]));
+        let r = strength.reference();
+        let m = |methods: &[AuthMethod]| MethodSet::from_auth_methods(methods);
+        // The TAP combination and password + fido2 are not narrowed.
+        assert!(r.is_satisfied_with(m(&[TemporaryAccessPassOneTime]), None));
+        assert!(r.is_satisfied_with(m(&[Password, Passkey]), None));
+        assert!(r.is_satisfied_with(m(&[Password, Passkey]), aaguid(SOLO)));
+        assert!(!r.is_satisfied_with(m(&[Password]), aaguid(YUBIKEY_5)));
+        // Unrestricted strengths ignore the model entirely.
+        let set = StrengthSet::builtin();
+        let phishing = set.get(PHISHING_RESISTANT_MFA).unwrap().reference();
+        assert!(phishing.is_satisfied_with(m(&[Passkey]), None));
+        assert!(phishing.is_satisfied_with(m(&[Passkey]), aaguid(SOLO)));
+        assert_eq!(phishing.allowed_aaguids().count(), 0);
+    }
+
+    #[test]
+    fn fido2_configurations_on_one_combination_intersect() {
+        let strength = restricted(serde_json::json!([
+            fido2_config(&["fido2"], &[YUBIKEY_5, FEITIAN]),
+            fido2_config(&["FIDO2"], &[FEITIAN, SOLO]),
+        ]));
+        let r = strength.reference();
+        let key = MethodSet::from_auth_methods(&[Passkey]);
+        assert!(r.is_satisfied_with(key, aaguid(FEITIAN)));
+        assert!(!r.is_satisfied_with(key, aaguid(YUBIKEY_5)));
+        assert!(!r.is_satisfied_with(key, aaguid(SOLO)));
+        // Disjoint lists: no model is left.
+        let none = restricted(serde_json::json!([
+            fido2_config(&["fido2"], &[YUBIKEY_5]),
+            fido2_config(&["fido2"], &[SOLO]),
+        ]));
+        for model in [YUBIKEY_5, SOLO, FEITIAN] {
+            assert!(!none.reference().is_satisfied_with(key, aaguid(model)));
+        }
+    }
+
+    #[test]
+    fn unsupported_configuration_types_still_fail_closed() {
+        let strength = restricted(serde_json::json!([
+            {"@odata.type": "#microsoft.graph.x509CertificateCombinationConfiguration",
+             "id": "x", "appliesToCombinations": ["fido2"], "allowedIssuerSkis": ["a"]},
+            {"id": "untyped", "appliesToCombinations": ["temporaryAccessPassOneTime"]}
+        ]));
+        let m = |methods: &[AuthMethod]| MethodSet::from_auth_methods(methods);
+        let r = strength.reference();
+        for model in [None, aaguid(YUBIKEY_5)] {
+            assert!(!r.is_satisfied_with(m(&[Passkey]), model));
+            assert!(!r.is_satisfied_with(m(&[TemporaryAccessPassOneTime]), model));
+        }
+        assert!(r.is_satisfied_with(m(&[Password, Passkey]), None));
+        assert_eq!(
+            strength.unsupported,
+            [
+                "combinationConfigurations[0] (#microsoft.graph.x509CertificateCombinationConfiguration)",
+                "combinationConfigurations[1] (no @odata.type)"
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_fido2_configurations_narrow_never_widen() {
+        // A malformed AAGUID matches nothing; the valid one still does.
+        let strength = restricted(serde_json::json!([fido2_config(
+            &["fido2"],
+            &["not-a-uuid", YUBIKEY_5]
+        )]));
+        let key = MethodSet::from_auth_methods(&[Passkey]);
+        assert!(
+            strength
+                .reference()
+                .is_satisfied_with(key, aaguid(YUBIKEY_5))
+        );
+        assert_eq!(strength.unsupported.len(), 1, "{:?}", strength.unsupported);
+        // Passkey models on a combination without a passkey: never met.
+        let strength = restricted(serde_json::json!([fido2_config(
+            &["temporaryAccessPassOneTime"],
+            &[YUBIKEY_5]
+        )]));
+        let tap = MethodSet::from_auth_methods(&[TemporaryAccessPassOneTime, Passkey]);
+        assert!(!strength.reference().is_satisfied_with(
+            MethodSet::from_auth_methods(&[TemporaryAccessPassOneTime]),
+            aaguid(YUBIKEY_5)
+        ));
+        assert!(
+            strength.reference().is_satisfied_with(tap, None),
+            "fido2 is untouched"
+        );
+        // Not an array: nothing configured can be trusted.
+        let strength = restricted(serde_json::json!({"fido2": [YUBIKEY_5]}));
+        assert!(!strength.is_satisfied_by(MethodSet::from_auth_methods(&[
+            Password,
+            Passkey,
+            TemporaryAccessPassOneTime
+        ])));
+    }
+
+    #[test]
+    fn session_methods_read_passkey_models() {
+        let ok = |names: &[&str]| SessionMethods::parse(names).unwrap();
+        let s = ok(&["password", &format!("fido2:{YUBIKEY_5}")]);
+        assert_eq!(
+            s.methods,
+            MethodSet::from_auth_methods(&[Password, Passkey])
+        );
+        assert_eq!(s.authenticator, aaguid(YUBIKEY_5));
+        let s = ok(&[&format!("passkey:{}", FEITIAN.to_ascii_uppercase())]);
+        assert_eq!(s.authenticator, aaguid(FEITIAN));
+        let s = ok(&[&format!("password, fido2 : {SOLO}")]);
+        assert_eq!(
+            s.methods,
+            MethodSet::from_auth_methods(&[Password, Passkey])
+        );
+        assert_eq!(s.authenticator, aaguid(SOLO));
+        // Plain fido2 is a passkey of unknown model.
+        let s = ok(&["fido2"]);
+        assert_eq!(s.methods, MethodSet::from_auth_methods(&[Passkey]));
+        assert_eq!(s.authenticator, None);
+        assert_eq!(ok(&[]), SessionMethods::default());
+
+        let err = |names: &[&str]| SessionMethods::parse(names).unwrap_err();
+        let table: [(&[&str], usize, MethodNameError); 6] = [
+            (
+                &["password", "pigeon"],
+                1,
+                MethodNameError::UnknownMode("pigeon".into()),
+            ),
+            (
+                &["fido2:not-a-uuid"],
+                0,
+                MethodNameError::MalformedAaguid("fido2:not-a-uuid".into()),
+            ),
+            (
+                &["fido2:"],
+                0,
+                MethodNameError::MalformedAaguid("fido2:".into()),
+            ),
+            (
+                // The simple form is a UUID, but not how Graph writes one.
+                &["fido2:cb69481e8ff7403993ec0a2729a154a8"],
+                0,
+                MethodNameError::MalformedAaguid("fido2:cb69481e8ff7403993ec0a2729a154a8".into()),
+            ),
+            (
+                &["password:cb69481e-8ff7-4039-93ec-0a2729a154a8"],
+                0,
+                MethodNameError::ModelOnOtherMode(
+                    "password:cb69481e-8ff7-4039-93ec-0a2729a154a8".into(),
+                ),
+            ),
+            (
+                &[
+                    "fido2:cb69481e-8ff7-4039-93ec-0a2729a154a8",
+                    "password",
+                    "passkey:90a3ccdf-635c-4729-a248-9b709135078f",
+                ],
+                2,
+                MethodNameError::SecondPasskeyModel(
+                    "passkey:90a3ccdf-635c-4729-a248-9b709135078f".into(),
+                ),
+            ),
+        ];
+        for (names, index, error) in table {
+            assert_eq!(err(names), (index, error), "{names:?}");
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ use super::evaluate::{
     RiskLevel, SignInContext, Target, UnmetRequirement, UserAction, evaluate,
 };
 use super::model::{InvalidField, NamedLocation, Policy};
-use super::strengths::{MethodSet, StrengthSet};
+use super::strengths::{MethodNameError, SessionMethods, StrengthSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
@@ -46,7 +46,10 @@ pub struct WhatIfRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_policies_only: Option<bool>,
     /// Graph `authenticationMethodModes` the sign-in uses, e.g.
-    /// `["temporaryAccessPassOneTime"]` or `["password", "fido2"]`.
+    /// `["temporaryAccessPassOneTime"]` or `["password", "fido2"]`; a
+    /// passkey of a known model is `fido2:<aaguid>` (or `passkey:<aaguid>`),
+    /// at most one — plain `fido2` is a passkey of unknown model, which no
+    /// model-restricted combination accepts.
     /// Absent: `satisfied` is `null` wherever it depends on them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication_methods: Option<Vec<String>>,
@@ -345,20 +348,22 @@ pub fn sign_in_context(
                 .ok_or_else(|| bad(field, format!("'{r}' is not a risk level"))),
         }
     };
-    let methods = match &request.authentication_methods {
+    let session = match &request.authentication_methods {
         None => None,
-        Some(names) => Some(MethodSet::parse_names(names).map_err(|unknown| {
-            let known: Vec<&str> = super::strengths::MethodMode::ALL
-                .iter()
-                .map(|m| m.as_str())
-                .collect();
-            bad(
-                "authenticationMethods",
-                format!(
-                    "'{unknown}' is not an authentication method mode; the modes are {}",
-                    known.join(", ")
-                ),
-            )
+        Some(names) => Some(SessionMethods::parse(names).map_err(|(i, e)| {
+            let hint = match e {
+                MethodNameError::UnknownMode(_) => {
+                    let known: Vec<&str> = super::strengths::MethodMode::ALL
+                        .iter()
+                        .map(|m| m.as_str())
+                        .collect();
+                    format!("; the modes are {}", known.join(", "))
+                }
+                MethodNameError::MalformedAaguid(_)
+                | MethodNameError::ModelOnOtherMode(_)
+                | MethodNameError::SecondPasskeyModel(_) => String::new(),
+            };
+            bad("authenticationMethods", format!("entry {i}: {e}{hint}"))
         })?),
     };
     let device = conditions.device_info.unwrap_or_default();
@@ -387,7 +392,8 @@ pub fn sign_in_context(
             .trust_type
             .as_deref()
             .is_some_and(|t| t.eq_ignore_ascii_case("ServerAd")),
-        methods,
+        methods: session.map(|s| s.methods),
+        authenticator: session.and_then(|s| s.authenticator),
         auth_time: request.authenticated_date_time,
     })
 }
@@ -770,6 +776,15 @@ mod tests {
             ),
             (
                 json!({"signInIdentity": user, "signInContext": app, "authenticationMethods": ["password", "carrierPigeon"]}),
+                "authenticationMethods",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": app, "authenticationMethods": ["fido2:yubikey"]}),
+                "authenticationMethods",
+            ),
+            (
+                json!({"signInIdentity": user, "signInContext": app, "authenticationMethods": [
+                    "fido2:cb69481e-8ff7-4039-93ec-0a2729a154a8", "fido2:90a3ccdf-635c-4729-a248-9b709135078f"]}),
                 "authenticationMethods",
             ),
         ];

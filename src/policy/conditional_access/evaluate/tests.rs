@@ -1515,3 +1515,113 @@ fn wire_enums_round_trip() {
         );
     }
 }
+
+const YUBIKEY_5: &str = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
+const FEITIAN: &str = "90a3ccdf-635c-4729-a248-9b709135078f";
+
+fn model(aaguid: &str) -> Option<uuid::Uuid> {
+    Some(uuid::Uuid::parse_str(aaguid).unwrap())
+}
+
+/// The built-ins, "yubikeys" (a passkey, only a YubiKey 5; or a TAP) and
+/// "feitian" (a passkey, only a Feitian).
+fn restricted_strengths() -> StrengthSet {
+    let strength = |id: &str, combinations: Value, aaguids: &[&str]| {
+        serde_json::from_value(json!({
+            "id": id, "displayName": id, "policyType": "custom",
+            "allowedCombinations": combinations,
+            "combinationConfigurations": [{
+                "@odata.type": "#microsoft.graph.fido2CombinationConfiguration", "id": "c1",
+                "appliesToCombinations": ["fido2"], "allowedAAGUIDs": aaguids}]
+        }))
+        .unwrap()
+    };
+    StrengthSet::with_custom(vec![
+        strength(
+            "yubikeys",
+            json!(["fido2", "temporaryAccessPassOneTime"]),
+            &[YUBIKEY_5],
+        ),
+        strength("feitian", json!(["fido2"]), &[FEITIAN]),
+    ])
+}
+
+#[test]
+fn restricted_strength_needs_an_allowed_passkey_model() {
+    let strengths = restricted_strengths();
+    let p = policy(
+        json!({"grantControls": {"builtInControls": [], "authenticationStrength": {"id": "yubikeys"}}}),
+    );
+    let run = |c: SignInContext| {
+        let d = evaluate(std::slice::from_ref(&p), &strengths, &locations(), &c, NOW);
+        let r = d.policies.into_iter().next().unwrap();
+        assert!(r.unsupported.is_empty(), "{:?}", r.unsupported);
+        verdict(&r)
+    };
+    let key = || ctx().with_methods(&[Passkey]);
+    assert_eq!(run(key().with_authenticator(model(YUBIKEY_5))), V::Ok);
+    assert_eq!(
+        run(key().with_authenticator(model(FEITIAN))),
+        V::StepUp(vec![vec!["custom"]]),
+        "another model"
+    );
+    assert_eq!(
+        run(key()),
+        V::StepUp(vec![vec!["custom"]]),
+        "a passkey of unknown model"
+    );
+    // The unrestricted combination needs no passkey at all.
+    assert_eq!(
+        run(ctx()
+            .with_methods(&[TemporaryAccessPassOneTime])
+            .with_authenticator(None)),
+        V::Ok
+    );
+    // Built-in strengths do not care about the model.
+    let builtin = policy(
+        json!({"grantControls": {"builtInControls": [], "authenticationStrength": {"id": PHISHING_RESISTANT_MFA}}}),
+    );
+    let d = evaluate(
+        std::slice::from_ref(&builtin),
+        &strengths,
+        &locations(),
+        &key().with_authenticator(model(FEITIAN)),
+        NOW,
+    );
+    assert_eq!(d.outcome, Outcome::Allow);
+    assert_eq!(
+        SignInContext::live("u", Target::application("a")).authenticator,
+        None
+    );
+}
+
+#[test]
+fn step_up_methods_offer_a_passkey_when_some_allowed_model_meets_everything() {
+    let strengths = restricted_strengths();
+    let need = |id: &str| UnmetRequirement {
+        policy_id: id.to_owned(),
+        display_name: id.to_owned(),
+        any_of: vec![strengths.get(id).unwrap().reference().clone()],
+        reauthenticate: false,
+    };
+    let yubikeys = need("yubikeys");
+    let feitian = need("feitian");
+    // A YubiKey would do, and so would a TAP.
+    assert_eq!(
+        step_up_methods(std::slice::from_ref(&yubikeys), &[Password]),
+        [Passkey, TemporaryAccessPassOneTime]
+    );
+    // Signed in with the wrong key: asked for a key again (the right one).
+    assert_eq!(
+        step_up_methods_with(std::slice::from_ref(&feitian), &[Passkey], model(YUBIKEY_5)),
+        [Passkey]
+    );
+    // One sign-in uses one passkey: no single model meets both.
+    assert!(step_up_methods(&[yubikeys.clone(), feitian.clone()], &[Password]).is_empty());
+    // Signed in with a passkey of unknown model: a (new) YubiKey or the
+    // TAP meets it.
+    assert_eq!(
+        step_up_methods_with(std::slice::from_ref(&yubikeys), &[Passkey], None),
+        [Passkey, TemporaryAccessPassOneTime]
+    );
+}
