@@ -690,8 +690,11 @@ async fn run_size(
                     let decision = gatepass::web::gate::decide(
                         &state,
                         &fixtures.gate_user,
-                        &[AuthMethod::Password],
-                        now.unix_timestamp(),
+                        gatepass::web::gate::Proof {
+                            methods: &[AuthMethod::Password],
+                            auth_time: now.unix_timestamp(),
+                            passkey: None,
+                        },
                         &target,
                         None,
                         None,

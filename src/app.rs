@@ -32,6 +32,8 @@ pub struct AppState {
     pub taps: Taps,
     pub throttle: Throttle,
     pub passkeys: Passkeys,
+    /// The passkey method configuration and the registration campaign.
+    pub passkey_policy: crate::authn::passkey_policy::PasskeyPolicies,
     /// Conditional-access policies, named locations, custom strengths.
     pub ca: crate::policy::ca_store::CaObjects,
 }
@@ -90,7 +92,11 @@ impl AppState {
         let directory = Directory::new(store.clone());
         let hasher = PasswordHasher::new(settings.password_hashing)?;
         let taps = Taps::new(store.clone(), settings.tap_policy.clone());
-        let passkeys = Passkeys::new(&settings.issuer, store.clone())?;
+        let passkeys = Passkeys::new(
+            &settings.issuer,
+            store.clone(),
+            settings.passkeys.attestation_roots.clone(),
+        )?;
         if !passkeys.enabled() {
             tracing::warn!(
                 issuer = %settings.issuer,
@@ -103,6 +109,7 @@ impl AppState {
             sessions: Sessions::new(store.clone(), directory.clone(), taps.clone()),
             throttle: Throttle::new(store.clone(), settings.throttling),
             passkeys,
+            passkey_policy: crate::authn::passkey_policy::PasskeyPolicies::new(store.clone()),
             ca: crate::policy::ca_store::CaObjects::new(store.clone()),
             taps,
             grants: Grants::new(

@@ -46,6 +46,43 @@ pub struct DeviceDetail {
     /// `Windows`, `iOS`, `MacOs`, `Android`, `Linux`, `Windows Phone`, or
     /// empty when the header names none.
     pub operating_system: String,
+    /// The browser and its major version, e.g. `Chrome 131.0.0`, as Entra
+    /// ID writes it; absent without a `User-Agent` (and on entries written
+    /// before Gatepass recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<String>,
+}
+
+/// Entra's `deviceDetail.browser` for a `User-Agent`: the browser's name
+/// and version (`Edge 131.0.0`, `Chrome 131.0.0`, `Firefox 133.0`,
+/// `Safari 18.1`), or `Other` for anything else.
+pub fn browser_from_user_agent(user_agent: &str) -> String {
+    // Order matters: Edge says Chrome and Safari too, Chrome says Safari.
+    let version_after = |token: &str| {
+        user_agent.split_whitespace().find_map(|part| {
+            part.strip_prefix(token)
+                .map(|v| v.trim_end_matches(|c: char| !c.is_ascii_digit()).to_owned())
+        })
+    };
+    // Entra keeps at most three version components (`131.0.0.0` → `131.0.0`).
+    let named = |name: &str, v: Option<String>| match v {
+        Some(v) if !v.is_empty() => {
+            let short: Vec<&str> = v.split('.').take(3).collect();
+            format!("{name} {}", short.join("."))
+        }
+        _ => name.to_owned(),
+    };
+    if let Some(v) = version_after("Edg/") {
+        named("Edge", Some(v))
+    } else if let Some(v) = version_after("Firefox/") {
+        named("Firefox", Some(v))
+    } else if let Some(v) = version_after("Chrome/").or_else(|| version_after("HeadlessChrome/")) {
+        named("Chrome", Some(v))
+    } else if user_agent.contains("Safari/") {
+        named("Safari", version_after("Version/"))
+    } else {
+        "Other".to_owned()
+    }
 }
 
 /// Graph `authenticationDetail`.
@@ -57,6 +94,9 @@ pub struct AuthenticationDetail {
     pub succeeded: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub authentication_step_date_time: OffsetDateTime,
+    /// `Primary authentication` or `Multi-factor authentication`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication_step_requirement: Option<String>,
 }
 
 /// Graph `signIn`: one sign-in attempt.
@@ -78,6 +118,12 @@ pub struct SignIn {
     pub client_app_used: String,
     pub status: SignInStatus,
     pub authentication_details: Vec<AuthenticationDetail>,
+    /// The methods that succeeded, by their log names.
+    #[serde(default)]
+    pub authentication_methods_used: Vec<String>,
+    /// `singleFactorAuthentication` or `multiFactorAuthentication`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication_requirement: Option<String>,
     /// One sign-in's attempts share it (an interrupted one and its step-up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
@@ -250,7 +296,11 @@ pub struct DirectoryAudit {
     pub activity_date_time: OffsetDateTime,
     pub activity_display_name: String,
     pub category: String,
+    /// `success` or `failure`.
     pub result: String,
+    /// Why a change failed (empty on success, as Graph returns it).
+    #[serde(default)]
+    pub result_reason: String,
     pub initiated_by: Initiator,
     pub target_resources: Vec<TargetResource>,
     pub additional_details: Vec<KeyValue>,
@@ -272,10 +322,34 @@ impl DirectoryAudit {
             activity_display_name: activity.to_owned(),
             category: category.to_owned(),
             result: "success".to_owned(),
+            result_reason: String::new(),
             initiated_by,
             target_resources: vec![target],
             additional_details,
         })
+    }
+
+    /// A change to one target that was refused, and why.
+    pub fn failure(
+        activity: &str,
+        category: &str,
+        initiated_by: Initiator,
+        target: TargetResource,
+        additional_details: Vec<KeyValue>,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<DirectoryAudit, crate::ids::RandomError> {
+        let mut entry = Self::success(
+            activity,
+            category,
+            initiated_by,
+            target,
+            additional_details,
+            now,
+        )?;
+        entry.result = "failure".to_owned();
+        entry.result_reason = reason.to_owned();
+        Ok(entry)
     }
 }
 
@@ -401,4 +475,39 @@ async fn page<T: serde::de::DeserializeOwned>(
         .into_iter()
         .map(|(key, r)| Ok((key, decode::<T>(table, &r.value)?)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::browser_from_user_agent as browser;
+
+    #[test]
+    fn browsers_are_named_as_entra_names_them() {
+        let cases = [
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+                "Edge 131.0.0",
+            ),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+                "Chrome 131.0.0",
+            ),
+            (
+                "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+                "Firefox 133.0",
+            ),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
+                "Safari 18.1",
+            ),
+            (
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.6099.224 Safari/537.36",
+                "Chrome 120.0.6099",
+            ),
+            ("curl/8.5.0", "Other"),
+        ];
+        for (ua, want) in cases {
+            assert_eq!(browser(ua), want, "{ua}");
+        }
+    }
 }

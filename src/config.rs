@@ -69,6 +69,29 @@ struct RawConfig {
     metrics: RawMetrics,
     #[serde(default)]
     demo: RawDemo,
+    #[serde(default)]
+    passkeys: RawPasskeys,
+}
+
+/// `[passkeys]`: what the passkey policy needs from the server.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPasskeys {
+    /// PEM file of attestation root certificates: `isAttestationEnforced`
+    /// accepts authenticators whose attestation chains to one of them.
+    attestation_roots: Option<PathBuf>,
+    /// JSON file of authenticator names (`{"<aaguid>": {"name": ...}}`)
+    /// added to, and overriding, the shipped `assets/aaguids.json`.
+    authenticator_names: Option<PathBuf>,
+}
+
+/// `[passkeys]`, validated.
+#[derive(Debug, Clone, Default)]
+pub struct PasskeySettings {
+    /// Roots that vouch for authenticator attestation; `None`: attestation
+    /// cannot be enforced on this server.
+    pub attestation_roots: Option<webauthn_rs::prelude::AttestationCaList>,
+    pub authenticators: crate::authn::authenticators::Authenticators,
 }
 
 /// `[demo]`: the built-in demo relying party at `/demo`.
@@ -464,6 +487,7 @@ pub struct Settings {
     /// `[demo] enabled`: the demo relying party at `/demo` (registered as
     /// the public client [`DEMO_CLIENT_ID`]).
     pub demo: bool,
+    pub passkeys: PasskeySettings,
 }
 
 /// Conditional-access objects from `[conditional_access]` files, validated
@@ -574,6 +598,8 @@ const OVERRIDABLE: &[(&str, Scalar)] = &[
     ("server.request_timeout_seconds", Scalar::Integer),
     ("server.max_connections", Scalar::Integer),
     ("server.shutdown_grace_seconds", Scalar::Integer),
+    ("passkeys.attestation_roots", Scalar::Text),
+    ("passkeys.authenticator_names", Scalar::Text),
 ];
 
 /// Graph application/delegated permission names a client may hold.
@@ -953,6 +979,7 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         }
     };
     let tap_policy = validate_tap(&raw.tap)?;
+    let passkeys = load_passkeys(&raw.passkeys)?;
     let conditional_access_seed = load_ca_seed(&raw.conditional_access)?;
     let th = &raw.throttling;
     for (key, v, min, max) in [
@@ -996,6 +1023,7 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         max_lockout: time::Duration::minutes(th.max_lockout_minutes),
     };
     Ok(Settings {
+        passkeys,
         server,
         metrics_listen,
         demo,
@@ -1019,6 +1047,48 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             max_concurrent,
             max_queued,
         },
+    })
+}
+
+fn load_passkeys(raw: &RawPasskeys) -> Result<PasskeySettings, ConfigError> {
+    let read = |key: &str, path: &PathBuf| {
+        std::fs::read(path)
+            .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+    };
+    let attestation_roots = match &raw.attestation_roots {
+        None => None,
+        Some(path) => {
+            const KEY: &str = "passkeys.attestation_roots";
+            let pem = read(KEY, path)?;
+            let bad = |e: &dyn std::fmt::Display| invalid(KEY, format!("{}: {e}", path.display()));
+            let certs = openssl::x509::X509::stack_from_pem(&pem).map_err(|e| bad(&e))?;
+            if certs.is_empty() {
+                return Err(bad(&"holds no PEM certificate"));
+            }
+            let mut roots = webauthn_rs::prelude::AttestationCaList::default();
+            for cert in certs {
+                let one = cert.to_pem().map_err(|e| bad(&e))?;
+                let list = webauthn_rs::prelude::AttestationCaList::try_from(one.as_slice())
+                    .map_err(|e| bad(&e))?;
+                roots.union(&list);
+            }
+            Some(roots)
+        }
+    };
+    let authenticators = match &raw.authenticator_names {
+        None => crate::authn::authenticators::Authenticators::load(None)
+            .map_err(|e| invalid("passkeys.authenticator_names", e))?,
+        Some(path) => {
+            const KEY: &str = "passkeys.authenticator_names";
+            let text = String::from_utf8(read(KEY, path)?)
+                .map_err(|_| invalid(KEY, format!("{}: not UTF-8 text", path.display())))?;
+            crate::authn::authenticators::Authenticators::load(Some(&text))
+                .map_err(|e| invalid(KEY, format!("{}: {e}", path.display())))?
+        }
+    };
+    Ok(PasskeySettings {
+        attestation_roots,
+        authenticators,
     })
 }
 

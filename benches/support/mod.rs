@@ -31,5 +31,6 @@ pub fn password_authorization(
         epoch: 0,
         not_after: None,
         tap_id: None,
+        passkey: None,
     }
 }

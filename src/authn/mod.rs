@@ -1,8 +1,10 @@
 //! Authentication: credentials, the methods a session was proven with, and
 //! what those methods mean on the wire (`amr`, `acr`).
 
+pub mod authenticators;
 pub mod methods;
 pub mod passkey;
+pub mod passkey_policy;
 pub mod password;
 pub mod session;
 pub mod tap;

@@ -13,6 +13,7 @@
 //! * Signature counters must increase; a regression is refused and logged as
 //!   a possible cloned authenticator.
 
+use super::passkey_policy::{Fido2Policy, Refusal};
 use crate::ids::UserId;
 use crate::store::{Durability, Precondition, Store, StoreError, Txn, decode, encode};
 use base64::Engine as _;
@@ -21,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use url::Url;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey, Passkey,
-    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    AttestationCaList, AttestedPasskeyRegistration, CreationChallengeResponse,
+    DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyAuthentication,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse,
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
@@ -41,7 +43,17 @@ pub struct StoredPasskey {
     pub user_id: UserId,
     pub display_name: String,
     pub created_at: i64,
+    /// The authenticator model (lower-case hyphenated AAGUID) from the
+    /// attested credential data; all zeros when the authenticator hides it.
     pub aaguid: String,
+    /// Registered with an attestation that chained to a configured root
+    /// (Graph `attestationLevel: attested`).
+    #[serde(default)]
+    pub attested: bool,
+    /// The authenticator said the credential may be backed up (the BE
+    /// flag): a synced passkey rather than a device-bound one.
+    #[serde(default)]
+    pub backup_eligible: bool,
     /// The credential id, base64url.
     pub credential_id: String,
     /// The last signature counter seen (0: the authenticator keeps none).
@@ -58,6 +70,13 @@ pub enum Ceremony {
         /// Digest of the session that started it; finish must come from it.
         session: String,
         state: PasskeyRegistration,
+    },
+    /// A registration under `isAttestationEnforced`: webauthn-rs verifies
+    /// the attestation chain against the configured roots.
+    AttestedRegistration {
+        user_id: UserId,
+        session: String,
+        state: AttestedPasskeyRegistration,
     },
     Authentication {
         user_id: UserId,
@@ -95,6 +114,9 @@ pub enum PasskeyError {
     Random,
     #[error("passkeys are off: the issuer is an IP address, and WebAuthn needs a host name")]
     Disabled,
+    /// The passkey policy refuses it; the message says why.
+    #[error("{}", .0.message())]
+    Policy(Refusal),
 }
 
 impl PasskeyError {
@@ -110,6 +132,7 @@ impl PasskeyError {
             PasskeyError::Store(e) => e.code(),
             PasskeyError::Random => "passkey.random",
             PasskeyError::Disabled => "passkey.disabled",
+            PasskeyError::Policy(r) => r.code(),
         }
     }
 }
@@ -123,6 +146,49 @@ pub struct Passkeys {
     store: Arc<dyn Store>,
     /// The store's decoy secret, once read ([`Passkeys::decoy_key`]).
     decoy_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// `[passkeys] attestation_roots`: what `isAttestationEnforced` checks
+    /// attestation against.
+    roots: Option<Arc<AttestationCaList>>,
+}
+
+/// A passkey's user handle and policy state, to decide whether it may
+/// register ([`Passkeys::start_registration`]).
+pub struct PolicyFor<'a> {
+    pub policy: &'a Fido2Policy,
+    /// Whether the policy's targets include the user.
+    pub targeted: bool,
+}
+
+/// A verified assertion.
+pub struct Asserted {
+    pub passkey: StoredPasskey,
+    /// The assertion's BE flag: a synced (multi-device) passkey.
+    pub synced: bool,
+}
+
+/// What a registration response's authenticator data says about the
+/// authenticator: its AAGUID and whether the credential may be backed up.
+/// `None` when the attestation object is malformed (webauthn-rs then
+/// refuses the registration anyway).
+fn authenticator_of(response: &RegisterPublicKeyCredential) -> Option<(uuid::Uuid, bool)> {
+    use serde_cbor_2::Value;
+    let object: Value =
+        serde_cbor_2::from_slice(response.response.attestation_object.as_ref()).ok()?;
+    let Value::Map(map) = object else {
+        return None;
+    };
+    let Some(Value::Bytes(auth_data)) = map.get(&Value::Text("authData".to_owned())) else {
+        return None;
+    };
+    // rpIdHash (32) | flags (1) | signCount (4) | AAGUID (16) | …
+    const FLAG_BE: u8 = 0x08;
+    const FLAG_AT: u8 = 0x40;
+    let flags = *auth_data.get(32)?;
+    if flags & FLAG_AT == 0 {
+        return None;
+    }
+    let aaguid = uuid::Uuid::from_slice(auth_data.get(37..53)?).ok()?;
+    Some((aaguid, flags & FLAG_BE != 0))
 }
 
 fn cred_key(id: &[u8]) -> String {
@@ -131,7 +197,12 @@ fn cred_key(id: &[u8]) -> String {
 
 impl Passkeys {
     /// The RP id is the issuer's host; the origin is the issuer's origin.
-    pub fn new(issuer: &str, store: Arc<dyn Store>) -> Result<Self, PasskeyError> {
+    pub fn new(
+        issuer: &str,
+        store: Arc<dyn Store>,
+        roots: Option<AttestationCaList>,
+    ) -> Result<Self, PasskeyError> {
+        let roots = roots.map(Arc::new);
         let origin = Url::parse(issuer).map_err(|e| PasskeyError::Config(e.to_string()))?;
         let rp_id = match origin.host() {
             None => return Err(PasskeyError::Config("the issuer has no host".into())),
@@ -142,6 +213,7 @@ impl Passkeys {
                     webauthn: None,
                     store,
                     decoy_key: Arc::default(),
+                    roots,
                 });
             }
             Some(url::Host::Domain(d)) => d.to_owned(),
@@ -159,12 +231,18 @@ impl Passkeys {
             webauthn: Some(Arc::new(webauthn)),
             store,
             decoy_key: Arc::default(),
+            roots,
         })
     }
 
     /// Whether passkeys can be used at all (the issuer is a host name).
     pub fn enabled(&self) -> bool {
         self.webauthn.is_some()
+    }
+
+    /// Whether this server can verify attestation (it has roots).
+    pub fn verifies_attestation(&self) -> bool {
+        self.roots.is_some()
     }
 
     fn webauthn(&self) -> Result<&Webauthn, PasskeyError> {
@@ -211,30 +289,83 @@ impl Passkeys {
     }
 
     /// Starts registering a passkey for `user` (resident key required, so it
-    /// can sign in without a username). Returns the ceremony id and options.
+    /// can sign in without a username), if the passkey policy lets them.
+    /// Under `isAttestationEnforced` the ceremony asks for, and will verify,
+    /// attestation; under key restrictions it asks for direct attestation so
+    /// the browser passes the authenticator's AAGUID on. Returns the
+    /// ceremony id and options.
     pub async fn start_registration(
         &self,
         user: &crate::directory::User,
         session: &str,
+        policy: PolicyFor<'_>,
         now: i64,
     ) -> Result<(String, serde_json::Value), PasskeyError> {
+        policy
+            .policy
+            .may_register(policy.targeted)
+            .map_err(PasskeyError::Policy)?;
+        let attested = policy.policy.is_attestation_enforced;
+        let roots = match (&self.roots, attested) {
+            (_, false) => None,
+            (Some(roots), true) => Some(roots),
+            (None, true) => return Err(PasskeyError::Policy(Refusal::NoAttestationRoots)),
+        };
         let existing: Vec<_> = self
             .list(user.id, now)
             .await?
             .into_iter()
             .map(|p| p.passkey.cred_id().clone())
             .collect();
-        let (options, state): (CreationChallengeResponse, _) = self
-            .webauthn()?
-            .start_passkey_registration(
-                user.id.0,
-                &user.user_principal_name,
-                &user.display_name,
-                Some(existing),
-            )
-            .map_err(|e| PasskeyError::Config(e.to_string()))?;
+        let config = |e: webauthn_rs::prelude::WebauthnError| PasskeyError::Config(e.to_string());
+        let (options, ceremony): (CreationChallengeResponse, _) = match roots {
+            None => {
+                let (options, state) = self
+                    .webauthn()?
+                    .start_passkey_registration(
+                        user.id.0,
+                        &user.user_principal_name,
+                        &user.display_name,
+                        Some(existing),
+                    )
+                    .map_err(config)?;
+                let ceremony = Ceremony::Registration {
+                    user_id: user.id,
+                    session: session.to_owned(),
+                    state,
+                };
+                (options, ceremony)
+            }
+            Some(roots) => {
+                let (options, state) = self
+                    .webauthn()?
+                    .start_attested_passkey_registration(
+                        user.id.0,
+                        &user.user_principal_name,
+                        &user.display_name,
+                        Some(existing),
+                        (**roots).clone(),
+                        None,
+                    )
+                    .map_err(config)?;
+                let ceremony = Ceremony::AttestedRegistration {
+                    user_id: user.id,
+                    session: session.to_owned(),
+                    state,
+                };
+                (options, ceremony)
+            }
+        };
         let mut options =
             serde_json::to_value(&options).map_err(|e| PasskeyError::Config(e.to_string()))?;
+        if policy.policy.key_restrictions.is_enforced {
+            if let Some(public_key) = options.get_mut("publicKey").and_then(|v| v.as_object_mut()) {
+                public_key.insert(
+                    "attestation".into(),
+                    serde_json::Value::String("direct".into()),
+                );
+            }
+        }
         // Discoverable credentials let "Sign in with a passkey" work before
         // a username is typed (WebAuthn L3 residentKey=required).
         if let Some(sel) = options
@@ -247,16 +378,7 @@ impl Passkeys {
                 serde_json::Value::String("required".into()),
             );
         }
-        let id = self
-            .save_ceremony(
-                &Ceremony::Registration {
-                    user_id: user.id,
-                    session: session.to_owned(),
-                    state,
-                },
-                now,
-            )
-            .await?;
+        let id = self.save_ceremony(&ceremony, now).await?;
         Ok((id, options))
     }
 
@@ -265,6 +387,10 @@ impl Passkeys {
     /// still hold (the session, its user and its pass unchanged since the
     /// checks, [`crate::authn::session::Sessions::unchanged`]) — the
     /// decision and the write are one step.
+    ///
+    /// The passkey policy is asked again with what only the response can
+    /// tell — the authenticator's model and whether its attestation was
+    /// verified — and a refusal ([`PasskeyError::Policy`]) stores nothing.
     #[allow(clippy::too_many_arguments)]
     pub async fn finish_registration(
         &self,
@@ -272,29 +398,58 @@ impl Passkeys {
         session: &str,
         response: &RegisterPublicKeyCredential,
         display_name: &str,
+        policy: PolicyFor<'_>,
         guards: Vec<(crate::store::Table, String, Precondition)>,
         now: i64,
     ) -> Result<StoredPasskey, PasskeyError> {
-        let Ceremony::Registration {
-            user_id,
-            session: started_by,
-            state,
-        } = ceremony
-        else {
-            return Err(PasskeyError::CeremonyMismatch);
+        let rejected = |e: webauthn_rs::prelude::WebauthnError| {
+            tracing::info!(error = %e, "passkey registration rejected");
+            match e {
+                webauthn_rs::prelude::WebauthnError::AttestationNotVerifiable
+                | webauthn_rs::prelude::WebauthnError::AttestationTrustFailure
+                | webauthn_rs::prelude::WebauthnError::AttestationUntrustedAaguid
+                | webauthn_rs::prelude::WebauthnError::AttestationFormatMissingAaguid
+                | webauthn_rs::prelude::WebauthnError::AttestationChainNotTrusted(_) => {
+                    PasskeyError::Policy(Refusal::AttestationRequired)
+                }
+                _ => PasskeyError::Verification,
+            }
+        };
+        let (user_id, started_by, passkey, attested) = match ceremony {
+            Ceremony::Registration {
+                user_id,
+                session,
+                state,
+            } => {
+                let passkey = self
+                    .webauthn()?
+                    .finish_passkey_registration(response, &state)
+                    .map_err(rejected)?;
+                (user_id, session, passkey, false)
+            }
+            Ceremony::AttestedRegistration {
+                user_id,
+                session,
+                state,
+            } => {
+                let passkey = self
+                    .webauthn()?
+                    .finish_attested_passkey_registration(response, &state)
+                    .map_err(rejected)?;
+                (user_id, session, Passkey::from(passkey), true)
+            }
+            _ => return Err(PasskeyError::CeremonyMismatch),
         };
         if !crate::ids::secrets_equal(&started_by, session) {
             return Err(PasskeyError::CeremonyMismatch);
         }
-        let passkey = self
-            .webauthn()?
-            .finish_passkey_registration(response, &state)
-            .map_err(|e| {
-                tracing::info!(error = %e, "passkey registration rejected");
-                PasskeyError::Verification
-            })?;
+        let (aaguid, backup_eligible) =
+            authenticator_of(response).ok_or(PasskeyError::Verification)?;
+        policy
+            .policy
+            .admits_registration(policy.targeted, aaguid, attested)
+            .map_err(PasskeyError::Policy)?;
         let credential_id = cred_key(passkey.cred_id().as_ref());
-        let aaguid = uuid::Uuid::nil().to_string();
         let stored = StoredPasskey {
             id: crate::ids::random_uuid()
                 .map_err(|_| PasskeyError::Random)?
@@ -302,7 +457,9 @@ impl Passkeys {
             user_id,
             display_name: display_name.to_owned(),
             created_at: now,
-            aaguid,
+            aaguid: aaguid.hyphenated().to_string(),
+            attested,
+            backup_eligible,
             credential_id: credential_id.clone(),
             sign_count: 0,
             passkey,
@@ -478,14 +635,16 @@ impl Passkeys {
     }
 
     /// Finishes an assertion for the ceremony taken from the store; returns
-    /// the user it proves. Updates the stored counter atomically.
+    /// the passkey it proves (and so its user). Updates the stored counter
+    /// atomically. Whether the passkey policy still admits the passkey is
+    /// the caller's next question ([`Fido2Policy::admits_sign_in`]).
     pub async fn finish_authentication(
         &self,
         ceremony: Ceremony,
         flow: &str,
         response: &PublicKeyCredential,
         now: i64,
-    ) -> Result<UserId, PasskeyError> {
+    ) -> Result<Asserted, PasskeyError> {
         let credential_id = cred_key(response.get_credential_id());
         let owner = match self
             .store
@@ -530,7 +689,9 @@ impl Passkeys {
                 self.webauthn()?
                     .finish_discoverable_authentication(response, state, &[key])
             }
-            Ceremony::Registration { .. } | Ceremony::Decoy { .. } => {
+            Ceremony::Registration { .. }
+            | Ceremony::AttestedRegistration { .. }
+            | Ceremony::Decoy { .. } => {
                 return Err(PasskeyError::CeremonyMismatch);
             }
         }
@@ -566,7 +727,10 @@ impl Passkeys {
         if swapped.is_none() {
             return Err(PasskeyError::CounterRegression);
         }
-        Ok(owner)
+        Ok(Asserted {
+            synced: result.backup_eligible(),
+            passkey: updated,
+        })
     }
 
     async fn find(

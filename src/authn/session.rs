@@ -38,6 +38,20 @@ pub struct Session {
     /// CSRF token for the account pages of this session.
     #[serde(default)]
     pub csrf: String,
+    /// The passkey the session was signed in with, when it was: for the
+    /// sign-in log and for authentication strengths restricted to some
+    /// authenticator models.
+    #[serde(default)]
+    pub passkey: Option<PasskeyUse>,
+}
+
+/// What a session knows of the passkey it was signed in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyUse {
+    /// The authenticator model (AAGUID) registered with the passkey.
+    pub aaguid: uuid::Uuid,
+    /// The assertion's BE flag: a synced (multi-device) passkey.
+    pub synced: bool,
 }
 
 impl Session {
@@ -92,6 +106,7 @@ impl Sessions {
         now: OffsetDateTime,
         lifetime: time::Duration,
         tap: Option<&TemporaryAccessPass>,
+        passkey: Option<PasskeyUse>,
     ) -> Result<(OpaqueSecret, Session), SessionError> {
         let secret = OpaqueSecret::generate()?;
         let mut expires_at = (now + lifetime).unix_timestamp();
@@ -107,6 +122,7 @@ impl Sessions {
             epoch: user.session_epoch,
             tap_id: tap.map(|p| p.id.clone()),
             csrf: OpaqueSecret::generate()?.expose().to_owned(),
+            passkey,
         };
         self.store
             .put(

@@ -144,46 +144,66 @@ impl TapPolicy {
                 message: format!("must be between {lo} and {hi}, got {}", self.default_length),
             });
         }
-        for (field, targets) in [
-            ("includeTargets", &self.include_targets),
-            ("excludeTargets", &self.exclude_targets),
-        ] {
-            for t in targets {
-                if t.target_type != "group" {
-                    return Err(PolicyViolation {
-                        field,
-                        message: format!(
-                            "targetType {:?} is not supported; use \"group\"",
-                            t.target_type
-                        ),
-                    });
-                }
-                if t.id != ALL_USERS && GroupId::parse(&t.id).is_none() {
-                    return Err(PolicyViolation {
-                        field,
-                        message: format!("{:?} is neither \"all_users\" nor a group id", t.id),
-                    });
-                }
-            }
-        }
+        check_targets(&self.include_targets, &self.exclude_targets)?;
         Ok(())
     }
 
     /// Whether the policy targets a user in `groups` (exclusions win).
     pub fn targets(&self, groups: &BTreeSet<GroupId>) -> bool {
-        let hit = |t: &MethodTarget| {
-            t.id == ALL_USERS || GroupId::parse(&t.id).is_some_and(|g| groups.contains(&g))
-        };
-        self.include_targets.iter().any(hit) && !self.exclude_targets.iter().any(hit)
+        is_targeted(&self.include_targets, &self.exclude_targets, groups)
     }
 
     /// Whether evaluating [`TapPolicy::targets`] needs the user's groups.
     pub fn needs_groups(&self) -> bool {
-        self.include_targets
-            .iter()
-            .chain(&self.exclude_targets)
-            .any(|t| t.id != ALL_USERS)
+        needs_groups(&self.include_targets, &self.exclude_targets)
     }
+}
+
+/// Checks a method configuration's `includeTargets` / `excludeTargets`:
+/// group targets naming `all_users` or a group id.
+pub fn check_targets(
+    include: &[MethodTarget],
+    exclude: &[MethodTarget],
+) -> Result<(), PolicyViolation> {
+    for (field, targets) in [("includeTargets", include), ("excludeTargets", exclude)] {
+        for t in targets {
+            if t.target_type != "group" {
+                return Err(PolicyViolation {
+                    field,
+                    message: format!(
+                        "targetType {:?} is not supported; use \"group\"",
+                        t.target_type
+                    ),
+                });
+            }
+            if t.id != ALL_USERS && GroupId::parse(&t.id).is_none() {
+                return Err(PolicyViolation {
+                    field,
+                    message: format!("{:?} is neither \"all_users\" nor a group id", t.id),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a method configuration includes a user in `groups` (exclusions
+/// win; `all_users` matches everyone).
+pub fn is_targeted(
+    include: &[MethodTarget],
+    exclude: &[MethodTarget],
+    groups: &BTreeSet<GroupId>,
+) -> bool {
+    let hit = |t: &MethodTarget| {
+        t.id == ALL_USERS || GroupId::parse(&t.id).is_some_and(|g| groups.contains(&g))
+    };
+    include.iter().any(hit) && !exclude.iter().any(hit)
+}
+
+/// Whether [`is_targeted`] needs the user's groups (any target but
+/// `all_users`).
+pub fn needs_groups(include: &[MethodTarget], exclude: &[MethodTarget]) -> bool {
+    include.iter().chain(exclude).any(|t| t.id != ALL_USERS)
 }
 
 /// Graph `methodUsabilityReason`, spelled as the service returns it.

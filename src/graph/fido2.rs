@@ -11,6 +11,7 @@ use super::error::GraphError;
 use super::record_change;
 use crate::app::AppState;
 use crate::audit::{KeyValue, TargetResource};
+use crate::authn::authenticators::Authenticators;
 use crate::authn::passkey::StoredPasskey;
 use crate::directory::User;
 use crate::directory::authority::UserAction;
@@ -21,7 +22,12 @@ use axum::{Extension, Json};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-pub fn fido2_json(p: &StoredPasskey) -> Value {
+/// A passkey as Graph's `fido2AuthenticationMethod`: `model` is the
+/// authenticator's name when the AAGUID is a known one.
+pub fn fido2_json(p: &StoredPasskey, names: &Authenticators) -> Value {
+    let model = uuid::Uuid::parse_str(&p.aaguid)
+        .ok()
+        .and_then(|a| names.name(a));
     let created = OffsetDateTime::from_unix_timestamp(p.created_at)
         .ok()
         .and_then(|t| {
@@ -34,9 +40,9 @@ pub fn fido2_json(p: &StoredPasskey) -> Value {
         "displayName": p.display_name,
         "createdDateTime": created,
         "aaGuid": p.aaguid,
-        "model": null,
+        "model": model,
         "attestationCertificates": [],
-        "attestationLevel": "notAttested",
+        "attestationLevel": if p.attested { "attested" } else { "notAttested" },
     })
 }
 
@@ -82,7 +88,7 @@ async fn list_for(
         .await
         .map_err(|e| GraphError::internal(e.code(), &e.to_string(), false))?
         .iter()
-        .map(fido2_json)
+        .map(|p| fido2_json(p, &state.settings.passkeys.authenticators))
         .collect();
     Ok(Json(json!({
         "@odata.context": format!("{}/{}/$metadata#users('{}')/authentication/fido2Methods", state.settings.issuer, version.0, user.id),
@@ -135,7 +141,7 @@ async fn get_for(
         .map_err(|e| GraphError::internal(e.code(), &e.to_string(), false))?;
     keys.iter()
         .find(|p| p.id == method)
-        .map(|p| Json(fido2_json(p)))
+        .map(|p| Json(fido2_json(p, &state.settings.passkeys.authenticators)))
         .ok_or_else(|| GraphError::not_found(method))
 }
 

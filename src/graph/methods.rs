@@ -619,7 +619,10 @@ async fn methods_for(
         }));
     }
     for p in &methods.passkeys {
-        items.push(super::fido2::fido2_json(p));
+        items.push(super::fido2::fido2_json(
+            p,
+            &state.settings.passkeys.authenticators,
+        ));
     }
     if let Some(pass) = &methods.pass {
         items.push(pass_json(&pass.pass, &pass.policy, pass.targeted, t, None));
@@ -664,9 +667,53 @@ pub async fn my_methods(
 
 // --- the TAP policy --------------------------------------------------------
 
+/// The group ids among method `targets` (`all_users` is no group).
+pub(crate) fn target_ids(targets: &[MethodTarget]) -> Vec<&str> {
+    targets
+        .iter()
+        .map(|t| t.id.as_str())
+        .filter(|id| *id != crate::authn::tap::ALL_USERS)
+        .collect()
+}
+
+/// Every group a policy target names must exist (a typo must not silently
+/// exclude, or fail to include, anyone): `fields` pairs a Graph property
+/// with the group ids it names; the first missing group is a 400 naming
+/// the property.
+pub(crate) async fn check_target_groups(
+    state: &AppState,
+    fields: &[(&str, Vec<&str>)],
+    now: OffsetDateTime,
+) -> Result<(), GraphError> {
+    for (field, ids) in fields {
+        for id in ids {
+            let exists = match crate::ids::GroupId::parse(id) {
+                Some(g) => state.directory.group(g, now).await?.is_some(),
+                None => false,
+            };
+            if !exists {
+                return Err(GraphError::invalid_property(
+                    field,
+                    format!("Invalid value for property '{field}': group {id} does not exist."),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn policy_json(state: &AppState, version: ApiVersion, p: &TapPolicy) -> Value {
+    let mut out = tap_configuration_json(p);
+    out["@odata.context"] = json!(format!(
+        "{}/{}/$metadata#authenticationMethodConfigurations/$entity",
+        state.settings.issuer, version.0
+    ));
+    out
+}
+
+/// The pass policy as Graph's `temporaryAccessPassAuthenticationMethodConfiguration`.
+pub(crate) fn tap_configuration_json(p: &TapPolicy) -> Value {
     json!({
-        "@odata.context": format!("{}/{}/$metadata#authenticationMethodConfigurations/$entity", state.settings.issuer, version.0),
         "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration",
         "id": "TemporaryAccessPass",
         "state": match p.state { MethodState::Enabled => "enabled", MethodState::Disabled => "disabled" },
@@ -807,31 +854,15 @@ pub async fn update_tap_policy(
             format!("Invalid value for property '{}': {}.", v.field, v.message),
         )
     })?;
-    // Every group a target names must exist (a typo must not silently
-    // exclude, or fail to include, anyone).
-    for (field, targets) in [
-        ("includeTargets", &p.include_targets),
-        ("excludeTargets", &p.exclude_targets),
-    ] {
-        for target in targets
-            .iter()
-            .filter(|t| t.id != crate::authn::tap::ALL_USERS)
-        {
-            let exists = match crate::ids::GroupId::parse(&target.id) {
-                Some(g) => state.directory.group(g, now).await?.is_some(),
-                None => false,
-            };
-            if !exists {
-                return Err(GraphError::invalid_property(
-                    field,
-                    format!(
-                        "Invalid value for property '{field}': group {} does not exist.",
-                        target.id
-                    ),
-                ));
-            }
-        }
-    }
+    check_target_groups(
+        state,
+        &[
+            ("includeTargets", target_ids(&p.include_targets)),
+            ("excludeTargets", target_ids(&p.exclude_targets)),
+        ],
+        now,
+    )
+    .await?;
     state.taps.set_policy(&p).await?;
     let details = vec![
         KeyValue::new("before", serde_json::to_string(&before).unwrap_or_default()),

@@ -9,11 +9,13 @@
 pub mod audit_logs;
 pub mod auth;
 pub mod batch;
+pub mod combination_configurations;
 pub mod conditional_access;
 pub mod error;
 pub mod fido2;
 pub mod groups;
 pub mod methods;
+pub mod methods_policy;
 pub mod requirements;
 pub mod roles;
 pub mod users;
@@ -115,8 +117,16 @@ pub fn route_table() -> Vec<(&'static str, MethodRouter<AppState>)> {
             get(methods::my_pass).delete(methods::delete_my_pass),
         ),
         (
+            "/policies/authenticationMethodsPolicy",
+            get(methods_policy::get_methods_policy).patch(methods_policy::update_methods_policy),
+        ),
+        (
             "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/TemporaryAccessPass",
             get(methods::get_policy).patch(methods::update_policy),
+        ),
+        (
+            "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/Fido2",
+            get(methods_policy::get_fido2).patch(methods_policy::update_fido2),
         ),
         ("/groups", get(groups::list).post(groups::create)),
         ("/groups/{id}", get(groups::get)),
@@ -167,6 +177,17 @@ pub fn route_table() -> Vec<(&'static str, MethodRouter<AppState>)> {
             get(conditional_access::get_strength)
                 .patch(conditional_access::update_strength)
                 .delete(conditional_access::delete_strength),
+        ),
+        (
+            "/identity/conditionalAccess/authenticationStrength/policies/{id}/combinationConfigurations",
+            get(combination_configurations::list_configurations)
+                .post(combination_configurations::create_configuration),
+        ),
+        (
+            "/identity/conditionalAccess/authenticationStrength/policies/{id}/combinationConfigurations/{configurationId}",
+            get(combination_configurations::get_configuration)
+                .patch(combination_configurations::update_configuration)
+                .delete(combination_configurations::delete_configuration),
         ),
         (
             "/identity/conditionalAccess/evaluate",

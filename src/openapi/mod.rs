@@ -73,6 +73,10 @@ pub struct ListParams {
         crate::graph::methods::delete_my_pass,
         crate::graph::methods::get_policy,
         crate::graph::methods::update_policy,
+        crate::graph::methods_policy::get_methods_policy,
+        crate::graph::methods_policy::update_methods_policy,
+        crate::graph::methods_policy::get_fido2,
+        crate::graph::methods_policy::update_fido2,
         crate::graph::requirements::get,
         crate::graph::requirements::update,
         crate::graph::fido2::list,
@@ -107,6 +111,11 @@ pub struct ListParams {
         crate::graph::conditional_access::get_strength,
         crate::graph::conditional_access::update_strength,
         crate::graph::conditional_access::delete_strength,
+        crate::graph::combination_configurations::list_configurations,
+        crate::graph::combination_configurations::create_configuration,
+        crate::graph::combination_configurations::get_configuration,
+        crate::graph::combination_configurations::update_configuration,
+        crate::graph::combination_configurations::delete_configuration,
         crate::graph::conditional_access::evaluate,
         crate::graph::audit_logs::sign_ins,
         crate::graph::audit_logs::directory_audits,
@@ -238,8 +247,12 @@ fn need(operation_id: &str) -> Option<Need> {
         "users.passes.delete" => OnUser(&[A::DeleteTap]),
         "users.requirements.get" => OnUser(&[A::ReadMfaState]),
         "users.requirements.update" => OnUser(&[A::SetMfaState]),
-        "tapPolicy.get" => Tenant(&access::METHODS_POLICY_READ),
-        "tapPolicy.update" => Tenant(&access::METHODS_POLICY_WRITE),
+        "tapPolicy.get" | "fido2Policy.get" | "authenticationMethodsPolicy.get" => {
+            Tenant(&access::METHODS_POLICY_READ)
+        }
+        "tapPolicy.update" | "fido2Policy.update" | "authenticationMethodsPolicy.update" => {
+            Tenant(&access::METHODS_POLICY_WRITE)
+        }
         "groups.list" | "groups.get" | "groups.members.list" => Tenant(&access::GROUPS_READ),
         "groups.create" | "groups.members.add" | "groups.members.remove" => {
             Tenant(&access::GROUPS_WRITE)
@@ -254,6 +267,8 @@ fn need(operation_id: &str) -> Option<Need> {
         | "conditionalAccess.namedLocations.get"
         | "conditionalAccess.authenticationStrengths.list"
         | "conditionalAccess.authenticationStrengths.get"
+        | "conditionalAccess.authenticationStrengths.combinationConfigurations.list"
+        | "conditionalAccess.authenticationStrengths.combinationConfigurations.get"
         | "conditionalAccess.evaluate" => Tenant(&access::CA_READ),
         "conditionalAccess.policies.create"
         | "conditionalAccess.policies.update"
@@ -263,7 +278,12 @@ fn need(operation_id: &str) -> Option<Need> {
         | "conditionalAccess.namedLocations.delete"
         | "conditionalAccess.authenticationStrengths.create"
         | "conditionalAccess.authenticationStrengths.update"
-        | "conditionalAccess.authenticationStrengths.delete" => Tenant(&access::CA_WRITE),
+        | "conditionalAccess.authenticationStrengths.delete"
+        | "conditionalAccess.authenticationStrengths.combinationConfigurations.create"
+        | "conditionalAccess.authenticationStrengths.combinationConfigurations.update"
+        | "conditionalAccess.authenticationStrengths.combinationConfigurations.delete" => {
+            Tenant(&access::CA_WRITE)
+        }
         "auditLogs.signIns.list" | "auditLogs.directoryAudits.list" => Tenant(&access::AUDIT_READ),
         _ => return None,
     })

@@ -213,6 +213,116 @@ pub enum MethodState {
     Disabled,
 }
 
+/// Graph `fido2AuthenticationMethodConfiguration`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fido2Configuration {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    #[serde(flatten)]
+    configuration: Fido2ConfigurationBody,
+}
+
+/// A `fido2AuthenticationMethodConfiguration` without its context.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fido2ConfigurationBody {
+    #[serde(rename = "@odata.type")]
+    odata_type: String,
+    id: String,
+    state: MethodState,
+    is_self_service_registration_allowed: bool,
+    is_attestation_enforced: bool,
+    key_restrictions: Fido2KeyRestrictions,
+    include_targets: Vec<MethodTarget>,
+    exclude_targets: Vec<MethodTarget>,
+}
+
+/// Graph `fido2KeyRestrictions`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fido2KeyRestrictions {
+    is_enforced: bool,
+    enforcement_type: Fido2Enforcement,
+    /// Lower-case AAGUIDs.
+    aa_guids: Vec<String>,
+}
+
+/// Graph `fido2RestrictionEnforcementType`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Fido2Enforcement {
+    Allow,
+    Block,
+}
+
+/// Graph `authenticationMethodsPolicy`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthenticationMethodsPolicy {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    id: String,
+    display_name: String,
+    description: String,
+    policy_version: String,
+    policy_migration_state: String,
+    registration_enforcement: RegistrationEnforcement,
+    #[serde(rename = "authenticationMethodConfigurations@odata.context")]
+    configurations_context: String,
+    /// The Temporary Access Pass and passkey (`Fido2`) configurations.
+    authentication_method_configurations: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Graph `registrationEnforcement`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistrationEnforcement {
+    authentication_methods_registration_campaign: RegistrationCampaign,
+}
+
+/// Graph `authenticationMethodsRegistrationCampaign`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistrationCampaign {
+    state: CampaignState,
+    /// 0–14.
+    snooze_duration_in_days: u32,
+    enforce_registration_after_allowed_snoozes: bool,
+    include_targets: Vec<CampaignIncludeTarget>,
+    exclude_targets: Vec<ExcludeTarget>,
+}
+
+/// Graph `advancedConfigState`; `default` behaves as `disabled` in Gatepass.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CampaignState {
+    Default,
+    Enabled,
+    Disabled,
+}
+
+/// Graph `authenticationMethodsRegistrationCampaignIncludeTarget`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CampaignIncludeTarget {
+    /// A group id, a user id, or `all_users`.
+    id: String,
+    /// `group` or `user`.
+    target_type: String,
+    /// `fido2` (or `passkey`).
+    targeted_authentication_method: String,
+}
+
+/// Graph `excludeTarget`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExcludeTarget {
+    id: String,
+    /// `group` or `user`.
+    target_type: String,
+}
+
 /// Who a method policy applies to: a group's id, or `all_users`.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -254,6 +364,43 @@ pub struct AuthenticationStrength {
     display_name: String,
     /// e.g. `password,microsoftAuthenticatorPush`, `fido2`, `temporaryAccessPassOneTime`.
     allowed_combinations: Vec<String>,
+}
+
+/// Graph `authenticationCombinationConfiguration`: in practice
+/// `fido2CombinationConfiguration`, the passkey models (AAGUIDs) a
+/// combination with `fido2` accepts. (`allowedIssuerSkis` and
+/// `allowedPolicyOIDs` belong to `x509CertificateCombinationConfiguration`,
+/// which is stored when a strength is written with one, never evaluated.)
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CombinationConfiguration {
+    /// `#microsoft.graph.fido2CombinationConfiguration`.
+    #[serde(rename = "@odata.type")]
+    odata_type: String,
+    id: String,
+    /// Entries of the strength's `allowedCombinations`, e.g. `fido2`.
+    applies_to_combinations: Vec<String>,
+    #[serde(rename = "allowedAAGUIDs", skip_serializing_if = "Option::is_none")]
+    allowed_aaguids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_issuer_skis: Option<Vec<String>>,
+    #[serde(rename = "allowedPolicyOIDs", skip_serializing_if = "Option::is_none")]
+    allowed_policy_oids: Option<Vec<String>>,
+}
+
+/// A `fido2CombinationConfiguration` to create (`@odata.type`,
+/// `appliesToCombinations` and `allowedAAGUIDs` required) or the
+/// properties to change.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CombinationConfigurationInput {
+    /// `#microsoft.graph.fido2CombinationConfiguration`.
+    #[serde(rename = "@odata.type")]
+    odata_type: Option<String>,
+    applies_to_combinations: Option<Vec<String>>,
+    /// AAGUIDs (UUIDs) of the passkey models allowed.
+    #[serde(rename = "allowedAAGUIDs")]
+    allowed_aaguids: Option<Vec<String>>,
 }
 
 /// A conditional-access object in a request body: a policy, a named location
@@ -316,9 +463,15 @@ pub struct SignIn {
     app_id: String,
     app_display_name: String,
     ip_address: String,
+    /// `operatingSystem` and `browser`, from the `User-Agent`.
+    device_detail: Option<serde_json::Map<String, serde_json::Value>>,
     client_app_used: String,
     status: SignInStatus,
     authentication_details: Vec<AuthenticationDetail>,
+    /// The log names of the methods that succeeded.
+    authentication_methods_used: Vec<String>,
+    /// `singleFactorAuthentication` or `multiFactorAuthentication`.
+    authentication_requirement: Option<String>,
     conditional_access_status: String,
     applied_conditional_access_policies: Vec<serde_json::Value>,
 }
@@ -339,6 +492,8 @@ pub struct AuthenticationDetail {
     succeeded: bool,
     #[schema(format = DateTime)]
     authentication_step_date_time: String,
+    /// `Primary authentication` or `Multi-factor authentication`.
+    authentication_step_requirement: Option<String>,
 }
 
 /// Graph `directoryAudit`.
@@ -350,7 +505,10 @@ pub struct DirectoryAudit {
     activity_date_time: String,
     activity_display_name: String,
     category: String,
+    /// `success` or `failure`.
     result: String,
+    /// Why it failed; empty on success.
+    result_reason: String,
     /// `{"user": {...}}` or `{"app": {...}}`.
     initiated_by: serde_json::Map<String, serde_json::Value>,
     target_resources: Vec<serde_json::Map<String, serde_json::Value>>,

@@ -57,6 +57,10 @@ pub struct Authorization {
     /// token of this authorization.
     #[serde(default)]
     pub tap_id: Option<String>,
+    /// The model (AAGUID) of the passkey the sign-in used, so a refresh is
+    /// judged by strengths restricted to some models as the sign-in was.
+    #[serde(default)]
+    pub passkey: Option<uuid::Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ use super::when::{duration, readable, rfc3339};
 use super::{Cookie, set_cookie};
 use crate::app::AppState;
 use crate::audit::{DirectoryAudit, Initiator, KeyValue, TargetResource};
+use crate::authn::passkey::{PasskeyError, PolicyFor};
 use crate::authn::session::Session;
 use crate::authn::throttle::Work;
 use crate::directory::User;
@@ -58,6 +59,8 @@ struct MethodRow {
     kind: &'static str,
     /// "One-time pass", or the passkey's name (empty for the password).
     name: String,
+    /// A passkey's authenticator, by name when its AAGUID is a known one.
+    model: Option<String>,
     /// A passkey's registration.
     added: Option<PageTime>,
     /// A pass's validity: its start and how long it lasts.
@@ -92,6 +95,8 @@ struct AccountSecurityInfoPage<'a> {
     /// Passkeys are on (the issuer is a host name): the section and the
     /// script. Off, the page says nothing about passkeys.
     passkeys: bool,
+    /// A sign-in the registration campaign paused: where **Continue** goes.
+    campaign_continue: Option<String>,
 }
 
 #[derive(Template)]
@@ -160,7 +165,7 @@ pub async fn security_info(
         &user,
         ip,
         now,
-        false,
+        super::signin::Arrival::Session,
         super::signin::new_correlation_id().as_deref(),
     )
     .await?;
@@ -179,6 +184,7 @@ pub async fn security_info(
         methods.push(MethodRow {
             kind: "Password",
             name: String::new(),
+            model: None,
             added: None,
             valid: None,
             status: None,
@@ -202,6 +208,7 @@ pub async fn security_info(
                 "Multi-use pass"
             }
             .into(),
+            model: None,
             added: None,
             valid: Some((
                 PageTime::at(pass.start_at, t),
@@ -217,14 +224,32 @@ pub async fn security_info(
     } else {
         Vec::new()
     };
+    let (passkey_policy, targeted) = state
+        .passkey_policy
+        .fido2_for(&state.directory, &user, now)
+        .await?;
+    let names = &state.settings.passkeys.authenticators;
     for p in passkeys {
+        let aaguid = uuid::Uuid::parse_str(&p.aaguid).unwrap_or_default();
+        // A passkey the policy no longer admits stays listed (so it can be
+        // deleted) and says why it no longer signs in.
+        let status = passkey_policy
+            .admits_sign_in(targeted, aaguid)
+            .is_err()
+            .then_some(("off", "Not allowed by policy"));
         methods.push(MethodRow {
             kind: "Passkey",
             title: format!("Delete the passkey {}", p.display_name),
             name: p.display_name,
+            // An all-zero AAGUID: the authenticator did not say.
+            model: match names.name(aaguid) {
+                Some(name) => Some(name.to_owned()),
+                None if aaguid.is_nil() => None,
+                None => Some(format!("Authenticator {aaguid}")),
+            },
             added: Some(PageTime::at(p.created_at, t)),
             valid: None,
-            status: None,
+            status,
             key: format!("passkey:{}", p.id),
         });
     }
@@ -267,6 +292,7 @@ pub async fn security_info(
             window_note: window_note.filter(|_| state.passkeys.enabled()),
             step_up_reason,
             passkeys: state.passkeys.enabled(),
+            campaign_continue: super::campaign::pending(&state, &user, now).await?,
         },
     ))
 }
@@ -292,6 +318,7 @@ pub async fn step_up(
     let prior = PriorSession {
         user_id: user.id,
         methods: session.methods,
+        passkey: session.passkey,
     };
     Ok(start_flow(
         &state,
@@ -312,19 +339,56 @@ async fn audit(
     details: Vec<KeyValue>,
     now: OffsetDateTime,
 ) {
+    record(state, user, activity, details, None, now).await;
+}
+
+/// Audits `activity` by `user` on themselves; `refused` is why it failed.
+async fn record(
+    state: &AppState,
+    user: &User,
+    activity: &str,
+    details: Vec<KeyValue>,
+    refused: Option<&str>,
+    now: OffsetDateTime,
+) {
     let initiator = Initiator::User {
         id: user.id.to_string(),
         user_principal_name: user.user_principal_name.clone(),
     };
     let target = TargetResource::user(user);
-    let Ok(entry) =
-        DirectoryAudit::success(activity, "UserManagement", initiator, target, details, now)
-    else {
+    let entry = match refused {
+        None => {
+            DirectoryAudit::success(activity, "UserManagement", initiator, target, details, now)
+        }
+        Some(reason) => DirectoryAudit::failure(
+            activity,
+            "UserManagement",
+            initiator,
+            target,
+            details,
+            reason,
+            now,
+        ),
+    };
+    let Ok(entry) = entry else {
         return;
     };
     if let Err(e) = state.audit.record_directory(&entry).await {
         tracing::error!(error = %e, "could not write the directory audit");
     }
+}
+
+/// The passkey policy as it applies to `user` now.
+async fn passkey_policy_for(
+    state: &AppState,
+    user: &User,
+    now: OffsetDateTime,
+) -> Result<(crate::authn::passkey_policy::Fido2Policy, bool), JsonError> {
+    state
+        .passkey_policy
+        .fido2_for(&state.directory, user, now)
+        .await
+        .map_err(|e| PageError::from(e).into())
 }
 
 fn back(notice: &str) -> Response {
@@ -511,11 +575,26 @@ pub async fn register_start(
     {
         return Err(PageError::too_many_requests().into());
     }
-    let (ceremony, options) = state
+    let (policy, targeted) = passkey_policy_for(&state, &user, now).await?;
+    let started = state
         .passkeys
-        .start_registration(&user, digest.as_str(), t)
-        .await
-        .map_err(passkey_error)?;
+        .start_registration(
+            &user,
+            digest.as_str(),
+            PolicyFor {
+                policy: &policy,
+                targeted,
+            },
+            t,
+        )
+        .await;
+    let (ceremony, options) = match started {
+        Ok(started) => started,
+        Err(PasskeyError::Policy(refusal)) => {
+            return Err(refused_registration(&state, &user, refusal, now).await);
+        }
+        Err(e) => return Err(passkey_error(e)),
+    };
     Ok(Json(json!({"ceremony": ceremony, "options": options})).into_response())
 }
 
@@ -578,18 +657,29 @@ pub async fn register_finish(
         .take_ceremony(&input.ceremony, t)
         .await
         .map_err(passkey_error)?;
-    let stored = state
+    let (policy, targeted) = passkey_policy_for(&state, &user, now).await?;
+    let finished = state
         .passkeys
         .finish_registration(
             ceremony,
             digest.as_str(),
             &input.credential,
             name,
+            PolicyFor {
+                policy: &policy,
+                targeted,
+            },
             guards,
             t,
         )
-        .await
-        .map_err(passkey_error)?;
+        .await;
+    let stored = match finished {
+        Ok(stored) => stored,
+        Err(PasskeyError::Policy(refusal)) => {
+            return Err(refused_registration(&state, &user, refusal, now).await);
+        }
+        Err(e) => return Err(passkey_error(e)),
+    };
     audit(
         &state,
         &user,
@@ -597,6 +687,7 @@ pub async fn register_finish(
         vec![
             KeyValue::new("methodType", "Fido2"),
             KeyValue::new("methodId", stored.id.clone()),
+            KeyValue::new("aaGuid", stored.aaguid.clone()),
         ],
         now,
     )
@@ -608,6 +699,40 @@ pub async fn register_finish(
         ),
     )
         .into_response())
+}
+
+/// A registration the passkey policy refused: audited as a failed
+/// registration with the reason, and answered with that reason (the page
+/// shows it in an alert).
+async fn refused_registration(
+    state: &AppState,
+    user: &User,
+    refusal: crate::authn::passkey_policy::Refusal,
+    now: OffsetDateTime,
+) -> JsonError {
+    let refusal = refusal.named(&state.settings.passkeys.authenticators);
+    let mut details = vec![
+        KeyValue::new("methodType", "Fido2"),
+        KeyValue::new("reason", refusal.code()),
+    ];
+    if let crate::authn::passkey_policy::Refusal::ModelRestricted { aaguid, .. } = &refusal {
+        details.push(KeyValue::new("aaGuid", aaguid.to_string()));
+    }
+    let message = refusal.message();
+    record(
+        state,
+        user,
+        "User registered security info",
+        details,
+        Some(&message),
+        now,
+    )
+    .await;
+    JsonError {
+        status: StatusCode::FORBIDDEN,
+        code: refusal.code(),
+        message,
+    }
 }
 
 /// Conditional access for "register security information", on an action
@@ -651,8 +776,7 @@ async fn security_info_gate(
     let decision = super::gate::decide(
         state,
         user,
-        &session.methods,
-        session.auth_time,
+        super::gate::Proof::of(session),
         &super::gate::GateTarget::SecurityInfo,
         Some(ip),
         user_agent,

@@ -24,7 +24,7 @@ use crate::authn::AuthMethod;
 use crate::directory::{PerUserMfaState, User};
 use crate::policy::conditional_access::{
     ConditionalAccessUsers, Decision, Outcome, Policy, SignInContext, Target, UnmetRequirement,
-    UserAction, acr_strength, evaluate, platform_from_user_agent, step_up_methods,
+    UserAction, acr_strength, evaluate, platform_from_user_agent, step_up_methods_with,
 };
 use serde_json::{Value, json};
 use std::net::IpAddr;
@@ -119,8 +119,27 @@ impl From<GateError> for PageError {
     }
 }
 
+/// What a session (or the grant made from it) proved: its methods, when,
+/// and the model of the passkey among them (strengths may name models).
+#[derive(Debug, Clone, Copy)]
+pub struct Proof<'a> {
+    pub methods: &'a [AuthMethod],
+    pub auth_time: i64,
+    pub passkey: Option<uuid::Uuid>,
+}
+
+impl<'a> Proof<'a> {
+    pub fn of(session: &'a crate::authn::session::Session) -> Proof<'a> {
+        Proof {
+            methods: &session.methods,
+            auth_time: session.auth_time,
+            passkey: session.passkey.map(|p| p.aaguid),
+        }
+    }
+}
+
 /// The conditional-access decision for `user` reaching `target` with a
-/// session proven by `methods` at `auth_time`: the stored policies, plus
+/// session that proved `proof`: the stored policies, plus
 /// per-user MFA and any strength the request asks for. The one evaluation
 /// behind every entry point — the sign-in pages, single sign-on, the
 /// security-info actions and token refresh.
@@ -128,8 +147,7 @@ impl From<GateError> for PageError {
 pub async fn decide(
     state: &AppState,
     user: &User,
-    methods: &[AuthMethod],
-    auth_time: i64,
+    proof: Proof<'_>,
     target: &GateTarget<'_>,
     ip: Option<IpAddr>,
     user_agent: Option<&str>,
@@ -167,7 +185,9 @@ pub async fn decide(
     };
     // Users are matched by object id only (policies are stored with ids),
     // so a rename cannot inherit someone else's exclusion.
-    let mut context = SignInContext::live(user.id.to_string(), ca_target).with_methods(methods);
+    let mut context = SignInContext::live(user.id.to_string(), ca_target)
+        .with_methods(proof.methods)
+        .with_authenticator(proof.passkey);
     // The user's groups and roles are read only if a policy asks about
     // them: most tenants' policies don't, and every refresh comes here.
     let users = || policies.iter().filter_map(|p| p.conditions.users.as_ref());
@@ -191,7 +211,7 @@ pub async fn decide(
     }
     context.ip_address = ip;
     context.device_platform = user_agent.and_then(platform_from_user_agent);
-    context.auth_time = OffsetDateTime::from_unix_timestamp(auth_time).ok();
+    context.auth_time = OffsetDateTime::from_unix_timestamp(proof.auth_time).ok();
     Ok(evaluate(
         &policies,
         &set.strengths,
@@ -207,14 +227,13 @@ pub async fn decide(
 pub async fn check(
     state: &AppState,
     user: &User,
-    methods: &[AuthMethod],
-    auth_time: i64,
+    proof: Proof<'_>,
     target: &GateTarget<'_>,
     ip: Option<IpAddr>,
     user_agent: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<GateResult, PageError> {
-    let decision = decide(state, user, methods, auth_time, target, ip, user_agent, now).await?;
+    let decision = decide(state, user, proof, target, ip, user_agent, now).await?;
     let applied: Vec<Value> = decision
         .applied_conditional_access_policies()
         .into_iter()
@@ -243,7 +262,7 @@ pub async fn check(
             )
         }
         Outcome::RequireStrength(unmet) => {
-            (step_up(state, user, methods, &unmet, now).await?, "failure")
+            (step_up(state, user, proof, &unmet, now).await?, "failure")
         }
     };
     let decision = match &gate {
@@ -262,7 +281,7 @@ pub async fn check(
 async fn step_up(
     state: &AppState,
     user: &User,
-    methods: &[AuthMethod],
+    proof: Proof<'_>,
     unmet: &[UnmetRequirement],
     now: OffsetDateTime,
 ) -> Result<Gate, PageError> {
@@ -279,7 +298,7 @@ async fn step_up(
             }
         })
         .collect();
-    let candidates = step_up_methods(unmet, methods);
+    let candidates = step_up_methods_with(unmet, proof.methods, proof.passkey);
     let has_passkey = !state
         .passkeys
         .list(user.id, t)

@@ -7,6 +7,7 @@
 pub mod account;
 pub mod admin;
 pub mod bearer;
+pub mod campaign;
 pub mod demo;
 pub mod error;
 pub mod form;
@@ -90,6 +91,8 @@ pub fn router(state: AppState) -> Router {
             "/signin/passkey/finish",
             axum::routing::post(passkey::finish),
         )
+        .route("/signin/campaign", axum::routing::post(campaign::not_now))
+        .route("/signin/campaign/continue", get(campaign::continue_after))
         .route("/account/security-info", get(account::security_info))
         .route("/mysecurityinfo", get(account::security_info))
         .route("/account/step-up", get(account::step_up))

@@ -18,6 +18,7 @@ use super::{ClientIp, Cookie, cookie, set_cookie};
 use crate::app::AppState;
 use crate::audit::{AuthenticationDetail, DeviceDetail, SignIn, SignInStatus};
 use crate::authn::AuthMethod;
+use crate::authn::session::PasskeyUse;
 use crate::authn::session::Session;
 use crate::authn::tap::TemporaryAccessPass;
 use crate::authn::throttle::{Locked, Work};
@@ -97,6 +98,9 @@ impl Flow {
 pub struct PriorSession {
     pub user_id: crate::ids::UserId,
     pub methods: Vec<AuthMethod>,
+    /// The passkey among `methods`, when the session knew it.
+    #[serde(default)]
+    pub passkey: Option<PasskeyUse>,
 }
 
 /// Where a finished sign-in goes.
@@ -300,7 +304,7 @@ async fn authorize(
                 &user,
                 ip,
                 now,
-                false,
+                Arrival::Session,
                 correlation.as_deref(),
             )
             .await
@@ -324,6 +328,7 @@ async fn authorize(
                             &state,
                             &attempt,
                             &steps,
+                            session.passkey,
                             gated.failure,
                             Some(&gated.result),
                             now,
@@ -1023,6 +1028,7 @@ async fn credential_submit(
         &user,
         method,
         pass.as_ref(),
+        None,
         ip,
         now,
     )
@@ -1047,10 +1053,12 @@ pub async fn finish_sign_in(
     user: &User,
     method: AuthMethod,
     pass: Option<&TemporaryAccessPass>,
+    passkey: Option<PasskeyUse>,
     ip: std::net::IpAddr,
     now: OffsetDateTime,
 ) -> Result<Response, PageError> {
     let mut methods = vec![method];
+    let mut passkey = passkey;
     if let Some(prior) = flow.prior.as_ref().filter(|p| p.user_id == user.id) {
         for m in &prior.methods {
             if !methods.contains(m) {
@@ -1058,12 +1066,20 @@ pub async fn finish_sign_in(
             }
         }
         methods.sort();
+        passkey = passkey.or(prior.passkey);
     }
     // A step-up keeps the pass binding of the session it started from only
     // through the new method; a TAP-bound session stays capped by its pass.
     let (secret, session) = state
         .sessions
-        .start(user, methods, now, state.settings.session_lifetime, pass)
+        .start(
+            user,
+            methods,
+            now,
+            state.settings.session_lifetime,
+            pass,
+            passkey,
+        )
         .await
         .map_err(|e| super::error::internal_page("session", &e.to_string(), is_unavailable(&e)))?;
     state
@@ -1082,7 +1098,7 @@ pub async fn finish_sign_in(
         user,
         ip,
         now,
-        true,
+        Arrival::SignIn,
         correlation.as_deref(),
     )
     .await?;
@@ -1114,6 +1130,7 @@ pub async fn finish_sign_in(
         state,
         &attempt,
         &steps,
+        session.passkey,
         gated.failure,
         Some(&gated.result),
         now,
@@ -1122,6 +1139,18 @@ pub async fn finish_sign_in(
     let mut response = gated.response;
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
+}
+
+/// How a browser reached [`gate_and_go`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// It has just signed in.
+    SignIn,
+    /// With the session it already had (single sign-on, an account page).
+    Session,
+    /// Back from the registration campaign's interrupt, which it answered:
+    /// not interrupted again.
+    CampaignAnswered,
 }
 
 /// What [`gate_and_go`] did.
@@ -1145,7 +1174,7 @@ pub async fn gate_and_go(
     user: &User,
     ip: std::net::IpAddr,
     now: OffsetDateTime,
-    fresh_sign_in: bool,
+    arrival: Arrival,
     correlation_id: Option<&str>,
 ) -> Result<Gated, PageError> {
     use super::gate::{Gate, GateTarget};
@@ -1168,8 +1197,7 @@ pub async fn gate_and_go(
     let result = super::gate::check(
         state,
         user,
-        &session.methods,
-        session.auth_time,
+        super::gate::Proof::of(session),
         &gate_target,
         Some(ip),
         user_agent,
@@ -1214,12 +1242,29 @@ pub async fn gate_and_go(
             )),
         ),
         (Gate::Allow, _) => {
-            let response = match target {
-                FlowTarget::Authorize(request) => {
+            // An interactive visit may first meet the registration campaign
+            // (single sign-on too, or ignoring the interrupt and reloading
+            // the application would skip an enforced one; never a silent
+            // request: `prompt=none` shows no page).
+            let campaign_applies = silent.is_none()
+                && match (arrival, target) {
+                    (Arrival::SignIn, _) | (Arrival::Session, FlowTarget::Authorize(_)) => true,
+                    // A console page view, the security-info page, or an
+                    // answered interrupt.
+                    (Arrival::Session | Arrival::CampaignAnswered, _) => false,
+                };
+            let interrupt = if campaign_applies {
+                super::campaign::interrupt(state, target, session, user, now).await?
+            } else {
+                None
+            };
+            let response = match (interrupt, target) {
+                (Some(page), _) => page,
+                (None, FlowTarget::Authorize(request)) => {
                     complete(state, request, session, digest, user, now, None).await
                 }
-                FlowTarget::Account { return_to } | FlowTarget::Console { return_to } => {
-                    if fresh_sign_in {
+                (None, FlowTarget::Account { return_to } | FlowTarget::Console { return_to }) => {
+                    if arrival == Arrival::SignIn {
                         Redirect::to(return_to).into_response()
                     } else {
                         // Already on the page: the caller renders it.
@@ -1240,6 +1285,7 @@ pub async fn gate_and_go(
             let prior = (!fresh).then(|| PriorSession {
                 user_id: user.id,
                 methods: session.methods.clone(),
+                passkey: session.passkey,
             });
             let strong_only = !offer.contains(&AuthMethod::Password);
             let response = start_flow_with(
@@ -1463,6 +1509,7 @@ async fn complete(
         // let offline grants outlive the browser session.
         not_after: session.tap_id.as_ref().map(|_| session.expires_at),
         tap_id: session.tap_id.clone(),
+        passkey: session.passkey.map(|p| p.aaguid),
     };
     let code = match state.grants.issue_code(authorization, now).await {
         Ok(c) => c,
@@ -1554,17 +1601,31 @@ pub async fn record_sign_in(
     failure: Option<(u32, &str)>,
     now: OffsetDateTime,
 ) {
-    record_sign_in_with_ca(state, attempt, &[(method, Proven::Now)], failure, None, now).await;
+    record_sign_in_with_ca(
+        state,
+        attempt,
+        &[(method, Proven::Now)],
+        None,
+        failure,
+        None,
+        now,
+    )
+    .await;
 }
 
-/// [`record_sign_in`] for a session's methods (`steps`), with the
-/// sign-in's conditional-access results. Each method is one
-/// `authenticationDetail`; conditional access refusing the sign-in does not
-/// make a verified method fail (replaying the log needs what was proven).
+/// [`record_sign_in`] for a session's methods (`steps`; `passkey` is the
+/// passkey among them, when known), with the sign-in's conditional-access
+/// results, in Entra ID's shape: each method is one `authenticationDetail`
+/// (the first the primary step, the others multi-factor steps), and the
+/// entry says which methods were used and whether the sign-in was
+/// multifactor. Conditional access refusing the sign-in does not make a
+/// verified method fail (replaying the log needs what was proven).
+#[allow(clippy::too_many_arguments)]
 pub async fn record_sign_in_with_ca(
     state: &AppState,
     attempt: &Attempt<'_>,
     steps: &[(AuthMethod, Proven)],
+    passkey: Option<PasskeyUse>,
     failure: Option<(u32, &str)>,
     ca: Option<&super::gate::GateResult>,
     now: OffsetDateTime,
@@ -1574,12 +1635,33 @@ pub async fn record_sign_in_with_ca(
     };
     let verified = failure.is_none_or(|(code, _)| crate::audit::is_conditional_access_error(code));
     let user = attempt.user;
-    let operating_system = attempt
+    let user_agent = attempt
         .headers
         .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.to_str().ok());
+    let operating_system = user_agent
         .and_then(crate::policy::conditional_access::platform_from_user_agent)
         .map_or("", |p| p.operating_system());
+    let names = &state.settings.passkeys.authenticators;
+    let method_name = |m: AuthMethod| -> String {
+        match (m, passkey) {
+            (AuthMethod::Passkey, Some(p)) if p.synced => "Passkey (synced)".to_owned(),
+            (AuthMethod::Passkey, Some(_)) => "Passkey (device-bound)".to_owned(),
+            (m, _) => m.display_name().to_owned(),
+        }
+    };
+    let method_detail = |m: AuthMethod| -> Option<String> {
+        match (m, passkey) {
+            (AuthMethod::Passkey, Some(p)) => match names.name(p.aaguid) {
+                Some(name) => Some(name.to_owned()),
+                // All zeros: the authenticator did not say.
+                None if p.aaguid.is_nil() => None,
+                None => Some(format!("AAGUID {}", p.aaguid)),
+            },
+            (m, _) => m.log_detail().map(str::to_owned),
+        }
+    };
+    let methods: Vec<AuthMethod> = steps.iter().map(|(m, _)| *m).collect();
     let entry = SignIn {
         id,
         created_date_time: now,
@@ -1595,6 +1677,7 @@ pub async fn record_sign_in_with_ca(
         ip_address: attempt.ip.to_owned(),
         device_detail: Some(DeviceDetail {
             operating_system: operating_system.to_owned(),
+            browser: user_agent.map(crate::audit::browser_from_user_agent),
         }),
         client_app_used: "Browser".to_owned(),
         status: SignInStatus {
@@ -1604,17 +1687,39 @@ pub async fn record_sign_in_with_ca(
         correlation_id: attempt.correlation_id.map(str::to_owned),
         authentication_details: steps
             .iter()
-            .map(|&(m, proven)| AuthenticationDetail {
-                authentication_method: m.display_name().to_owned(),
-                authentication_method_detail: match (proven, m.log_detail()) {
-                    (Proven::Now, detail) => detail.map(str::to_owned),
+            .enumerate()
+            .map(|(i, &(m, proven))| AuthenticationDetail {
+                authentication_method: method_name(m),
+                authentication_method_detail: match (proven, method_detail(m)) {
+                    (Proven::Now, detail) => detail,
                     (Proven::Earlier, None) => Some("Previously satisfied".to_owned()),
                     (Proven::Earlier, Some(mode)) => Some(format!("{mode}; previously satisfied")),
                 },
                 succeeded: verified,
                 authentication_step_date_time: now,
+                authentication_step_requirement: Some(
+                    if i == 0 {
+                        "Primary authentication"
+                    } else {
+                        "Multi-factor authentication"
+                    }
+                    .to_owned(),
+                ),
             })
             .collect(),
+        authentication_methods_used: if verified {
+            steps.iter().map(|&(m, _)| method_name(m)).collect()
+        } else {
+            Vec::new()
+        },
+        authentication_requirement: Some(
+            if crate::authn::methods::acr(&methods) >= crate::authn::Acr::Mfa {
+                "multiFactorAuthentication"
+            } else {
+                "singleFactorAuthentication"
+            }
+            .to_owned(),
+        ),
         conditional_access_status: ca.map_or("notApplied", |c| c.status).to_owned(),
         applied_conditional_access_policies: ca.map(|c| c.applied.clone()).unwrap_or_default(),
     };

@@ -355,8 +355,11 @@ async fn still_allowed(
     let decision = super::gate::decide(
         state,
         user,
-        &a.methods,
-        a.auth_time,
+        super::gate::Proof {
+            methods: &a.methods,
+            auth_time: a.auth_time,
+            passkey: a.passkey,
+        },
         &target,
         Some(ip),
         user_agent,

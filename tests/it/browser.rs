@@ -226,13 +226,22 @@ impl Chromium {
 /// A Gatepass with the client `browser-rp`, whose redirect URI is a local
 /// callback server; the callback's hits.
 pub(crate) async fn app_with_browser_rp() -> (TestApp, CallbackHits) {
+    app_with_browser_rp_and("").await
+}
+
+/// [`app_with_browser_rp`] with `extra` configuration appended.
+pub(crate) async fn app_with_browser_rp_and(extra: &str) -> (TestApp, CallbackHits) {
     let (cb_base, hits) = callback_server().await;
     let app = TestApp::spawn_with(&format!(
-        "[[clients]]\nclient_id = \"browser-rp\"\nclient_secret = \"browser-rp-secret-0123456789\"\nredirect_uris = [\"{cb_base}/callback\"]\npost_logout_redirect_uris = [\"{cb_base}/\"]\n"
+        "[[clients]]\nclient_id = \"browser-rp\"\nclient_secret = \"browser-rp-secret-0123456789\"\nredirect_uris = [\"{cb_base}/callback\"]\npost_logout_redirect_uris = [\"{cb_base}/\"]\n{extra}"
     ))
     .await;
     (app, hits)
 }
+
+/// The AAGUID of Chromium's virtual CTAP2 authenticator (DevTools
+/// `WebAuthn.addVirtualAuthenticator`).
+const CHROMIUM_VIRTUAL_AAGUID: &str = "01020304-0506-0708-0102-030405060708";
 
 /// The relying party `browser-rp`, configured from discovery.
 pub(crate) async fn browser_rp(app: &TestApp, hits: &CallbackHits) -> Rp {
@@ -299,7 +308,19 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
     else {
         return;
     };
-    let (app, hits) = app_with_browser_rp().await;
+    // The virtual authenticator is in no public list: name it the way an
+    // operator names their fleet's models.
+    let names = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        names.path(),
+        format!(r#"{{"{CHROMIUM_VIRTUAL_AAGUID}": {{"name": "Chromium virtual authenticator"}}}}"#),
+    )
+    .unwrap();
+    let (app, hits) = app_with_browser_rp_and(&format!(
+        "\n[passkeys]\nauthenticator_names = \"{}\"\n",
+        names.path().display()
+    ))
+    .await;
     let user = app.create_user("newbie", None).await;
     let tap = app.issue_tap(&user, json!({"isUsableOnce": true})).await["temporaryAccessPass"]
         .as_str()
@@ -354,8 +375,8 @@ async fn browser_onboarding_tap_then_passkey_gives_pop_mfa() {
     .await;
     cdp.eval("document.getElementById('passkey-name').value = 'Virtual key'; document.querySelector('[data-register]').click(); true").await;
     cdp.wait_for(
-        "document.body.innerText.includes('Virtual key, added')",
-        "the new passkey in the list",
+        "document.body.innerText.includes('Virtual key · Chromium virtual authenticator, added')",
+        "the new passkey, with its authenticator's name, in the list",
     )
     .await;
     let creds = cdp

@@ -245,9 +245,12 @@ async fn ca_password_at_phishing_resistant_app_is_stepped_up_to_passkey() {
         done["authenticationDetails"],
         json!([
             {"authenticationMethod": "Password", "authenticationMethodDetail": "Previously satisfied",
-             "succeeded": true, "authenticationStepDateTime": done["createdDateTime"]},
-            {"authenticationMethod": "Passkey (FIDO2)", "authenticationMethodDetail": null,
-             "succeeded": true, "authenticationStepDateTime": done["createdDateTime"]}
+             "succeeded": true, "authenticationStepDateTime": done["createdDateTime"],
+             "authenticationStepRequirement": "Primary authentication"},
+            // The software authenticator's AAGUID is all zeros: no detail.
+            {"authenticationMethod": "Passkey (device-bound)", "authenticationMethodDetail": null,
+             "succeeded": true, "authenticationStepDateTime": done["createdDateTime"],
+             "authenticationStepRequirement": "Multi-factor authentication"}
         ])
     );
     let policies = app

@@ -899,20 +899,27 @@ async fn registration_commits_only_if_session_user_and_pass_are_unchanged_since_
             now,
             time::Duration::hours(1),
             Some(&pass),
+            None,
         )
         .await
         .unwrap();
     let digest = secret.digest();
+    let policy = gatepass::authn::passkey_policy::Fido2Policy::default();
     let register = |change: &'static str| {
         let app = &app;
         let user = user.clone();
         let digest = digest.clone();
+        let policy = &policy;
         async move {
+            let admit = || gatepass::authn::passkey::PolicyFor {
+                policy,
+                targeted: true,
+            };
             let mut auth = SoftAuthenticator::new(&app.issuer);
             let (ceremony, options) = app
                 .state
                 .passkeys
-                .start_registration(&user, digest.as_str(), t)
+                .start_registration(&user, digest.as_str(), admit(), t)
                 .await
                 .unwrap();
             let credential: webauthn_rs::prelude::RegisterPublicKeyCredential =
@@ -954,7 +961,15 @@ async fn registration_commits_only_if_session_user_and_pass_are_unchanged_since_
                 .unwrap();
             app.state
                 .passkeys
-                .finish_registration(ceremony, digest.as_str(), &credential, "Key", guards, t)
+                .finish_registration(
+                    ceremony,
+                    digest.as_str(),
+                    &credential,
+                    "Key",
+                    admit(),
+                    guards,
+                    t,
+                )
                 .await
         }
     };
@@ -1249,6 +1264,8 @@ async fn audit_log_reads_a_page_from_the_store_not_the_whole_log() {
                 failure_reason: Some("Invalid username or password".into()),
             },
             authentication_details: vec![],
+            authentication_methods_used: vec![],
+            authentication_requirement: None,
             conditional_access_status: "notApplied".into(),
             applied_conditional_access_policies: vec![],
         };

@@ -300,6 +300,11 @@ impl TestApp {
         Browser::new(self.issuer.clone())
     }
 
+    /// A browser sending `user_agent`.
+    pub fn browser_with_agent(&self, user_agent: &str) -> Browser {
+        Browser::with_agent(self.issuer.clone(), user_agent)
+    }
+
     /// A client-credentials access token for the Graph API.
     pub async fn app_token(&self, client_id: &str, secret: &str) -> String {
         let r = self
@@ -387,7 +392,7 @@ impl TestApp {
 
     /// Redeems the code in a redirect to the `rp` client (made from a
     /// [`pkce_authorize_url`] with [`PKCE_CHALLENGE`]).
-    async fn redeem_as_rp(&self, location: &str) -> serde_json::Value {
+    pub async fn redeem_as_rp(&self, location: &str) -> serde_json::Value {
         let code = query_param(location, "code").expect("code in redirect");
         let r = self
             .http
@@ -503,14 +508,26 @@ impl Browser {
         Self::build(issuer, Some(local))
     }
 
-    fn build(issuer: String, local: Option<std::net::IpAddr>) -> Browser {
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .local_address(local)
+    /// A browser that sends `user_agent` (what the sign-in log reads the
+    /// operating system and browser from).
+    pub fn with_agent(issuer: String, user_agent: &str) -> Browser {
+        let http = Self::builder(None)
+            .user_agent(user_agent)
             .build()
             .expect("browser");
         Browser { http, issuer }
+    }
+
+    fn build(issuer: String, local: Option<std::net::IpAddr>) -> Browser {
+        let http = Self::builder(local).build().expect("browser");
+        Browser { http, issuer }
+    }
+
+    fn builder(local: Option<std::net::IpAddr>) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(local)
     }
 
     fn absolute(&self, url: &str) -> String {
@@ -727,6 +744,24 @@ impl SoftAuthenticator {
     }
 }
 
+/// A software authenticator a test registers: it answers the creation
+/// options the server sends as a browser's `navigator.credentials.create`.
+pub trait Device {
+    fn register(&mut self, options: serde_json::Value) -> serde_json::Value;
+}
+
+impl Device for SoftAuthenticator {
+    fn register(&mut self, options: serde_json::Value) -> serde_json::Value {
+        SoftAuthenticator::register(self, options)
+    }
+}
+
+impl Device for crate::authenticator::KeyAuthenticator {
+    fn register(&mut self, options: serde_json::Value) -> serde_json::Value {
+        crate::authenticator::KeyAuthenticator::register(self, options)
+    }
+}
+
 /// A PKCE authorization URL for `rp` with extra `scopes`; returns the URL,
 /// the verifier to redeem the code with, and the nonce to check.
 pub fn authorize_url(
@@ -826,7 +861,7 @@ pub async fn post_json(
 pub async fn add_passkey(
     app: &TestApp,
     browser: &Browser,
-    auth: &mut SoftAuthenticator,
+    auth: &mut impl Device,
     name: &str,
 ) -> (u16, serde_json::Value) {
     let page = browser.get("/account/security-info").await;

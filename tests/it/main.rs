@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod authenticator;
 mod bad_input;
 mod batch;
 mod browser;
@@ -11,6 +12,7 @@ mod browser_admin;
 mod ca_analysis;
 mod ca_engine;
 mod ca_flow;
+mod campaign;
 mod fuzz;
 mod graph;
 mod graph_client;
@@ -21,9 +23,11 @@ mod metrics;
 mod oidc;
 mod openapi;
 mod passkey;
+mod passkey_policy;
 mod process;
 mod proxy;
 mod redis;
 mod store;
+mod strengths;
 mod tap_graph;
 mod tap_signin;

@@ -50,7 +50,12 @@ pub async fn account_sign_in_with_tap(
 }
 
 /// Starts a passkey ceremony from a sign-in page; returns the options.
-async fn passkey_start(app: &TestApp, browser: &Browser, page: &Page, mode: &str) -> (u16, Value) {
+pub async fn passkey_start(
+    app: &TestApp,
+    browser: &Browser,
+    page: &Page,
+    mode: &str,
+) -> (u16, Value) {
     let flow = page.hidden("flow").expect("flow");
     let csrf = page.hidden("csrf").expect("csrf");
     post_json(
@@ -63,7 +68,7 @@ async fn passkey_start(app: &TestApp, browser: &Browser, page: &Page, mode: &str
     .await
 }
 
-async fn passkey_finish(
+pub async fn passkey_finish(
     app: &TestApp,
     browser: &Browser,
     page: &Page,

@@ -204,7 +204,7 @@ async fn enter(
         &user,
         ip,
         now,
-        false,
+        super::signin::Arrival::Session,
         new_correlation_id().as_deref(),
     )
     .await?;

@@ -245,7 +245,7 @@ async fn user_page(
                         "{} · added {}{}",
                         k.display_name,
                         when::readable(k.created_at, t),
-                        authenticator(&k.aaguid)
+                        authenticator(&k.aaguid, &state.settings.passkeys.authenticators)
                     ),
                     delete: console
                         .may_on(UserAction::DeletePasskey, &user, &target_roles)
@@ -299,13 +299,17 @@ fn usability_words(r: UsabilityReason) -> &'static str {
     }
 }
 
-/// The authenticator's model where the AAGUID says it (none is known yet:
-/// a zero AAGUID means the authenticator did not say).
-fn authenticator(aaguid: &str) -> String {
-    if aaguid.is_empty() || aaguid.chars().all(|c| c == '0' || c == '-') {
-        String::new()
-    } else {
-        format!(" · AAGUID {aaguid}")
+/// The authenticator's model: its name when the AAGUID is a known one,
+/// else the AAGUID (nothing for a zero AAGUID: the authenticator did not
+/// say).
+fn authenticator(aaguid: &str, names: &crate::authn::authenticators::Authenticators) -> String {
+    let Ok(id) = uuid::Uuid::parse_str(aaguid) else {
+        return String::new();
+    };
+    match names.name(id) {
+        Some(name) => format!(" · {name} (AAGUID {id})"),
+        None if id.is_nil() => String::new(),
+        None => format!(" · AAGUID {id}"),
     }
 }
 
