@@ -219,14 +219,6 @@ pub enum MethodState {
 pub struct Fido2Configuration {
     #[serde(rename = "@odata.context")]
     context: String,
-    #[serde(flatten)]
-    configuration: Fido2ConfigurationBody,
-}
-
-/// A `fido2AuthenticationMethodConfiguration` without its context.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Fido2ConfigurationBody {
     #[serde(rename = "@odata.type")]
     odata_type: String,
     id: String,

@@ -412,6 +412,44 @@ async fn live_responses_match_the_described_schemas() {
         400,
     )
     .await;
+    let fido2 =
+        "/v1.0/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/Fido2";
+    c.check("get", fido2, fido2, None, 200).await;
+    c.check(
+        "patch",
+        fido2,
+        fido2,
+        Some(json!({"keyRestrictions": {"isEnforced": true, "enforcementType": "block", "aaGuids": []}})),
+        204,
+    )
+    .await;
+    c.check(
+        "patch",
+        fido2,
+        fido2,
+        Some(json!({"keyRestrictions": {"aaGuids": ["not-an-aaguid"]}})),
+        400,
+    )
+    .await;
+    let methods_policy = "/v1.0/policies/authenticationMethodsPolicy";
+    c.check("get", methods_policy, methods_policy, None, 200)
+        .await;
+    c.check(
+        "patch",
+        methods_policy,
+        methods_policy,
+        Some(json!({"registrationEnforcement": {"authenticationMethodsRegistrationCampaign": {"snoozeDurationInDays": 2}}})),
+        204,
+    )
+    .await;
+    c.check(
+        "patch",
+        methods_policy,
+        methods_policy,
+        Some(json!({"registrationEnforcement": {"authenticationMethodsRegistrationCampaign": {"snoozeDurationInDays": 99}}})),
+        400,
+    )
+    .await;
 
     // Groups and roles.
     let group = c
