@@ -48,6 +48,9 @@ pub struct ThrottleSettings {
     /// Passkey ceremonies (sign-in or registration) one source address may
     /// start per minute.
     pub max_ceremonies_per_source_per_minute: i64,
+    /// Device-flow user codes one source address may enter per minute
+    /// (RFC 8628 §5.1: a user code is short, so guessing must be bounded).
+    pub max_user_codes_per_source_per_minute: i64,
     /// Attempts per account within `window` before it locks.
     pub max_failures: i64,
     /// Failed attempts per source address within `window` before it locks.
@@ -63,6 +66,7 @@ impl Default for ThrottleSettings {
         Self {
             max_flows_per_source_per_minute: 300,
             max_ceremonies_per_source_per_minute: 120,
+            max_user_codes_per_source_per_minute: 10,
             max_failures: 5,
             max_failures_per_source: 50,
             window: time::Duration::minutes(15),
@@ -78,6 +82,9 @@ impl Default for ThrottleSettings {
 pub enum Work {
     SignInFlow,
     PasskeyCeremony,
+    /// A device-flow user code entered at `/device`, counted before it is
+    /// looked up (right or wrong), so concurrent guesses get no extra tries.
+    UserCode,
 }
 
 impl Work {
@@ -85,6 +92,7 @@ impl Work {
         match self {
             Work::SignInFlow => format!("work/flow/ip/{ip}"),
             Work::PasskeyCeremony => format!("work/ceremony/ip/{ip}"),
+            Work::UserCode => format!("work/user_code/ip/{ip}"),
         }
     }
 }
@@ -242,6 +250,7 @@ impl Throttle {
         let limit = match work {
             Work::SignInFlow => self.settings.max_flows_per_source_per_minute,
             Work::PasskeyCeremony => self.settings.max_ceremonies_per_source_per_minute,
+            Work::UserCode => self.settings.max_user_codes_per_source_per_minute,
         };
         // Fixed one-minute windows, aligned so every instance agrees.
         let window_end = now - now.rem_euclid(60) + 60;

@@ -147,6 +147,10 @@ fn page(state: &AppState, id: &str, csrf: &str, record: &Interrupt) -> Response 
             .map_or(r.client_id.as_str(), |c| c.display_name.as_str()),
         FlowTarget::Console { .. } => "the admin console",
         FlowTarget::Account { .. } => "your security info",
+        FlowTarget::Device { client_id, .. } => state
+            .settings
+            .client(client_id)
+            .map_or(client_id.as_str(), |c| c.display_name.as_str()),
     };
     render(
         StatusCode::OK,

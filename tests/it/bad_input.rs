@@ -570,11 +570,12 @@ async fn token_malformed_or_unauthenticated_request_gives_rfc6749_error() {
             "unsupported_grant_type",
         ),
         (
-            "device grant_type",
+            // Supported since the device flow, but not by this client.
+            "device grant_type, client without it",
             auto,
             vec![("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
             400,
-            "unsupported_grant_type",
+            "unauthorized_client",
         ),
         (
             "repeated grant_type",
