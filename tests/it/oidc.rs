@@ -90,7 +90,12 @@ async fn discovery_lists_endpoints_from_issuer_and_contract_values() {
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none"
+        ])
     );
     assert_eq!(
         doc["code_challenge_methods_supported"],
