@@ -36,6 +36,11 @@ pub struct AppState {
     pub passkey_policy: crate::authn::passkey_policy::PasskeyPolicies,
     /// Conditional-access policies, named locations, custom strengths.
     pub ca: crate::policy::ca_store::CaObjects,
+    /// `private_key_jwt`: clients' keys and accepted assertion `jti`s.
+    pub client_assertions: crate::authn::client_keys::ClientAssertions,
+    /// Back-channel logout: which clients each session signed in to, and
+    /// the queue of logout tokens to deliver.
+    pub backchannel: crate::logout::Backchannel,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +53,8 @@ pub enum BuildError {
     Password(#[from] PasswordError),
     #[error("passkeys: {0}")]
     Passkeys(#[from] PasskeyError),
+    #[error("back-channel logout HTTP client: {0}")]
+    Backchannel(#[from] reqwest::Error),
 }
 
 /// How long old signing keys stay published after rotation: the longest
@@ -89,9 +96,11 @@ impl AppState {
             now,
             key_retention(&settings),
         )?;
-        let directory = Directory::new(store.clone());
+        let backchannel = crate::logout::Backchannel::new(store.clone(), &settings)?;
+        let directory = Directory::new(store.clone()).with_backchannel(backchannel.clone());
         let hasher = PasswordHasher::new(settings.password_hashing)?;
-        let taps = Taps::new(store.clone(), settings.tap_policy.clone());
+        let taps = Taps::new(store.clone(), settings.tap_policy.clone())
+            .with_backchannel(backchannel.clone());
         let passkeys = Passkeys::new(
             &settings.issuer,
             store.clone(),
@@ -106,11 +115,14 @@ impl AppState {
         }
         Ok(AppState {
             tokens: TokenIssuer::new(keys, settings.issuer.clone()),
-            sessions: Sessions::new(store.clone(), directory.clone(), taps.clone()),
+            sessions: Sessions::new(store.clone(), directory.clone(), taps.clone())
+                .with_backchannel(backchannel.clone()),
+            backchannel,
             throttle: Throttle::new(store.clone(), settings.throttling),
             passkeys,
             passkey_policy: crate::authn::passkey_policy::PasskeyPolicies::new(store.clone()),
             ca: crate::policy::ca_store::CaObjects::new(store.clone()),
+            client_assertions: crate::authn::client_keys::ClientAssertions::new(store.clone()),
             taps,
             grants: Grants::new(
                 store.clone(),

@@ -71,6 +71,10 @@ struct RawConfig {
     demo: RawDemo,
     #[serde(default)]
     passkeys: RawPasskeys,
+    #[serde(default)]
+    par: crate::protocol::par::RawPar,
+    #[serde(default)]
+    backchannel_logout: crate::logout::settings::RawBackchannelLogout,
 }
 
 /// `[passkeys]`: what the passkey policy needs from the server.
@@ -184,6 +188,7 @@ impl Default for RawTap {
 struct RawThrottling {
     max_flows_per_source_per_minute: i64,
     max_ceremonies_per_source_per_minute: i64,
+    max_user_codes_per_source_per_minute: i64,
     max_failures: i64,
     max_failures_per_source: i64,
     window_minutes: i64,
@@ -197,6 +202,7 @@ impl Default for RawThrottling {
         Self {
             max_flows_per_source_per_minute: t.max_flows_per_source_per_minute,
             max_ceremonies_per_source_per_minute: t.max_ceremonies_per_source_per_minute,
+            max_user_codes_per_source_per_minute: t.max_user_codes_per_source_per_minute,
             max_failures: t.max_failures,
             max_failures_per_source: t.max_failures_per_source,
             window_minutes: t.window.whole_minutes(),
@@ -246,6 +252,17 @@ struct RawClient {
     display_name: Option<String>,
     #[serde(default)]
     introspect_all_tokens: bool,
+    token_endpoint_auth_method: Option<String>,
+    /// A JWK Set (TOML inline table) for `private_key_jwt`.
+    jwks: Option<serde_json::Value>,
+    jwks_uri: Option<String>,
+    #[serde(default)]
+    require_pushed_authorization_requests: bool,
+    backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    backchannel_logout_session_required: bool,
+    #[serde(default)]
+    dpop_bound_access_tokens: bool,
 }
 
 fn default_grant_types() -> Vec<String> {
@@ -329,13 +346,17 @@ pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+    /// RFC 8628: a device without a browser polls while the user signs in
+    /// elsewhere (`/device`).
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [
+    pub const ALL: [GrantType; 4] = [
         GrantType::AuthorizationCode,
         GrantType::RefreshToken,
         GrantType::ClientCredentials,
+        GrantType::DeviceCode,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -343,6 +364,7 @@ impl GrantType {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",
+            GrantType::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 
@@ -366,11 +388,40 @@ pub struct Client {
     /// A resource server that may introspect tokens issued to any client
     /// (RFC 7662); otherwise a client introspects only its own tokens.
     pub introspect_all_tokens: bool,
+    /// How the client authenticates. `None` when not configured: a client
+    /// with a secret may then use `client_secret_basic` or
+    /// `client_secret_post`, one without uses `none`.
+    pub token_endpoint_auth_method: Option<crate::protocol::client_assertion::ClientAuthMethod>,
+    /// A `private_key_jwt` client's public keys (`jwks` or `jwks_uri`).
+    pub jwks: Option<crate::protocol::client_assertion::ClientJwks>,
+    /// RFC 9126 §5: `/authorize` only with a pushed request's `request_uri`.
+    pub require_pushed_authorization_requests: bool,
+    /// OpenID Connect Back-Channel Logout: where logout tokens are POSTed.
+    pub backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in logout tokens (Gatepass always sends it).
+    pub backchannel_logout_session_required: bool,
+    /// RFC 9449 §5.2: every token request must carry a DPoP proof, so every
+    /// access token is sender-constrained.
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl Client {
+    /// A client that cannot authenticate: no secret and no keys.
     pub fn is_public(&self) -> bool {
-        self.secret_digest.is_none()
+        self.secret_digest.is_none() && self.jwks.is_none()
+    }
+
+    /// Whether the client may authenticate with `method` (it may use only
+    /// its configured one; see [`Client::token_endpoint_auth_method`]).
+    pub fn accepts(&self, method: crate::protocol::client_assertion::ClientAuthMethod) -> bool {
+        use crate::protocol::client_assertion::ClientAuthMethod as M;
+        match self.token_endpoint_auth_method {
+            Some(configured) => configured == method,
+            None if self.secret_digest.is_some() => {
+                matches!(method, M::ClientSecretBasic | M::ClientSecretPost)
+            }
+            None => method == M::None,
+        }
     }
 
     pub fn allows(&self, grant: GrantType) -> bool {
@@ -488,6 +539,10 @@ pub struct Settings {
     /// the public client [`DEMO_CLIENT_ID`]).
     pub demo: bool,
     pub passkeys: PasskeySettings,
+    /// `[par]`: pushed authorization requests (RFC 9126).
+    pub par: crate::protocol::par::ParSettings,
+    /// `[backchannel_logout]`: delivery of logout tokens.
+    pub backchannel_logout: crate::logout::BackchannelSettings,
 }
 
 /// Conditional-access objects from `[conditional_access]` files, validated
@@ -588,7 +643,12 @@ const OVERRIDABLE: &[(&str, Scalar)] = &[
         "throttling.max_ceremonies_per_source_per_minute",
         Scalar::Integer,
     ),
+    (
+        "throttling.max_user_codes_per_source_per_minute",
+        Scalar::Integer,
+    ),
     ("throttling.max_failures", Scalar::Integer),
+    ("par.request_uri_lifetime_seconds", Scalar::Integer),
     ("throttling.max_failures_per_source", Scalar::Integer),
     ("throttling.window_minutes", Scalar::Integer),
     ("throttling.lockout_minutes", Scalar::Integer),
@@ -852,9 +912,16 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             ),
         )
     })?;
+    let backchannel_logout = crate::logout::settings::validate(&raw.backchannel_logout)?;
     let mut clients = HashMap::new();
     for (i, c) in raw.clients.into_iter().enumerate() {
         let client = validate_client(i, c)?;
+        if client.backchannel_logout_uri.is_some() && !backchannel_logout.enabled {
+            return Err(invalid(
+                format!("clients[{i}].backchannel_logout_uri"),
+                "back-channel logout is off ([backchannel_logout] enabled = false)",
+            ));
+        }
         if clients.contains_key(&client.client_id) {
             return Err(invalid(
                 format!("clients[{i}].client_id"),
@@ -890,6 +957,12 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
                 app_permissions: BTreeSet::new(),
                 delegated_permissions: BTreeSet::new(),
                 introspect_all_tokens: false,
+                token_endpoint_auth_method: None,
+                jwks: None,
+                require_pushed_authorization_requests: false,
+                backchannel_logout_uri: None,
+                backchannel_logout_session_required: false,
+                dpop_bound_access_tokens: false,
             },
         );
     }
@@ -995,6 +1068,12 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
             1,
             1_000_000,
         ),
+        (
+            "throttling.max_user_codes_per_source_per_minute",
+            th.max_user_codes_per_source_per_minute,
+            1,
+            1_000_000,
+        ),
         ("throttling.max_failures", th.max_failures, 1, 1000),
         (
             "throttling.max_failures_per_source",
@@ -1016,13 +1095,20 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
     let throttling = ThrottleSettings {
         max_flows_per_source_per_minute: th.max_flows_per_source_per_minute,
         max_ceremonies_per_source_per_minute: th.max_ceremonies_per_source_per_minute,
+        max_user_codes_per_source_per_minute: th.max_user_codes_per_source_per_minute,
         max_failures: th.max_failures,
         max_failures_per_source: th.max_failures_per_source,
         window: time::Duration::minutes(th.window_minutes),
         lockout: time::Duration::minutes(th.lockout_minutes),
         max_lockout: time::Duration::minutes(th.max_lockout_minutes),
     };
+    let par = raw
+        .par
+        .validate()
+        .map_err(|(key, message)| invalid(key, message))?;
     Ok(Settings {
+        par,
+        backchannel_logout,
         passkeys,
         server,
         metrics_listen,
@@ -1287,6 +1373,87 @@ fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
     Ok(raw.trim_end_matches('/').to_owned())
 }
 
+/// `token_endpoint_auth_method` with `client_secret`, `jwks`, `jwks_uri`:
+/// one consistent way for the client to authenticate.
+#[allow(clippy::type_complexity)]
+fn validate_client_auth(
+    key: &dyn Fn(&str) -> String,
+    c: &RawClient,
+    has_secret: bool,
+) -> Result<
+    (
+        Option<crate::protocol::client_assertion::ClientAuthMethod>,
+        Option<crate::protocol::client_assertion::ClientJwks>,
+    ),
+    ConfigError,
+> {
+    use crate::protocol::client_assertion::{self as ca, ClientAuthMethod as M, ClientJwks};
+    let method = match &c.token_endpoint_auth_method {
+        None => None,
+        Some(m) => Some(M::parse(m).ok_or_else(|| {
+            invalid(
+                key("token_endpoint_auth_method"),
+                format!(
+                    "{m:?}: allowed values are {}",
+                    M::ALL.map(M::as_str).join(", ")
+                ),
+            )
+        })?),
+    };
+    let keys_given = c.jwks.is_some() || c.jwks_uri.is_some();
+    match method {
+        Some(M::PrivateKeyJwt) => {
+            if has_secret {
+                return Err(invalid(
+                    key("client_secret"),
+                    "a private_key_jwt client has no client_secret; remove it",
+                ));
+            }
+        }
+        Some(M::ClientSecretBasic | M::ClientSecretPost) if !has_secret => {
+            return Err(invalid(
+                key("client_secret"),
+                "required with token_endpoint_auth_method = \"client_secret_basic\" or \"client_secret_post\"",
+            ));
+        }
+        Some(M::None) if has_secret => {
+            return Err(invalid(
+                key("client_secret"),
+                "a client with token_endpoint_auth_method = \"none\" is public and has no secret",
+            ));
+        }
+        _ if keys_given => {
+            let field = if c.jwks.is_some() { "jwks" } else { "jwks_uri" };
+            return Err(invalid(
+                key(field),
+                "only for token_endpoint_auth_method = \"private_key_jwt\"",
+            ));
+        }
+        _ => return Ok((method, None)),
+    }
+    let jwks = match (&c.jwks, &c.jwks_uri) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                key("jwks_uri"),
+                "give either jwks or jwks_uri, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                key("jwks"),
+                "private_key_jwt needs the client's public keys: jwks (a JWK Set) or jwks_uri",
+            ));
+        }
+        (Some(set), None) => ClientJwks::Inline(std::sync::Arc::new(
+            ca::parse_jwks(set).map_err(|m| invalid(key("jwks"), m))?,
+        )),
+        (None, Some(uri)) => {
+            ClientJwks::Uri(ca::parse_jwks_uri(uri).map_err(|m| invalid(key("jwks_uri"), m))?)
+        }
+    };
+    Ok((method, Some(jwks)))
+}
+
 fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
     let key = |field: &str| format!("clients[{i}].{field}");
     if c.client_id.trim().is_empty() || c.client_id.len() > 255 {
@@ -1297,7 +1464,10 @@ fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
         let grant = GrantType::parse(g).ok_or_else(|| {
             invalid(
                 key("grant_types"),
-                format!("{g:?}: allowed values are authorization_code, refresh_token, client_credentials"),
+                format!(
+                    "{g:?}: allowed values are {}",
+                    GrantType::ALL.map(GrantType::as_str).join(", ")
+                ),
             )
         })?;
         grant_types.insert(grant);
@@ -1308,7 +1478,7 @@ fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
             "must list at least one grant type",
         ));
     }
-    let secret_digest = match c.client_secret {
+    let secret_digest = match c.client_secret.clone() {
         Some(s) if s.len() < 16 => {
             return Err(invalid(
                 key("client_secret"),
@@ -1318,10 +1488,15 @@ fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
         Some(s) => Some(crate::ids::SecretDigest::of(&s)),
         None => None,
     };
-    if secret_digest.is_none() && grant_types.contains(&GrantType::ClientCredentials) {
+    let (token_endpoint_auth_method, jwks) =
+        validate_client_auth(&key, &c, secret_digest.is_some())?;
+    if secret_digest.is_none()
+        && jwks.is_none()
+        && grant_types.contains(&GrantType::ClientCredentials)
+    {
         return Err(invalid(
             key("grant_types"),
-            "client_credentials needs a client_secret (a public client cannot authenticate)",
+            "client_credentials needs a client_secret or private_key_jwt (a public client cannot authenticate)",
         ));
     }
     if grant_types.contains(&GrantType::AuthorizationCode) && c.redirect_uris.is_empty() {
@@ -1344,6 +1519,9 @@ fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
                 ));
             }
         }
+    }
+    if let Some(uri) = &c.backchannel_logout_uri {
+        crate::logout::settings::validate_uri(&key("backchannel_logout_uri"), uri)?;
     }
     for (field, perms) in [
         ("app_permissions", &c.app_permissions),
@@ -1371,6 +1549,12 @@ fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
         app_permissions: c.app_permissions.into_iter().collect(),
         delegated_permissions: c.delegated_permissions.into_iter().collect(),
         introspect_all_tokens: c.introspect_all_tokens,
+        token_endpoint_auth_method,
+        jwks,
+        require_pushed_authorization_requests: c.require_pushed_authorization_requests,
+        backchannel_logout_uri: c.backchannel_logout_uri,
+        backchannel_logout_session_required: c.backchannel_logout_session_required,
+        dpop_bound_access_tokens: c.dpop_bound_access_tokens,
     })
 }
 
@@ -1642,5 +1826,27 @@ dir = "keys"
             let err = load(&text, &[]).unwrap_err();
             assert!(err.to_string().contains(key), "expected {key} in: {err}");
         }
+    }
+
+    #[test]
+    fn config_dpop_bound_access_tokens_is_read_and_a_bad_value_names_the_key() {
+        let client = "[[clients]]\nclient_id = \"a\"\nclient_secret = \"0123456789abcdef\"\ngrant_types = [\"client_credentials\"]\n";
+        let on = load(
+            &format!("{MINIMAL}{client}dpop_bound_access_tokens = true\n"),
+            &[],
+        )
+        .unwrap();
+        assert!(on.client("a").unwrap().dpop_bound_access_tokens);
+        let off = load(&format!("{MINIMAL}{client}"), &[]).unwrap();
+        assert!(!off.client("a").unwrap().dpop_bound_access_tokens);
+        let err = load(
+            &format!("{MINIMAL}{client}dpop_bound_access_tokens = \"yes\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("dpop_bound_access_tokens"),
+            "expected the key in: {err}"
+        );
     }
 }

@@ -15,6 +15,7 @@ pub mod graph;
 pub mod ids;
 pub mod import;
 pub mod keys;
+pub mod logout;
 pub mod openapi;
 pub mod policy;
 pub mod protocol;

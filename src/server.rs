@@ -235,6 +235,11 @@ pub async fn serve_listener(listener: TcpListener, state: AppState) -> std::io::
     }
     tracing::info!(listen = %state.settings.listen, issuer = %state.settings.issuer, "Gatepass is listening");
     let upkeep = spawn_upkeep(state.clone());
+    // Every instance delivers back-channel logout tokens from the shared queue.
+    let backchannel = state
+        .backchannel
+        .is_active()
+        .then(|| crate::logout::delivery::spawn_worker(state.clone()));
     let metrics = match state.settings.metrics_listen {
         Some(addr) => {
             let listener = TcpListener::bind(addr).await.map_err(|e| {
@@ -260,6 +265,10 @@ pub async fn serve_listener(listener: TcpListener, state: AppState) -> std::io::
     }
     upkeep.abort();
     let _ = upkeep.await;
+    if let Some(worker) = backchannel {
+        worker.abort();
+        let _ = worker.await;
+    }
     Ok(())
 }
 

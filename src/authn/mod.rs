@@ -2,6 +2,7 @@
 //! what those methods mean on the wire (`amr`, `acr`).
 
 pub mod authenticators;
+pub mod client_keys;
 pub mod methods;
 pub mod passkey;
 pub mod passkey_policy;

@@ -85,6 +85,8 @@ pub struct Sessions {
     store: Arc<dyn Store>,
     directory: Directory,
     taps: Taps,
+    /// Told when a session ends by logout (back-channel logout).
+    backchannel: Option<crate::logout::Backchannel>,
 }
 
 impl Sessions {
@@ -93,7 +95,13 @@ impl Sessions {
             store,
             directory,
             taps,
+            backchannel: None,
         }
+    }
+
+    pub fn with_backchannel(mut self, backchannel: crate::logout::Backchannel) -> Self {
+        self.backchannel = Some(backchannel);
+        self
     }
 
     /// Starts a session for `user` proven with `methods`; returns the cookie
@@ -248,16 +256,31 @@ impl Sessions {
         Ok(Some(guards))
     }
 
-    /// Ends the session behind a cookie value (logout).
+    /// Ends the session behind a cookie value (logout), and tells the
+    /// clients it signed in to (back-channel logout).
     pub async fn end(&self, cookie: &str, now: OffsetDateTime) -> Result<bool, SessionError> {
-        Ok(self
+        let t = now.unix_timestamp();
+        let Some(record) = self
             .store
-            .delete(
+            .take(
                 SESSIONS,
                 SecretDigest::of(cookie).as_str(),
                 Durability::Durable,
-                now.unix_timestamp(),
+                t,
             )
-            .await?)
+            .await?
+        else {
+            return Ok(false);
+        };
+        if let Some(b) = &self.backchannel {
+            let session: Session = decode(SESSIONS, &record.value)?;
+            b.ended(
+                session.user_id,
+                crate::logout::Ended::Session(&session.sid),
+                t,
+            )
+            .await;
+        }
+        Ok(true)
     }
 }

@@ -425,6 +425,9 @@ pub struct Taps {
     store: Arc<dyn Store>,
     /// The `[tap]` configuration: in force until the policy is stored.
     configured: Arc<TapPolicy>,
+    /// Told when a pass is deleted or replaced: the sessions signed in
+    /// with it end (back-channel logout).
+    backchannel: Option<crate::logout::Backchannel>,
 }
 
 /// Outcome of presenting a pass at sign-in.
@@ -443,6 +446,18 @@ impl Taps {
         Self {
             store,
             configured: Arc::new(configured),
+            backchannel: None,
+        }
+    }
+
+    pub fn with_backchannel(mut self, backchannel: crate::logout::Backchannel) -> Self {
+        self.backchannel = Some(backchannel);
+        self
+    }
+
+    async fn pass_ended(&self, user: UserId, id: &str, now: i64) {
+        if let Some(b) = &self.backchannel {
+            b.ended(user, crate::logout::Ended::Pass(id), now).await;
         }
     }
 
@@ -535,7 +550,9 @@ impl Taps {
                         .await?
                         .is_some()
                     {
-                        return Ok(Some(decode(PASSES, &r.value)?));
+                        let replaced: TemporaryAccessPass = decode(PASSES, &r.value)?;
+                        self.pass_ended(pass.user_id, &replaced.id, now).await;
+                        return Ok(Some(replaced));
                     }
                 }
             }
@@ -597,7 +614,7 @@ impl Taps {
         if pass.id != id {
             return Ok(false);
         }
-        Ok(self
+        let deleted = self
             .store
             .compare_and_swap(
                 PASSES,
@@ -609,7 +626,11 @@ impl Taps {
                 now,
             )
             .await?
-            .is_some())
+            .is_some();
+        if deleted {
+            self.pass_ended(user, id, now).await;
+        }
+        Ok(deleted)
     }
 
     /// Marks a verified one-time pass used; `true` if this call won.

@@ -182,11 +182,34 @@ fn unix(t: OffsetDateTime) -> i64 {
 #[derive(Clone)]
 pub struct Directory {
     store: Arc<dyn Store>,
+    /// Told when a change ends sessions (back-channel logout).
+    backchannel: Option<crate::logout::Backchannel>,
 }
 
 impl Directory {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            backchannel: None,
+        }
+    }
+
+    /// Queues back-channel logout tokens whenever a change here ends
+    /// sessions (disabling, a password reset, sign out everywhere, delete).
+    pub fn with_backchannel(mut self, backchannel: crate::logout::Backchannel) -> Self {
+        self.backchannel = Some(backchannel);
+        self
+    }
+
+    async fn sessions_ended(
+        &self,
+        id: UserId,
+        which: crate::logout::Ended<'_>,
+        now: OffsetDateTime,
+    ) {
+        if let Some(b) = &self.backchannel {
+            b.ended(id, which, unix(now)).await;
+        }
     }
 
     pub async fn create_user(&self, new: NewUser, now: OffsetDateTime) -> Result<User> {
@@ -385,6 +408,7 @@ impl Directory {
                 .user_versioned(id, now)
                 .await?
                 .ok_or(DirectoryError::NotFound("user"))?;
+            let epoch_before = user.session_epoch;
             let key = id.to_string();
             let mut txn = Txn::new(Durability::Durable).require(
                 USERS,
@@ -420,8 +444,13 @@ impl Directory {
                 user.session_epoch += 1;
                 txn = txn.put(PASSWORDS, key.clone(), hash.clone().into_bytes(), None);
             }
+            let ends_sessions = user.session_epoch != epoch_before;
             txn = txn.put(USERS, key, encode(&user)?, None);
             if self.store.commit(txn, unix(now)).await? {
+                if ends_sessions {
+                    let ended = crate::logout::Ended::EpochBefore(user.session_epoch);
+                    self.sessions_ended(id, ended, now).await;
+                }
                 return Ok(user);
             }
             // Either the user changed under us (retry) or the new UPN is taken.
@@ -458,6 +487,8 @@ impl Directory {
                 .await?
                 .is_some()
             {
+                let ended = crate::logout::Ended::EpochBefore(user.session_epoch);
+                self.sessions_ended(id, ended, now).await;
                 return Ok(user);
             }
         }
@@ -500,6 +531,8 @@ impl Directory {
                 }
             }
             if self.store.commit(txn, unix(now)).await? {
+                self.sessions_ended(id, crate::logout::Ended::All, now)
+                    .await;
                 return Ok(user);
             }
         }

@@ -52,10 +52,10 @@ impl Caller {
         headers: &HeaderMap,
         now: OffsetDateTime,
     ) -> Result<Caller, GraphError> {
-        let token = bearer::bearer_token(headers).map_err(bearer_error)?;
-        let principal = bearer::authenticate(state, token, now)
+        // A Bearer token, or a DPoP-bound one with its proof (RFC 9449 §7).
+        let principal = crate::web::dpop::authenticate_graph(state, headers, now)
             .await
-            .map_err(bearer_error)?;
+            .map_err(dpop_error)?;
         let claims = principal.claims;
         if claims.aud != state.settings.graph_audience() {
             return Err(GraphError::unauthenticated(
@@ -177,6 +177,15 @@ pub fn denied(d: authority::Denial) -> GraphError {
         "Insufficient privileges to complete the operation: {}",
         d.message
     ))
+}
+
+fn dpop_error(e: crate::web::dpop::DpopError) -> GraphError {
+    use crate::web::dpop::DpopError;
+    match e {
+        DpopError::Token(b) => bearer_error(b),
+        DpopError::Store(s) => s.into(),
+        other => GraphError::unauthenticated(format!("Access token validation failure: {other}.")),
+    }
 }
 
 fn bearer_error(e: BearerError) -> GraphError {

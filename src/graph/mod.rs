@@ -63,6 +63,11 @@ pub fn router() -> Router<AppState> {
         // rather than with the site's empty 404.
         .route("/v1.0/", any(error::not_found_route))
         .route("/beta/", any(error::not_found_route))
+        // DPoP (RFC 9449): the request's method, path and proof for
+        // `Caller::from_headers`; challenges on a 401.
+        .layer(axum::middleware::from_fn(
+            crate::web::dpop::graph_request_scope,
+        ))
 }
 
 /// Every Graph route, relative to the version (`/v1.0`, `/beta`). Each is

@@ -540,8 +540,9 @@ pub struct TokenResponse {
 
 /// A token request: `grant_type` `authorization_code` (with `code`,
 /// `redirect_uri`, `code_verifier`), `refresh_token` (with
-/// `refresh_token`, optional `scope`) or `client_credentials` (optional
-/// `scope`); client credentials in HTTP Basic or the body.
+/// `refresh_token`, optional `scope`), `client_credentials` (optional
+/// `scope`) or `urn:ietf:params:oauth:grant-type:device_code` (with
+/// `device_code`); client credentials in HTTP Basic or the body.
 #[derive(Serialize, ToSchema)]
 pub struct TokenRequest {
     grant_type: String,
@@ -549,9 +550,41 @@ pub struct TokenRequest {
     redirect_uri: Option<String>,
     code_verifier: Option<String>,
     refresh_token: Option<String>,
+    device_code: Option<String>,
     scope: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` (private_key_jwt).
+    client_assertion_type: Option<String>,
+    /// A JWT signed with the client's key (RFC 7523 §2.2).
+    client_assertion: Option<String>,
+}
+
+/// A device authorization request (RFC 8628 §3.1); client credentials in
+/// HTTP Basic or the body, as at the token endpoint.
+#[derive(Serialize, ToSchema)]
+pub struct DeviceAuthorizationRequest {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    /// `openid` and any of `profile`, `email`, `offline_access`, Graph scopes.
+    scope: Option<String>,
+}
+
+/// A device authorization response (RFC 8628 §3.2). Poll the token
+/// endpoint with `grant_type=urn:ietf:params:oauth:grant-type:device_code`
+/// and `device_code`, no faster than every `interval` seconds.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceAuthorizationResponse {
+    device_code: String,
+    /// `XXXX-XXXX`, letters of `BCDFGHJKLMNPQRSTVWXZ`; case and hyphens
+    /// are ignored when entered.
+    user_code: String,
+    /// `{issuer}/device`.
+    verification_uri: String,
+    verification_uri_complete: String,
+    expires_in: i64,
+    interval: i64,
 }
 
 /// An authorization request (OIDC Core §3.1.2.1), as a form.
@@ -590,6 +623,44 @@ pub struct TokenReference {
     token_type_hint: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` (private_key_jwt).
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// A pushed authorization request (RFC 9126 §2.1): the parameters of an
+/// authorization request, and client authentication as at the token
+/// endpoint (HTTP Basic, `client_secret`, or `client_assertion`).
+#[derive(Serialize, ToSchema)]
+pub struct PushedAuthorizationRequest {
+    /// `code`.
+    response_type: String,
+    client_id: Option<String>,
+    redirect_uri: String,
+    scope: String,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    /// `S256`.
+    code_challenge_method: Option<String>,
+    prompt: Option<String>,
+    max_age: Option<u32>,
+    login_hint: Option<String>,
+    acr_values: Option<String>,
+    claims: Option<String>,
+    client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// RFC 9126 §2.2: send `request_uri` with `client_id` to `/authorize`,
+/// once, within `expires_in` seconds.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushedAuthorizationResponse {
+    /// `urn:ietf:params:oauth:request_uri:…`
+    request_uri: String,
+    expires_in: i64,
 }
 
 /// RFC 7662 §2.2; an inactive or foreign token is just `{"active": false}`.

@@ -387,6 +387,12 @@ mod tests {
             app_permissions: BTreeSet::new(),
             delegated_permissions: ["User.Read".to_owned()].into_iter().collect(),
             introspect_all_tokens: false,
+            token_endpoint_auth_method: None,
+            jwks: None,
+            require_pushed_authorization_requests: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
+            dpop_bound_access_tokens: false,
         }
     }
 

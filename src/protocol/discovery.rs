@@ -16,6 +16,12 @@ pub mod paths {
     pub const REVOKE: &str = "/revoke";
     pub const INTROSPECT: &str = "/introspect";
     pub const END_SESSION: &str = "/logout";
+    /// RFC 9126: pushed authorization requests.
+    pub const PUSHED_AUTHORIZATION: &str = "/par";
+    /// RFC 8628 §3.1.
+    pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+    /// RFC 8628 §3.2 `verification_uri`: where the user enters the code.
+    pub const DEVICE: &str = "/device";
 }
 
 /// The four `acr` values Gatepass issues, weakest first (DESIGN §2.4).
@@ -26,7 +32,19 @@ pub const ACR_VALUES: [&str; 4] = [
     "phishing_resistant_mfa",
 ];
 
-pub const CLIENT_AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+pub const CLIENT_AUTH_METHODS: [&str; 4] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
+
+/// Introspection needs a confidential client: no `none`.
+pub const CONFIDENTIAL_CLIENT_AUTH_METHODS: [&str; 3] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
 
 /// Builds the provider metadata document.
 ///
@@ -57,8 +75,12 @@ pub fn provider_metadata(issuer: &str, signing_alg: &str, passkeys: bool) -> Val
         "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_CLIENT_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": super::client_assertion::SIGNING_ALGS,
+        "revocation_endpoint_auth_signing_alg_values_supported": super::client_assertion::SIGNING_ALGS,
+        "introspection_endpoint_auth_signing_alg_values_supported": super::client_assertion::SIGNING_ALGS,
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": super::dpop::SIGNING_ALGS,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "acr_values_supported": acr_values,
         "claims_parameter_supported": true,
@@ -70,4 +92,36 @@ pub fn provider_metadata(issuer: &str, signing_alg: &str, passkeys: bool) -> Val
             "at_hash", "name", "preferred_username", "email", "email_verified"
         ],
     })
+}
+
+/// OpenID Connect Back-Channel Logout 1.0 §2.1: advertised only while it
+/// is on (`[backchannel_logout] enabled`); logout tokens always carry `sid`.
+pub fn backchannel_logout(doc: &mut Value, enabled: bool) {
+    if let Some(map) = doc.as_object_mut() {
+        if enabled {
+            map.insert("backchannel_logout_supported".into(), Value::Bool(true));
+            map.insert(
+                "backchannel_logout_session_supported".into(),
+                Value::Bool(true),
+            );
+        }
+    }
+}
+
+/// The device authorization grant's grant type (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// Advertises the device authorization grant (RFC 8628 §4) in `doc`: the
+/// endpoint and the grant type. Called only when some client may use it,
+/// so discovery never offers a grant no client can use.
+pub fn advertise_device_flow(doc: &mut Value, issuer: &str) {
+    if let Some(map) = doc.as_object_mut() {
+        map.insert(
+            "device_authorization_endpoint".to_owned(),
+            Value::String(format!("{issuer}{}", paths::DEVICE_AUTHORIZATION)),
+        );
+        if let Some(Value::Array(grants)) = map.get_mut("grant_types_supported") {
+            grants.push(Value::String(DEVICE_CODE_GRANT.to_owned()));
+        }
+    }
 }

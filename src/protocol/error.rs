@@ -31,10 +31,20 @@ pub enum ErrorCode {
     RegistrationNotSupported,
     /// OpenID Connect Core Unmet Authentication Requirements 1.0.
     UnmetAuthenticationRequirements,
+    /// RFC 9101 §6.2, RFC 9126 §4: a `request_uri` that cannot be used.
+    InvalidRequestUri,
+    /// RFC 9449 §5: the DPoP proof at the token endpoint or a resource is bad.
+    InvalidDpopProof,
+    /// RFC 8628 §3.5: the user has not yet finished at `/device`.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polling too fast; the interval grows by 5 s.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code has expired.
+    ExpiredToken,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::InvalidRequest,
         ErrorCode::UnauthorizedClient,
         ErrorCode::AccessDenied,
@@ -54,6 +64,11 @@ impl ErrorCode {
         ErrorCode::RequestUriNotSupported,
         ErrorCode::RegistrationNotSupported,
         ErrorCode::UnmetAuthenticationRequirements,
+        ErrorCode::InvalidRequestUri,
+        ErrorCode::InvalidDpopProof,
+        ErrorCode::AuthorizationPending,
+        ErrorCode::SlowDown,
+        ErrorCode::ExpiredToken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +92,11 @@ impl ErrorCode {
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::RegistrationNotSupported => "registration_not_supported",
             ErrorCode::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
+            ErrorCode::InvalidRequestUri => "invalid_request_uri",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
         }
     }
 }

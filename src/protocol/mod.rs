@@ -5,8 +5,11 @@
 //! pages, redirects and JSON.
 
 pub mod authorize;
+pub mod client_assertion;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
+pub mod par;
 pub mod params;
 pub mod pkce;
 pub mod scope;

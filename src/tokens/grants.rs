@@ -18,6 +18,7 @@
 
 use crate::authn::AuthMethod;
 use crate::ids::{GrantId, OpaqueSecret, SecretDigest, UserId};
+use crate::protocol::dpop::Jkt;
 use crate::protocol::scope::Scope;
 use crate::store::{Durability, Precondition, Store, StoreError, Txn, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -82,6 +83,10 @@ pub struct Grant {
     pub offline: bool,
     pub created_at: i64,
     pub expires_at: i64,
+    /// RFC 9449 §5: a public client's refresh tokens are bound to the DPoP
+    /// key its first token request proved; a refresh must prove the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<Jkt>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +125,8 @@ pub enum GrantError {
     RefreshReused,
     #[error("refresh token was issued to another client")]
     RefreshClientMismatch,
+    #[error("refresh token is bound to a DPoP key; present a DPoP proof signed with that key")]
+    DpopKeyMismatch,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("random source failed")]
@@ -140,6 +147,7 @@ impl GrantError {
             GrantError::RefreshUnknown => "grant.refresh_unknown",
             GrantError::RefreshReused => "grant.refresh_reused",
             GrantError::RefreshClientMismatch => "grant.refresh_client_mismatch",
+            GrantError::DpopKeyMismatch => "grant.dpop_key_mismatch",
             GrantError::Store(e) => e.code(),
             GrantError::Random => "grant.random",
         }
@@ -164,6 +172,9 @@ pub struct Redemption<'a> {
     pub client_id: &'a str,
     pub redirect_uri: Option<&'a str>,
     pub code_verifier: Option<&'a str>,
+    /// The DPoP key to bind the grant's refresh tokens to (public clients
+    /// that sent a proof; RFC 9449 §5).
+    pub dpop_jkt: Option<&'a Jkt>,
 }
 
 #[derive(Clone)]
@@ -293,6 +304,7 @@ impl Grants {
             offline,
             created_at: t,
             expires_at,
+            dpop_jkt: input.dpop_jkt.cloned(),
         };
         let redeemed = CodeState::Redeemed { grant: grant.id };
         // A grant with refresh tokens is a credential the client holds: it
@@ -349,12 +361,91 @@ impl Grants {
         Err(GrantError::CodeReplayed)
     }
 
+    /// Creates the grant for `authorization` in the same atomic step that
+    /// replaces the one-time record `(table, key)`, still at `version`, by
+    /// `replacement(grant id)` — how an approved device code (RFC 8628)
+    /// turns into tokens exactly once. `None`: the record changed first
+    /// (a concurrent poll won), and nothing was written. `dpop_jkt` binds
+    /// the grant's refresh tokens to a DPoP key (RFC 9449 §5).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn grant_replacing(
+        &self,
+        authorization: Authorization,
+        dpop_jkt: Option<&crate::protocol::dpop::Jkt>,
+        table: crate::store::Table,
+        key: &str,
+        version: u64,
+        replacement: impl FnOnce(GrantId) -> Result<Vec<u8>, StoreError>,
+        replacement_expires_at: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Issued>, GrantError> {
+        let t = now.unix_timestamp();
+        let offline = authorization.scope.contains("offline_access");
+        let lifetime = if offline {
+            self.refresh_lifetime
+        } else {
+            self.access_lifetime
+        };
+        let mut expires_at = (now + lifetime).unix_timestamp();
+        if let Some(limit) = authorization.not_after {
+            expires_at = expires_at.min(limit);
+        }
+        let grant = Grant {
+            id: GrantId::generate()?,
+            authorization,
+            offline,
+            created_at: t,
+            expires_at,
+            dpop_jkt: dpop_jkt.cloned(),
+        };
+        let durability = if offline {
+            Durability::Durable
+        } else {
+            Durability::Ephemeral
+        };
+        let mut txn = Txn::new(durability)
+            .require(table, key, Precondition::Version(version))
+            .put(table, key, replacement(grant.id)?, replacement_expires_at)
+            .put(
+                GRANTS,
+                grant.id.to_string(),
+                encode(&grant)?,
+                Some(grant.expires_at),
+            );
+        let refresh_token = if offline {
+            let token = OpaqueSecret::generate()?;
+            txn = txn.put(
+                REFRESH_TOKENS,
+                token.digest().as_str(),
+                encode(&RefreshRecord {
+                    grant: grant.id,
+                    state: RefreshState::Active,
+                })?,
+                Some(grant.expires_at),
+            );
+            Some(token)
+        } else {
+            None
+        };
+        if !self.store.commit(txn, t).await? {
+            return Ok(None);
+        }
+        Ok(Some(Issued {
+            grant,
+            refresh_token,
+        }))
+    }
+
     /// Rotates a refresh token: the presented one becomes `Rotated`, a new
     /// one is issued. Presenting a `Rotated` token revokes the family.
+    /// A grant bound to a DPoP key rotates only for a proof by that key
+    /// (`dpop_jkt`, already verified by the caller); otherwise nothing is
+    /// written.
     pub async fn rotate_refresh(
         &self,
         token: &str,
         client_id: &str,
+        dpop_jkt: Option<&Jkt>,
         now: OffsetDateTime,
     ) -> Result<Issued, GrantError> {
         let key = SecretDigest::of(token);
@@ -375,6 +466,9 @@ impl Grants {
             .ok_or(GrantError::RefreshUnknown)?;
         if grant.authorization.client_id != client_id {
             return Err(GrantError::RefreshClientMismatch);
+        }
+        if grant.dpop_jkt.is_some() && grant.dpop_jkt.as_ref() != dpop_jkt {
+            return Err(GrantError::DpopKeyMismatch);
         }
         let new_token = OpaqueSecret::generate()?;
         let txn = Txn::new(Durability::Durable)

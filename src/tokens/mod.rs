@@ -9,6 +9,7 @@
 //! also checks issuer, type and expiry against the caller's `now`, and the
 //! web layer checks the grant and session behind it are still live.
 
+pub mod device;
 pub mod grants;
 
 use crate::keys::{Algorithm, KeySet};
@@ -77,6 +78,16 @@ pub struct AccessTokenClaims {
     /// The grant this token belongs to; revoking the grant revokes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grant: Option<String>,
+    /// Sender constraint (RFC 9449 §6.1): the token is usable only with a
+    /// DPoP proof signed by the key with this thumbprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim (RFC 7800) of a DPoP-bound access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: crate::protocol::dpop::Jkt,
 }
 
 #[derive(Debug, thiserror::Error)]

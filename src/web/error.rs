@@ -271,10 +271,25 @@ impl IntoResponse for OAuthJsonError {
                     self.error.code.as_str(),
                     self.error.description.replace('"', "'")
                 ),
+                // RFC 9449 §7.1: a refusal of DPoP names the algorithms.
+                "DPoP" => format!(
+                    "DPoP algs=\"{}\", error=\"{}\", error_description=\"{}\"",
+                    super::dpop::algs(),
+                    self.error.code.as_str(),
+                    self.error.description.replace('"', "'")
+                ),
                 _ => format!("{scheme} realm=\"gatepass\""),
             };
             if let Ok(v) = HeaderValue::from_str(&value) {
                 headers.insert(header::WWW_AUTHENTICATE, v);
+            }
+            // RFC 9449 §7.1: a resource accepting both schemes challenges
+            // with both, so a client learns it may use DPoP.
+            if scheme == "Bearer" && self.status == StatusCode::UNAUTHORIZED {
+                let dpop = format!("DPoP algs=\"{}\"", super::dpop::algs());
+                if let Ok(v) = HeaderValue::from_str(&dpop) {
+                    headers.append(header::WWW_AUTHENTICATE, v);
+                }
             }
         }
         response

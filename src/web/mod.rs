@@ -8,13 +8,17 @@ pub mod account;
 pub mod admin;
 pub mod bearer;
 pub mod campaign;
+pub mod client_auth;
 pub mod demo;
+pub mod device;
+pub mod dpop;
 pub mod error;
 pub mod form;
 pub mod gate;
 pub mod health;
 pub mod logout;
 pub mod oauth;
+pub mod par;
 pub mod passkey;
 pub mod signin;
 pub mod token;
@@ -85,6 +89,14 @@ pub fn router(state: AppState) -> Router {
             get(signin::tap_page).post(signin::tap_submit),
         )
         .route("/signin/restart", get(signin::restart))
+        .route(
+            paths::DEVICE,
+            get(device::device_page).post(device::device_submit),
+        )
+        .route(
+            "/device/confirm",
+            axum::routing::post(device::device_confirm),
+        )
         .route("/signin/passkey", get(signin::passkey_page))
         .route("/signin/passkey/start", axum::routing::post(passkey::start))
         .route(
@@ -203,11 +215,16 @@ pub fn api_route_table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         (paths::TOKEN, post(token::token)),
         (
+            paths::DEVICE_AUTHORIZATION,
+            post(device::device_authorization),
+        ),
+        (
             paths::USERINFO,
             get(userinfo::userinfo_get).post(userinfo::userinfo_post),
         ),
         (paths::REVOKE, post(oauth::revoke)),
         (paths::INTROSPECT, post(oauth::introspect)),
+        (paths::PUSHED_AUTHORIZATION, post(par::push)),
         (
             paths::END_SESSION,
             get(logout::logout).post(logout::logout_post),
@@ -305,11 +322,25 @@ async fn retry_after_on_unavailable(mut response: Response) -> Response {
 #[utoipa::path(get, path = "/.well-known/openid-configuration", operation_id = "oauth.discovery", tag = "oauth",
     responses((status = 200, description = "OpenID Provider metadata", body = crate::openapi::schemas::ProviderMetadata)))]
 pub(crate) async fn discovery_document(State(state): State<AppState>) -> Response {
-    let doc = discovery::provider_metadata(
+    let mut doc = discovery::provider_metadata(
         &state.settings.issuer,
         state.tokens.algorithm().as_str(),
         state.passkeys.enabled(),
     );
+    discovery::backchannel_logout(&mut doc, state.settings.backchannel_logout.enabled);
+    crate::protocol::par::advertise(
+        &mut doc,
+        format!("{}{}", state.settings.issuer, paths::PUSHED_AUTHORIZATION),
+        state.settings.par.require_pushed_authorization_requests,
+    );
+    if state
+        .settings
+        .clients
+        .values()
+        .any(|c| c.allows(crate::config::GrantType::DeviceCode))
+    {
+        discovery::advertise_device_flow(&mut doc, &state.settings.issuer);
+    }
     cacheable(axum::Json(doc).into_response(), 300)
 }
 

@@ -4,6 +4,7 @@ use super::bearer;
 use super::error::OAuthJsonError;
 use super::token::{authenticate_client, form_params};
 use crate::app::AppState;
+use crate::protocol::discovery::paths;
 use crate::tokens::grants::GrantError;
 use axum::Json;
 use axum::body::Bytes;
@@ -33,7 +34,7 @@ pub async fn revoke(
 ) -> Result<Response, OAuthJsonError> {
     let now = state.clock.now();
     let params = form_params(&headers, body)?;
-    let client = authenticate_client(&state, &headers, &params)?;
+    let client = authenticate_client(&state, &headers, &params, paths::REVOKE, now).await?;
     let token = params
         .require("token")
         .map_err(OAuthJsonError::bad_request)?;
@@ -78,7 +79,7 @@ pub async fn introspect(
 ) -> Result<Response, OAuthJsonError> {
     let now = state.clock.now();
     let params = form_params(&headers, body)?;
-    let client = authenticate_client(&state, &headers, &params)?;
+    let client = authenticate_client(&state, &headers, &params, paths::INTROSPECT, now).await?;
     if client.is_public() {
         return Err(OAuthJsonError::invalid_client(
             "introspection requires a confidential client",
@@ -97,7 +98,8 @@ pub async fn introspect(
             let c = p.claims;
             let mut body = json!({
                 "active": true,
-                "token_type": "Bearer",
+                // RFC 9449 §6.2: a bound token is of type DPoP, with its cnf.
+                "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
                 "scope": c.scope,
                 "client_id": c.client_id,
                 "sub": c.sub,
@@ -107,6 +109,9 @@ pub async fn introspect(
                 "iat": c.iat,
                 "jti": c.jti,
             });
+            if let (Some(cnf), Some(obj)) = (&c.cnf, body.as_object_mut()) {
+                obj.insert("cnf".into(), json!(cnf));
+            }
             if let (Some(user), Some(obj)) = (p.user, body.as_object_mut()) {
                 obj.insert("username".into(), json!(user.user_principal_name));
                 if let Some(acr) = c.acr {

@@ -113,6 +113,10 @@ pub enum FlowTarget {
     /// Back to the admin console (`/admin`), an application under
     /// conditional access like any other.
     Console { return_to: String },
+    /// On to the device flow's confirmation page (RFC 8628): `device` is
+    /// the device authorization's store key, `client_id` the device's
+    /// client (conditional access judges the sign-in for it).
+    Device { client_id: String, device: String },
 }
 
 /// The client id the account pages log sign-ins under.
@@ -127,6 +131,7 @@ impl Flow {
             FlowTarget::Authorize(r) => &r.client_id,
             FlowTarget::Account { .. } => ACCOUNT_APP,
             FlowTarget::Console { .. } => CONSOLE_APP,
+            FlowTarget::Device { client_id, .. } => client_id,
         }
     }
 }
@@ -256,6 +261,7 @@ fn target_client(target: &FlowTarget) -> &str {
         FlowTarget::Authorize(r) => &r.client_id,
         FlowTarget::Account { .. } => ACCOUNT_APP,
         FlowTarget::Console { .. } => CONSOLE_APP,
+        FlowTarget::Device { client_id, .. } => client_id,
     }
 }
 
@@ -266,6 +272,11 @@ async fn authorize(
     ip: std::net::IpAddr,
 ) -> Response {
     let now = state.clock.now();
+    // RFC 9126 §4: a pushed request's parameters replace the query's.
+    let params = match super::par::authorization_params(&state, params, now).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let client = params
         .get("client_id")
         .and_then(|id| state.settings.client(id));
@@ -485,6 +496,10 @@ pub async fn start_flow_with(
             .map(|c| c.display_name.as_str()),
         FlowTarget::Account { .. } => Some("your account"),
         FlowTarget::Console { .. } => Some("the Gatepass admin console"),
+        FlowTarget::Device { client_id, .. } => state
+            .settings
+            .client(client_id)
+            .map(|c| c.display_name.as_str()),
     };
     let mut response = if strong_only && flow.username.is_some() {
         let next = match step_after_username(state, &flow, now).await {
@@ -1190,6 +1205,11 @@ pub async fn gate_and_go(
             acr_values: &[],
             essential_acr: None,
         },
+        FlowTarget::Device { client_id, .. } => GateTarget::App {
+            client_id,
+            acr_values: &[],
+            essential_acr: None,
+        },
     };
     let user_agent = headers
         .get(header::USER_AGENT)
@@ -1248,7 +1268,10 @@ pub async fn gate_and_go(
             // request: `prompt=none` shows no page).
             let campaign_applies = silent.is_none()
                 && match (arrival, target) {
-                    (Arrival::SignIn, _) | (Arrival::Session, FlowTarget::Authorize(_)) => true,
+                    (Arrival::SignIn, _)
+                    | (Arrival::Session, FlowTarget::Authorize(_) | FlowTarget::Device { .. }) => {
+                        true
+                    }
                     // A console page view, the security-info page, or an
                     // answered interrupt.
                     (Arrival::Session | Arrival::CampaignAnswered, _) => false,
@@ -1262,6 +1285,12 @@ pub async fn gate_and_go(
                 (Some(page), _) => page,
                 (None, FlowTarget::Authorize(request)) => {
                     complete(state, request, session, digest, user, now, None).await
+                }
+                (None, FlowTarget::Device { client_id, device }) => {
+                    super::device::consent_page(
+                        state, client_id, device, session, digest, user, now,
+                    )
+                    .await?
                 }
                 (None, FlowTarget::Account { return_to } | FlowTarget::Console { return_to }) => {
                     if arrival == Arrival::SignIn {
@@ -1359,7 +1388,7 @@ fn flow_csp(state: &AppState, target: &FlowTarget) -> HeaderValue {
             .client(&r.client_id)
             .map(|c| c.redirect_uris.as_slice())
             .unwrap_or_default(),
-        FlowTarget::Account { .. } | FlowTarget::Console { .. } => &[],
+        FlowTarget::Account { .. } | FlowTarget::Console { .. } | FlowTarget::Device { .. } => &[],
     };
     super::content_security_policy(uris.iter().map(String::as_str))
 }
@@ -1522,6 +1551,15 @@ async fn complete(
                 .into_response();
         }
     };
+    // Back-channel logout reaches the clients this session signed in to.
+    if let Err(e) = state
+        .backchannel
+        .participate(session, &request.client_id, now.unix_timestamp())
+        .await
+    {
+        let unavailable = matches!(e, crate::store::StoreError::Unavailable(_));
+        return super::error::internal_page(e.code(), &e.to_string(), unavailable).into_response();
+    }
     let mut pairs = vec![("code", code.expose().to_owned())];
     if let Some(s) = &request.state {
         pairs.push(("state", s.clone()));

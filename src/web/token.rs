@@ -5,12 +5,13 @@ use super::error::OAuthJsonError;
 use crate::app::AppState;
 use crate::config::{Client, GRAPH_PERMISSIONS, GrantType};
 use crate::directory::User;
-use crate::ids::{SecretDigest, secrets_equal};
+use crate::protocol::discovery::paths;
+use crate::protocol::dpop::Jkt;
 use crate::protocol::params::Params;
 use crate::protocol::scope::Scope;
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::tokens::grants::{Grant, GrantError, Issued, Redemption};
-use crate::tokens::{AccessTokenClaims, IdTokenClaims, IdentityType};
+use crate::tokens::{AccessTokenClaims, Confirmation, IdTokenClaims, IdentityType};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -55,70 +56,10 @@ pub fn form_params(
     Params::parse(text).map_err(OAuthJsonError::bad_request)
 }
 
-/// Authenticates the client by `client_secret_basic`, `client_secret_post`
-/// or `none` (public clients). Exactly one method may be used (§2.3).
-pub fn authenticate_client<'a>(
-    state: &'a AppState,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<&'a Client, OAuthJsonError> {
-    let basic = match headers.get(header::AUTHORIZATION) {
-        Some(value) => Some(parse_basic(value).ok_or_else(|| {
-            OAuthJsonError::invalid_client(
-                "malformed Authorization header; use HTTP Basic with the client credentials",
-            )
-        })?),
-        None => None,
-    };
-    let (client_id, secret) = match (basic, params.get("client_secret")) {
-        (Some(_), Some(_)) => {
-            return Err(OAuthJsonError::bad_request(OAuthError::invalid_request(
-                "use exactly one client authentication method",
-            )));
-        }
-        (Some((id, secret)), None) => {
-            if params.get("client_id").is_some_and(|p| p != id) {
-                return Err(OAuthJsonError::bad_request(OAuthError::invalid_request(
-                    "client_id in the body differs from the authenticated client",
-                )));
-            }
-            (id, Some(secret))
-        }
-        (None, secret) => {
-            let id = params.get("client_id").ok_or_else(|| {
-                OAuthJsonError::invalid_client("client authentication is required")
-            })?;
-            (id.to_owned(), secret.map(str::to_owned))
-        }
-    };
-    let client = state
-        .settings
-        .client(&client_id)
-        .ok_or_else(|| OAuthJsonError::invalid_client("client authentication failed"))?;
-    match (&client.secret_digest, secret) {
-        (Some(expected), Some(given)) => {
-            if !secrets_equal(SecretDigest::of(&given).as_str(), expected.as_str()) {
-                return Err(OAuthJsonError::invalid_client(
-                    "client authentication failed",
-                ));
-            }
-        }
-        (Some(_), None) => {
-            return Err(OAuthJsonError::invalid_client(
-                "client authentication failed",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(OAuthJsonError::invalid_client(
-                "this is a public client; it has no secret",
-            ));
-        }
-        (None, None) => {}
-    }
-    Ok(client)
-}
+pub use super::client_auth::authenticate_client;
 
-fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
+/// Reads HTTP Basic client credentials (RFC 6749 §2.3.1).
+pub(super) fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
     let value = value.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -191,7 +132,7 @@ async fn token_for<'s>(
     let now = state.clock.now();
     let params = form_params(headers, body)?;
     *client_id = named_client(state, headers, &params);
-    let client = authenticate_client(state, headers, &params)?;
+    let client = authenticate_client(state, headers, &params, paths::TOKEN, now).await?;
     let grant_type = params
         .require("grant_type")
         .map_err(OAuthJsonError::bad_request)?;
@@ -207,10 +148,21 @@ async fn token_for<'s>(
             format!("this client may not use the {} grant", grant.as_str()),
         )));
     }
+    // RFC 9449 §5: a proof, when sent or required, is checked before the
+    // grant is touched, so a bad proof spends no code or refresh token.
+    let dpop = super::dpop::token_request_key(state, headers, client, now).await?;
+    let dpop = dpop.as_ref();
     let response = match grant {
-        GrantType::AuthorizationCode => authorization_code(state, client, &params, now).await?,
-        GrantType::RefreshToken => refresh_token(state, client, &params, headers, ip, now).await?,
-        GrantType::ClientCredentials => client_credentials(state, client, &params, now)?,
+        GrantType::AuthorizationCode => {
+            authorization_code_bound(state, client, &params, dpop, now).await?
+        }
+        GrantType::RefreshToken => {
+            refresh_token(state, client, &params, headers, ip, dpop, now).await?
+        }
+        GrantType::ClientCredentials => client_credentials(state, client, &params, dpop, now)?,
+        GrantType::DeviceCode => {
+            super::device::device_code_grant(state, client, &params, dpop, now).await?
+        }
     };
     let mut r = Json(response).into_response();
     r.headers_mut()
@@ -218,7 +170,7 @@ async fn token_for<'s>(
     Ok(r)
 }
 
-fn grant_error(e: GrantError) -> OAuthJsonError {
+pub(crate) fn grant_error(e: GrantError) -> OAuthJsonError {
     match e {
         GrantError::Store(s) => s.into(),
         GrantError::Random => OAuthJsonError::internal("random", "random source failed", false),
@@ -232,6 +184,18 @@ pub(crate) async fn authorization_code(
     params: &Params,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthJsonError> {
+    authorization_code_bound(state, client, params, None, now).await
+}
+
+/// [`authorization_code`] with the DPoP key the request proved: the access
+/// token is bound to it, and so is a public client's grant (RFC 9449 §5).
+async fn authorization_code_bound(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    dpop: Option<&Jkt>,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthJsonError> {
     let code = params
         .require("code")
         .map_err(OAuthJsonError::bad_request)?;
@@ -242,6 +206,9 @@ pub(crate) async fn authorization_code(
         client_id: &client.client_id,
         redirect_uri: Some(redirect_uri),
         code_verifier: params.get("code_verifier"),
+        // Confidential clients authenticate every refresh, so their refresh
+        // tokens need no binding (RFC 9449 §5).
+        dpop_jkt: dpop.filter(|_| client.is_public()),
     };
     let (issued, user) = state
         .grants
@@ -252,7 +219,7 @@ pub(crate) async fn authorization_code(
         .map_err(grant_error)?;
     let user = require_live(state, &issued.grant, user?, now).await?;
     let scope = issued.grant.authorization.scope.clone();
-    mint_user_tokens(state, issued, &user, &scope, true, now)
+    mint_user_tokens_bound(state, issued, &user, &scope, true, dpop, now)
 }
 
 async fn refresh_token(
@@ -261,6 +228,7 @@ async fn refresh_token(
     params: &Params,
     headers: &HeaderMap,
     ip: std::net::IpAddr,
+    dpop: Option<&Jkt>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthJsonError> {
     let token = params
@@ -268,7 +236,7 @@ async fn refresh_token(
         .map_err(OAuthJsonError::bad_request)?;
     let issued = state
         .grants
-        .rotate_refresh(token, &client.client_id, now)
+        .rotate_refresh(token, &client.client_id, dpop, now)
         .await
         .map_err(grant_error)?;
     let user = live_user(state, &issued.grant, now).await?;
@@ -293,7 +261,7 @@ async fn refresh_token(
             requested
         }
     };
-    mint_user_tokens(state, issued, &user, &scope, false, now)
+    mint_user_tokens_bound(state, issued, &user, &scope, false, dpop, now)
 }
 
 /// The grant's user, if still allowed tokens: exists, enabled, and not
@@ -309,7 +277,7 @@ async fn live_user(
 
 /// The user [`super::bearer::grant_user`] found for `grant`, or — when it
 /// found none — the grant revoked and `invalid_grant`.
-async fn require_live(
+pub(crate) async fn require_live(
     state: &AppState,
     grant: &Grant,
     user: Option<User>,
@@ -398,12 +366,18 @@ fn graph_scopes(scope: &Scope) -> Vec<&str> {
         .collect()
 }
 
-fn mint_user_tokens(
+/// Mints the tokens of a user grant: the access token, an ID token when
+/// `openid` was granted (with the nonce when `with_nonce`), the refresh
+/// token when issued; the access token is bound to `dpop` when given
+/// (`cnf.jkt`, `token_type: DPoP`; RFC 9449 §5, §6.1).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn mint_user_tokens_bound(
     state: &AppState,
     issued: Issued,
     user: &User,
     scope: &Scope,
     with_nonce: bool,
+    dpop: Option<&Jkt>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthJsonError> {
     let grant = &issued.grant;
@@ -445,6 +419,7 @@ fn mint_user_tokens(
         scp: (!graph.is_empty()).then(|| graph.join(" ")),
         roles: None,
         grant: Some(grant.id.to_string()),
+        cnf: confirmation(dpop),
     };
     let access_token = state
         .tokens
@@ -480,12 +455,21 @@ fn mint_user_tokens(
     };
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: token_type(dpop),
         expires_in: exp - iat,
         scope: scope.to_string(),
         id_token,
         refresh_token: issued.refresh_token.map(|t| t.expose().to_owned()),
     })
+}
+
+fn confirmation(dpop: Option<&Jkt>) -> Option<Confirmation> {
+    dpop.map(|jkt| Confirmation { jkt: jkt.clone() })
+}
+
+/// RFC 9449 §5: a DPoP-bound access token is of type `DPoP`.
+fn token_type(dpop: Option<&Jkt>) -> &'static str {
+    if dpop.is_some() { "DPoP" } else { "Bearer" }
 }
 
 fn signing_error(e: crate::tokens::TokenError) -> OAuthJsonError {
@@ -499,6 +483,7 @@ fn client_credentials(
     state: &AppState,
     client: &Client,
     params: &Params,
+    dpop: Option<&Jkt>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthJsonError> {
     let default_scope = format!("{}/.default", state.settings.graph_audience());
@@ -533,13 +518,14 @@ fn client_credentials(
         scp: None,
         roles: Some(client.app_permissions.iter().cloned().collect()),
         grant: None,
+        cnf: confirmation(dpop),
     };
     Ok(TokenResponse {
         access_token: state
             .tokens
             .sign_access_token(&claims)
             .map_err(signing_error)?,
-        token_type: "Bearer",
+        token_type: token_type(dpop),
         expires_in: exp - iat,
         scope: default_scope,
         id_token: None,

@@ -1,6 +1,6 @@
 //! The UserInfo endpoint (OpenID Connect Core §5.3).
 
-use super::bearer::{self, BearerError};
+use super::bearer::BearerError;
 use super::error::OAuthJsonError;
 use crate::app::AppState;
 use crate::protocol::{ErrorCode, OAuthError};
@@ -33,7 +33,7 @@ pub async fn userinfo_get(
     state: State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthJsonError> {
-    userinfo(state, headers).await
+    userinfo(state, headers, "GET").await
 }
 
 /// OIDC Core §5.3.1: the endpoint must accept POST too.
@@ -44,18 +44,17 @@ pub async fn userinfo_post(
     state: State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthJsonError> {
-    userinfo(state, headers).await
+    userinfo(state, headers, "POST").await
 }
 
+/// `method` is the request's, for a DPoP proof's `htm`.
 async fn userinfo(
     State(state): State<AppState>,
     headers: HeaderMap,
+    method: &str,
 ) -> Result<Response, OAuthJsonError> {
     let now = state.clock.now();
-    let token = bearer::bearer_token(&headers).map_err(bearer_error)?;
-    let principal = bearer::authenticate(&state, token, now)
-        .await
-        .map_err(bearer_error)?;
+    let principal = super::dpop::authenticate_userinfo(&state, &headers, method, now).await?;
     let scope = crate::protocol::scope::Scope::parse(&principal.claims.scope).unwrap_or_default();
     let Some(user) = principal.user.filter(|_| scope.contains("openid")) else {
         return Err(OAuthJsonError {

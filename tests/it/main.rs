@@ -5,6 +5,7 @@
 
 mod admin;
 mod authenticator;
+mod backchannel;
 mod bad_input;
 mod batch;
 mod browser;
@@ -13,6 +14,9 @@ mod ca_analysis;
 mod ca_engine;
 mod ca_flow;
 mod campaign;
+mod client_auth;
+mod device;
+mod dpop;
 mod fuzz;
 mod graph;
 mod graph_client;
@@ -22,6 +26,7 @@ mod import;
 mod metrics;
 mod oidc;
 mod openapi;
+mod par;
 mod passkey;
 mod passkey_policy;
 mod process;
