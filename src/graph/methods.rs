@@ -864,23 +864,12 @@ pub async fn update_tap_policy(
     )
     .await?;
     state.taps.set_policy(&p).await?;
-    let details = vec![
-        KeyValue::new("before", serde_json::to_string(&before).unwrap_or_default()),
-        KeyValue::new("after", serde_json::to_string(&p).unwrap_or_default()),
-    ];
-    let target = TargetResource {
-        id: "TemporaryAccessPass".into(),
-        kind: "Policy".into(),
-        display_name: Some("Temporary Access Pass".into()),
-        user_principal_name: None,
-    };
-    record_change(
+    super::methods_policy::audit_change(
         state,
         caller,
-        "Authentication Methods Policy Update",
-        "Policy",
-        target,
-        details,
+        super::methods_policy::policy_target("TemporaryAccessPass", "Temporary Access Pass"),
+        &before,
+        &p,
         now,
     )
     .await;

@@ -50,7 +50,8 @@ fn invalid(v: PolicyViolation) -> GraphError {
     )
 }
 
-fn policy_target(id: &str, name: &str) -> TargetResource {
+/// A method policy as an audit entry's target.
+pub(crate) fn policy_target(id: &str, name: &str) -> TargetResource {
     TargetResource {
         id: id.into(),
         kind: "Policy".into(),
@@ -59,8 +60,10 @@ fn policy_target(id: &str, name: &str) -> TargetResource {
     }
 }
 
-/// Audits a policy change with the documents before and after.
-async fn audit_change<T: Serialize>(
+/// Audits a change of the methods policy with the documents before and
+/// after (each of its parts: the TAP and passkey configurations, the
+/// campaign).
+pub(crate) async fn audit_change<T: Serialize>(
     state: &AppState,
     caller: &Caller,
     target: TargetResource,
