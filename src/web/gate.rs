@@ -24,7 +24,8 @@ use crate::authn::AuthMethod;
 use crate::directory::{PerUserMfaState, User};
 use crate::policy::conditional_access::{
     ConditionalAccessUsers, Decision, Outcome, Policy, SignInContext, Target, UnmetRequirement,
-    UserAction, acr_strength, evaluate, platform_from_user_agent, step_up_methods_with,
+    UserAction, acr_strength, evaluate, passkey_meets, platform_from_user_agent,
+    step_up_methods_with,
 };
 use serde_json::{Value, json};
 use std::net::IpAddr;
@@ -299,12 +300,24 @@ async fn step_up(
         })
         .collect();
     let candidates = step_up_methods_with(unmet, proof.methods, proof.passkey);
-    let has_passkey = !state
+    // A passkey is offered only if the user has one that could both sign in
+    // under the passkey policy and meet the requirements (a strength may
+    // name authenticator models): otherwise the step-up would only fail.
+    let (passkey_policy, targeted) = state
+        .passkey_policy
+        .fido2_for(&state.directory, user, now)
+        .await?;
+    let has_passkey = state
         .passkeys
         .list(user.id, t)
         .await
         .map_err(|e| super::error::internal_page(e.code(), &e.to_string(), false))?
-        .is_empty();
+        .iter()
+        .filter_map(|p| uuid::Uuid::parse_str(&p.aaguid).ok())
+        .any(|model| {
+            passkey_policy.admits_sign_in(targeted, model).is_ok()
+                && passkey_meets(unmet, proof.methods, model)
+        });
     let pass = super::signin::verifier(state)
         .usable_pass(user, now)
         .await

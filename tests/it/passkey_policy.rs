@@ -617,10 +617,44 @@ async fn a_strength_restricted_to_one_model_admits_that_key_steps_up_another_and
         redirect.starts_with(RP_REDIRECT) && redirect.contains("code="),
         "{redirect}"
     );
-    let (status, stepped) = passkey_sign_in(&app, &mut wrong).await;
+    // The other model: the decision is a step-up. With nothing that could
+    // meet it (its only passkey is the wrong model), the page says so
+    // rather than offering a passkey that would fail again...
+    let (status, refused) = passkey_sign_in(&app, &mut wrong).await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"], "conditional_access.refused");
+    assert!(refused.get("redirect").is_none());
+    // ... and with a one-time pass it is sent to a step-up that offers the
+    // pass, not the passkey.
+    app.issue_tap(&other_user, json!({"isUsableOnce": true}))
+        .await;
+    let rp = app.rp(RP_ID, Some(RP_SECRET)).await;
+    let (url, _, _) = authorize_url(&rp, &[]);
+    let browser = app.browser();
+    let first = browser.get(&url).await;
+    app.clock.advance(time::Duration::seconds(1));
+    let (_, start) = passkey_start(&app, &browser, &first, "discoverable").await;
+    let assertion = wrong.authenticate(start["options"].clone());
+    let (status, stepped) =
+        passkey_finish(&app, &browser, &first, &start["ceremony"], assertion).await;
     assert_eq!(status, 200, "{stepped}");
     let redirect = stepped["redirect"].as_str().unwrap();
     assert!(!redirect.contains("code="), "no code: {redirect}");
+    let step_up = browser.get(redirect).await;
+    let step_up = match step_up.location.clone() {
+        Some(next) => browser.get(&next).await,
+        None => step_up,
+    };
+    assert!(
+        step_up.has_label("Temporary Access Pass"),
+        "{}",
+        step_up.html
+    );
+    assert!(
+        !step_up.html.contains("Sign in with a passkey"),
+        "the wrong model is not offered: {}",
+        step_up.html
+    );
     let log = get(&app, SIGN_INS, &token).await;
     assert_eq!(
         log.body["value"][0]["status"]["errorCode"], 50074,

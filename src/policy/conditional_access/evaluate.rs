@@ -670,6 +670,25 @@ pub fn step_up_methods_with(
     .collect()
 }
 
+/// Whether a passkey of model `aaguid`, used now on top of `current`
+/// (alone when a requirement asks for a fresh sign-in), would meet every
+/// unmet requirement: which of a user's passkeys a step-up can use.
+pub fn passkey_meets(unmet: &[UnmetRequirement], current: &[AuthMethod], aaguid: Uuid) -> bool {
+    let fresh = unmet.iter().any(|u| u.reauthenticate);
+    let base = if fresh {
+        MethodSet::EMPTY
+    } else {
+        MethodSet::from_auth_methods(current)
+    };
+    let methods = base.with(AuthMethod::Passkey.into());
+    unmet.iter().all(|u| {
+        u.any_of.is_empty()
+            || u.any_of
+                .iter()
+                .any(|s| s.is_satisfied_with(methods, Some(aaguid)))
+    })
+}
+
 /// Evaluates every policy against one sign-in at `now`.
 pub fn evaluate(
     policies: &[Policy],

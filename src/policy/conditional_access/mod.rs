@@ -21,7 +21,7 @@ pub use evaluate::{
     AnalysisReason, AppliedConditionalAccessPolicy, BlockedBy, ClientAppType, Decision,
     DevicePlatform, Mode, Outcome, PolicyResult, RequiredControl, Requirement, RiskLevel,
     SignInContext, StrengthRef, Target, UnmetRequirement, UserAction, UserScope, Verdict, evaluate,
-    platform_from_user_agent, step_up_methods, step_up_methods_with, user_scope,
+    passkey_meets, platform_from_user_agent, step_up_methods, step_up_methods_with, user_scope,
 };
 pub use model::{
     AuthenticationStrengthPolicy, ConditionalAccessUsers, InvalidField, NamedLocation, Policy,
