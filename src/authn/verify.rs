@@ -161,17 +161,30 @@ impl Verifier<'_> {
     }
 
     /// What the user could sign in with right now, as the removal rule
-    /// ([`crate::policy::session_limiter::admit_removal`]) counts it.
+    /// ([`crate::policy::session_limiter::admit_removal`]) counts it: a
+    /// passkey the passkey policy no longer admits signs nobody in, so it
+    /// does not count.
     pub async fn inventory(
         &self,
         passkeys: &super::passkey::Passkeys,
+        policies: &super::passkey_policy::PasskeyPolicies,
         user: &User,
         now: OffsetDateTime,
     ) -> Result<MethodInventory, InventoryError> {
+        let (policy, targeted) = policies.fido2_for(self.directory, user, now).await?;
+        let usable_passkeys = passkeys
+            .list(user.id, now.unix_timestamp())
+            .await?
+            .iter()
+            .filter(|p| {
+                let model = uuid::Uuid::parse_str(&p.aaguid).unwrap_or_default();
+                policy.admits_sign_in(targeted, model).is_ok()
+            })
+            .count();
         Ok(MethodInventory {
             password: self.directory.password_hash(user.id, now).await?.is_some(),
             usable_pass: self.usable_pass(user, now).await?.is_some(),
-            passkeys: passkeys.list(user.id, now.unix_timestamp()).await?.len(),
+            passkeys: usable_passkeys,
         })
     }
 

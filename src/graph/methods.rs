@@ -512,7 +512,7 @@ pub async fn admit_own_removal(
         return Ok(());
     };
     let inventory = crate::web::signin::verifier(state)
-        .inventory(&state.passkeys, user, now)
+        .inventory(&state.passkeys, &state.passkey_policy, user, now)
         .await
         .map_err(|e| {
             GraphError::internal("methods.inventory", &e.to_string(), e.is_unavailable())

@@ -424,7 +424,7 @@ pub async fn delete_method(
         _ => return Err(PageError::bad_request("Unknown sign-in method.")),
     };
     let inventory = super::signin::verifier(&state)
-        .inventory(&state.passkeys, &user, now)
+        .inventory(&state.passkeys, &state.passkey_policy, &user, now)
         .await
         .map_err(|e| {
             super::error::internal_page("inventory", &e.to_string(), e.is_unavailable())

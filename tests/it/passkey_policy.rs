@@ -709,3 +709,54 @@ async fn a_strength_restricted_to_one_model_admits_that_key_steps_up_another_and
         refreshed.text().await.unwrap()
     );
 }
+
+#[tokio::test]
+async fn a_passkey_the_policy_refuses_does_not_count_as_a_way_to_sign_in_when_removing_the_pass() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("careful", None).await;
+    let created = app.issue_tap(&user, json!({"isUsableOnce": false})).await;
+    let browser = app.browser();
+    account_sign_in_with_tap(
+        &app,
+        &browser,
+        "careful",
+        created["temporaryAccessPass"].as_str().unwrap(),
+    )
+    .await;
+    let mut key = device(&app, GOOGLE);
+    assert_eq!(add_passkey(&app, &browser, &mut key, "Phone").await.0, 201);
+    let delete_pass = async || {
+        let page = browser.get("/account/security-info").await;
+        browser
+            .post_form(
+                "/account/methods/delete",
+                &[("csrf", &page.hidden("csrf").unwrap()), ("method", "tap")],
+            )
+            .await
+    };
+    let pass_left = async || {
+        app.state
+            .taps
+            .pass(user.id, app.clock.now().unix_timestamp())
+            .await
+            .unwrap()
+            .is_some()
+    };
+    // The passkey's model is now refused: the pass is the only way in.
+    restrict(&app, "block", &[GOOGLE]).await;
+    let refused = delete_pass().await;
+    assert!(
+        refused
+            .location
+            .as_deref()
+            .is_some_and(|l| l.contains("notice=last-")),
+        "{:?}",
+        refused.location
+    );
+    assert!(pass_left().await, "the pass was kept");
+    // Admitted again: the passkey counts, and the pass may go.
+    restrict(&app, "block", &[]).await;
+    let done = delete_pass().await;
+    assert!(done.location.is_some(), "{}", done.html);
+    assert!(!pass_left().await, "the pass was deleted");
+}
