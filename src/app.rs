@@ -21,6 +21,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
+    /// Which relying party a client id names: configured, then registered.
+    pub clients: crate::clients::Clients,
     pub clock: Arc<dyn Clock>,
     pub store: Arc<dyn Store>,
     pub tokens: TokenIssuer,
@@ -96,7 +98,9 @@ impl AppState {
             now,
             key_retention(&settings),
         )?;
-        let backchannel = crate::logout::Backchannel::new(store.clone(), &settings)?;
+        let clients = crate::clients::Clients::new(store.clone(), clock.clone(), &settings);
+        let backchannel =
+            crate::logout::Backchannel::new(store.clone(), &settings, clients.clone())?;
         let directory = Directory::new(store.clone()).with_backchannel(backchannel.clone());
         let hasher = PasswordHasher::new(settings.password_hashing)?;
         let taps = Taps::new(store.clone(), settings.tap_policy.clone())
@@ -130,6 +134,7 @@ impl AppState {
                 settings.tokens.access_token,
             ),
             audit: AuditLog::new(store.clone()),
+            clients,
             directory,
             hasher,
             settings: Arc::new(settings),

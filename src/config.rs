@@ -75,6 +75,74 @@ struct RawConfig {
     par: crate::protocol::par::RawPar,
     #[serde(default)]
     backchannel_logout: crate::logout::settings::RawBackchannelLogout,
+    #[serde(default)]
+    registration: RawRegistration,
+}
+
+/// `[registration]`: dynamic client registration (RFC 7591).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRegistration {
+    /// Bearer tokens that may register clients; empty: registration is off.
+    initial_access_tokens: Vec<String>,
+}
+
+/// Shortest initial access token accepted: it is a password that lets its
+/// holder register clients, so it must not be guessable.
+pub const MIN_INITIAL_ACCESS_TOKEN_LEN: usize = 16;
+
+/// `[registration]`, validated: the digests of the initial access tokens.
+#[derive(Clone, Default)]
+pub struct RegistrationSettings {
+    initial_access_tokens: Vec<crate::ids::SecretDigest>,
+}
+
+impl RegistrationSettings {
+    /// Registration is on: `/register` is served and advertised, and
+    /// registered clients are served.
+    pub fn enabled(&self) -> bool {
+        !self.initial_access_tokens.is_empty()
+    }
+
+    /// Whether `presented` is one of the initial access tokens. Compares
+    /// against every digest in constant time, without stopping at a match.
+    pub fn accepts(&self, presented: &str) -> bool {
+        let given = crate::ids::SecretDigest::of(presented);
+        self.initial_access_tokens.iter().fold(false, |found, d| {
+            found | crate::ids::secrets_equal(given.as_str(), d.as_str())
+        })
+    }
+}
+
+impl std::fmt::Debug for RegistrationSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Digests of tokens a person may have chosen: left out.
+        f.debug_struct("RegistrationSettings")
+            .field("initial_access_tokens", &self.initial_access_tokens.len())
+            .finish()
+    }
+}
+
+fn validate_registration(raw: RawRegistration) -> Result<RegistrationSettings, ConfigError> {
+    let mut digests = Vec::with_capacity(raw.initial_access_tokens.len());
+    for (i, token) in raw.initial_access_tokens.iter().enumerate() {
+        if token.chars().count() < MIN_INITIAL_ACCESS_TOKEN_LEN {
+            return Err(invalid(
+                format!("registration.initial_access_tokens[{i}]"),
+                format!("must be at least {MIN_INITIAL_ACCESS_TOKEN_LEN} characters"),
+            ));
+        }
+        if token.trim() != token || token.chars().any(char::is_control) {
+            return Err(invalid(
+                format!("registration.initial_access_tokens[{i}]"),
+                "must not have surrounding spaces or control characters (it is sent in an HTTP header)",
+            ));
+        }
+        digests.push(crate::ids::SecretDigest::of(token));
+    }
+    Ok(RegistrationSettings {
+        initial_access_tokens: digests,
+    })
 }
 
 /// `[passkeys]`: what the passkey policy needs from the server.
@@ -543,6 +611,8 @@ pub struct Settings {
     pub par: crate::protocol::par::ParSettings,
     /// `[backchannel_logout]`: delivery of logout tokens.
     pub backchannel_logout: crate::logout::BackchannelSettings,
+    /// `[registration]`: dynamic client registration (RFC 7591/7592).
+    pub registration: RegistrationSettings,
 }
 
 /// Conditional-access objects from `[conditional_access]` files, validated
@@ -565,6 +635,9 @@ impl Settings {
         format!("{}/graph", self.issuer)
     }
 
+    /// A configured client. Serving code asks the registry instead
+    /// ([`crate::clients::Clients::get`]), which also knows the clients
+    /// registered through RFC 7591.
     pub fn client(&self, client_id: &str) -> Option<&Client> {
         self.clients.get(client_id)
     }
@@ -913,6 +986,7 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
         )
     })?;
     let backchannel_logout = crate::logout::settings::validate(&raw.backchannel_logout)?;
+    let registration = validate_registration(raw.registration.clone())?;
     let mut clients = HashMap::new();
     for (i, c) in raw.clients.into_iter().enumerate() {
         let client = validate_client(i, c)?;
@@ -1109,6 +1183,7 @@ fn validate(raw: RawConfig) -> Result<Settings, ConfigError> {
     Ok(Settings {
         par,
         backchannel_logout,
+        registration,
         passkeys,
         server,
         metrics_listen,
@@ -1459,6 +1534,73 @@ fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
     if c.client_id.trim().is_empty() || c.client_id.len() > 255 {
         return Err(invalid(key("client_id"), "must be 1–255 characters"));
     }
+    let secret_digest = match c.client_secret.clone() {
+        Some(s) if s.len() < 16 => {
+            return Err(invalid(
+                key("client_secret"),
+                "must be at least 16 characters",
+            ));
+        }
+        Some(s) => Some(crate::ids::SecretDigest::of(&s)),
+        None => None,
+    };
+    client_from_raw(&key, c, secret_digest)
+}
+
+/// A client registered through RFC 7591, in the configuration's terms:
+/// the fields registration may set (never permissions or
+/// `introspect_all_tokens`).
+#[derive(Debug, Clone)]
+pub struct RegistrableClient {
+    pub client_id: String,
+    pub display_name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    pub jwks: Option<serde_json::Value>,
+    pub jwks_uri: Option<String>,
+    pub require_pushed_authorization_requests: bool,
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
+    pub dpop_bound_access_tokens: bool,
+}
+
+/// Builds a registered client by the rules a `[[clients]]` entry follows
+/// (errors name the metadata field, without a `clients[i].` prefix).
+/// `secret_digest` is the digest of the secret Gatepass issued, if any.
+pub fn registered_client(
+    c: RegistrableClient,
+    secret_digest: Option<crate::ids::SecretDigest>,
+) -> Result<Client, ConfigError> {
+    let raw = RawClient {
+        client_id: c.client_id,
+        client_secret: None,
+        redirect_uris: c.redirect_uris,
+        post_logout_redirect_uris: c.post_logout_redirect_uris,
+        grant_types: c.grant_types,
+        app_permissions: Vec::new(),
+        delegated_permissions: Vec::new(),
+        display_name: c.display_name,
+        introspect_all_tokens: false,
+        token_endpoint_auth_method: Some(c.token_endpoint_auth_method),
+        jwks: c.jwks,
+        jwks_uri: c.jwks_uri,
+        require_pushed_authorization_requests: c.require_pushed_authorization_requests,
+        backchannel_logout_uri: c.backchannel_logout_uri,
+        backchannel_logout_session_required: c.backchannel_logout_session_required,
+        dpop_bound_access_tokens: c.dpop_bound_access_tokens,
+    };
+    client_from_raw(&|field: &str| field.to_owned(), raw, secret_digest)
+}
+
+/// The rules every client follows, configured or registered; `key` names
+/// a field in errors.
+fn client_from_raw(
+    key: &dyn Fn(&str) -> String,
+    c: RawClient,
+    secret_digest: Option<crate::ids::SecretDigest>,
+) -> Result<Client, ConfigError> {
     let mut grant_types = BTreeSet::new();
     for g in &c.grant_types {
         let grant = GrantType::parse(g).ok_or_else(|| {
@@ -1478,18 +1620,8 @@ fn validate_client(i: usize, c: RawClient) -> Result<Client, ConfigError> {
             "must list at least one grant type",
         ));
     }
-    let secret_digest = match c.client_secret.clone() {
-        Some(s) if s.len() < 16 => {
-            return Err(invalid(
-                key("client_secret"),
-                "must be at least 16 characters",
-            ));
-        }
-        Some(s) => Some(crate::ids::SecretDigest::of(&s)),
-        None => None,
-    };
     let (token_endpoint_auth_method, jwks) =
-        validate_client_auth(&key, &c, secret_digest.is_some())?;
+        validate_client_auth(key, &c, secret_digest.is_some())?;
     if secret_digest.is_none()
         && jwks.is_none()
         && grant_types.contains(&GrantType::ClientCredentials)

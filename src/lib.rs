@@ -8,6 +8,7 @@
 pub mod app;
 pub mod audit;
 pub mod authn;
+pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod directory;

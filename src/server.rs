@@ -179,10 +179,10 @@ pub async fn issue_recovery_tap(
 
 fn sign_in_url(state: &AppState) -> String {
     let issuer = &state.settings.issuer;
+    // The configured clients: on a first start nothing is registered yet.
     let mut clients: Vec<_> = state
-        .settings
         .clients
-        .values()
+        .configured()
         .filter(|c| !c.redirect_uris.is_empty())
         .collect();
     clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));

@@ -100,7 +100,9 @@ impl JwksCache {
         kid: Option<&str>,
         now: i64,
     ) -> Result<Arc<JwkSet>, AssertionError> {
-        let entry = self.entry(client_id);
+        // Per client *and* URI: a registered client that moves its
+        // `jwks_uri` (RFC 7592 update) must not keep the old URI's keys.
+        let entry = self.entry(&format!("{client_id} {uri}"));
         let mut slot = entry.lock().await;
         if let Some(f) = slot.as_ref() {
             let fresh = now < f.at + JWKS_TTL_SECS;

@@ -80,7 +80,7 @@ impl Backchannel {
             }
             let mut d: Delivery = decode(QUEUE, &record.value)?;
             let exhausted = d.attempts >= self.inner.settings.max_attempts;
-            let uri = self.inner.uris.get(&d.client_id).cloned();
+            let uri = self.uri_of(&d.client_id).await?;
             let mut txn = Txn::new(Durability::Durable)
                 .require(QUEUE, key.clone(), Precondition::Version(record.version))
                 .delete(QUEUE, key.clone());

@@ -28,7 +28,10 @@
 //! ```
 //!
 //! Only clients with a `backchannel_logout_uri` are recorded, so a
-//! deployment that configures none pays nothing at sign-in.
+//! deployment where no client can have one (none configured, registration
+//! off) pays nothing at sign-in. A client's URI is looked up in the client
+//! registry at each step, so registered clients take part like configured
+//! ones, and a deleted client's pending deliveries are dropped.
 
 pub mod delivery;
 pub mod settings;
@@ -36,6 +39,7 @@ pub mod settings;
 pub use settings::BackchannelSettings;
 
 use crate::authn::session::Session;
+use crate::clients::Clients;
 use crate::ids::UserId;
 use crate::store::{Durability, Precondition, Store, StoreResult, Txn, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -118,31 +122,31 @@ pub struct Backchannel {
 struct Inner {
     store: Arc<dyn Store>,
     issuer: String,
-    /// client id → `backchannel_logout_uri`, for the clients that have one.
-    uris: HashMap<String, String>,
+    /// Where each client's `backchannel_logout_uri` is: configured or
+    /// registered, asked at each step (a registered client may change or
+    /// lose its URI, or be deleted, at any time).
+    clients: Clients,
+    /// Some client may have a `backchannel_logout_uri`: a configured one
+    /// has one, or clients may register one. Otherwise every step is a
+    /// no-op.
+    active: bool,
     settings: BackchannelSettings,
     http: reqwest::Client,
 }
 
 impl Backchannel {
-    /// The clients of `settings` that have a `backchannel_logout_uri`.
+    /// Delivers to the clients of `clients` that have a
+    /// `backchannel_logout_uri`, while `[backchannel_logout]` is enabled.
     pub fn new(
         store: Arc<dyn Store>,
         settings: &crate::config::Settings,
+        clients: Clients,
     ) -> Result<Self, reqwest::Error> {
-        let uris = if settings.backchannel_logout.enabled {
-            settings
-                .clients
-                .values()
-                .filter_map(|c| {
-                    c.backchannel_logout_uri
-                        .clone()
-                        .map(|u| (c.client_id.clone(), u))
-                })
-                .collect()
-        } else {
-            HashMap::new()
-        };
+        let active = settings.backchannel_logout.enabled
+            && (clients.registration_enabled()
+                || clients
+                    .configured()
+                    .any(|c| c.backchannel_logout_uri.is_some()));
         // Never follow a redirect: the token goes to the registered URI only.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -153,7 +157,8 @@ impl Backchannel {
             inner: Arc::new(Inner {
                 store,
                 issuer: settings.issuer.clone(),
-                uris,
+                clients,
+                active,
                 settings: settings.backchannel_logout.clone(),
                 http,
             }),
@@ -162,7 +167,20 @@ impl Backchannel {
 
     /// Whether any client receives logout tokens (else every step is a no-op).
     pub fn is_active(&self) -> bool {
-        !self.inner.uris.is_empty()
+        self.inner.active
+    }
+
+    /// The `backchannel_logout_uri` of `client_id`, if it (still) has one.
+    pub(crate) async fn uri_of(&self, client_id: &str) -> StoreResult<Option<String>> {
+        if !self.inner.active {
+            return Ok(None);
+        }
+        Ok(self
+            .inner
+            .clients
+            .get(client_id)
+            .await?
+            .and_then(|c| c.backchannel_logout_uri.clone()))
     }
 
     /// Records that `session` signed in to `client_id` (a code or tokens
@@ -174,7 +192,7 @@ impl Backchannel {
         client_id: &str,
         now: i64,
     ) -> StoreResult<()> {
-        if !self.inner.uris.contains_key(client_id) {
+        if self.uri_of(client_id).await?.is_none() {
             return Ok(());
         }
         let store = &self.inner.store;
@@ -270,6 +288,8 @@ impl Backchannel {
             }
         };
         let mut queued = 0;
+        // Whether each client met still has a URI, asked once per fan-out.
+        let mut has_uri: HashMap<String, bool> = HashMap::new();
         for (key, mut record) in records {
             // A concurrent `participate` may add a client between our read
             // and our write: re-read and retry, so no client is missed.
@@ -277,6 +297,12 @@ impl Backchannel {
                 let p: Participation = decode(PARTICIPATION, &record.value)?;
                 if !which.covers(&p) {
                     break;
+                }
+                for client in &p.clients {
+                    if !has_uri.contains_key(client) {
+                        let known = self.uri_of(client).await?.is_some();
+                        has_uri.insert(client.clone(), known);
+                    }
                 }
                 let mut txn = Txn::new(Durability::Durable)
                     .require(
@@ -289,7 +315,7 @@ impl Backchannel {
                 for client in p
                     .clients
                     .iter()
-                    .filter(|c| self.inner.uris.contains_key(*c))
+                    .filter(|c| has_uri.get(*c).copied().unwrap_or(false))
                 {
                     let d = Delivery {
                         id: crate::ids::random_uuid()

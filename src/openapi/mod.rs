@@ -130,6 +130,10 @@ pub struct ListParams {
         crate::web::oauth::revoke,
         crate::web::oauth::introspect,
         crate::web::par::push,
+        crate::web::registration::register,
+        crate::web::registration::read,
+        crate::web::registration::update,
+        crate::web::registration::delete,
         crate::web::logout::logout,
         crate::web::logout::logout_post,
         crate::web::health::healthz,
@@ -388,7 +392,16 @@ impl Modify for Failures {
         for_each_operation(doc, |path, op| {
             let schema = if path.starts_with("/v1.0/") {
                 "GraphErrorBody"
-            } else if ["/token", "/revoke", "/introspect", "/userinfo"].contains(&path) {
+            } else if [
+                "/token",
+                "/revoke",
+                "/introspect",
+                "/userinfo",
+                "/register",
+                "/register/{client_id}",
+            ]
+            .contains(&path)
+            {
                 "OAuthErrorBody"
             } else {
                 return;

@@ -663,6 +663,66 @@ pub struct PushedAuthorizationResponse {
     expires_in: i64,
 }
 
+/// Client metadata for dynamic registration (RFC 7591 §2) and its update
+/// (RFC 7592 §2.2, which also sends `client_id` and may send the current
+/// `client_secret`). Other metadata is ignored; `app_permissions`,
+/// `delegated_permissions` and `introspect_all_tokens` are refused.
+#[derive(Serialize, ToSchema)]
+pub struct ClientRegistrationRequest {
+    /// https, or http on a loopback host; no fragment; matched exactly.
+    redirect_uris: Option<Vec<String>>,
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// `authorization_code` (default), `refresh_token`, `client_credentials`,
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    grant_types: Option<Vec<String>>,
+    /// `["code"]` exactly when `grant_types` has `authorization_code`.
+    response_types: Option<Vec<String>>,
+    /// `client_secret_basic` (default), `client_secret_post`,
+    /// `private_key_jwt` (with `jwks` or `jwks_uri`) or `none` (public).
+    token_endpoint_auth_method: Option<String>,
+    client_name: Option<String>,
+    /// A JWK Set (`{"keys": [...]}`) of public keys, for `private_key_jwt`.
+    jwks: Option<serde_json::Map<String, serde_json::Value>>,
+    jwks_uri: Option<String>,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: Option<bool>,
+    dpop_bound_access_tokens: Option<bool>,
+    require_pushed_authorization_requests: Option<bool>,
+    /// RFC 7592 update only: the client's id.
+    client_id: Option<String>,
+    /// RFC 7592 update only: the current secret, if sent.
+    client_secret: Option<String>,
+}
+
+/// A registered client (RFC 7591 §3.2.1, RFC 7592 §3): its id, the
+/// secrets of the answer that issued them, and its metadata with the
+/// defaults filled in.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInformation {
+    client_id: String,
+    /// Only in the answer that issued it.
+    client_secret: Option<String>,
+    client_id_issued_at: i64,
+    /// 0 (never) for a client with a secret.
+    client_secret_expires_at: Option<i64>,
+    /// Only in the registration answer.
+    registration_access_token: Option<String>,
+    registration_client_uri: String,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    grant_types: Vec<String>,
+    response_types: Vec<String>,
+    token_endpoint_auth_method: String,
+    client_name: Option<String>,
+    jwks: Option<serde_json::Map<String, serde_json::Value>>,
+    jwks_uri: Option<String>,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
+    dpop_bound_access_tokens: bool,
+    require_pushed_authorization_requests: bool,
+}
+
 /// RFC 7662 §2.2; an inactive or foreign token is just `{"active": false}`.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -695,6 +755,8 @@ pub struct UserInfo {
 #[derive(Serialize, ToSchema)]
 pub struct ProviderMetadata {
     issuer: String,
+    /// RFC 7591: only while registration is on.
+    registration_endpoint: Option<String>,
     authorization_endpoint: String,
     token_endpoint: String,
     userinfo_endpoint: String,

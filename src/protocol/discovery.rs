@@ -22,6 +22,10 @@ pub mod paths {
     pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
     /// RFC 8628 §3.2 `verification_uri`: where the user enters the code.
     pub const DEVICE: &str = "/device";
+    /// RFC 7591 §3: the client registration endpoint.
+    pub const REGISTER: &str = "/register";
+    /// RFC 7592 §1: `registration_client_uri` is this plus `/{client_id}`.
+    pub const REGISTERED_CLIENT: &str = "/register/{client_id}";
 }
 
 /// The four `acr` values Gatepass issues, weakest first (DESIGN §2.4).
@@ -123,5 +127,16 @@ pub fn advertise_device_flow(doc: &mut Value, issuer: &str) {
         if let Some(Value::Array(grants)) = map.get_mut("grant_types_supported") {
             grants.push(Value::String(DEVICE_CODE_GRANT.to_owned()));
         }
+    }
+}
+
+/// Advertises dynamic client registration (RFC 8414 §2
+/// `registration_endpoint`). Called only while registration is on.
+pub fn advertise_registration(doc: &mut Value, issuer: &str) {
+    if let Some(map) = doc.as_object_mut() {
+        map.insert(
+            "registration_endpoint".to_owned(),
+            Value::String(format!("{issuer}{}", paths::REGISTER)),
+        );
     }
 }

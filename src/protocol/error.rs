@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Error codes from RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009
-/// §2.2.1 and OpenID Connect Core §3.1.2.6.
+/// §2.2.1, RFC 7591 §3.2.2 and OpenID Connect Core §3.1.2.6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -41,10 +41,14 @@ pub enum ErrorCode {
     SlowDown,
     /// RFC 8628 §3.5: the device code has expired.
     ExpiredToken,
+    /// RFC 7591 §3.2.2: a `redirect_uris` value is unusable.
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: other client metadata is unusable.
+    InvalidClientMetadata,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::InvalidRequest,
         ErrorCode::UnauthorizedClient,
         ErrorCode::AccessDenied,
@@ -69,6 +73,8 @@ impl ErrorCode {
         ErrorCode::AuthorizationPending,
         ErrorCode::SlowDown,
         ErrorCode::ExpiredToken,
+        ErrorCode::InvalidRedirectUri,
+        ErrorCode::InvalidClientMetadata,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +103,8 @@ impl ErrorCode {
             ErrorCode::AuthorizationPending => "authorization_pending",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod par;
 pub mod params;
 pub mod pkce;
+pub mod registration;
 pub mod scope;
 
 pub use error::{ErrorCode, OAuthError};

@@ -1,8 +1,9 @@
 //! Bearer access tokens (RFC 6750): from the header to a live principal.
 //!
 //! A token is good only if its signature, type, issuer and expiry check out
-//! *and* nothing behind it has been revoked: its `jti` (RFC 7009), its grant
-//! (code replay, refresh reuse), its user (disabled, deleted, signed out
+//! *and* nothing behind it has been revoked: its `jti` (RFC 7009), its
+//! client (a registered client deleted through RFC 7592), its grant (code
+//! replay, refresh reuse), its user (disabled, deleted, signed out
 //! everywhere) and, for grants without `offline_access`, its browser session.
 
 use crate::app::AppState;
@@ -122,18 +123,21 @@ pub async fn authenticate(
     {
         return Err(BearerError::Revoked);
     }
+    // Every token names a client that must still be known: a deleted
+    // registered client's tokens, app or user, stop working at once.
+    let client = state.clients.get(&claims.client_id).await.map_err(|e| {
+        let unavailable = matches!(e, StoreError::Unavailable(_));
+        store_err(e, unavailable)
+    })?;
+    if client.is_none() {
+        return Err(BearerError::Revoked);
+    }
     match claims.idtyp {
-        IdentityType::App => {
-            // An app token names a client that must still be registered.
-            if state.settings.client(&claims.client_id).is_none() {
-                return Err(BearerError::Revoked);
-            }
-            Ok(Principal {
-                claims,
-                user: None,
-                sign_in: None,
-            })
-        }
+        IdentityType::App => Ok(Principal {
+            claims,
+            user: None,
+            sign_in: None,
+        }),
         IdentityType::User => {
             let grant_id = claims
                 .grant

@@ -136,31 +136,41 @@ pub async fn interrupt(
             Durability::Ephemeral,
         )
         .await?;
-    Ok(Some(page(state, id.expose(), &session.csrf, &record)))
+    Ok(Some(
+        page(state, id.expose(), &session.csrf, &record).await?,
+    ))
 }
 
-fn page(state: &AppState, id: &str, csrf: &str, record: &Interrupt) -> Response {
+/// The client's display name, or its id if it is not known.
+async fn client_name(state: &AppState, client_id: &str) -> Result<String, PageError> {
+    Ok(state
+        .clients
+        .get(client_id)
+        .await?
+        .map_or_else(|| client_id.to_owned(), |c| c.display_name.clone()))
+}
+
+async fn page(
+    state: &AppState,
+    id: &str,
+    csrf: &str,
+    record: &Interrupt,
+) -> Result<Response, PageError> {
     let app = match &record.target {
-        FlowTarget::Authorize(r) => state
-            .settings
-            .client(&r.client_id)
-            .map_or(r.client_id.as_str(), |c| c.display_name.as_str()),
-        FlowTarget::Console { .. } => "the admin console",
-        FlowTarget::Account { .. } => "your security info",
-        FlowTarget::Device { client_id, .. } => state
-            .settings
-            .client(client_id)
-            .map_or(client_id.as_str(), |c| c.display_name.as_str()),
+        FlowTarget::Authorize(r) => client_name(state, &r.client_id).await?,
+        FlowTarget::Console { .. } => "the admin console".to_owned(),
+        FlowTarget::Account { .. } => "your security info".to_owned(),
+        FlowTarget::Device { client_id, .. } => client_name(state, client_id).await?,
     };
-    render(
+    Ok(render(
         StatusCode::OK,
         &CampaignPage {
             id,
             csrf,
             may_snooze: record.may_snooze,
-            app,
+            app: &app,
         },
-    )
+    ))
 }
 
 #[derive(Deserialize)]
@@ -257,7 +267,7 @@ pub async fn not_now(
     };
     if !found.0.may_snooze {
         // Enforced: the only way on is a passkey.
-        return Ok(page(&state, &id, &found.2.csrf, &found.0));
+        return page(&state, &id, &found.2.csrf, &found.0).await;
     }
     state
         .passkey_policy
@@ -290,7 +300,7 @@ pub async fn continue_after(
                 .snooze(found.3.id, now.unix_timestamp())
                 .await?;
         }
-        Nudge::Offer { .. } => return Ok(page(&state, &answer.id, &found.2.csrf, &found.0)),
+        Nudge::Offer { .. } => return page(&state, &answer.id, &found.2.csrf, &found.0).await,
     }
     resume(&state, &headers, ip, &answer.id, found, now).await
 }

@@ -21,17 +21,18 @@ use crate::protocol::client_assertion::{self, ASSERTION_TYPE_JWT_BEARER, ClientA
 use crate::protocol::discovery::paths;
 use crate::protocol::params::Params;
 use axum::http::{HeaderMap, header};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Authenticates the client of a request to the endpoint at `endpoint`
 /// (a path from [`paths`]). Exactly one method may be used (§2.3).
-pub async fn authenticate_client<'a>(
-    state: &'a AppState,
+pub async fn authenticate_client(
+    state: &AppState,
     headers: &HeaderMap,
     params: &Params,
     endpoint: &str,
     now: OffsetDateTime,
-) -> Result<&'a Client, OAuthJsonError> {
+) -> Result<Arc<Client>, OAuthJsonError> {
     let basic = match headers.get(header::AUTHORIZATION) {
         Some(value) => Some(parse_basic(value).ok_or_else(|| {
             OAuthJsonError::invalid_client(
@@ -103,24 +104,25 @@ pub async fn authenticate_client<'a>(
         )));
     }
     let client = state
-        .settings
-        .client(&client_id)
+        .clients
+        .get(&client_id)
+        .await?
         .ok_or_else(|| OAuthJsonError::invalid_client("client authentication failed"))?;
     if !client.accepts(method) {
-        return Err(wrong_method(client, method));
+        return Err(wrong_method(&client, method));
     }
     match (method, &basic, secret_in_body, assertion) {
         (ClientAuthMethod::ClientSecretBasic, Some((_, given)), _, _) => {
-            check_secret(client, given)?;
+            check_secret(&client, given)?;
         }
         (ClientAuthMethod::ClientSecretPost, _, Some(given), _) => {
-            check_secret(client, given)?;
+            check_secret(&client, given)?;
         }
         (ClientAuthMethod::PrivateKeyJwt, _, _, Some(a)) => {
             let audiences = audiences(&state.settings.issuer, endpoint);
             state
                 .client_assertions
-                .verify(client, a, &audiences, now)
+                .verify(&client, a, &audiences, now)
                 .await
                 .map_err(|e| match e {
                     ClientAuthError::Assertion(a) => OAuthJsonError::invalid_client(a.to_string()),

@@ -159,9 +159,15 @@ pub async fn callback(
         ));
     };
     let flow: DemoFlow = decode(DEMO_FLOWS, &record.value).map_err(PageError::from)?;
-    let Some(client) = state.settings.client(DEMO_CLIENT_ID) else {
+    let Some(client) = state
+        .clients
+        .get(DEMO_CLIENT_ID)
+        .await
+        .map_err(PageError::from)?
+    else {
         return Err(disabled());
     };
+    let client = client.as_ref();
     let issuer = state.settings.issuer.clone();
     let redeem = Params::parse(
         &url::form_urlencoded::Serializer::new(String::new())

@@ -121,7 +121,7 @@ pub async fn device_authorization(
             "this client may not use the device authorization grant",
         )));
     }
-    let scope = granted_scope(client, &params)?;
+    let scope = granted_scope(&client, &params)?;
     // A record is stored for the asking: limited per source like a
     // sign-in flow (public clients need no secret to ask).
     if !state
@@ -464,18 +464,20 @@ pub(crate) async fn consent_page(
         &DeviceConfirmPage {
             consent: id.expose(),
             csrf: &session.csrf,
-            client_name: client_name(state, client_id),
+            client_name: &client_name(state, client_id).await?,
             username: &user.user_principal_name,
             scopes: request.scope.iter().collect(),
         },
     ))
 }
 
-fn client_name<'a>(state: &'a AppState, client_id: &'a str) -> &'a str {
-    state
-        .settings
-        .client(client_id)
-        .map_or(client_id, |c| c.display_name.as_str())
+/// The client's display name, or its id if it is not known.
+async fn client_name(state: &AppState, client_id: &str) -> Result<String, PageError> {
+    Ok(state
+        .clients
+        .get(client_id)
+        .await?
+        .map_or_else(|| client_id.to_owned(), |c| c.display_name.clone()))
 }
 
 fn expired() -> PageError {
@@ -521,7 +523,7 @@ pub async fn device_confirm(
         return Err(expired());
     }
     let authorization = allow.then(|| authorization(&consent.client_id, &session, &digest));
-    let name = client_name(&state, &consent.client_id);
+    let name = client_name(&state, &consent.client_id).await?;
     let scope = match devices(&state).get(&consent.device, t).await {
         Ok(Some((r, _))) => r.scope,
         Ok(None) => return Err(expired()),
@@ -565,7 +567,7 @@ pub async fn device_confirm(
         StatusCode::OK,
         &DeviceDonePage {
             allowed: allow,
-            client_name: name,
+            client_name: &name,
         },
     ))
 }

@@ -103,10 +103,15 @@ async fn handle(state: AppState, headers: HeaderMap, params: Params, posted: boo
     let redirect = match params.get("post_logout_redirect_uri") {
         None => None,
         Some(uri) => {
-            let registered = client_id
-                .as_deref()
-                .and_then(|c| state.settings.client(c))
-                .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
+            let client = match client_id.as_deref() {
+                Some(c) => match state.clients.get(c).await {
+                    Ok(found) => found,
+                    Err(e) => return super::error::PageError::from(e).into_response(),
+                },
+                None => None,
+            };
+            let registered =
+                client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
             if !registered {
                 return PageError::bad_request(
                     "post_logout_redirect_uri is not registered for this client (or no client was named).",

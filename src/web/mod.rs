@@ -20,6 +20,7 @@ pub mod logout;
 pub mod oauth;
 pub mod par;
 pub mod passkey;
+pub mod registration;
 pub mod signin;
 pub mod token;
 pub mod userinfo;
@@ -225,6 +226,13 @@ pub fn api_route_table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         (paths::REVOKE, post(oauth::revoke)),
         (paths::INTROSPECT, post(oauth::introspect)),
         (paths::PUSHED_AUTHORIZATION, post(par::push)),
+        (paths::REGISTER, post(registration::register)),
+        (
+            paths::REGISTERED_CLIENT,
+            get(registration::read)
+                .put(registration::update)
+                .delete(registration::delete),
+        ),
         (
             paths::END_SESSION,
             get(logout::logout).post(logout::logout_post),
@@ -333,13 +341,17 @@ pub(crate) async fn discovery_document(State(state): State<AppState>) -> Respons
         format!("{}{}", state.settings.issuer, paths::PUSHED_AUTHORIZATION),
         state.settings.par.require_pushed_authorization_requests,
     );
-    if state
-        .settings
-        .clients
-        .values()
-        .any(|c| c.allows(crate::config::GrantType::DeviceCode))
+    // Registered clients may list the device grant too.
+    if state.clients.registration_enabled()
+        || state
+            .clients
+            .configured()
+            .any(|c| c.allows(crate::config::GrantType::DeviceCode))
     {
         discovery::advertise_device_flow(&mut doc, &state.settings.issuer);
+    }
+    if state.clients.registration_enabled() {
+        discovery::advertise_registration(&mut doc, &state.settings.issuer);
     }
     cacheable(axum::Json(doc).into_response(), 300)
 }

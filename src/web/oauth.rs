@@ -139,6 +139,16 @@ pub async fn introspect(
     if !may_see(&grant.authorization.client_id) {
         return inactive();
     }
+    // A deleted client's refresh tokens are dead: it can no longer
+    // authenticate to use them.
+    if state
+        .clients
+        .get(&grant.authorization.client_id)
+        .await?
+        .is_none()
+    {
+        return inactive();
+    }
     match super::bearer::grant_user(&state, &grant.authorization, now).await? {
         Some(u) => Ok(Json(json!({
             "active": true,

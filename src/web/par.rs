@@ -56,7 +56,7 @@ pub async fn push(
         par::pushed_params(&body, &client.client_id).map_err(OAuthJsonError::bad_request)?;
     // The authorization endpoint's own rules; every refusal is JSON here
     // (RFC 9126 §2.3), whether `/authorize` would show or redirect it.
-    if let Err(rejection) = authorize::validate(&params, Some(client)) {
+    if let Err(rejection) = authorize::validate(&params, Some(&client)) {
         let error = match rejection {
             AuthorizeRejection::Show(e) | AuthorizeRejection::Redirect { error: e, .. } => e,
         };
@@ -111,11 +111,12 @@ pub async fn authorization_params(
         .get("request_uri")
         .filter(|u| u.starts_with(REQUEST_URI_PREFIX));
     let Some(request_uri) = pushed else {
+        let client = match params.get("client_id") {
+            Some(id) => state.clients.get(id).await.map_err(PageError::from)?,
+            None => None,
+        };
         let must_push = state.settings.par.require_pushed_authorization_requests
-            || params
-                .get("client_id")
-                .and_then(|id| state.settings.client(id))
-                .is_some_and(|c| c.require_pushed_authorization_requests);
+            || client.is_some_and(|c| c.require_pushed_authorization_requests);
         if must_push {
             return Err(show(RequestUriRejection::PushRequired));
         }

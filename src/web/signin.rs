@@ -277,10 +277,14 @@ async fn authorize(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let client = params
-        .get("client_id")
-        .and_then(|id| state.settings.client(id));
-    let request = match authorize::validate(&params, client) {
+    let client = match params.get("client_id") {
+        Some(id) => match state.clients.get(id).await {
+            Ok(c) => c,
+            Err(e) => return PageError::from(e).into_response(),
+        },
+        None => None,
+    };
+    let request = match authorize::validate(&params, client.as_deref()) {
         Ok(r) => r,
         Err(AuthorizeRejection::Show(e)) => return PageError::oauth(&e).into_response(),
         Err(AuthorizeRejection::Redirect {
@@ -490,17 +494,18 @@ pub async fn start_flow_with(
         return PageError::from(e).into_response();
     }
     let client_name = match &flow.target {
-        FlowTarget::Authorize(r) => state
-            .settings
-            .client(&r.client_id)
-            .map(|c| c.display_name.as_str()),
-        FlowTarget::Account { .. } => Some("your account"),
-        FlowTarget::Console { .. } => Some("the Gatepass admin console"),
-        FlowTarget::Device { client_id, .. } => state
-            .settings
-            .client(client_id)
-            .map(|c| c.display_name.as_str()),
+        FlowTarget::Authorize(r) => match display_name(state, &r.client_id).await {
+            Ok(name) => name,
+            Err(e) => return PageError::from(e).into_response(),
+        },
+        FlowTarget::Account { .. } => Some("your account".to_owned()),
+        FlowTarget::Console { .. } => Some("the Gatepass admin console".to_owned()),
+        FlowTarget::Device { client_id, .. } => match display_name(state, client_id).await {
+            Ok(name) => name,
+            Err(e) => return PageError::from(e).into_response(),
+        },
     };
+    let client_name = client_name.as_deref();
     let mut response = if strong_only && flow.username.is_some() {
         let next = match step_after_username(state, &flow, now).await {
             Ok(step) => step,
@@ -520,7 +525,7 @@ pub async fn start_flow_with(
                     passkeys: state.passkeys.enabled(),
                 },
             ),
-            &flow_csp(state, &flow.target),
+            &flow_csp(state, &flow.target).await,
         )
     };
     if new_binding {
@@ -642,7 +647,7 @@ pub async fn username_submit(
         };
         return Ok(with_csp(
             render(StatusCode::OK, &page),
-            &flow_csp(&state, &flow.target),
+            &flow_csp(&state, &flow.target).await,
         ));
     }
     flow.username = Some(username.to_owned());
@@ -766,7 +771,7 @@ pub async fn password_page(
     let username = flow.username.as_deref().unwrap_or_default();
     let error = flow.strong_only.then_some(STRONG_NEEDED);
     Ok(failure_or_page(
-        &flow_csp(&state, &flow.target),
+        &flow_csp(&state, &flow.target).await,
         Step::Password,
         &q.flow,
         &flow.csrf,
@@ -795,7 +800,7 @@ pub async fn tap_page(
     }
     let username = flow.username.as_deref().unwrap_or_default();
     Ok(failure_or_page_with(
-        &flow_csp(&state, &flow.target),
+        &flow_csp(&state, &flow.target).await,
         Step::Tap,
         &q.flow,
         &flow.csrf,
@@ -828,7 +833,7 @@ pub async fn restart(
                 passkeys: state.passkeys.enabled(),
             },
         ),
-        &flow_csp(&state, &flow.target),
+        &flow_csp(&state, &flow.target).await,
     ))
 }
 
@@ -885,7 +890,7 @@ async fn credential_submit(
     let username = flow.username.clone().ok_or_else(PageError::flow_expired)?;
     if flow.strong_only && step == Step::Password {
         return Ok(failure_or_page(
-            &flow_csp(&state, &flow.target),
+            &flow_csp(&state, &flow.target).await,
             step,
             flow_id,
             &flow.csrf,
@@ -927,7 +932,7 @@ async fn credential_submit(
         Err(VerifyError::Busy) => {
             let (_, offer) = flow_user(&state, &flow, now).await?;
             let mut page = failure_or_page(
-                &flow_csp(&state, &flow.target),
+                &flow_csp(&state, &flow.target).await,
                 step,
                 flow_id,
                 &flow.csrf,
@@ -970,7 +975,7 @@ async fn credential_submit(
                 .await;
             }
             return Ok(failure_or_page(
-                &flow_csp(&state, &flow.target),
+                &flow_csp(&state, &flow.target).await,
                 step,
                 flow_id,
                 &flow.csrf,
@@ -1017,7 +1022,7 @@ async fn credential_submit(
                 step
             };
             return Ok(failure_or_page(
-                &flow_csp(&state, &flow.target),
+                &flow_csp(&state, &flow.target).await,
                 step,
                 flow_id,
                 &flow.csrf,
@@ -1378,18 +1383,31 @@ fn verify_page_error(e: VerifyError) -> PageError {
     }
 }
 
+/// A client's display name, if the client is known.
+async fn display_name(
+    state: &AppState,
+    client_id: &str,
+) -> Result<Option<String>, crate::store::StoreError> {
+    Ok(state
+        .clients
+        .get(client_id)
+        .await?
+        .map(|c| c.display_name.clone()))
+}
+
 /// The Content-Security-Policy of a sign-in page: its forms may post to
 /// Gatepass and, because a successful post redirects there, to the origins
-/// of the flow's client's registered redirect URIs — nowhere else.
-fn flow_csp(state: &AppState, target: &FlowTarget) -> HeaderValue {
-    let uris = match target {
-        FlowTarget::Authorize(r) => state
-            .settings
-            .client(&r.client_id)
-            .map(|c| c.redirect_uris.as_slice())
-            .unwrap_or_default(),
-        FlowTarget::Account { .. } | FlowTarget::Console { .. } | FlowTarget::Device { .. } => &[],
+/// of the flow's client's registered redirect URIs — nowhere else. (If the
+/// client cannot be read, only Gatepass: the sign-in then fails closed.)
+async fn flow_csp(state: &AppState, target: &FlowTarget) -> HeaderValue {
+    let client = match target {
+        FlowTarget::Authorize(r) => state.clients.get(&r.client_id).await.ok().flatten(),
+        FlowTarget::Account { .. } | FlowTarget::Console { .. } | FlowTarget::Device { .. } => None,
     };
+    let uris = client
+        .as_ref()
+        .map(|c| c.redirect_uris.as_slice())
+        .unwrap_or_default();
     super::content_security_policy(uris.iter().map(String::as_str))
 }
 
@@ -1495,7 +1513,7 @@ pub async fn passkey_page(
                 offer_passkey,
             },
         ),
-        &flow_csp(&state, &flow.target),
+        &flow_csp(&state, &flow.target).await,
     ))
 }
 
@@ -1707,10 +1725,10 @@ pub async fn record_sign_in_with_ca(
         user_principal_name: attempt.username.to_owned(),
         user_display_name: user.map(|u| u.display_name.clone()),
         app_id: attempt.client_id.to_owned(),
-        app_display_name: state
-            .settings
-            .client(attempt.client_id)
-            .map(|c| c.display_name.clone())
+        app_display_name: display_name(state, attempt.client_id)
+            .await
+            .ok()
+            .flatten()
             .unwrap_or_else(|| attempt.client_id.to_owned()),
         ip_address: attempt.ip.to_owned(),
         device_detail: Some(DeviceDetail {

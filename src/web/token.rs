@@ -99,7 +99,7 @@ pub async fn token(
     // secret, a code or a token (descriptions never carry them).
     if let Err(e) = &result {
         tracing::info!(
-            client = client_id.unwrap_or("(unknown client)"),
+            client = client_id.as_deref().unwrap_or("(unknown client)"),
             error = e.error.code.as_str(),
             reason = %e.error.description.escape_debug(),
             status = e.status.as_u16(),
@@ -109,30 +109,40 @@ pub async fn token(
     result
 }
 
-/// The client a token request names, if it is a configured one (an
-/// arbitrary name from the request is never logged).
-fn named_client<'a>(state: &'a AppState, headers: &HeaderMap, params: &Params) -> Option<&'a str> {
+/// The client a token request names, if it is a known one (an arbitrary
+/// name from the request is never logged).
+async fn named_client(state: &AppState, headers: &HeaderMap, params: &Params) -> Option<String> {
     let claimed = match headers.get(header::AUTHORIZATION).and_then(parse_basic) {
         Some((id, _)) => id,
         None => params.get("client_id")?.to_owned(),
     };
     state
-        .settings
-        .client(&claimed)
-        .map(|c| c.client_id.as_str())
+        .clients
+        .get(&claimed)
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.client_id.clone())
 }
 
-async fn token_for<'s>(
-    state: &'s AppState,
+async fn token_for(
+    state: &AppState,
     headers: &HeaderMap,
     ip: std::net::IpAddr,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-    client_id: &mut Option<&'s str>,
+    client_id: &mut Option<String>,
 ) -> Result<Response, OAuthJsonError> {
     let now = state.clock.now();
     let params = form_params(headers, body)?;
-    *client_id = named_client(state, headers, &params);
-    let client = authenticate_client(state, headers, &params, paths::TOKEN, now).await?;
+    let client = match authenticate_client(state, headers, &params, paths::TOKEN, now).await {
+        Ok(c) => c,
+        Err(e) => {
+            *client_id = named_client(state, headers, &params).await;
+            return Err(e);
+        }
+    };
+    *client_id = Some(client.client_id.clone());
+    let client = client.as_ref();
     let grant_type = params
         .require("grant_type")
         .map_err(OAuthJsonError::bad_request)?;

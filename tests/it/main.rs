@@ -32,6 +32,7 @@ mod passkey_policy;
 mod process;
 mod proxy;
 mod redis;
+mod registration;
 mod store;
 mod strengths;
 mod tap_graph;

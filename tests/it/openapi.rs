@@ -219,7 +219,7 @@ async fn each_operation_names_the_permissions_its_handler_accepts() {
 
 /// The description's schema for a response, with the components its
 /// `$ref`s point into.
-fn response_schema(doc: &Value, path: &str, method: &str, status: u16) -> Value {
+pub(crate) fn response_schema(doc: &Value, path: &str, method: &str, status: u16) -> Value {
     let responses = &doc["paths"][path][method]["responses"];
     let response = responses
         .get(status.to_string())

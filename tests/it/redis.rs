@@ -56,25 +56,37 @@ pub async fn redis_for(test: &str) -> Option<TestRedis> {
 /// A Gatepass on a namespace of its own in the test Redis (kept alive by
 /// the returned [`TestRedis`]), or `None` after saying why `test` was
 /// skipped.
-pub async fn app_on_redis(test: &str) -> Option<(TestApp, TestRedis)> {
+/// `extra_config` is TOML appended to the config.
+pub async fn app_on_redis_with(test: &str, extra_config: &str) -> Option<(TestApp, TestRedis)> {
     let redis = redis_for(test).await?;
     let store = Namespace::new(&redis.url).store().await;
-    let app = TestApp::spawn_on(Arc::new(store), tempfile::tempdir().expect("tempdir"), "").await;
+    let app = TestApp::spawn_on(
+        Arc::new(store),
+        tempfile::tempdir().expect("tempdir"),
+        extra_config,
+    )
+    .await;
     Some((app, redis))
 }
 
 /// Two tests running `$check(app: TestApp)`: one on an embedded store, one
-/// on its own Redis namespace (skipped, saying why, without a Redis).
+/// on its own Redis namespace (skipped, saying why, without a Redis);
+/// optionally with extra TOML in both configs.
 macro_rules! on_both_backends {
     ($check:ident => $embedded:ident, $redis:ident) => {
+        $crate::redis::on_both_backends!($check => $embedded, $redis, config = "");
+    };
+    ($check:ident => $embedded:ident, $redis:ident, config = $config:expr) => {
         #[tokio::test]
         async fn $embedded() {
-            $check($crate::harness::TestApp::spawn().await).await;
+            $check($crate::harness::TestApp::spawn_with($config).await).await;
         }
 
         #[tokio::test]
         async fn $redis() {
-            let Some((app, _redis)) = $crate::redis::app_on_redis(stringify!($redis)).await else {
+            let Some((app, _redis)) =
+                $crate::redis::app_on_redis_with(stringify!($redis), $config).await
+            else {
                 return;
             };
             $check(app).await;
@@ -999,7 +1011,7 @@ impl Instance {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 }

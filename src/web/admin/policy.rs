@@ -836,8 +836,16 @@ impl WhatIfPage {
     }
 }
 
-fn blank_what_if(console: &Console, state: &AppState) -> WhatIfPage {
-    WhatIfPage {
+async fn blank_what_if(console: &Console, state: &AppState) -> Result<WhatIfPage, PageError> {
+    // Configured and registered clients, ordered by id.
+    let apps = state
+        .clients
+        .list()
+        .await?
+        .iter()
+        .map(|c| c.client_id.clone())
+        .collect();
+    Ok(WhatIfPage {
         chrome: console.chrome("what-if"),
         user: String::new(),
         app: String::new(),
@@ -848,12 +856,8 @@ fn blank_what_if(console: &Console, state: &AppState) -> WhatIfPage {
         rows: Vec::new(),
         decision: None,
         alert: None,
-        apps: {
-            let mut ids: Vec<String> = state.settings.clients.keys().cloned().collect();
-            ids.sort();
-            ids
-        },
-    }
+        apps,
+    })
 }
 
 pub async fn what_if_form(
@@ -861,7 +865,10 @@ pub async fn what_if_form(
     console: Console,
 ) -> Result<Response, PageError> {
     console.caller.require(&access::CA_READ).map_err(refused)?;
-    Ok(show(StatusCode::OK, &blank_what_if(&console, &state)))
+    Ok(show(
+        StatusCode::OK,
+        &blank_what_if(&console, &state).await?,
+    ))
 }
 
 pub async fn what_if_run(
@@ -871,7 +878,7 @@ pub async fn what_if_run(
     body: Body,
 ) -> Result<Response, PageError> {
     let form = Form::checked(&headers, &body, &console.csrf)?;
-    let mut page = blank_what_if(&console, &state);
+    let mut page = blank_what_if(&console, &state).await?;
     page.user = form.get("user").unwrap_or("").to_owned();
     page.app = form.get("app").unwrap_or("").to_owned();
     page.action = form.get("action").unwrap_or("").to_owned();
