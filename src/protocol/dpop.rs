@@ -101,7 +101,7 @@ impl VerifiedProof {
     /// Until when the proof would still be accepted, so until when its
     /// `jti` must be remembered (one second of margin).
     pub fn replay_window_end(&self) -> i64 {
-        self.iat + IAT_WINDOW_SECS + 1
+        self.iat.saturating_add(IAT_WINDOW_SECS + 1)
     }
 }
 
@@ -237,7 +237,9 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<VerifiedProof, Pro
     if !same_target_uri(&claims.htu, expected.htu) {
         return Err(ProofError::HtuMismatch);
     }
-    if (claims.iat - expected.now).abs() > IAT_WINDOW_SECS {
+    // `iat` is the client's number: compare without overflow (an `iat`
+    // near i64::MIN must be stale, not a panic or a wrap-around pass).
+    if claims.iat.abs_diff(expected.now) > IAT_WINDOW_SECS.unsigned_abs() {
         return Err(ProofError::Stale);
     }
     if let Some(token) = expected.access_token {

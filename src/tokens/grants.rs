@@ -440,12 +440,15 @@ impl Grants {
     /// one is issued. Presenting a `Rotated` token revokes the family.
     /// A grant bound to a DPoP key rotates only for a proof by that key
     /// (`dpop_jkt`, already verified by the caller); otherwise nothing is
-    /// written.
+    /// written. With `bind`, an unbound grant presented with a proof is
+    /// bound to its key from now on, in the same step (a public client
+    /// that starts using DPoP after the code exchange, RFC 9449 §5).
     pub async fn rotate_refresh(
         &self,
         token: &str,
         client_id: &str,
         dpop_jkt: Option<&Jkt>,
+        bind: bool,
         now: OffsetDateTime,
     ) -> Result<Issued, GrantError> {
         let key = SecretDigest::of(token);
@@ -470,8 +473,13 @@ impl Grants {
         if grant.dpop_jkt.is_some() && grant.dpop_jkt.as_ref() != dpop_jkt {
             return Err(GrantError::DpopKeyMismatch);
         }
+        let mut grant = grant;
+        let binds = bind && grant.dpop_jkt.is_none() && dpop_jkt.is_some();
+        if binds {
+            grant.dpop_jkt = dpop_jkt.cloned();
+        }
         let new_token = OpaqueSecret::generate()?;
-        let txn = Txn::new(Durability::Durable)
+        let mut txn = Txn::new(Durability::Durable)
             .require(
                 REFRESH_TOKENS,
                 key.as_str(),
@@ -500,6 +508,14 @@ impl Grants {
                 })?,
                 Some(grant.expires_at),
             );
+        if binds {
+            txn = txn.put(
+                GRANTS,
+                grant.id.to_string(),
+                encode(&grant)?,
+                Some(grant.expires_at),
+            );
+        }
         if self.store.commit(txn, t).await? {
             return Ok(Issued {
                 grant,

@@ -246,7 +246,7 @@ async fn refresh_token(
         .map_err(OAuthJsonError::bad_request)?;
     let issued = state
         .grants
-        .rotate_refresh(token, &client.client_id, dpop, now)
+        .rotate_refresh(token, &client.client_id, dpop, client.is_public(), now)
         .await
         .map_err(grant_error)?;
     let user = live_user(state, &issued.grant, now).await?;

@@ -440,6 +440,37 @@ async fn public_client_refresh_is_bound_to_the_key() {
 }
 
 #[tokio::test]
+async fn public_client_that_starts_dpop_at_refresh_is_bound_from_then_on() {
+    let app = spawn().await;
+    let code = sign_in_code(&app, SPA_ID, "ed", "openid offline_access").await;
+    // The code is redeemed without a proof: an unbound grant.
+    let (status, body) = token_request(&app, (SPA_ID, None), &code_form(&code), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    // The first refresh with a proof binds the grant to that key...
+    let key = DpopKey::es256();
+    let token_url = app.url("/token");
+    let proof = key.proof("POST", &token_url, None, now(&app));
+    let form = [("grant_type", "refresh_token"), ("refresh_token", &refresh)];
+    let (status, body) = token_request(&app, (SPA_ID, None), &form, &[&proof]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "DPoP");
+    let rotated = body["refresh_token"].as_str().unwrap().to_owned();
+    // ... so the new refresh token is useless without it (RFC 9449 §5).
+    let form = [("grant_type", "refresh_token"), ("refresh_token", &rotated)];
+    let (status, body) = token_request(&app, (SPA_ID, None), &form, &[]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "a stolen refresh token without the key"
+    );
+    let proof = key.proof("POST", &token_url, None, now(&app));
+    let (status, body) = token_request(&app, (SPA_ID, None), &form, &[&proof]).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
 async fn confidential_client_refresh_is_not_bound() {
     let app = spawn().await;
     let code = sign_in_code(&app, RP_ID, "di", "openid offline_access").await;
@@ -547,6 +578,10 @@ async fn malformed_or_mismatched_proofs_are_refused_at_token_endpoint() {
         ("htu host-derived", with_claim("htu", json!(host_derived))),
         ("iat stale", with_claim("iat", json!(t - 120))),
         ("iat future", with_claim("iat", json!(t + 120))),
+        // Overflow bait: must be stale, not a panic or a wrapped pass.
+        ("iat i64::MIN", with_claim("iat", json!(i64::MIN))),
+        ("iat i64::MIN + now", with_claim("iat", json!(i64::MIN + t))),
+        ("iat i64::MAX", with_claim("iat", json!(i64::MAX))),
         ("iat string", with_claim("iat", json!(t.to_string()))),
         ("no jti", {
             let mut c = claims();
