@@ -294,32 +294,35 @@ impl DeviceAuthorizations {
         now: OffsetDateTime,
     ) -> Result<(), DeviceError> {
         let t = now.unix_timestamp();
-        let (mut request, version) = self.get(key, t).await?.ok_or(DeviceError::Expired)?;
-        if t >= request.expires_at {
-            return Err(DeviceError::Expired);
-        }
-        if !matches!(request.state, DeviceState::Pending) {
-            return Err(DeviceError::Answered);
-        }
-        request.state = match authorization {
-            Some(a) => DeviceState::Approved {
-                authorization: Box::new(a),
-            },
-            None => DeviceState::Denied,
-        };
-        let txn = Txn::new(Durability::Ephemeral)
-            .require(DEVICE_CODES, key, Precondition::Version(version))
-            .put(
-                DEVICE_CODES,
-                key,
-                encode(&request)?,
-                Some((now + MEMORY).unix_timestamp()),
-            )
-            .delete(USER_CODES, request.user_code.as_str());
-        if self.store.commit(txn, t).await? {
-            Ok(())
-        } else {
-            Err(DeviceError::Answered)
+        // A poll may rewrite the record (its last-poll time) between the
+        // read and the write: then read again; only a record that is no
+        // longer pending is "already answered".
+        loop {
+            let (mut request, version) = self.get(key, t).await?.ok_or(DeviceError::Expired)?;
+            if t >= request.expires_at {
+                return Err(DeviceError::Expired);
+            }
+            if !matches!(request.state, DeviceState::Pending) {
+                return Err(DeviceError::Answered);
+            }
+            request.state = match &authorization {
+                Some(a) => DeviceState::Approved {
+                    authorization: Box::new(a.clone()),
+                },
+                None => DeviceState::Denied,
+            };
+            let txn = Txn::new(Durability::Ephemeral)
+                .require(DEVICE_CODES, key, Precondition::Version(version))
+                .put(
+                    DEVICE_CODES,
+                    key,
+                    encode(&request)?,
+                    Some((now + MEMORY).unix_timestamp()),
+                )
+                .delete(USER_CODES, request.user_code.as_str());
+            if self.store.commit(txn, t).await? {
+                return Ok(());
+            }
         }
     }
 

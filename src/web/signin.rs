@@ -1558,6 +1558,18 @@ async fn complete(
         tap_id: session.tap_id.clone(),
         passkey: session.passkey.map(|p| p.aaguid),
     };
+    // Back-channel logout reaches the clients this session signed in to.
+    // Recorded before the code exists: a session ended in between then
+    // still tells this client (at worst about a code it never redeemed),
+    // where recording after could leave a record nobody fans out.
+    if let Err(e) = state
+        .backchannel
+        .participate(session, &request.client_id, now.unix_timestamp())
+        .await
+    {
+        let unavailable = matches!(e, crate::store::StoreError::Unavailable(_));
+        return super::error::internal_page(e.code(), &e.to_string(), unavailable).into_response();
+    }
     let code = match state.grants.issue_code(authorization, now).await {
         Ok(c) => c,
         Err(e) => {
@@ -1569,15 +1581,6 @@ async fn complete(
                 .into_response();
         }
     };
-    // Back-channel logout reaches the clients this session signed in to.
-    if let Err(e) = state
-        .backchannel
-        .participate(session, &request.client_id, now.unix_timestamp())
-        .await
-    {
-        let unavailable = matches!(e, crate::store::StoreError::Unavailable(_));
-        return super::error::internal_page(e.code(), &e.to_string(), unavailable).into_response();
-    }
     let mut pairs = vec![("code", code.expose().to_owned())];
     if let Some(s) = &request.state {
         pairs.push(("state", s.clone()));
