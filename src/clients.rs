@@ -206,6 +206,28 @@ impl Clients {
         }
     }
 
+    /// A registered client may not go by a configured client's name or id:
+    /// users read the name on the sign-in and device-confirmation pages as
+    /// the application's identity.
+    fn check_name(&self, metadata: &ClientMetadata) -> Result<(), RegistrationError> {
+        let Some(name) = metadata.client_name.as_deref() else {
+            return Ok(());
+        };
+        let taken = |other: &str| other.trim().eq_ignore_ascii_case(name.trim());
+        if self
+            .inner
+            .configured
+            .values()
+            .any(|c| taken(&c.display_name) || taken(&c.client_id))
+        {
+            return Err(MetadataError::InvalidClientMetadata(
+                "client_name is the name of a configured application; choose another".into(),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
     /// Registers a client with checked `metadata` (RFC 7591 §3.2.1):
     /// a fresh id, a secret when its method needs one, and a registration
     /// access token.
@@ -214,6 +236,7 @@ impl Clients {
         metadata: ClientMetadata,
         now: i64,
     ) -> Result<Issued, RegistrationError> {
+        self.check_name(&metadata)?;
         let secret = if metadata.has_secret() {
             Some(OpaqueSecret::generate().map_err(|_| RegistrationError::Random)?)
         } else {
@@ -288,6 +311,7 @@ impl Clients {
         presented_secret: Option<&str>,
         now: i64,
     ) -> Result<Issued, RegistrationError> {
+        self.check_name(&metadata)?;
         for _ in 0..ATTEMPTS {
             let (version, current) = self.authorized(client_id, token).await?;
             if let Some(given) = presented_secret {

@@ -71,6 +71,15 @@ impl MetadataError {
     }
 }
 
+/// Unicode format characters that make a name read as something else:
+/// bidirectional controls, zero-width characters, the soft hyphen and the
+/// byte-order mark (the confirmation pages show `client_name` to users).
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+}
+
 fn metadata(message: impl Into<String>) -> MetadataError {
     MetadataError::InvalidClientMetadata(message.into())
 }
@@ -215,10 +224,11 @@ impl ClientMetadata {
         if let Some(name) = &client_name {
             if name.trim().is_empty()
                 || name.chars().count() > MAX_NAME_LEN
-                || name.chars().any(char::is_control)
+                || name.chars().any(|c| c.is_control() || is_format(c))
             {
                 return Err(metadata(format!(
-                    "client_name must be 1–{MAX_NAME_LEN} printable characters"
+                    "client_name must be 1–{MAX_NAME_LEN} printable characters \
+                     (no control, bidirectional or zero-width characters)"
                 )));
             }
         }

@@ -295,6 +295,18 @@ async fn registration_refusals_name_the_problem_and_store_nothing() {
     assert_eq!(status, 401);
 
     let cases: Vec<(Value, &str, &str)> = vec![
+        // Posing as a configured application (by its name, here its id,
+        // in any case), or hiding text direction tricks in the name.
+        (
+            json!({"redirect_uris": [RP_REDIRECT], "client_name": format!(" {} ", RP_ID.to_uppercase())}),
+            "invalid_client_metadata",
+            "configured application",
+        ),
+        (
+            json!({"redirect_uris": [RP_REDIRECT], "client_name": "Pay\u{202E}lanigiro"}),
+            "invalid_client_metadata",
+            "bidirectional",
+        ),
         (
             json!({"redirect_uris": ["http://rp.example/callback"]}),
             "invalid_redirect_uri",
