@@ -56,7 +56,19 @@ struct Fetched {
 }
 
 /// One client's cache slot; its lock is held while fetching.
-type Slot = Arc<tokio::sync::Mutex<Option<Fetched>>>;
+/// What is known of one client's `jwks_uri`: the last keys fetched, and
+/// when a fetch last failed.
+#[derive(Default)]
+struct Known {
+    fetched: Option<Fetched>,
+    /// A failed fetch counts against the refetch limit like a successful
+    /// one: otherwise requests with made-up `kid`s (no signature needed to
+    /// name one) would each send a request to the client's server and hold
+    /// its lock for the fetch timeout.
+    failed_at: Option<i64>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Known>>;
 
 /// Keys fetched from clients' `jwks_uri`, per client.
 #[derive(Clone, Default)]
@@ -104,19 +116,30 @@ impl JwksCache {
         // `jwks_uri` (RFC 7592 update) must not keep the old URI's keys.
         let entry = self.entry(&format!("{client_id} {uri}"));
         let mut slot = entry.lock().await;
-        if let Some(f) = slot.as_ref() {
+        let failed_recently = slot.failed_at.is_some_and(|t| now < t + MIN_REFETCH_SECS);
+        if let Some(f) = slot.fetched.as_ref() {
             let fresh = now < f.at + JWKS_TTL_SECS;
             let knows_kid = kid.is_none_or(|k| rules::has_kid(&f.keys, k));
             let recently = now < f.at + MIN_REFETCH_SECS;
-            if fresh && (knows_kid || recently) {
+            if fresh && (knows_kid || recently || failed_recently) {
                 return Ok(f.keys.clone());
             }
         }
-        let keys = Arc::new(self.fetch(client_id, uri).await?);
-        *slot = Some(Fetched {
+        if failed_recently {
+            return Err(AssertionError::KeysUnavailable);
+        }
+        let keys = match self.fetch(client_id, uri).await {
+            Ok(keys) => Arc::new(keys),
+            Err(e) => {
+                slot.failed_at = Some(now);
+                return Err(e);
+            }
+        };
+        slot.fetched = Some(Fetched {
             keys: keys.clone(),
             at: now,
         });
+        slot.failed_at = None;
         Ok(keys)
     }
 

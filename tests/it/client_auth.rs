@@ -511,8 +511,17 @@ async fn private_key_jwt_slow_jwks_uri_times_out() {
         "{:?}",
         started.elapsed()
     );
-    // Once it answers in time, the same client works (nothing was cached).
+    // A failure counts against the refetch limit: within it, requests are
+    // refused at once, without another request to the client's server.
     *server.delay.lock().unwrap() = Duration::ZERO;
+    let fetches = server.fetches();
+    let started = std::time::Instant::now();
+    let a = Assertion::new(PKJ_URI_ID, &app.issuer, now(&app)).sign(&key);
+    assert_eq!(client_credentials(&app, &a).await.0, 401);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(server.fetches(), fetches, "no fetch within the limit");
+    // After it, the server answering in time, the same client works.
+    app.clock.advance(time::Duration::seconds(11));
     let a = Assertion::new(PKJ_URI_ID, &app.issuer, now(&app)).sign(&key);
     assert_eq!(client_credentials(&app, &a).await.0, 200);
 }
