@@ -64,6 +64,43 @@ pub struct Authorization {
     pub passkey: Option<uuid::Uuid>,
 }
 
+impl Grant {
+    /// A grant with refresh tokens is a credential the client holds: it
+    /// must survive a crash. One without is as disposable as a code.
+    fn durability(&self) -> Durability {
+        if self.offline {
+            Durability::Durable
+        } else {
+            Durability::Ephemeral
+        }
+    }
+}
+
+/// `txn` with `grant` written, and its first refresh token when it is
+/// offline (returned, shown to the client once).
+fn grant_writes(txn: Txn, grant: &Grant) -> Result<(Txn, Option<OpaqueSecret>), GrantError> {
+    let txn = txn.put(
+        GRANTS,
+        grant.id.to_string(),
+        encode(grant)?,
+        Some(grant.expires_at),
+    );
+    if !grant.offline {
+        return Ok((txn, None));
+    }
+    let token = OpaqueSecret::generate()?;
+    let txn = txn.put(
+        REFRESH_TOKENS,
+        token.digest().as_str(),
+        encode(&RefreshRecord {
+            grant: grant.id,
+            state: RefreshState::Active,
+        })?,
+        Some(grant.expires_at),
+    );
+    Ok((txn, Some(token)))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum CodeState {
     Issued {
@@ -288,61 +325,17 @@ impl Grants {
             (None, None) => {}
         }
 
-        let offline = authorization.scope.contains("offline_access");
-        let lifetime = if offline {
-            self.refresh_lifetime
-        } else {
-            self.access_lifetime
-        };
-        let mut expires_at = (now + lifetime).unix_timestamp();
-        if let Some(limit) = authorization.not_after {
-            expires_at = expires_at.min(limit);
-        }
-        let grant = Grant {
-            id: GrantId::generate()?,
-            authorization,
-            offline,
-            created_at: t,
-            expires_at,
-            dpop_jkt: input.dpop_jkt.cloned(),
-        };
+        let grant = self.new_grant(authorization, input.dpop_jkt, now)?;
         let redeemed = CodeState::Redeemed { grant: grant.id };
-        // A grant with refresh tokens is a credential the client holds: it
-        // must survive a crash. One without is as disposable as the code.
-        let durability = if offline {
-            Durability::Durable
-        } else {
-            Durability::Ephemeral
-        };
-        let mut txn = Txn::new(durability)
+        let txn = Txn::new(grant.durability())
             .require(CODES, key.as_str(), Precondition::Version(record.version))
             .put(
                 CODES,
                 key.as_str(),
                 encode(&redeemed)?,
                 Some((now + REDEEMED_MEMORY).unix_timestamp()),
-            )
-            .put(
-                GRANTS,
-                grant.id.to_string(),
-                encode(&grant)?,
-                Some(grant.expires_at),
             );
-        let refresh_token = if offline {
-            let token = OpaqueSecret::generate()?;
-            txn = txn.put(
-                REFRESH_TOKENS,
-                token.digest().as_str(),
-                encode(&RefreshRecord {
-                    grant: grant.id,
-                    state: RefreshState::Active,
-                })?,
-                Some(grant.expires_at),
-            );
-            Some(token)
-        } else {
-            None
-        };
+        let (txn, refresh_token) = grant_writes(txn, &grant)?;
         let (committed, beside) =
             tokio::join!(self.store.commit(txn, t), alongside(&grant.authorization));
         if committed? {
@@ -371,7 +364,7 @@ impl Grants {
     pub async fn grant_replacing(
         &self,
         authorization: Authorization,
-        dpop_jkt: Option<&crate::protocol::dpop::Jkt>,
+        dpop_jkt: Option<&Jkt>,
         table: crate::store::Table,
         key: &str,
         version: u64,
@@ -380,6 +373,29 @@ impl Grants {
         now: OffsetDateTime,
     ) -> Result<Option<Issued>, GrantError> {
         let t = now.unix_timestamp();
+        let grant = self.new_grant(authorization, dpop_jkt, now)?;
+        let txn = Txn::new(grant.durability())
+            .require(table, key, Precondition::Version(version))
+            .put(table, key, replacement(grant.id)?, replacement_expires_at);
+        let (txn, refresh_token) = grant_writes(txn, &grant)?;
+        if !self.store.commit(txn, t).await? {
+            return Ok(None);
+        }
+        Ok(Some(Issued {
+            grant,
+            refresh_token,
+        }))
+    }
+
+    /// A new grant for `authorization`: it lasts the refresh lifetime with
+    /// `offline_access`, else the access-token lifetime, and never beyond the
+    /// authorization's `not_after`.
+    fn new_grant(
+        &self,
+        authorization: Authorization,
+        dpop_jkt: Option<&Jkt>,
+        now: OffsetDateTime,
+    ) -> Result<Grant, GrantError> {
         let offline = authorization.scope.contains("offline_access");
         let lifetime = if offline {
             self.refresh_lifetime
@@ -390,50 +406,14 @@ impl Grants {
         if let Some(limit) = authorization.not_after {
             expires_at = expires_at.min(limit);
         }
-        let grant = Grant {
+        Ok(Grant {
             id: GrantId::generate()?,
             authorization,
             offline,
-            created_at: t,
+            created_at: now.unix_timestamp(),
             expires_at,
             dpop_jkt: dpop_jkt.cloned(),
-        };
-        let durability = if offline {
-            Durability::Durable
-        } else {
-            Durability::Ephemeral
-        };
-        let mut txn = Txn::new(durability)
-            .require(table, key, Precondition::Version(version))
-            .put(table, key, replacement(grant.id)?, replacement_expires_at)
-            .put(
-                GRANTS,
-                grant.id.to_string(),
-                encode(&grant)?,
-                Some(grant.expires_at),
-            );
-        let refresh_token = if offline {
-            let token = OpaqueSecret::generate()?;
-            txn = txn.put(
-                REFRESH_TOKENS,
-                token.digest().as_str(),
-                encode(&RefreshRecord {
-                    grant: grant.id,
-                    state: RefreshState::Active,
-                })?,
-                Some(grant.expires_at),
-            );
-            Some(token)
-        } else {
-            None
-        };
-        if !self.store.commit(txn, t).await? {
-            return Ok(None);
-        }
-        Ok(Some(Issued {
-            grant,
-            refresh_token,
-        }))
+        })
     }
 
     /// Rotates a refresh token: the presented one becomes `Rotated`, a new
