@@ -652,23 +652,38 @@ async fn until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backchannel_redis_two_instances_deliver_each_token_once() {
-    let Some(redis) =
-        crate::redis::redis_for("backchannel_redis_two_instances_deliver_each_token_once").await
-    else {
-        return;
-    };
+/// For `test`: the test Redis, a namespace of it, a receiver, and an
+/// in-process Gatepass on that namespace whose clients log out to the
+/// receiver; `None` (the test skipped, saying why) without a Redis.
+async fn on_redis(
+    test: &str,
+) -> Option<(
+    crate::redis::TestRedis,
+    crate::redis::Namespace,
+    Receiver,
+    TestApp,
+)> {
+    let redis = crate::redis::redis_for(test).await?;
     let ns = crate::redis::Namespace::new(&redis.url);
     let receiver = Receiver::start().await;
-    // The in-process app signs users in (it runs no worker); the two
-    // processes share its Redis namespace and keys and do the delivering.
     let app = TestApp::spawn_on(
         Arc::new(ns.store().await),
         tempfile::tempdir().unwrap(),
         &format!("{DELIVERY}{}", receiver.clients_config()),
     )
     .await;
+    Some((redis, ns, receiver, app))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backchannel_redis_two_instances_deliver_each_token_once() {
+    // The in-process app signs users in (it runs no worker); the two
+    // processes share its Redis namespace and keys and do the delivering.
+    let Some((redis, ns, receiver, app)) =
+        on_redis("backchannel_redis_two_instances_deliver_each_token_once").await
+    else {
+        return;
+    };
     let keys = app.dir.path().join("keys");
     let one = instance(&redis.url, &ns.prefix, &keys, &receiver).await;
     let two = instance(&redis.url, &ns.prefix, &keys, &receiver).await;
@@ -709,21 +724,12 @@ async fn backchannel_redis_two_instances_deliver_each_token_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backchannel_redis_instance_killed_mid_delivery_another_delivers_after_the_lease() {
-    let Some(redis) = crate::redis::redis_for(
-        "backchannel_redis_instance_killed_mid_delivery_another_delivers_after_the_lease",
-    )
-    .await
+    let Some((redis, ns, receiver, app)) =
+        on_redis("backchannel_redis_instance_killed_mid_delivery_another_delivers_after_the_lease")
+            .await
     else {
         return;
     };
-    let ns = crate::redis::Namespace::new(&redis.url);
-    let receiver = Receiver::start().await;
-    let app = TestApp::spawn_on(
-        Arc::new(ns.store().await),
-        tempfile::tempdir().unwrap(),
-        &format!("{DELIVERY}{}", receiver.clients_config()),
-    )
-    .await;
     let keys = app.dir.path().join("keys");
     let (user, _b, sid, _) = signed_in_to_a_and_b(&app, "bcl-killed").await;
     receiver.hang_next(usize::MAX);
