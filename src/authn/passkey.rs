@@ -50,10 +50,6 @@ pub struct StoredPasskey {
     /// (Graph `attestationLevel: attested`).
     #[serde(default)]
     pub attested: bool,
-    /// The authenticator said the credential may be backed up (the BE
-    /// flag): a synced passkey rather than a device-bound one.
-    #[serde(default)]
-    pub backup_eligible: bool,
     /// The credential id, base64url.
     pub credential_id: String,
     /// The last signature counter seen (0: the authenticator keeps none).
@@ -166,11 +162,10 @@ pub struct Asserted {
     pub synced: bool,
 }
 
-/// What a registration response's authenticator data says about the
-/// authenticator: its AAGUID and whether the credential may be backed up.
-/// `None` when the attestation object is malformed (webauthn-rs then
-/// refuses the registration anyway).
-fn authenticator_of(response: &RegisterPublicKeyCredential) -> Option<(uuid::Uuid, bool)> {
+/// The authenticator's model (AAGUID) from a registration response's
+/// authenticator data. `None` when the attestation object is malformed
+/// (webauthn-rs then refuses the registration anyway).
+fn aaguid_of(response: &RegisterPublicKeyCredential) -> Option<uuid::Uuid> {
     use serde_cbor_2::Value;
     let object: Value =
         serde_cbor_2::from_slice(response.response.attestation_object.as_ref()).ok()?;
@@ -181,14 +176,12 @@ fn authenticator_of(response: &RegisterPublicKeyCredential) -> Option<(uuid::Uui
         return None;
     };
     // rpIdHash (32) | flags (1) | signCount (4) | AAGUID (16) | …
-    const FLAG_BE: u8 = 0x08;
     const FLAG_AT: u8 = 0x40;
     let flags = *auth_data.get(32)?;
     if flags & FLAG_AT == 0 {
         return None;
     }
-    let aaguid = uuid::Uuid::from_slice(auth_data.get(37..53)?).ok()?;
-    Some((aaguid, flags & FLAG_BE != 0))
+    uuid::Uuid::from_slice(auth_data.get(37..53)?).ok()
 }
 
 fn cred_key(id: &[u8]) -> String {
@@ -443,8 +436,7 @@ impl Passkeys {
         if !crate::ids::secrets_equal(&started_by, session) {
             return Err(PasskeyError::CeremonyMismatch);
         }
-        let (aaguid, backup_eligible) =
-            authenticator_of(response).ok_or(PasskeyError::Verification)?;
+        let aaguid = aaguid_of(response).ok_or(PasskeyError::Verification)?;
         policy
             .policy
             .admits_registration(policy.targeted, aaguid, attested)
@@ -459,7 +451,6 @@ impl Passkeys {
             created_at: now,
             aaguid: aaguid.hyphenated().to_string(),
             attested,
-            backup_eligible,
             credential_id: credential_id.clone(),
             sign_count: 0,
             passkey,
